@@ -46,6 +46,7 @@ pub struct FsRule {
 
 /// A complete Landlock request for one container process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LandlockPlan {
     /// Lowest Landlock ABI the plan needs to be enforced in full.
     pub min_abi: u8,

@@ -3,4 +3,28 @@
 //! Data flows spec + profile -> check (pure) -> hardening plan (pure data) -> apply
 //! (thin, privileged) -> exec. See ARCHITECTURE.md.
 
+pub mod bundle;
+pub mod cli;
+pub mod executor;
+pub mod landlock_apply;
 pub mod landlock_plan;
+pub mod logging;
+pub mod seccomp;
+
+/// Render an error with its chain of causes on one line: `a: b: c`.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+pub mod commands;
+pub mod default_spec;
+pub mod hardening;
+pub mod host;
+pub mod self_protect;
+pub mod state_root;

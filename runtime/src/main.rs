@@ -1,1 +1,113 @@
-fn main() {}
+//! The `stockade` binary: parse flags, set up logging, run one verb, map the outcome
+//! to an exit code. Errors are rendered here, once, with their causes.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use stockade::cli::{Cli, Command};
+use stockade::commands::{self, create::CreateOpts, Global};
+use stockade::logging::{self, Format};
+use stockade::self_protect;
+use stockade::state_root::StateRoot;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = if cli.global.log_format == "json" {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    if let Err(e) = logging::init(cli.global.log.as_deref(), format, cli.global.debug) {
+        eprintln!("stockade: {}", stockade::error_chain(&e));
+        return ExitCode::FAILURE;
+    }
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            // containerd's runc shim shows the last `error` line of the log file; a
+            // terminal user reads stderr. Both get the full reason.
+            tracing::error!("{msg}");
+            eprintln!("stockade: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = Global {
+        root: StateRoot::new(&cli.global.root),
+        config: cli.global.config.clone(),
+        systemd_cgroup: cli.global.systemd_cgroup,
+    };
+    match &cli.command {
+        Command::Create(a) => {
+            enter_container_guard()?;
+            commands::create::create(
+                &g,
+                &CreateOpts {
+                    id: &a.container_id,
+                    bundle: &a.bundle,
+                    pid_file: a.pid_file.as_deref(),
+                    console_socket: a.console_socket.as_deref(),
+                    no_pivot: a.no_pivot,
+                    preserve_fds: a.preserve_fds,
+                    detach: true,
+                },
+            )?;
+        }
+        Command::Run(a) => {
+            enter_container_guard()?;
+            return Ok(clamp(commands::run::run(&g, a)?));
+        }
+        Command::Exec(a) => {
+            enter_container_guard()?;
+            let opts = commands::exec::ExecOpts { args: a };
+            return Ok(clamp(commands::exec::exec(&g, &opts)?));
+        }
+        Command::Start(a) => commands::lifecycle::start(&g, &a.container_id)?,
+        Command::State(a) => {
+            let s = commands::lifecycle::state(&g, &a.container_id)?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Command::Kill(a) => commands::lifecycle::kill(&g, &a.container_id, &a.signal, a.all)?,
+        Command::Delete(a) => commands::lifecycle::delete(&g, &a.container_id, a.force)?,
+        Command::Pause(a) => commands::lifecycle::pause(&g, &a.container_id)?,
+        Command::Resume(a) => commands::lifecycle::resume(&g, &a.container_id)?,
+        Command::Ps(a) => println!("{}", commands::info::ps(&g, a)?),
+        Command::List(a) => println!("{}", commands::info::list(&g, a)?),
+        Command::Events(a) => commands::info::events(&g, a)?,
+        Command::Update(a) => commands::info::update(&g, a)?,
+        Command::Features(_) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&commands::info::features())?
+            )
+        }
+        Command::Spec(a) => {
+            let spec = stockade::default_spec::hardened_default();
+            let json = serde_json::to_string_pretty(&spec)?;
+            if a.stdout {
+                println!("{json}");
+            } else {
+                let path = a.bundle.join("config.json");
+                std::fs::write(&path, json)
+                    .with_context(|| format!("failed to write {}", path.display()))?;
+            }
+        }
+        Command::Profile(_) => anyhow::bail!("profile tools are not available in this build"),
+    }
+    Ok(0)
+}
+
+/// Protections for verbs whose process enters a container.
+fn enter_container_guard() -> anyhow::Result<()> {
+    self_protect::run_from_sealed_copy()?;
+    self_protect::make_non_dumpable()?;
+    Ok(())
+}
+
+fn clamp(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(1)
+}

@@ -1,0 +1,124 @@
+//! Command-line shape of `stockade`. Argument structs only: no logic lives here.
+//!
+//! The runc-compatible verbs reuse youki's `liboci-cli` argument structs so that the
+//! flags containerd's runc shim passes (`--root`, `--log`, `--log-format json`,
+//! `create --bundle --pid-file --console-socket`, `kill --all`, `ps --format json`, ...)
+//! parse exactly as runc parses them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stockade",
+    version,
+    about = "A hardened, runc-compatible OCI runtime that enforces security profiles"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// runc's global flags.
+#[derive(Args, Debug)]
+pub struct GlobalOpts {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = "/run/stockade")]
+    pub root: PathBuf,
+    /// Log file (default: stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Accepted for runc compatibility; cgroups are always managed through cgroupfs
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Node configuration file (profiles dir, default profile, handler mapping)
+    #[arg(long, global = true, env = "STOCKADE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle (does not start the user process)
+    Create(liboci_cli::Create),
+    /// Start the user process of a created container
+    Start(liboci_cli::Start),
+    /// Print the state of a container as JSON
+    State(liboci_cli::State),
+    /// Send a signal to the container's init process (or all its processes)
+    Kill(liboci_cli::Kill),
+    /// Delete a container and everything it holds on the host
+    Delete(liboci_cli::Delete),
+    /// Create and start a container, and wait for it unless detached
+    Run(liboci_cli::Run),
+    /// Run a new process inside a running container
+    Exec(liboci_cli::Exec),
+    /// List the processes of a container
+    Ps(liboci_cli::Ps),
+    /// Freeze all processes of a container
+    Pause(liboci_cli::Pause),
+    /// Thaw all processes of a container
+    Resume(liboci_cli::Resume),
+    /// Change the cgroup resources of a running container
+    Update(liboci_cli::Update),
+    /// List containers under the state root
+    List(liboci_cli::List),
+    /// Print container events (stats)
+    Events(liboci_cli::Events),
+    /// Print the OCI features this runtime supports, as JSON
+    Features(liboci_cli::Features),
+    /// Write a hardened default config.json
+    Spec(SpecArgs),
+    /// Tools for security teams: check, lint and explain hardening profiles
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Directory to write config.json into
+    #[arg(long, short, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Accepted for runc compatibility (rootless specs are not generated)
+    #[arg(long)]
+    pub rootless: bool,
+    /// Produce a spec that passes this profile (name or path)
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Print to stdout instead of writing config.json
+    #[arg(long)]
+    pub stdout: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCmd {
+    /// Check a config.json against a profile (exit 0 admitted, 1 refused)
+    Check {
+        /// Profile name (from the profiles dir) or path to a .toml file
+        #[arg(long)]
+        profile: String,
+        /// Path to the config.json to check
+        config: PathBuf,
+        /// Print the decision as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lint a profile: schema, unknown syscalls, contradictions, unenforceable rules
+    Lint {
+        /// Profile name or path
+        profile: String,
+    },
+    /// Explain a profile in plain language
+    Explain {
+        /// Profile name or path
+        profile: String,
+    },
+}

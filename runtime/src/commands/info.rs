@@ -1,0 +1,219 @@
+//! Read-mostly verbs: `ps`, `list`, `events`, `update`, `features`, `spec`.
+
+use std::io::Read;
+
+use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt};
+use libcontainer::oci_spec::runtime::LinuxResources;
+
+use super::lifecycle::status_name;
+use super::{load, CommandError, Global};
+
+fn cgroup_manager(
+    g: &Global,
+    id: &str,
+) -> Result<libcgroups::common::AnyCgroupManager, CommandError> {
+    let c = load(g, id)?;
+    let cfg = c
+        .spec()
+        .map_err(CommandError::container(id, "read config"))?;
+    libcgroups::common::create_cgroup_manager(CgroupConfig {
+        cgroup_path: cfg.cgroup_path,
+        systemd_cgroup: false,
+        container_name: id.to_string(),
+    })
+    .map_err(|e| CommandError::Cgroup {
+        id: id.to_string(),
+        op: "open",
+        source: Box::new(e),
+    })
+}
+
+/// `ps --format json` prints the pids; `table` asks the host's `ps` for details.
+pub fn ps(g: &Global, a: &liboci_cli::Ps) -> Result<String, CommandError> {
+    let id = a.container_id.as_str();
+    let pids = cgroup_manager(g, id)?
+        .get_all_pids()
+        .map_err(|e| CommandError::Cgroup {
+            id: id.to_string(),
+            op: "list pids",
+            source: Box::new(e),
+        })?;
+    let pids: Vec<i32> = pids.iter().map(|p| p.as_raw()).collect();
+    match a.format.as_str() {
+        "json" => Ok(serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into())),
+        "table" => {
+            let mut args = if a.ps_options.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                a.ps_options.clone()
+            };
+            args.insert(0, "-o".into());
+            args.insert(1, "pid,user,time,cmd".into());
+            args.truncate(2);
+            args.push("-p".into());
+            args.push(
+                pids.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            if pids.is_empty() {
+                return Ok("PID USER TIME CMD".into());
+            }
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .map_err(CommandError::io("failed to run ps"))?;
+            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        }
+        other => Err(CommandError::Unsupported {
+            what: "ps format",
+            value: other.to_string(),
+        }),
+    }
+}
+
+pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
+    let ids = g
+        .root
+        .list()
+        .map_err(CommandError::io("failed to read the state root"))?;
+    if a.quiet {
+        return Ok(ids.join("\n"));
+    }
+    let mut states = Vec::new();
+    for id in &ids {
+        if let Ok(s) = super::lifecycle::state(g, id) {
+            states.push(s);
+        }
+    }
+    match a.format.as_str() {
+        "json" => Ok(serde_json::to_string(&states).unwrap_or_else(|_| "[]".into())),
+        _ => {
+            let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER");
+            for s in states {
+                out.push_str(&format!(
+                    "\n{}\t{}\t{}\t{}\t{}\t{}",
+                    s.id,
+                    s.pid,
+                    s.status,
+                    s.bundle.display(),
+                    s.created,
+                    s.owner
+                ));
+            }
+            Ok(out)
+        }
+    }
+}
+
+pub fn events(g: &Global, a: &liboci_cli::Events) -> Result<(), CommandError> {
+    let id = a.container_id.as_str();
+    load(g, id)?
+        .events(a.interval, a.stats)
+        .map_err(CommandError::container(id, "events"))
+}
+
+/// `update --resources FILE|-` applies a LinuxResources document; the flag forms
+/// override its fields.
+pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
+    let id = a.container_id.as_str();
+    let _s = tracing::info_span!("update", id).entered();
+    let mut resources: LinuxResources = match &a.resources {
+        Some(path) => {
+            let mut buf = Vec::new();
+            if path.as_os_str() == "-" {
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .map_err(CommandError::io("failed to read resources from stdin"))?;
+            } else {
+                buf = std::fs::read(path).map_err(CommandError::io(format!(
+                    "failed to read resources from {}",
+                    path.display()
+                )))?;
+            }
+            serde_json::from_slice(&buf).map_err(CommandError::Resources)?
+        }
+        None => LinuxResources::default(),
+    };
+    if a.memory.is_some() || a.memory_swap.is_some() || a.memory_reservation.is_some() {
+        let mut mem = resources.memory().unwrap_or_default();
+        if let Some(m) = a.memory {
+            mem.set_limit(Some(m as i64));
+        }
+        if let Some(s) = a.memory_swap {
+            mem.set_swap(Some(s));
+        }
+        if let Some(r) = a.memory_reservation {
+            mem.set_reservation(Some(r as i64));
+        }
+        resources.set_memory(Some(mem));
+    }
+    if let Some(p) = a.pids_limit {
+        let mut pids = resources.pids().unwrap_or_default();
+        pids.set_limit(p);
+        resources.set_pids(Some(pids));
+    }
+    if a.cpu_quota.is_some() || a.cpu_period.is_some() || a.cpu_share.is_some() {
+        let mut cpu = resources.cpu().clone().unwrap_or_default();
+        if let Some(q) = a.cpu_quota {
+            cpu.set_quota(Some(q as i64));
+        }
+        if let Some(p) = a.cpu_period {
+            cpu.set_period(Some(p));
+        }
+        if let Some(s) = a.cpu_share {
+            cpu.set_shares(Some(s));
+        }
+        resources.set_cpu(Some(cpu));
+    }
+    cgroup_manager(g, id)?
+        .apply(&ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: false,
+            oom_score_adj: None,
+            freezer_state: None,
+        })
+        .map_err(|e| CommandError::Cgroup {
+            id: id.to_string(),
+            op: "update",
+            source: Box::new(e),
+        })
+}
+
+/// The OCI `features` document (runtime-spec features.md) for what Stockade enforces.
+pub fn features() -> serde_json::Value {
+    let landlock_abi = crate::host::landlock_abi();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable", "relatime", "norelatime", "strictatime", "nostrictatime", "noatime", "atime", "nodiratime", "diratime", "sync", "async", "mand", "nomand", "dirsync", "remount", "tmpcopyup", "idmap", "ridmap"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
+            "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": crate::seccomp::SUPPORTED_ACTIONS,
+                "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"],
+                "archs": crate::seccomp::SUPPORTED_ARCHES,
+                "knownFlags": crate::seccomp::SUPPORTED_FLAGS,
+                "supportedFlags": crate::seccomp::SUPPORTED_FLAGS,
+            },
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": true}},
+        },
+        "annotations": {
+            "org.stockade.landlock.abi": landlock_abi.map(|v| v.to_string()).unwrap_or_else(|| "0".into()),
+            "org.stockade.version": env!("CARGO_PKG_VERSION"),
+            "io.github.seccomp.libseccomp.version": "none (seccompiler)",
+        },
+    })
+}
+
+pub fn status_of(g: &Global, id: &str) -> Result<&'static str, CommandError> {
+    Ok(status_name(load(g, id)?.status()))
+}

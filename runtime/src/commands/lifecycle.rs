@@ -1,0 +1,124 @@
+//! `start`, `state`, `kill`, `delete`, `pause`, `resume`.
+
+use libcontainer::container::ContainerStatus;
+use libcontainer::signal::Signal;
+use serde::Serialize;
+
+use super::{load, CommandError, Global};
+
+pub fn start(g: &Global, id: &str) -> Result<(), CommandError> {
+    let _s = tracing::info_span!("start", id).entered();
+    let mut c = load(g, id)?;
+    c.start().map_err(CommandError::container(id, "start"))
+}
+
+/// runc's `state` document (what go-runc's `State` decodes).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuncState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: &'static str,
+    pub bundle: std::path::PathBuf,
+    pub rootfs: std::path::PathBuf,
+    pub created: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::HashMap<String, String>>,
+    pub owner: String,
+}
+
+pub fn status_name(s: ContainerStatus) -> &'static str {
+    match s {
+        ContainerStatus::Creating => "creating",
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running => "running",
+        ContainerStatus::Stopped => "stopped",
+        ContainerStatus::Paused => "paused",
+    }
+}
+
+pub fn state(g: &Global, id: &str) -> Result<RuncState, CommandError> {
+    let c = load(g, id)?;
+    let status = c.status();
+    let record = g.root.read_plan(id).ok();
+    let rootfs = read_rootfs(&c.bundle().join("config.json")).unwrap_or_default();
+    Ok(RuncState {
+        oci_version: c.state.oci_version.clone(),
+        id: id.to_string(),
+        // runc reports pid 0 once the init is gone.
+        pid: if status == ContainerStatus::Stopped {
+            0
+        } else {
+            c.pid().map(|p| p.as_raw()).unwrap_or(0)
+        },
+        status: status_name(status),
+        bundle: record
+            .map(|r| r.bundle)
+            .unwrap_or_else(|| c.bundle().clone()),
+        rootfs,
+        created: c
+            .created()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .unwrap_or_default(),
+        annotations: c.state.annotations.clone(),
+        owner: String::new(),
+    })
+}
+
+fn read_rootfs(config: &std::path::Path) -> Option<std::path::PathBuf> {
+    let bytes = std::fs::read(config).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.pointer("/root/path")?.as_str().map(Into::into)
+}
+
+pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), CommandError> {
+    let _s = tracing::info_span!("kill", id, signal).entered();
+    let sig = Signal::try_from(signal).map_err(|_| CommandError::Signal(signal.to_string()))?;
+    let mut c = load(g, id)?;
+    c.kill(sig, all)
+        .map_err(CommandError::container(id, "kill"))
+}
+
+pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
+    let _s = tracing::info_span!("delete", id, force).entered();
+    let dir = g.root.container_dir(id);
+    if !dir.join("state.json").exists() {
+        // Like runc: a create that died before writing state may leave a directory
+        // behind; remove it. Without --force a missing container is an error.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(CommandError::io(format!(
+                "failed to remove stale state dir {}",
+                dir.display()
+            )))?;
+        }
+        g.root
+            .remove_plan(id)
+            .map_err(CommandError::io("failed to remove the hardened bundle"))?;
+        return if force {
+            Ok(())
+        } else {
+            Err(crate::state_root::StateRootError::NotFound(id.to_string()).into())
+        };
+    }
+    let mut c = load(g, id)?;
+    c.delete(force)
+        .map_err(CommandError::container(id, "delete"))?;
+    g.root
+        .remove_plan(id)
+        .map_err(CommandError::io("failed to remove the hardened bundle"))
+}
+
+pub fn pause(g: &Global, id: &str) -> Result<(), CommandError> {
+    let _s = tracing::info_span!("pause", id).entered();
+    load(g, id)?
+        .pause()
+        .map_err(CommandError::container(id, "pause"))
+}
+
+pub fn resume(g: &Global, id: &str) -> Result<(), CommandError> {
+    let _s = tracing::info_span!("resume", id).entered();
+    load(g, id)?
+        .resume()
+        .map_err(CommandError::container(id, "resume"))
+}

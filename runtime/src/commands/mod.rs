@@ -1,0 +1,102 @@
+//! One module per group of verbs. Each verb is a short sequence of calls into the
+//! library; errors are typed here and rendered once, in main.rs.
+
+pub mod create;
+pub mod exec;
+pub mod info;
+pub mod lifecycle;
+pub mod run;
+
+use std::path::PathBuf;
+
+use libcontainer::container::Container;
+use libcontainer::error::LibcontainerError;
+
+use crate::state_root::{StateRoot, StateRootError};
+
+/// Settings every verb shares (from the global flags).
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub root: StateRoot,
+    pub config: Option<PathBuf>,
+    pub systemd_cgroup: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
+    #[error(transparent)]
+    Hardening(#[from] crate::hardening::HardeningError),
+    #[error(transparent)]
+    StateRoot(#[from] StateRootError),
+    #[error("container {id:?}: {op} failed")]
+    Container {
+        id: String,
+        op: &'static str,
+        #[source]
+        source: Box<LibcontainerError>,
+    },
+    #[error("invalid signal {0:?}")]
+    Signal(String),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cgroup {op} failed for container {id:?}")]
+    Cgroup {
+        id: String,
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("invalid resources document")]
+    Resources(#[source] serde_json::Error),
+    #[error("unsupported {what}: {value:?}")]
+    Unsupported { what: &'static str, value: String },
+    #[error("failed to wait for process {pid}")]
+    Wait {
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("failed to harden the runtime process itself")]
+    SelfHarden(#[source] nix::Error),
+}
+
+impl CommandError {
+    pub fn container(id: &str, op: &'static str) -> impl FnOnce(LibcontainerError) -> Self {
+        let id = id.to_string();
+        move |source| CommandError::Container {
+            id,
+            op,
+            source: Box::new(source),
+        }
+    }
+
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| CommandError::Io { what, source }
+    }
+}
+
+/// Load an existing container's state.
+pub fn load(g: &Global, id: &str) -> Result<Container, CommandError> {
+    let dir = g.root.container_dir(id);
+    if !dir.join("state.json").exists() {
+        return Err(StateRootError::NotFound(id.to_string()).into());
+    }
+    Container::load(dir).map_err(CommandError::container(id, "load"))
+}
+
+/// Exit status of a process, encoded as a shell does (128+signal when killed).
+pub fn exit_code(status: nix::sys::wait::WaitStatus) -> i32 {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 1,
+    }
+}

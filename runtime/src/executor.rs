@@ -1,0 +1,112 @@
+//! The last code Stockade runs inside a container: it confines the init (or an exec'd
+//! process) and replaces itself with the workload.
+//!
+//! libcontainer calls [`Executor::exec`] after mounts, pivot_root, the uid/gid switch,
+//! the capability drop, chdir and the fd sweep. The order here is fixed and is what the
+//! kernel requires:
+//!   1. no_new_privs — Landlock and unprivileged seccomp both need it;
+//!   2. Landlock — after every mount (a Landlock domain forbids mount changes) and
+//!      before seccomp (so the filter need not allow the landlock syscalls);
+//!   3. seccomp — loads bytes compiled in the parent; makes no decision here;
+//!   4. execve — through libcontainer's default executor (PATH lookup, argv).
+
+use std::sync::Arc;
+
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+
+use crate::landlock_apply;
+use crate::landlock_plan::LandlockPlan;
+use crate::seccomp::{self, CompiledFilter};
+
+/// The confinement applied to every process started in a container.
+#[derive(Clone, Default)]
+pub struct StockadeExecutor {
+    /// Compiled in the parent before clone; shared, read-only.
+    pub seccomp: Option<Arc<CompiledFilter>>,
+    /// One Landlock domain per plan (profile first, then the owner's own rules):
+    /// stacked domains only ever narrow access.
+    pub landlock: Vec<LandlockPlan>,
+}
+
+/// The steps of [`StockadeExecutor::exec`], in order. ARCHITECTURE.md quotes this list.
+pub const INIT_STEPS: &[&str] = &["no_new_privs", "landlock", "seccomp", "execve"];
+
+#[derive(Debug, thiserror::Error)]
+enum ConfineError {
+    #[error("failed to re-open /dev/null for stdio")]
+    Stdio(#[source] nix::Error),
+    #[error("failed to set no_new_privs")]
+    SetNoNewPrivs(#[source] nix::Error),
+    #[error("no_new_privs is not in effect after setting it")]
+    NoNewPrivsNotSet,
+    #[error("failed to enforce landlock rules")]
+    Landlock(#[source] landlock_apply::LandlockError),
+    #[error("failed to load the seccomp filter")]
+    Seccomp(#[source] seccomp::SeccompError),
+}
+
+/// libcontainer 0.7 re-points stdio fds that referred to the host's /dev/null at
+/// the container's /dev/null, but opens it read-only, so a workload whose stdout is
+/// /dev/null gets EBADF on every write. Re-point those fds with the access mode the
+/// caller gave them.
+fn repair_dev_null_stdio() -> Result<(), ConfineError> {
+    use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    let null = nix::sys::stat::stat("/dev/null").map_err(ConfineError::Stdio)?;
+    for fd in 1..=2 {
+        let Ok(st) = fstat(fd) else { continue };
+        let is_char = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+        if !is_char || st.st_rdev != null.st_rdev {
+            continue;
+        }
+        let flags =
+            OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(ConfineError::Stdio)?);
+        if flags & OFlag::O_ACCMODE != OFlag::O_RDONLY {
+            continue;
+        }
+        let rw = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(ConfineError::Stdio)?;
+        nix::unistd::dup2(rw, fd).map_err(ConfineError::Stdio)?;
+        nix::unistd::close(rw).map_err(ConfineError::Stdio)?;
+    }
+    Ok(())
+}
+
+impl StockadeExecutor {
+    fn confine(&self) -> Result<(), ConfineError> {
+        repair_dev_null_stdio()?;
+        if self.seccomp.is_some() || !self.landlock.is_empty() {
+            // Stockade never loads a filter or a Landlock domain without no_new_privs:
+            // both need it when unprivileged, and setuid binaries must not regain
+            // what the container gave up. The result is checked, never discarded.
+            nix::sys::prctl::set_no_new_privs().map_err(ConfineError::SetNoNewPrivs)?;
+            if !nix::sys::prctl::get_no_new_privs().map_err(ConfineError::SetNoNewPrivs)? {
+                return Err(ConfineError::NoNewPrivsNotSet);
+            }
+        }
+        for plan in &self.landlock {
+            landlock_apply::enforce(plan).map_err(ConfineError::Landlock)?;
+        }
+        if let Some(filter) = &self.seccomp {
+            seccomp::load(filter).map_err(ConfineError::Seccomp)?;
+        }
+        Ok(())
+    }
+}
+
+impl Executor for StockadeExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let _span = tracing::debug_span!("confine_and_exec").entered();
+        self.confine().map_err(|e| {
+            tracing::error!(error = %crate::error_chain(&e), "container confinement failed");
+            ExecutorError::Execution(Box::new(e))
+        })?;
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}

@@ -1,0 +1,85 @@
+//! From a validated bundle to everything the container's init needs, as plain data:
+//! the hardened spec libcontainer runs, the compiled seccomp program, and the Landlock
+//! domains. Runs before any side effect, so a refusal leaves nothing behind.
+
+use std::sync::Arc;
+
+use oci_spec::runtime::Spec;
+
+use crate::bundle::LoadedBundle;
+use crate::landlock_apply;
+use crate::landlock_plan::LandlockPlan;
+use crate::seccomp::{self, CompiledFilter, SeccompError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HardeningError {
+    #[error("linux.seccomp: cannot be enforced exactly")]
+    Seccomp(#[source] SeccompError),
+    #[error("annotations[{key:?}]: not a valid Landlock rule set")]
+    LandlockAnnotation {
+        key: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("root.path: cannot be set to the resolved rootfs")]
+    RootPath,
+}
+
+/// Everything decided before the container exists.
+#[derive(Clone)]
+pub struct Plan {
+    /// The spec libcontainer runs: root.path absolute, profile defaults injected.
+    pub spec: Spec,
+    pub seccomp: Option<Arc<CompiledFilter>>,
+    pub landlock: Vec<LandlockPlan>,
+}
+
+/// Compile what the spec asks for. Profiles (see `profile`) run before this and hand
+/// in an already-hardened spec plus the profile's own Landlock domain.
+pub fn plan(
+    bundle: &LoadedBundle,
+    spec: Spec,
+    profile_landlock: Option<LandlockPlan>,
+) -> Result<Plan, HardeningError> {
+    let mut spec = spec;
+    let mut root = spec.root().clone().ok_or(HardeningError::RootPath)?;
+    root.set_path(bundle.rootfs.clone());
+    spec.set_root(Some(root));
+    let seccomp = compile_seccomp(&spec)?;
+    let mut landlock: Vec<LandlockPlan> = profile_landlock.into_iter().collect();
+    if let Some(owner) = owner_landlock(&spec)? {
+        landlock.push(owner);
+    }
+    Ok(Plan {
+        spec,
+        seccomp,
+        landlock,
+    })
+}
+
+/// Compile `linux.seccomp` if present. Used by `create` and again by `exec`, which
+/// reads the hardened spec back from the state root.
+pub fn compile_seccomp(spec: &Spec) -> Result<Option<Arc<CompiledFilter>>, HardeningError> {
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => seccomp::compile(s)
+            .map(|f| Some(Arc::new(f)))
+            .map_err(HardeningError::Seccomp),
+        None => Ok(None),
+    }
+}
+
+fn owner_landlock(spec: &Spec) -> Result<Option<LandlockPlan>, HardeningError> {
+    let Some(value) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(landlock_apply::ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    landlock_apply::from_annotation(value)
+        .map(Some)
+        .map_err(|source| HardeningError::LandlockAnnotation {
+            key: landlock_apply::ANNOTATION,
+            source,
+        })
+}

@@ -1,0 +1,190 @@
+//! Layout of the state root (`--root`): libcontainer's per-container directories,
+//! plus Stockade's hardened bundles under a dot-directory no container id can name
+//! (`.` is allowed in ids, but an id never *is* a path with a slash).
+//!
+//! ```text
+//! <root>/<id>/state.json                  libcontainer's state
+//! <root>/.stockade/plans/<id>/config.json  the hardened spec libcontainer runs
+//! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, audit
+//! ```
+
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::landlock_plan::LandlockPlan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateRootError {
+    #[error("state root {path}: cannot create or use it")]
+    CreateRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("cannot write the hardened bundle for container {id:?}")]
+    WritePlan {
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the hardened bundle for container {id:?}")]
+    ReadPlan {
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("hardened bundle of container {id:?} is corrupt")]
+    CorruptPlan {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What Stockade keeps beside libcontainer's state for one container.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct PlanRecord {
+    /// The bundle the caller gave; `state` reports it as runc does.
+    pub bundle: PathBuf,
+    /// Landlock domains applied to the init and every exec'd process.
+    pub landlock: Vec<LandlockPlan>,
+    /// Name and version of the profile that admitted the container, if any.
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    root: PathBuf,
+}
+
+impl StateRoot {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub fn plan_dir(&self, id: &str) -> PathBuf {
+        self.root.join(".stockade").join("plans").join(id)
+    }
+
+    /// Create the root (0700: state and plans are for root's eyes only).
+    pub fn ensure(&self) -> Result<(), StateRootError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.root.join(".stockade").join("plans"))
+            .map_err(|source| StateRootError::CreateRoot {
+                path: self.root.clone(),
+                source,
+            })
+    }
+
+    pub fn exists(&self, id: &str) -> bool {
+        self.container_dir(id).exists()
+    }
+
+    /// Write the hardened spec and plan record; returns the hardened bundle dir.
+    pub fn write_plan(
+        &self,
+        id: &str,
+        spec: &Spec,
+        record: &PlanRecord,
+    ) -> Result<PathBuf, StateRootError> {
+        let dir = self.plan_dir(id);
+        let wrap = |source| StateRootError::WritePlan {
+            id: id.to_string(),
+            source,
+        };
+        if dir.exists() {
+            // Left by a create that died before libcontainer wrote its state: the
+            // container does not exist, so the stale plan may go.
+            fs::remove_dir_all(&dir).map_err(wrap)?;
+        }
+        DirBuilder::new().mode(0o700).create(&dir).map_err(wrap)?;
+        let spec_json = serde_json::to_vec(spec).map_err(|e| wrap(io::Error::other(e)))?;
+        fs::write(dir.join("config.json"), spec_json).map_err(wrap)?;
+        let rec_json = serde_json::to_vec(record).map_err(|e| wrap(io::Error::other(e)))?;
+        fs::write(dir.join("plan.json"), rec_json).map_err(wrap)?;
+        Ok(dir)
+    }
+
+    pub fn read_plan(&self, id: &str) -> Result<PlanRecord, StateRootError> {
+        let path = self.plan_dir(id).join("plan.json");
+        let bytes = fs::read(&path).map_err(|source| StateRootError::ReadPlan {
+            id: id.to_string(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StateRootError::CorruptPlan {
+            id: id.to_string(),
+            source,
+        })
+    }
+
+    /// Remove the plan dir; a missing one is fine (idempotent delete).
+    pub fn remove_plan(&self, id: &str) -> io::Result<()> {
+        match fs::remove_dir_all(self.plan_dir(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Container ids with a libcontainer state dir.
+    pub fn list(&self) -> io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && entry.path().join("state.json").exists() {
+                ids.push(name);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_round_trip_and_idempotent_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::new(&dir.path().join("state"));
+        root.ensure().unwrap();
+        let spec = Spec::default();
+        let rec = PlanRecord {
+            bundle: "/b".into(),
+            ..Default::default()
+        };
+        let plan = root.write_plan("c1", &spec, &rec).unwrap();
+        assert!(plan.join("config.json").exists());
+        assert_eq!(root.read_plan("c1").unwrap().bundle, PathBuf::from("/b"));
+        root.remove_plan("c1").unwrap();
+        root.remove_plan("c1").unwrap();
+        assert!(root.list().unwrap().is_empty(), "plans are not containers");
+    }
+}
