@@ -189,7 +189,10 @@ impl Runtime {
             .arg("--log-format")
             .arg("json")
             .args(args)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            // From `/`, so a relative path in the spec can only work if the runtime
+            // resolves it against the bundle, as the OCI spec says.
+            .current_dir("/");
         cmd
     }
 
