@@ -214,7 +214,10 @@ impl BundleBuilder {
     /// gids, and gives the bundle's rootfs copy to the host range so the mapped root
     /// owns its files (otherwise they would show as the overflow id).
     pub fn user_namespace(mut self, host: u32, size: u32) -> Self {
-        push(&mut self.spec["linux"]["namespaces"], json!({"type": "user"}));
+        push(
+            &mut self.spec["linux"]["namespaces"],
+            json!({"type": "user"}),
+        );
         let mapping = json!([{"containerID": 0, "hostID": host, "size": size}]);
         self.spec["linux"]["uidMappings"] = mapping.clone();
         self.spec["linux"]["gidMappings"] = mapping;

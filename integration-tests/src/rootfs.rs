@@ -69,8 +69,7 @@ pub fn template() -> PathBuf {
     let rootfs = base.join("rootfs");
     let stamp_path = base.join("stamp");
     let stamp = probe_stamp();
-    if fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) && rootfs.is_dir()
-    {
+    if fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) && rootfs.is_dir() {
         return rootfs;
     }
     let staging = base.join("rootfs.new");

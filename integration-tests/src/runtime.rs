@@ -57,7 +57,12 @@ fn become_subreaper() {
         // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes only
         // which process adopts our orphaned descendants.
         let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(rc, 0, "prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "prctl(PR_SET_CHILD_SUBREAPER): {}",
+            std::io::Error::last_os_error()
+        );
     });
 }
 
@@ -262,7 +267,7 @@ impl Runtime {
             };
             return Err(CreateFailed {
                 out,
-                guard: container,
+                guard: Box::new(container),
             });
         }
         container.pid = fs::read_to_string(&pid_file)
@@ -321,7 +326,7 @@ impl Default for Runtime {
 /// has asserted that nothing was left behind) whatever the runtime did leave.
 pub struct CreateFailed<'a> {
     pub out: CmdOutput,
-    guard: Container<'a>,
+    guard: Box<Container<'a>>,
 }
 
 impl CreateFailed<'_> {
@@ -337,7 +342,9 @@ impl CreateFailed<'_> {
 
 impl std::fmt::Debug for CreateFailed<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateFailed").field("out", &self.out).finish()
+        f.debug_struct("CreateFailed")
+            .field("out", &self.out)
+            .finish()
     }
 }
 
@@ -401,7 +408,10 @@ impl Container<'_> {
     }
 
     pub fn status(&self) -> String {
-        self.state()["status"].as_str().unwrap_or_default().to_string()
+        self.state()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Polls `state` until its status is `want`.
@@ -447,7 +457,11 @@ impl Container<'_> {
                 self.wait_status("stopped");
                 return None;
             }
-            assert!(Instant::now() < deadline, "container {} did not exit", self.id);
+            assert!(
+                Instant::now() < deadline,
+                "container {} did not exit",
+                self.id
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -627,9 +641,9 @@ fn processes_in_cgroup(rel: &str) -> Vec<String> {
             continue;
         };
         let inside = cg.lines().any(|l| {
-            l.split(':').nth(2).is_some_and(|p| {
-                p == needle || p.starts_with(&format!("{needle}/"))
-            })
+            l.split(':')
+                .nth(2)
+                .is_some_and(|p| p == needle || p.starts_with(&format!("{needle}/")))
         });
         if !inside {
             continue;

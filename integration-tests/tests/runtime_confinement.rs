@@ -173,16 +173,79 @@ fn seccomp_clone3_enosys_keeps_threads_working() {
 #[test]
 fn seccomp_default_deny_allow_list() {
     let allowed = [
-        "read", "write", "close", "fstat", "newfstatat", "statx", "lseek", "mmap", "mprotect",
-        "munmap", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl", "pread64",
-        "access", "faccessat", "faccessat2", "execve", "exit", "exit_group", "getpid", "getuid",
-        "getgid", "geteuid", "getegid", "arch_prctl", "set_tid_address", "set_robust_list",
-        "rseq", "prlimit64", "getrandom", "openat", "open", "sigaltstack", "poll", "futex",
-        "sched_getaffinity", "getcwd", "uname", "readlink", "readlinkat", "fcntl", "gettid",
-        "capget", "capset", "setgroups", "setuid", "setgid", "setresuid", "setresgid",
-        "getppid", "prctl", "madvise", "clock_gettime", "nanosleep", "clock_nanosleep",
-        "getdents64", "statfs", "fstatfs", "mremap", "sched_yield", "tgkill", "kill",
-        "wait4", "dup", "dup2", "dup3", "pipe2", "chdir", "fchdir", "epoll_pwait",
+        "read",
+        "write",
+        "close",
+        "fstat",
+        "newfstatat",
+        "statx",
+        "lseek",
+        "mmap",
+        "mprotect",
+        "munmap",
+        "brk",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "ioctl",
+        "pread64",
+        "access",
+        "faccessat",
+        "faccessat2",
+        "execve",
+        "exit",
+        "exit_group",
+        "getpid",
+        "getuid",
+        "getgid",
+        "geteuid",
+        "getegid",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "getrandom",
+        "openat",
+        "open",
+        "sigaltstack",
+        "poll",
+        "futex",
+        "sched_getaffinity",
+        "getcwd",
+        "uname",
+        "readlink",
+        "readlinkat",
+        "fcntl",
+        "gettid",
+        "capget",
+        "capset",
+        "setgroups",
+        "setuid",
+        "setgid",
+        "setresuid",
+        "setresgid",
+        "getppid",
+        "prctl",
+        "madvise",
+        "clock_gettime",
+        "nanosleep",
+        "clock_nanosleep",
+        "getdents64",
+        "statfs",
+        "fstatfs",
+        "mremap",
+        "sched_yield",
+        "tgkill",
+        "kill",
+        "wait4",
+        "dup",
+        "dup2",
+        "dup3",
+        "pipe2",
+        "chdir",
+        "fchdir",
+        "epoll_pwait",
         "close_range",
     ];
     let filter = json!({
@@ -199,7 +262,12 @@ fn seccomp_default_deny_allow_list() {
 
 #[test]
 fn capabilities_are_exactly_the_specs() {
-    let caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID"];
+    let caps = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+    ];
     let report = run_probe(&[], |b| b.capabilities(&caps));
     let want = cap_mask(&caps);
     for field in ["CapEff", "CapPrm", "CapBnd"] {
@@ -247,7 +315,11 @@ fn readonly_root_refuses_writes() {
         .shell("touch /x")
         .build();
     let out = rt.run(&bundle);
-    assert_ne!(out.code, Some(0), "touch /x must fail on a readonly root: {out:?}");
+    assert_ne!(
+        out.code,
+        Some(0),
+        "touch /x must fail on a readonly root: {out:?}"
+    );
     assert!(
         out.stderr.contains("Read-only file system"),
         "stderr: {:?}",
@@ -280,7 +352,9 @@ fn user_namespace_maps_root_to_the_specs_range() {
         "{report}"
     );
     // Root in the container owns the (chowned) rootfs and can write to it.
-    let write = run_probe(&["write", "/tmp/owned"], |b| b.user_namespace(100_000, 65_536));
+    let write = run_probe(&["write", "/tmp/owned"], |b| {
+        b.user_namespace(100_000, 65_536)
+    });
     assert_eq!(write["ok"], true, "{write}");
 }
 
@@ -347,7 +421,8 @@ fn pids_limit_is_in_effect() {
         .build();
     let out = rt.run(&bundle);
     assert!(
-        out.stderr.contains("can't fork") || out.stderr.contains("Resource temporarily unavailable"),
+        out.stderr.contains("can't fork")
+            || out.stderr.contains("Resource temporarily unavailable"),
         "forks beyond pids.max must fail: {out:?}"
     );
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
@@ -382,7 +457,14 @@ fn exec_sees_the_same_confinement_as_init() {
     let init = parse_report(&c.stdout());
     let exec = c.exec(&["/usr/bin/probe"]).expect_ok(&rt).report();
 
-    for field in ["Seccomp", "NoNewPrivs", "CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+    for field in [
+        "Seccomp",
+        "NoNewPrivs",
+        "CapEff",
+        "CapPrm",
+        "CapBnd",
+        "CapAmb",
+    ] {
         assert_eq!(
             init["status"][field], exec["status"][field],
             "{field}: init {init} vs exec {exec}"
@@ -393,8 +475,18 @@ fn exec_sees_the_same_confinement_as_init() {
     assert_eq!(exec["hostname"], "exec-host");
     assert_eq!(exec["root"]["rdonly"], true);
 
-    let denied = c.exec(&["/usr/bin/probe", "syscall", "keyctl"]).expect_ok(&rt).report();
-    assert_eq!(syscall_errno(&denied), EXDEV, "exec is filtered too: {denied}");
-    let write = c.exec(&["/usr/bin/probe", "write", "/x"]).expect_ok(&rt).report();
+    let denied = c
+        .exec(&["/usr/bin/probe", "syscall", "keyctl"])
+        .expect_ok(&rt)
+        .report();
+    assert_eq!(
+        syscall_errno(&denied),
+        EXDEV,
+        "exec is filtered too: {denied}"
+    );
+    let write = c
+        .exec(&["/usr/bin/probe", "write", "/x"])
+        .expect_ok(&rt)
+        .report();
     assert_eq!(syscall_errno(&write), i64::from(libc::EROFS), "{write}");
 }

@@ -16,8 +16,15 @@ fn create_start_state_kill_delete() {
     let state = c.state();
     assert_eq!(state["status"], "created", "state after create: {state}");
     assert_eq!(state["id"], bundle.id.as_str());
-    assert_eq!(state["pid"].as_i64(), Some(i64::from(pid)), "state: {state}");
-    assert!(state["ociVersion"].is_string(), "state has ociVersion: {state}");
+    assert_eq!(
+        state["pid"].as_i64(),
+        Some(i64::from(pid)),
+        "state: {state}"
+    );
+    assert!(
+        state["ociVersion"].is_string(),
+        "state has ociVersion: {state}"
+    );
     let state_bundle = state["bundle"].as_str().expect("state.bundle");
     assert_eq!(
         std::fs::canonicalize(state_bundle).unwrap(),
@@ -85,7 +92,10 @@ fn run_probe_reports_json() {
     let report = rt.run_report(&bundle);
     assert_eq!(report["hostname"], "stockade-test");
     assert_eq!(report["cwd"], "/");
-    assert_eq!(report["pid"], 1, "probe is pid 1 in a new pid namespace: {report}");
+    assert_eq!(
+        report["pid"], 1,
+        "probe is pid 1 in a new pid namespace: {report}"
+    );
 }
 
 #[test]
@@ -135,7 +145,11 @@ fn pause_and_resume() {
 
     let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
     let out = c.delete_force();
-    assert!(out.success(), "delete --force: {out:?}\nlog: {}", rt.log_text());
+    assert!(
+        out.success(),
+        "delete --force: {out:?}\nlog: {}",
+        rt.log_text()
+    );
     assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
 }
 
@@ -149,7 +163,11 @@ fn delete_force_removes_a_running_container() {
     c.wait_status("running");
     let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
     let out = c.delete_force();
-    assert!(out.success(), "delete --force: {out:?}\nlog: {}", rt.log_text());
+    assert!(
+        out.success(),
+        "delete --force: {out:?}\nlog: {}",
+        rt.log_text()
+    );
     assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
 }
 
@@ -162,7 +180,11 @@ fn delete_of_a_created_container_cleans_up() {
     let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
     // A created (never started) container is deleted with --force, as the shim does.
     let out = c.delete_force();
-    assert!(out.success(), "delete --force: {out:?}\nlog: {}", rt.log_text());
+    assert!(
+        out.success(),
+        "delete --force: {out:?}\nlog: {}",
+        rt.log_text()
+    );
     assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
 }
 

@@ -93,7 +93,10 @@ fn status_fields() -> Value {
         "Gid",
     ];
     let mut map = Map::new();
-    for line in read_to_string("/proc/self/status").unwrap_or_default().lines() {
+    for line in read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+    {
         if let Some((key, value)) = line.split_once(':') {
             if FIELDS.contains(&key) {
                 map.insert(key.to_string(), Value::String(value.trim().to_string()));
@@ -397,7 +400,9 @@ fn read_file(path: &str) -> Value {
     let result = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf));
     match result {
         Ok(n) => json!({"path": path, "ok": true, "bytes": n, "errno": 0}),
-        Err(e) => json!({"path": path, "ok": false, "bytes": 0, "errno": io_errno(&e), "error": e.to_string()}),
+        Err(e) => {
+            json!({"path": path, "ok": false, "bytes": 0, "errno": io_errno(&e), "error": e.to_string()})
+        }
     }
 }
 
