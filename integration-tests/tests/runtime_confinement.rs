@@ -83,7 +83,7 @@ fn status_str<'a>(report: &'a Value, field: &str) -> &'a str {
 fn deny_some_filter() -> Value {
     json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [
             {"names": ["keyctl", "add_key", "request_key"], "action": "SCMP_ACT_ERRNO",
              "errnoRet": EXDEV},
@@ -258,6 +258,16 @@ fn seccomp_default_deny_allow_list() {
     assert_eq!(syscall_errno(&denied), i64::from(libc::EPERM), "{denied}");
     let ok = run_probe(&["syscall", "getpid"], |b| b.seccomp(filter.clone()));
     assert_eq!(syscall_errno(&ok), 0, "{ok}");
+}
+
+/// containerd's and Docker's default profiles list the x86 sub-architectures; such a
+/// spec must run, and the native rules must still apply.
+#[test]
+fn seccomp_with_docker_style_architectures() {
+    let mut filter = deny_some_filter();
+    filter["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+    let report = run_probe(&["syscall", "keyctl"], |b| b.seccomp(filter.clone()));
+    assert_eq!(syscall_errno(&report), EXDEV, "{report}");
 }
 
 #[test]
