@@ -1,1 +1,27 @@
-//! test support
+//! Test support for Stockade's end-to-end tests: a busybox + probe rootfs, OCI
+//! bundles built from a sane default spec, and a driver for a runc-compatible
+//! runtime binary (Stockade, or runc as the reference).
+//!
+//! Select the runtime with `STOCKADE_TEST_RUNTIME=/path/to/binary` (default: the
+//! workspace's `target/debug/stockade`); set `STOCKADE_TEST_REFERENCE=1` when that
+//! binary is a reference runtime, which skips Stockade-specific scenarios loudly.
+
+pub mod bundle;
+pub mod rootfs;
+pub mod runtime;
+
+pub use bundle::{Bundle, BundleBuilder};
+pub use runtime::{
+    assert_nothing_left_behind, assert_refused, skip_on_reference, Container, Runtime,
+};
+
+/// A [`Runtime`] for the runtime under test, with the probe binary cargo built for
+/// this crate registered first. Use it from `tests/*.rs`:
+/// `let rt = stockade_integration_tests::runtime!();`
+#[macro_export]
+macro_rules! runtime {
+    () => {{
+        $crate::rootfs::set_probe_binary(env!("CARGO_BIN_EXE_stockade-probe"));
+        $crate::Runtime::new()
+    }};
+}

@@ -1,1 +1,415 @@
-fn main() {}
+//! `stockade-probe`: runs inside a test container and prints ONE JSON object
+//! describing what the container sees. The host-side tests assert on that
+//! report, so the probe itself makes no judgement: it only observes.
+//!
+//! Usage:
+//!   probe                      default report (status, maps, root flags, cgroup limits, ...)
+//!   probe syscall NAME [ARGS]  try one raw syscall, report {"ret","errno"}
+//!   probe write PATH           create/truncate PATH and write to it
+//!   probe read PATH            read PATH fully, report the byte count
+//!   probe threads              spawn and join a thread (glibc: clone3, clone fallback)
+//!   probe sleep N              sleep N seconds (a long-running init for exec tests)
+
+use serde_json::{json, Map, Value};
+use std::ffi::CString;
+use std::io::{Read, Write};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let report = match args.first().map(String::as_str) {
+        None | Some("report") => default_report(),
+        Some("syscall") => match args.get(1) {
+            Some(name) => try_syscall(name, &args[2..]),
+            None => usage("syscall needs a NAME"),
+        },
+        Some("write") => match args.get(1) {
+            Some(path) => write_file(path),
+            None => usage("write needs a PATH"),
+        },
+        Some("read") => match args.get(1) {
+            Some(path) => read_file(path),
+            None => usage("read needs a PATH"),
+        },
+        Some("threads") => spawn_thread(),
+        Some("sleep") => {
+            let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3600);
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            json!({"slept": secs})
+        }
+        Some(other) => usage(&format!("unknown subcommand {other}")),
+    };
+    let mut out = std::io::stdout().lock();
+    // One line, so a reader can take the last line of stdout as the report.
+    let _ = writeln!(out, "{report}");
+    let _ = out.flush();
+}
+
+fn usage(msg: &str) -> Value {
+    json!({"error": msg})
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn io_errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+fn read_to_string(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn trimmed(path: &str) -> Value {
+    read_to_string(path).map_or(Value::Null, |s| Value::String(s.trim().to_string()))
+}
+
+fn default_report() -> Value {
+    json!({
+        "status": status_fields(),
+        "uid_map": trimmed("/proc/self/uid_map"),
+        "gid_map": trimmed("/proc/self/gid_map"),
+        "root": root_flags(),
+        "hostname": hostname(),
+        "cgroup": cgroup_limits(),
+        "cwd": std::env::current_dir().ok().map(|p| p.display().to_string()),
+        "landlock_abi": landlock_abi(),
+        "pid": std::process::id(),
+    })
+}
+
+/// The security-relevant lines of /proc/self/status, values as the kernel prints them.
+fn status_fields() -> Value {
+    const FIELDS: &[&str] = &[
+        "Seccomp",
+        "Seccomp_filters",
+        "NoNewPrivs",
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "Uid",
+        "Gid",
+    ];
+    let mut map = Map::new();
+    for line in read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+    {
+        if let Some((key, value)) = line.split_once(':') {
+            if FIELDS.contains(&key) {
+                map.insert(key.to_string(), Value::String(value.trim().to_string()));
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+/// Flags of the mount at `/`: statvfs(3) for the kernel's view, plus the per-mount
+/// options from mountinfo (proc(5)) so nosuid/nodev are visible even where statvfs
+/// folds them differently.
+fn root_flags() -> Value {
+    let mut vfs = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    let root = CString::new("/").expect("no nul");
+    // SAFETY: `root` is a valid nul-terminated path and `vfs` points to writable
+    // storage of the right size; statvfs only writes into it.
+    let rc = unsafe { libc::statvfs(root.as_ptr(), vfs.as_mut_ptr()) };
+    let statvfs = if rc == 0 {
+        // SAFETY: statvfs returned 0, so it filled the struct.
+        let vfs = unsafe { vfs.assume_init() };
+        json!({
+            "rdonly": vfs.f_flag & libc::ST_RDONLY != 0,
+            "nosuid": vfs.f_flag & libc::ST_NOSUID != 0,
+            "nodev": vfs.f_flag & libc::ST_NODEV != 0,
+        })
+    } else {
+        json!({"errno": errno()})
+    };
+    // mountinfo: the last line whose mount point is "/" is the one in effect.
+    let options = read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(4) == Some(&"/")).then(|| fields.get(5).map(|s| s.to_string()))?
+        })
+        .next_back();
+    let opts: Vec<&str> = options.as_deref().unwrap_or("").split(',').collect();
+    json!({
+        "statvfs": statvfs,
+        "mount_options": options,
+        "rdonly": opts.contains(&"ro"),
+        "nosuid": opts.contains(&"nosuid"),
+        "nodev": opts.contains(&"nodev"),
+    })
+}
+
+fn hostname() -> Value {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its full length, which we pass.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return Value::Null;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Value::String(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// Limits as seen from inside; v1 controller paths first, then the v2 unified files.
+fn cgroup_limits() -> Value {
+    let first = |paths: &[&str]| {
+        paths
+            .iter()
+            .find_map(|p| read_to_string(p).map(|s| json!({"path": p, "value": s.trim()})))
+            .unwrap_or(Value::Null)
+    };
+    json!({
+        "memory_limit": first(&[
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory.max",
+        ]),
+        "pids_max": first(&["/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"]),
+    })
+}
+
+/// landlock_create_ruleset(2) with LANDLOCK_CREATE_RULESET_VERSION returns the ABI.
+fn landlock_abi() -> Value {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
+    // SAFETY: with the VERSION flag the kernel ignores attr/size and touches no memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if ret < 0 {
+        json!({"ret": ret, "errno": errno()})
+    } else {
+        json!({"ret": ret, "errno": 0})
+    }
+}
+
+fn arg(args: &[String], i: usize, default: libc::c_long) -> libc::c_long {
+    args.get(i)
+        .and_then(|s| {
+            if let Some(hex) = s.strip_prefix("0x") {
+                libc::c_long::from_str_radix(hex, 16).ok()
+            } else {
+                s.parse().ok()
+            }
+        })
+        .unwrap_or(default)
+}
+
+/// Raw syscall by name. Arguments are chosen so that a permitted call either
+/// succeeds harmlessly or fails with a kernel errno other than the one a seccomp
+/// filter would return; the tests compare errno values.
+fn try_syscall(name: &str, args: &[String]) -> Value {
+    let ret: libc::c_long = match name {
+        "getpid" => {
+            // SAFETY: getpid has no arguments and no side effects.
+            unsafe { libc::syscall(libc::SYS_getpid) }
+        }
+        "getcwd" => {
+            let mut buf = [0u8; 4096];
+            // SAFETY: the buffer is writable for the length passed.
+            unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) }
+        }
+        "uname" => {
+            let mut uts = std::mem::MaybeUninit::<libc::utsname>::zeroed();
+            // SAFETY: uts is writable storage for one struct utsname.
+            unsafe { libc::syscall(libc::SYS_uname, uts.as_mut_ptr()) }
+        }
+        "unshare" => {
+            let flags = arg(args, 0, libc::CLONE_NEWUSER as libc::c_long);
+            // SAFETY: unshare only changes this short-lived probe's namespaces.
+            unsafe { libc::syscall(libc::SYS_unshare, flags) }
+        }
+        "mount" => {
+            let src = CString::new("none").expect("no nul");
+            let target = CString::new("/tmp").expect("no nul");
+            let fstype = CString::new("tmpfs").expect("no nul");
+            // SAFETY: all pointers are valid C strings; data is NULL. A successful
+            // mount only affects the container's own mount namespace.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_mount,
+                    src.as_ptr(),
+                    target.as_ptr(),
+                    fstype.as_ptr(),
+                    0 as libc::c_ulong,
+                    std::ptr::null::<u8>(),
+                )
+            }
+        }
+        "keyctl" => {
+            // KEYCTL_GET_KEYRING_ID (0) of KEY_SPEC_SESSION_KEYRING (-3), no create.
+            // SAFETY: integer-only arguments.
+            unsafe { libc::syscall(libc::SYS_keyctl, 0 as libc::c_long, -3 as libc::c_long, 0) }
+        }
+        "bpf" => {
+            // BPF_MAP_CREATE with a NULL attr: EFAULT/EPERM if permitted, never a map.
+            // SAFETY: the kernel validates the NULL pointer and fails.
+            unsafe { libc::syscall(libc::SYS_bpf, 0 as libc::c_long, std::ptr::null::<u8>(), 0) }
+        }
+        "io_uring_setup" => {
+            let mut params = [0u8; 120];
+            // SAFETY: params is writable storage the size of struct io_uring_params.
+            let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) };
+            close_if_fd(fd)
+        }
+        "userfaultfd" => {
+            // SAFETY: integer-only argument; a returned fd is closed.
+            let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
+            close_if_fd(fd)
+        }
+        "perf_event_open" => {
+            // A zeroed attr with the right size: PERF_TYPE_HARDWARE cycles, this
+            // thread, any cpu.
+            let mut attr = [0u8; 128];
+            attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+            // SAFETY: attr is a readable buffer of the size written into it.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_perf_event_open,
+                    attr.as_mut_ptr(),
+                    0 as libc::c_long,
+                    -1 as libc::c_long,
+                    -1 as libc::c_long,
+                    0 as libc::c_long,
+                )
+            };
+            close_if_fd(fd)
+        }
+        "clone3" => clone3_child(),
+        "personality" => {
+            let persona = arg(args, 0, 0xffff_ffff);
+            // SAFETY: integer-only argument; 0xffffffff only queries.
+            unsafe { libc::syscall(libc::SYS_personality, persona) }
+        }
+        "socket" => {
+            let family = arg(args, 0, libc::AF_INET as libc::c_long);
+            let ty = arg(args, 1, libc::SOCK_STREAM as libc::c_long);
+            // SAFETY: integer-only arguments; a returned fd is closed.
+            let fd = unsafe { libc::syscall(libc::SYS_socket, family, ty, 0) };
+            close_if_fd(fd)
+        }
+        "ptrace" => {
+            // PTRACE_PEEKDATA on pid 0 (no such tracee): ESRCH if permitted.
+            // SAFETY: the kernel rejects the target before touching memory.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_ptrace,
+                    libc::PTRACE_PEEKDATA as libc::c_long,
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                )
+            }
+        }
+        "reboot" => {
+            // Wrong magic numbers: the kernel checks CAP_SYS_BOOT, then returns
+            // EINVAL; it can never reboot anything.
+            // SAFETY: integer-only arguments, invalid by construction.
+            unsafe { libc::syscall(libc::SYS_reboot, 0 as libc::c_long, 0 as libc::c_long, 0, 0) }
+        }
+        "setns" => {
+            // fd -1: EBADF if permitted.
+            // SAFETY: integer-only arguments.
+            unsafe { libc::syscall(libc::SYS_setns, -1 as libc::c_long, 0 as libc::c_long) }
+        }
+        "chroot" => {
+            let path = CString::new("/").expect("no nul");
+            // SAFETY: valid C string; chroot("/") is a no-op for this process.
+            unsafe { libc::syscall(libc::SYS_chroot, path.as_ptr()) }
+        }
+        other => return json!({"name": other, "error": "unknown syscall name"}),
+    };
+    let errno = if ret < 0 { errno() } else { 0 };
+    json!({"name": name, "ret": ret, "errno": errno})
+}
+
+fn close_if_fd(fd: libc::c_long) -> libc::c_long {
+    if fd >= 0 {
+        // SAFETY: fd was just returned by the kernel and is owned by nobody else.
+        unsafe { libc::close(fd as libc::c_int) };
+    }
+    fd
+}
+
+/// clone3(2) with a minimal valid struct: fork-like (no CLONE_VM), SIGCHLD on exit.
+/// The child exits at once; the parent reaps it and reports clone3's return value
+/// (the child's pid) or its errno.
+fn clone3_child() -> libc::c_long {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let mut cl = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: `cl` is a valid clone_args (CLONE_ARGS_SIZE_VER0) for its size. Without
+    // CLONE_VM the child gets a copy of the address space, like fork(2), and only
+    // calls _exit(2), which is async-signal-safe.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut cl as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret == 0 {
+        // SAFETY: we are the child; leave without running any destructors.
+        unsafe { libc::_exit(0) };
+    }
+    if ret > 0 {
+        let mut status = 0;
+        // SAFETY: ret is our own child's pid; status is writable.
+        unsafe { libc::waitpid(ret as libc::pid_t, &mut status, 0) };
+    }
+    ret
+}
+
+fn write_file(path: &str) -> Value {
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(b"written by stockade-probe\n"));
+    match result {
+        Ok(()) => json!({"path": path, "ok": true, "errno": 0}),
+        Err(e) => json!({"path": path, "ok": false, "errno": io_errno(&e), "error": e.to_string()}),
+    }
+}
+
+fn read_file(path: &str) -> Value {
+    let mut buf = Vec::new();
+    let result = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf));
+    match result {
+        Ok(n) => json!({"path": path, "ok": true, "bytes": n, "errno": 0}),
+        Err(e) => {
+            json!({"path": path, "ok": false, "bytes": 0, "errno": io_errno(&e), "error": e.to_string()})
+        }
+    }
+}
+
+fn spawn_thread() -> Value {
+    match std::thread::Builder::new().spawn(|| 42).map(|h| h.join()) {
+        Ok(Ok(42)) => json!({"ok": true}),
+        Ok(_) => json!({"ok": false, "error": "thread returned a wrong value or panicked"}),
+        Err(e) => json!({"ok": false, "errno": io_errno(&e), "error": e.to_string()}),
+    }
+}

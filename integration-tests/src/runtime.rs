@@ -1,0 +1,681 @@
+//! Drives an OCI runtime binary the way containerd's runc shim does:
+//! `RUNTIME --root STATE --log LOG --log-format json VERB ...`.
+//!
+//! Each test makes its own [`Runtime`] (private state root and log file), so tests
+//! run in parallel and "nothing left behind" can be checked per test. The test
+//! process makes itself a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER), as the
+//! shim does, so a detached container's init becomes our child and its exit status
+//! can be collected.
+
+use crate::bundle::Bundle;
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// Env var: path of the runtime binary under test.
+pub const RUNTIME_ENV: &str = "STOCKADE_TEST_RUNTIME";
+/// Env var: `1` when the runtime under test is a reference (runc), which skips the
+/// Stockade-specific scenarios, loudly.
+pub const REFERENCE_ENV: &str = "STOCKADE_TEST_REFERENCE";
+
+/// How long a container may take to reach a state before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// True when `STOCKADE_TEST_REFERENCE=1`.
+pub fn is_reference() -> bool {
+    std::env::var(REFERENCE_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Call at the top of a Stockade-specific test: returns true (after printing why)
+/// when the run is an explicit reference run and the test must be skipped.
+pub fn skip_on_reference(reason: &str) -> bool {
+    if is_reference() {
+        eprintln!("SKIPPED on reference runtime ({REFERENCE_ENV}=1): {reason}");
+        true
+    } else {
+        false
+    }
+}
+
+/// Panics unless the tests run as root: they create namespaces, cgroups and mounts.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "stockade integration tests need root (they create namespaces, cgroups, mounts); \
+         run them as root, e.g. `sudo -E cargo test -p stockade-integration-tests`"
+    );
+}
+
+fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes only
+        // which process adopts our orphaned descendants.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(
+            rc,
+            0,
+            "prctl(PR_SET_CHILD_SUBREAPER): {}",
+            std::io::Error::last_os_error()
+        );
+    });
+}
+
+/// The runtime binary: `$STOCKADE_TEST_RUNTIME`, else the workspace's debug
+/// `stockade` (next to our probe binary, then `$CARGO_TARGET_DIR/debug`, then
+/// `<workspace>/target/debug`).
+pub fn runtime_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os(RUNTIME_ENV) {
+        return PathBuf::from(bin);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate lives in the workspace")
+        .to_path_buf();
+    let mut candidates = vec![crate::rootfs::target_dir().join("debug/stockade")];
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(t).join("debug/stockade"));
+    }
+    candidates.push(workspace.join("target/debug/stockade"));
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "no stockade binary found (looked at {candidates:?}); build it with \
+                 `cargo build -p stockade` or set {RUNTIME_ENV}=/path/to/runtime"
+            )
+        })
+}
+
+/// Output of one runtime invocation.
+#[derive(Debug)]
+pub struct CmdOutput {
+    pub args: Vec<String>,
+    /// Exit code; `None` if killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CmdOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics with everything we know if the command failed.
+    pub fn expect_ok(self, rt: &Runtime) -> Self {
+        assert!(
+            self.success(),
+            "runtime {:?} failed: code {:?}\nstdout: {}\nstderr: {}\nlog: {}",
+            self.args,
+            self.code,
+            self.stdout,
+            self.stderr,
+            rt.log_text()
+        );
+        self
+    }
+
+    /// The last non-empty stdout line parsed as JSON (the probe's report).
+    pub fn report(&self) -> Value {
+        parse_report(&self.stdout)
+    }
+}
+
+pub fn parse_report(stdout: &str) -> Value {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_else(|| panic!("no report on stdout: {stdout:?}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("report is not JSON ({e}): {line:?}"))
+}
+
+/// One runtime binary with a private state root and log file.
+pub struct Runtime {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    state_root: PathBuf,
+}
+
+impl Runtime {
+    /// The runtime under test (see [`runtime_binary`]).
+    pub fn new() -> Self {
+        Self::with_state_root(None)
+    }
+
+    /// Uses `state_root` as `--root` instead of a fresh private one.
+    pub fn with_state_root(state_root: Option<PathBuf>) -> Self {
+        require_root();
+        become_subreaper();
+        let dir = tempfile::Builder::new()
+            .prefix("stockade-rt-")
+            .tempdir()
+            .expect("create runtime tempdir");
+        let state_root = state_root.unwrap_or_else(|| dir.path().join("state"));
+        Self {
+            bin: runtime_binary(),
+            dir,
+            state_root,
+        }
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.bin
+    }
+
+    pub fn state_root(&self) -> &Path {
+        &self.state_root
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("runtime.log")
+    }
+
+    /// The runtime's log so far (`--log-format json` lines).
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `RUNTIME --root S --log L --log-format json ARGS...`, not yet run.
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root")
+            .arg(&self.state_root)
+            .arg("--log")
+            .arg(self.log_path())
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .stdin(Stdio::null())
+            // From `/`, so a relative path in the spec can only work if the runtime
+            // resolves it against the bundle, as the OCI spec says.
+            .current_dir("/");
+        cmd
+    }
+
+    /// Runs the runtime to completion with piped output.
+    pub fn exec_cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> CmdOutput {
+        let out = self
+            .command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        CmdOutput {
+            args: args
+                .iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .collect(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `create --bundle B --pid-file P ID`. The container's stdio (and the
+    /// runtime's own stderr) go to files in the bundle directory, as a shim's fifos
+    /// would: a pipe would stay open as long as the container lives.
+    pub fn create<'a>(&'a self, bundle: &Bundle) -> Result<Container<'a>, CreateFailed<'a>> {
+        self.create_with_id(bundle, &bundle.id)
+    }
+
+    pub fn create_with_id<'a>(
+        &'a self,
+        bundle: &Bundle,
+        id: &str,
+    ) -> Result<Container<'a>, CreateFailed<'a>> {
+        let io = ContainerIo::new(bundle.path(), id);
+        let pid_file = bundle.path().join(format!("{id}.pid"));
+        let args: Vec<std::ffi::OsString> = vec![
+            "create".into(),
+            "--bundle".into(),
+            bundle.path().into(),
+            "--pid-file".into(),
+            pid_file.clone().into(),
+            id.into(),
+        ];
+        let status = self
+            .command(&args)
+            .stdout(io.stdout_file())
+            .stderr(io.stderr_file())
+            .status()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        let mut container = Container {
+            rt: self,
+            id: id.to_string(),
+            cgroup: bundle.cgroup_relative(),
+            rootfs: bundle.rootfs.clone(),
+            io,
+            pid: None,
+            deleted: false,
+        };
+        if !status.success() {
+            let out = CmdOutput {
+                args: args
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+                code: status.code(),
+                stdout: container.stdout(),
+                stderr: container.stderr(),
+            };
+            return Err(CreateFailed {
+                out,
+                guard: Box::new(container),
+            });
+        }
+        container.pid = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        assert!(
+            container.pid.is_some(),
+            "create succeeded but pid file {} is unreadable",
+            pid_file.display()
+        );
+        Ok(container)
+    }
+
+    /// `create` then `start`.
+    pub fn create_started<'a>(&'a self, bundle: &Bundle) -> Container<'a> {
+        let c = self.create(bundle).unwrap_or_else(|failed| {
+            panic!(
+                "create failed: code {:?}\nstderr: {}\nlog: {}",
+                failed.out.code,
+                failed.out.stderr,
+                self.log_text()
+            )
+        });
+        c.start();
+        c
+    }
+
+    /// Foreground `run --bundle B ID`: returns when the container exits, with its
+    /// exit code and output. The container is deleted by the runtime (no `--detach`).
+    pub fn run(&self, bundle: &Bundle) -> CmdOutput {
+        let path = bundle.path().to_path_buf();
+        let out = self.exec_cmd(&[
+            "run".as_ref(),
+            "--bundle".as_ref(),
+            path.as_os_str(),
+            bundle.id.as_ref(),
+        ]);
+        // In case the run failed half-way, make sure nothing outlives the test.
+        cleanup_container(self, &bundle.id, &bundle.cgroup_relative(), None);
+        out
+    }
+
+    /// `run` that must succeed with exit code 0; returns the probe's report.
+    pub fn run_report(&self, bundle: &Bundle) -> Value {
+        self.run(bundle).expect_ok(self).report()
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A refused `create`: its output, plus a guard that cleans up (after the test
+/// has asserted that nothing was left behind) whatever the runtime did leave.
+pub struct CreateFailed<'a> {
+    pub out: CmdOutput,
+    guard: Box<Container<'a>>,
+}
+
+impl CreateFailed<'_> {
+    /// Disarms the cleanup: for a refused duplicate id, the id belongs to another,
+    /// live container that must not be deleted.
+    pub fn disarm(self) -> CmdOutput {
+        let CreateFailed { out, mut guard } = self;
+        guard.deleted = true;
+        guard.pid = None;
+        out
+    }
+}
+
+impl std::fmt::Debug for CreateFailed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateFailed")
+            .field("out", &self.out)
+            .finish()
+    }
+}
+
+/// Files that receive a detached container's stdout and stderr.
+pub struct ContainerIo {
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl ContainerIo {
+    fn new(dir: &Path, id: &str) -> Self {
+        Self {
+            stdout: dir.join(format!("{id}.stdout")),
+            stderr: dir.join(format!("{id}.stderr")),
+        }
+    }
+
+    fn stdout_file(&self) -> fs::File {
+        fs::File::create(&self.stdout).expect("create stdout file")
+    }
+
+    fn stderr_file(&self) -> fs::File {
+        fs::File::create(&self.stderr).expect("create stderr file")
+    }
+}
+
+/// A created container. Dropping it force-deletes it and removes its cgroups.
+pub struct Container<'a> {
+    rt: &'a Runtime,
+    pub id: String,
+    /// Cgroup path relative to the controller mounts (`stockade-test/<id>`).
+    pub cgroup: String,
+    pub rootfs: PathBuf,
+    io: ContainerIo,
+    /// Init pid from the pid file.
+    pub pid: Option<i32>,
+    deleted: bool,
+}
+
+impl Container<'_> {
+    pub fn runtime(&self) -> &Runtime {
+        self.rt
+    }
+
+    fn verb(&self, verb: &str, extra: &[&str]) -> CmdOutput {
+        let mut args = vec![verb];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.rt.exec_cmd(&args)
+    }
+
+    pub fn start(&self) {
+        self.verb("start", &[]).expect_ok(self.rt);
+    }
+
+    /// `state ID` parsed as JSON.
+    pub fn state(&self) -> Value {
+        let out = self.verb("state", &[]).expect_ok(self.rt);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("state output is not JSON ({e}): {}", out.stdout))
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Polls `state` until its status is `want`.
+    pub fn wait_status(&self, want: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let status = self.status();
+            if status == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {} stayed {status:?}, wanted {want:?}",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&self, signal: &str) -> CmdOutput {
+        self.rt.exec_cmd(&["kill", &self.id, signal])
+    }
+
+    /// Waits for the init to exit and returns its exit code (128+n for a signal).
+    /// Reaps it through the subreaper relation when the runtime left it to us;
+    /// otherwise falls back to polling `state` (and returns `None`).
+    pub fn wait(&self) -> Option<i32> {
+        let pid = self.pid.expect("container has an init pid");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let mut status = 0;
+            // SAFETY: status is writable; WNOHANG never blocks.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if rc == pid {
+                if libc::WIFEXITED(status) {
+                    return Some(libc::WEXITSTATUS(status));
+                }
+                if libc::WIFSIGNALED(status) {
+                    return Some(128 + libc::WTERMSIG(status));
+                }
+            } else if rc < 0 {
+                // Not our child (ECHILD): poll the runtime instead.
+                self.wait_status("stopped");
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {} did not exit",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn delete(mut self) -> CmdOutput {
+        let out = self.verb("delete", &[]);
+        if out.success() {
+            self.deleted = true;
+        }
+        out
+    }
+
+    pub fn delete_force(mut self) -> CmdOutput {
+        let out = self.verb("delete", &["--force"]);
+        if out.success() {
+            self.deleted = true;
+        }
+        out
+    }
+
+    /// Foreground `exec ID ARGS...`.
+    pub fn exec<S: AsRef<str>>(&self, args: &[S]) -> CmdOutput {
+        let mut all = vec!["exec".to_string(), self.id.clone()];
+        all.extend(args.iter().map(|s| s.as_ref().to_string()));
+        self.rt.exec_cmd(&all)
+    }
+
+    /// `ps --format json ID`: pids (host view) in the container.
+    pub fn ps(&self) -> Vec<i64> {
+        let out = self.verb("ps", &["--format", "json"]).expect_ok(self.rt);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("ps output is not a JSON array ({e}): {}", out.stdout))
+    }
+
+    pub fn pause(&self) -> CmdOutput {
+        self.verb("pause", &[])
+    }
+
+    pub fn resume(&self) -> CmdOutput {
+        self.verb("resume", &[])
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.io.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.io.stderr).unwrap_or_default()
+    }
+
+    /// The probe's report from the container's stdout.
+    pub fn report(&self) -> Value {
+        parse_report(&self.stdout())
+    }
+}
+
+impl std::fmt::Debug for Container<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("id", &self.id)
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        if !self.deleted {
+            cleanup_container(self.rt, &self.id, &self.cgroup, self.pid);
+        } else if let Some(pid) = self.pid {
+            reap(pid);
+        }
+    }
+}
+
+/// Best effort: force-delete `id`, kill what is still in its cgroups, remove them.
+/// Only touches the container's own processes (found in its own cgroup).
+pub fn cleanup_container(rt: &Runtime, id: &str, cgroup: &str, pid: Option<i32>) {
+    let _ = rt
+        .command(&["delete", "--force", id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    for dir in cgroup_dirs(cgroup) {
+        for _ in 0..100 {
+            for p in fs::read_to_string(dir.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+            {
+                // SAFETY: kill has no memory effects; p is in our container's cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            // A frozen cgroup cannot die; thaw it (v1 freezer).
+            let _ = fs::write(dir.join("freezer.state"), "THAWED");
+            if fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if let Some(pid) = pid {
+        reap(pid);
+    }
+}
+
+/// Collects the exit status of `pid` if it is our (adopted) child and has exited.
+fn reap(pid: i32) {
+    let mut status = 0;
+    for _ in 0..50 {
+        // SAFETY: status is writable; WNOHANG never blocks.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc != 0 {
+            return;
+        }
+        // Still running or a zombie not yet notified: only wait if it is dying.
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every place the cgroup `rel` may exist: v1 controller hierarchies and the v2 root.
+pub fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
+    let mut dirs = vec![Path::new("/sys/fs/cgroup").join(rel)];
+    if let Ok(entries) = fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            dirs.push(e.path().join(rel));
+        }
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// Asserts that container `id` left no state dir, cgroup, process or mount behind.
+pub fn assert_nothing_left_behind(rt: &Runtime, id: &str, cgroup: &str, rootfs: &Path) {
+    let mut left = Vec::new();
+    let state = rt.state_root().join(id);
+    if state.exists() {
+        left.push(format!("state dir {}", state.display()));
+    }
+    for dir in cgroup_dirs(cgroup) {
+        left.push(format!("cgroup {}", dir.display()));
+    }
+    left.extend(processes_in_cgroup(cgroup));
+    let rootfs = rootfs.to_string_lossy().into_owned();
+    for line in fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+    {
+        if let Some(mount_point) = line.split_whitespace().nth(4) {
+            if mount_point.starts_with(&rootfs) {
+                left.push(format!("mount {mount_point}"));
+            }
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "container {id} left things behind: {left:#?}\nlog: {}",
+        rt.log_text()
+    );
+}
+
+/// Live processes (not zombies we will reap) whose cgroup is `rel` or below it.
+fn processes_in_cgroup(rel: &str) -> Vec<String> {
+    let needle = format!("/{rel}");
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cg) = fs::read_to_string(e.path().join("cgroup")) else {
+            continue;
+        };
+        let inside = cg.lines().any(|l| {
+            l.split(':')
+                .nth(2)
+                .is_some_and(|p| p == needle || p.starts_with(&format!("{needle}/")))
+        });
+        if !inside {
+            continue;
+        }
+        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("?");
+        if state != "Z" {
+            found.push(format!("process {name} (state {state})"));
+        }
+    }
+    found
+}
+
+/// Asserts a refused command: exit status 1 and the runtime's stderr or log names
+/// one of `needles` (case-insensitive).
+pub fn assert_refused(rt: &Runtime, out: &CmdOutput, needles: &[&str]) {
+    let log = rt.log_text();
+    let all = format!("{}\n{}", out.stderr, log).to_lowercase();
+    assert_eq!(
+        out.code,
+        Some(1),
+        "expected exit status 1 from {:?}\nstdout: {}\nstderr: {}\nlog: {log}",
+        out.args,
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        needles.iter().any(|n| all.contains(&n.to_lowercase())),
+        "error output names none of {needles:?}\nstderr: {}\nlog: {log}",
+        out.stderr
+    );
+}

@@ -1,0 +1,212 @@
+//! Malformed or hostile bundles: `create` exits with status 1, its stderr or JSON
+//! log names the offending field, and nothing is left behind (no state dir, cgroup,
+//! process or mount).
+
+use serde_json::json;
+use stockade_integration_tests::{
+    assert_nothing_left_behind, assert_refused, runtime, skip_on_reference, Bundle, BundleBuilder,
+    Runtime,
+};
+
+/// `create` must be refused with exit status 1, naming one of `needles`.
+fn assert_create_refused(rt: &Runtime, bundle: &Bundle, needles: &[&str]) {
+    let failed = match rt.create(bundle) {
+        Ok(c) => panic!(
+            "create of a bad bundle succeeded ({c:?}); config:\n{}",
+            std::fs::read_to_string(bundle.path().join("config.json")).unwrap_or_default()
+        ),
+        Err(failed) => failed,
+    };
+    assert_refused(rt, &failed.out, needles);
+    assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}
+
+#[test]
+fn malformed_config_json() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .raw_config("{\"ociVersion\": \"1.0.2\", bad")
+        .build();
+    assert_create_refused(&rt, &bundle, &["config.json", "json", "invalid character"]);
+}
+
+#[test]
+fn missing_root() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .edit(|s| {
+            s.as_object_mut().unwrap().remove("root");
+        })
+        .build();
+    assert_create_refused(&rt, &bundle, &["root"]);
+}
+
+#[test]
+fn missing_rootfs_directory() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new().without_rootfs().build();
+    assert_create_refused(&rt, &bundle, &["rootfs", "root.path", "root"]);
+}
+
+#[test]
+fn root_path_naming_a_missing_directory() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .edit(|s| s["root"]["path"] = json!("no-such-rootfs"))
+        .build();
+    assert_create_refused(&rt, &bundle, &["no-such-rootfs", "root"]);
+}
+
+/// A relative `root.path` is valid OCI: it is resolved against the bundle, never
+/// against the runtime's cwd (the harness always runs the runtime from `/`).
+#[test]
+fn relative_root_path_resolves_against_the_bundle() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .edit(|s| s["root"]["path"] = json!("./rootfs"))
+        .shell("echo relative-ok")
+        .build();
+    let out = rt.run(&bundle).expect_ok(&rt);
+    assert_eq!(out.stdout, "relative-ok\n");
+}
+
+#[test]
+fn duplicate_container_id() {
+    let rt = runtime!();
+    let first = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let c = rt.create(&first).expect("first create");
+    let second = BundleBuilder::new().build();
+    let failed = rt
+        .create_with_id(&second, &first.id)
+        .expect_err("a second container with the same id must be refused");
+    // The id belongs to the first container: the failure's cleanup must not touch it.
+    let out = failed.disarm();
+    assert_refused(&rt, &out, &["exist", &first.id]);
+    // The first container is intact, and the second left nothing of its own.
+    assert_eq!(c.status(), "created");
+    assert_nothing_left_behind(&rt, "no-such-id", &second.cgroup_relative(), &second.rootfs);
+
+    let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+    assert!(c.delete_force().success());
+    assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
+}
+
+#[test]
+fn user_namespace_with_empty_uid_mapping() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .user_namespace(100_000, 65_536)
+        .edit(|s| {
+            s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 0}])
+        })
+        .build();
+    assert_create_refused(&rt, &bundle, &["uidMappings", "mapping"]);
+}
+
+#[test]
+fn unwritable_state_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let state_root = file.join("state");
+    let rt = Runtime::with_state_root(Some(state_root.clone()));
+    stockade_integration_tests::rootfs::set_probe_binary(env!("CARGO_BIN_EXE_stockade-probe"));
+    let bundle = BundleBuilder::new().build();
+    assert_create_refused(
+        &rt,
+        &bundle,
+        &[&state_root.to_string_lossy(), "a-file", "root"],
+    );
+    assert!(!state_root.exists());
+}
+
+/// Stockade refuses a mount whose destination climbs out with `..`; runc instead
+/// resolves it inside the rootfs, so this is Stockade-specific.
+#[test]
+fn mount_destination_escaping_the_rootfs() {
+    if skip_on_reference("runc resolves `..` inside the rootfs instead of refusing") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .mount(
+            json!({"destination": "/../../../tmp/stockade-escape", "type": "tmpfs",
+                      "source": "tmpfs", "options": ["nosuid", "nodev"]}),
+        )
+        .build();
+    assert_create_refused(&rt, &bundle, &["mounts", "destination", ".."]);
+}
+
+/// Whatever a runtime does with `..` in a mount destination, the mount must never
+/// land outside the rootfs (CVE-2021-30465 class). Holds for runc too.
+#[test]
+fn mount_destination_never_lands_outside_the_rootfs() {
+    let rt = runtime!();
+    let outside = tempfile::tempdir().unwrap();
+    let escape = outside.path().join("escape");
+    std::fs::create_dir(&escape).unwrap();
+    let depth = "/..".repeat(16);
+    let bundle = BundleBuilder::new()
+        .mount(
+            json!({"destination": format!("{depth}{}", escape.display()),
+                      "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
+        )
+        .shell("echo marker > /tmp/x; true")
+        .build();
+    let _ = rt.run(&bundle);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&escape.to_string_lossy().into_owned()),
+        "a container mount appeared on the host at {}",
+        escape.display()
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}
+
+/// Stockade never drops a seccomp rule it cannot express; runc skips unknown names.
+#[test]
+fn seccomp_unknown_syscall_name() {
+    if skip_on_reference("runc ignores unknown syscall names") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .seccomp(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["no_such_syscall_xyz"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .build();
+    assert_create_refused(&rt, &bundle, &["no_such_syscall_xyz"]);
+}
+
+#[test]
+fn seccomp_notify_action_is_refused() {
+    if skip_on_reference("runc supports SCMP_ACT_NOTIFY with a listener") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .seccomp(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .build();
+    assert_create_refused(&rt, &bundle, &["SCMP_ACT_NOTIFY", "notify"]);
+}
+
+/// An architecture the filter cannot be built for (this is an x86_64 host) is
+/// refused rather than silently dropped.
+#[test]
+fn seccomp_unsupported_architecture_is_refused() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .seccomp(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_S390X"],
+            "syscalls": []
+        }))
+        .build();
+    assert_create_refused(&rt, &bundle, &["SCMP_ARCH_S390X", "architecture"]);
+}
