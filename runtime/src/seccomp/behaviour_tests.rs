@@ -1,0 +1,1 @@
+//! Behaviour tests: load compiled filters in forked children.
