@@ -298,3 +298,14 @@ fn large_allow_list_loads_and_enforces() {
     });
     assert_eq!(outcome, Outcome::Exited(0));
 }
+
+#[test]
+fn supported_flags_are_accepted_by_the_kernel() {
+    let f = filter(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                  "SECCOMP_FILTER_FLAG_TSYNC"],
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}));
+    assert_ne!(f.flags(), 0);
+    let outcome = run_under(&f, || checks(&[getcwd() == Err(libc::EPERM)]));
+    assert_eq!(outcome, Outcome::Exited(0));
+}

@@ -89,6 +89,57 @@ mod tests {
     }
 
     #[test]
+    fn runtime_default_style_names_all_resolve() {
+        // Names container profiles use that are old, removed, multiplexed or 32-bit
+        // only: each must be native or foreign-only, never refused as unknown.
+        for name in [
+            "epoll_ctl_old",
+            "epoll_wait_old",
+            "recv",
+            "send",
+            "ugetrlimit",
+            "sigreturn",
+            "waitpid",
+            "umount",
+            "stime",
+            "query_module",
+            "create_module",
+            "get_kernel_syms",
+            "nfsservctl",
+            "uselib",
+            "vm86",
+            "vm86old",
+            "timerfd_gettime64",
+            "futex_time64",
+            "ipc",
+            "get_thread_area",
+            "arch_prctl",
+            "modify_ldt",
+            "io_pgetevents_time64",
+            "arm_sync_file_range",
+            "lookup_dcookie",
+            "_newselect",
+            "mmap2",
+            "fadvise64_64",
+            "sendfile64",
+            "sigprocmask",
+            "statfs64",
+            "fstatat64",
+            "time",
+            "s390_pci_mmio_read",
+            "s390_pci_mmio_write",
+            "usr26",
+            "usr32",
+            "riscv_hwprobe",
+            "spu_run",
+        ] {
+            assert_ne!(resolve(name), Resolved::Unknown, "{name}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(resolve("query_module"), Resolved::Native(178));
+    }
+
+    #[test]
     fn max_number_covers_recent_syscalls() {
         assert!(max_native_number() >= 462, "mseal (462) must be known");
     }
