@@ -89,6 +89,9 @@
 //!   unconditional syscall, so a RuntimeDefault-sized allow-list (~350 names plus arg
 //!   rules) is about 1800 instructions.
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("stockade's seccomp translation supports x86_64 and aarch64 only");
+
 mod bpf;
 mod error;
 mod load;
