@@ -5,11 +5,17 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod commands;
+pub mod default_spec;
 pub mod executor;
+pub mod hardening;
+pub mod host;
 pub mod landlock_apply;
 pub mod landlock_plan;
 pub mod logging;
 pub mod seccomp;
+pub mod self_protect;
+pub mod state_root;
 
 /// Render an error with its chain of causes on one line: `a: b: c`.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
@@ -22,9 +28,3 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
-pub mod commands;
-pub mod default_spec;
-pub mod hardening;
-pub mod host;
-pub mod self_protect;
-pub mod state_root;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Stockade's build, demo and tests need on a fresh Debian machine.
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  busybox-static       # the test and demo rootfs
+  containerd           # integration tests drive a private containerd
+  runc crun            # reference runtimes for tests and benchmarks
+  containernetworking-plugins  # loopback CNI plugin for the CRI tests
+  hyperfine            # benchmarks
+  procps               # ps, used by `stockade ps`
+  iproute2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests (no root needed) and the integration tests,
+# which start real containers (and a private containerd) and must run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# The integration tests exec the built runtime and shim binaries.
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads="${STOCKADE_TEST_THREADS:-4}"
