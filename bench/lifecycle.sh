@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Benchmark: create+start+wait+delete of /bin/true (`<runtime> run`), Stockade vs
+# runc vs crun, in one run on this machine, reported as medians and ratios.
+#
+#   bench/lifecycle.sh [RUNS]
+#
+# Every runtime runs the same bundle. crun 1.8 refuses the hybrid cgroup layout
+# (a v2 hierarchy mounted beside v1), so the whole benchmark runs in a private mount
+# namespace where /sys/fs/cgroup/unified is hidden: all three see pure cgroup v1.
+# Stockade is measured twice: on the plain bundle, and with its full hardening
+# (default-deny seccomp, dropped caps, read-only root, no_new_privs, Landlock).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-50}
+
+command -v hyperfine >/dev/null || { echo "hyperfine missing: scripts/install-deps.sh" >&2; exit 1; }
+cargo build --release -p stockade >&2
+stockade=$PWD/target/release/stockade
+
+work=$(mktemp -d /tmp/stockade-bench.XXXXXX)
+cleanup() {
+  for rt in stockade stockade-hardened runc crun; do
+    rmdir /sys/fs/cgroup/*/stockade-bench/"$rt" 2>/dev/null || true
+  done
+  rmdir /sys/fs/cgroup/*/stockade-bench 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/rootfs"/{bin,proc,sys,dev,tmp,etc}
+cp /bin/busybox "$work/rootfs/bin/"
+ln -s busybox "$work/rootfs/bin/true"
+ln -s busybox "$work/rootfs/bin/sh"
+
+make_bundle() { # name cgroup hardened
+  mkdir -p "$work/$1"
+  python3 - "$work" "$1" "$2" "$3" "$stockade" <<'PY'
+import json, subprocess, sys
+work, name, cg, hardened, stockade = sys.argv[1:]
+if hardened == "1":
+    spec = json.loads(subprocess.check_output([stockade, "spec", "--stdout"]))
+else:
+    subprocess.check_call(["runc", "spec"], cwd=f"{work}/{name}")
+    spec = json.load(open(f"{work}/{name}/config.json"))
+spec["root"]["path"] = f"{work}/rootfs"
+spec["process"]["terminal"] = False
+spec["process"]["args"] = ["/bin/true"]
+spec["linux"]["cgroupsPath"] = f"/stockade-bench/{cg}"
+json.dump(spec, open(f"{work}/{name}/config.json", "w"))
+PY
+}
+make_bundle plain-stockade stockade 0
+make_bundle plain-runc runc 0
+make_bundle plain-crun crun 0
+make_bundle hardened stockade-hardened 1
+
+unshare -m bash -s "$work" "$stockade" "$runs" <<'SH'
+set -euo pipefail
+work=$1; stockade=$2; runs=$3
+umount -l /sys/fs/cgroup/unified 2>/dev/null || true
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/result.json" \
+  -n stockade          "$stockade --root $work/s1 run --bundle $work/plain-stockade b" \
+  -n stockade-hardened "$stockade --root $work/s2 run --bundle $work/hardened b" \
+  -n runc              "runc --root $work/s3 run --bundle $work/plain-runc b" \
+  -n crun              "crun --root $work/s4 run --bundle $work/plain-crun b" >&2
+python3 - "$work/result.json" <<'PY'
+import json, sys
+res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+med = {k: v["median"] * 1000 for k, v in res.items()}
+print(f"{'runtime':<20}{'median ms':>10}{'vs crun':>10}{'vs runc':>10}")
+for k in ["stockade", "stockade-hardened", "runc", "crun"]:
+    print(f"{k:<20}{med[k]:>10.1f}{med[k]/med['crun']:>10.2f}{med[k]/med['runc']:>10.2f}")
+PY
+SH
