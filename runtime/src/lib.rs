@@ -4,3 +4,4 @@
 //! (thin, privileged) -> exec. See ARCHITECTURE.md.
 
 pub mod landlock_plan;
+pub mod profile;

@@ -1,0 +1,1 @@
+//! Plain-language summary of a profile.

@@ -1,0 +1,1 @@
+//! Docker/OCI seccomp JSON importer.
