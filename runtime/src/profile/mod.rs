@@ -23,3 +23,6 @@ pub use plan::{evaluate, AuditRecord, Decision, Hardened, Refusal};
 pub use rules::user_namespace::UsernsRequest;
 pub use schema::{Mode, Profile};
 pub use violation::{Injection, Violation};
+
+#[cfg(test)]
+mod tests;
