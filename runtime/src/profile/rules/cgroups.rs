@@ -1,5 +1,7 @@
 //! `cgroups.*`: memory, CPU and pids limits present and below the profile's maxima;
 //! defaults injected when the spec sets none (containerd sets no per-container pids limit).
+//! Also `cgroups.devices`: no device-cgroup rule may allow every device (the privileged
+//! shape); the runtime adds its own allow-list of safe devices (null, zero, tty, ...).
 
 use serde_json::{json, Value};
 
@@ -79,8 +81,29 @@ fn show(v: u64) -> String {
     }
 }
 
+/// A device-cgroup rule that allows every device, or every device of a type.
+fn allows_all_devices(rule: &Value) -> bool {
+    rule.get("allow").and_then(Value::as_bool) == Some(true)
+        && (rule.get("major").is_none_or(Value::is_null)
+            || rule.get("minor").is_none_or(Value::is_null))
+}
+
 pub fn check(doc: &Value, section: &CgroupsSection, meta: RuleMeta) -> Vec<Violation> {
     let mut out = Vec::new();
+    let devices = doc
+        .pointer("/linux/resources/devices")
+        .and_then(Value::as_array);
+    for (i, d) in devices.into_iter().flatten().enumerate() {
+        if allows_all_devices(d) {
+            out.push(meta.violation(
+                "cgroups.devices",
+                format!("linux.resources.devices[{i}]"),
+                d.to_string(),
+                "allow rules for single devices only",
+                "securityContext.privileged",
+            ));
+        }
+    }
     for (c, limit) in CONTROLS.iter().zip(limits(section)) {
         match (c.read)(doc) {
             None => {
@@ -104,6 +127,20 @@ pub fn harden(doc: &mut Value, section: &CgroupsSection) -> Vec<Injection> {
     let mut out = Vec::new();
     if section.on_missing != OnMissing::Inject {
         return out;
+    }
+    if let Some(devices) = doc
+        .pointer_mut("/linux/resources/devices")
+        .and_then(Value::as_array_mut)
+    {
+        let before = devices.len();
+        devices.retain(|d| !allows_all_devices(d));
+        if devices.len() != before {
+            out.push(Injection::new(
+                "cgroups.devices",
+                "linux.resources.devices",
+                "removed allow-all device rules",
+            ));
+        }
     }
     if memory(doc).is_none() {
         let v = section.memory_bytes.default;
