@@ -211,7 +211,9 @@ mod tests {
 
     #[test]
     fn abi_table() {
-        let cases: &[(Option<u8>, u8, Compat, &[&str], usize)] = &[
+        /// (host ABI, profile min_abi, compat, expected violations, expected notes)
+        type Case = (Option<u8>, u8, Compat, &'static [&'static str], usize);
+        let cases: &[Case] = &[
             (Some(6), 3, Compat::Hard, &[], 0),
             (Some(2), 3, Compat::Hard, &["landlock.abi"], 0),
             (None, 1, Compat::Hard, &["landlock.abi"], 0),
