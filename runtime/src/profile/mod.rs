@@ -14,6 +14,7 @@ pub mod rules;
 pub mod schema;
 pub mod seccomp_data;
 pub mod seccomp_import;
+pub mod spec_gen;
 pub mod syscall_names;
 pub mod violation;
 

@@ -22,6 +22,53 @@ pub struct UsernsRequest {
     pub sandbox_id: Option<String>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsApplyError {
+    #[error("allocated host ids {start}+{size} fall outside the profile's range {range_start}+{range_size}")]
+    OutsideRange {
+        start: u32,
+        size: u32,
+        range_start: u32,
+        range_size: u32,
+    },
+    #[error("cannot rebuild the spec with user namespace mappings")]
+    Rebuild(#[source] serde_json::Error),
+}
+
+impl UsernsRequest {
+    /// `spec` with a new user namespace mapping container ids `0..size` to host ids
+    /// `host_start..host_start+size`, once the runtime has allocated that range.
+    pub fn apply(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+        host_start: u32,
+    ) -> Result<oci_spec::runtime::Spec, UsernsApplyError> {
+        let end = u64::from(host_start) + u64::from(self.size);
+        let range_end = u64::from(self.host_range.start) + u64::from(self.host_range.size);
+        if host_start < self.host_range.start || end > range_end || host_start == 0 {
+            return Err(UsernsApplyError::OutsideRange {
+                start: host_start,
+                size: self.size,
+                range_start: self.host_range.start,
+                range_size: self.host_range.size,
+            });
+        }
+        let mut doc = serde_json::to_value(spec).map_err(UsernsApplyError::Rebuild)?;
+        let mapping =
+            serde_json::json!([{ "containerID": 0, "hostID": host_start, "size": self.size }]);
+        let linux = super::ensure_object(&mut doc, "/linux");
+        linux.insert("uidMappings".into(), mapping.clone());
+        linux.insert("gidMappings".into(), mapping);
+        let ns = linux
+            .entry("namespaces")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = ns {
+            list.push(serde_json::json!({ "type": "user" }));
+        }
+        serde_json::from_value(doc).map_err(UsernsApplyError::Rebuild)
+    }
+}
+
 /// Whether the runtime must allocate a user namespace for this spec.
 pub fn request(doc: &Value, section: &UserNamespaceSection) -> Option<UsernsRequest> {
     if !section.required || section.on_missing != OnMissing::Inject || find_userns(doc).is_some() {
@@ -161,6 +208,19 @@ mod tests {
             let got = check(&doc(&spec), &section(OnMissing::Refuse), requested, meta());
             assert_eq!(ids(&got), want, "{spec}");
         }
+    }
+
+    #[test]
+    fn apply_writes_mappings_inside_the_range() {
+        let r = request(&doc("{}"), &section(OnMissing::Inject)).unwrap();
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_str(r#"{"ociVersion":"1.0.2","root":{"path":"r"}}"#).unwrap();
+        let out = serde_json::to_value(r.apply(&spec, 165_536).unwrap()).unwrap();
+        assert_eq!(out["linux"]["uidMappings"][0]["hostID"], 165_536);
+        assert_eq!(out["linux"]["namespaces"][0]["type"], "user");
+        assert!(check(&out, &section(OnMissing::Refuse), false, meta()).is_empty());
+        assert!(r.apply(&spec, 0).is_err());
+        assert!(r.apply(&spec, 100_000 + 65536 * 10).is_err());
     }
 
     #[test]
