@@ -171,6 +171,14 @@ mod tests {
     }
 
     #[test]
+    fn probe_reads_own_namespaces() {
+        let h = HostFacts::probe().unwrap();
+        let net = StatNsLookup.inode(Path::new("/proc/self/ns/net")).unwrap();
+        assert_eq!(h.own_namespaces.get(&NsType::Network), Some(&net));
+        assert!(h.own_namespaces.contains_key(&NsType::Pid));
+    }
+
+    #[test]
     fn stat_lookup_resolves_own_namespace() {
         let a = StatNsLookup.inode(Path::new("/proc/self/ns/net")).unwrap();
         let b = StatNsLookup
