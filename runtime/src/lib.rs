@@ -13,6 +13,7 @@ pub mod host;
 pub mod landlock_apply;
 pub mod landlock_plan;
 pub mod logging;
+pub mod profile;
 pub mod seccomp;
 pub mod self_protect;
 pub mod state_root;

@@ -1,0 +1,189 @@
+//! Facts about the host the pure check depends on, probed once and passed in as a value.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::schema::NsType;
+
+/// cgroup hierarchy layout of the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupVersion {
+    V1,
+    /// v1 controllers plus an (often empty) v2 hierarchy at `/sys/fs/cgroup/unified`.
+    Hybrid,
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostFacts {
+    /// Landlock ABI version, `None` when Landlock is unavailable or disabled.
+    pub landlock_abi: Option<u8>,
+    pub cgroup: CgroupVersion,
+    /// Inode of each of the runtime's own namespaces (`/proc/self/ns/*`): a container that
+    /// joins a namespace with one of these inodes shares it with the host.
+    pub own_namespaces: BTreeMap<NsType, u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostProbeError {
+    #[error("cannot stat own namespace {path}")]
+    StatOwnNamespace {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Resolve a namespace `path` of the spec to its inode. A trait so rule functions stay
+/// pure and tests can use a fake.
+pub trait NsInodeLookup {
+    fn inode(&self, path: &Path) -> io::Result<u64>;
+}
+
+/// Looks namespaces up with stat(2), following the `/proc/<pid>/ns/*` magic links.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StatNsLookup;
+
+impl NsInodeLookup for StatNsLookup {
+    fn inode(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.ino())
+    }
+}
+
+/// `landlock_create_ruleset(2)` flag asking for the highest supported ABI.
+const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+
+impl HostFacts {
+    /// Probe the running kernel. The only impure function of the profile module.
+    pub fn probe() -> Result<Self, HostProbeError> {
+        let mut own_namespaces = BTreeMap::new();
+        for ns in NsType::ALL {
+            let path = format!("/proc/self/ns/{}", ns.proc_name());
+            match std::fs::metadata(&path) {
+                Ok(m) => {
+                    own_namespaces.insert(ns, m.ino());
+                }
+                // Kernels without time (or cgroup) namespaces have no entry: nothing to
+                // compare against, and nothing a container could share.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(HostProbeError::StatOwnNamespace { path, source }),
+            }
+        }
+        Ok(HostFacts {
+            landlock_abi: probe_landlock_abi(),
+            cgroup: probe_cgroup(Path::new("/sys/fs/cgroup")),
+            own_namespaces,
+        })
+    }
+}
+
+fn probe_landlock_abi() -> Option<u8> {
+    // SAFETY: with a null attr, size 0 and the VERSION flag, landlock_create_ruleset(2)
+    // reads no memory and only returns the ABI version (or -1 with errno set).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    u8::try_from(ret).ok().filter(|abi| *abi > 0)
+}
+
+/// Classify the cgroup layout under `root` (normally `/sys/fs/cgroup`).
+pub fn probe_cgroup(root: &Path) -> CgroupVersion {
+    if root.join("cgroup.controllers").exists() {
+        CgroupVersion::V2
+    } else if root.join("unified").join("cgroup.controllers").exists() {
+        CgroupVersion::Hybrid
+    } else {
+        CgroupVersion::V1
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    /// Host with ABI 6 Landlock and namespace inodes 4026531830 + index.
+    pub fn host() -> HostFacts {
+        HostFacts {
+            landlock_abi: Some(6),
+            cgroup: CgroupVersion::V1,
+            own_namespaces: NsType::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, ns)| (*ns, 4_026_531_830 + i as u64))
+                .collect(),
+        }
+    }
+
+    /// Paths `/proc/1/ns/*` resolve to the host's inodes, `/proc/42/ns/*` to others.
+    pub struct FakeNs(pub HashMap<PathBuf, u64>);
+
+    impl FakeNs {
+        pub fn new(host: &HostFacts) -> Self {
+            let mut m = HashMap::new();
+            for (ns, ino) in &host.own_namespaces {
+                m.insert(
+                    PathBuf::from(format!("/proc/1/ns/{}", ns.proc_name())),
+                    *ino,
+                );
+                m.insert(
+                    PathBuf::from(format!("/proc/42/ns/{}", ns.proc_name())),
+                    ino + 1000,
+                );
+            }
+            FakeNs(m)
+        }
+    }
+
+    impl NsInodeLookup for FakeNs {
+        fn inode(&self, path: &Path) -> io::Result<u64> {
+            self.0
+                .get(path)
+                .copied()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_layout_is_read_from_the_given_root() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(probe_cgroup(d.path()), CgroupVersion::V1);
+        std::fs::create_dir(d.path().join("unified")).unwrap();
+        std::fs::write(d.path().join("unified/cgroup.controllers"), "").unwrap();
+        assert_eq!(probe_cgroup(d.path()), CgroupVersion::Hybrid);
+        std::fs::write(d.path().join("cgroup.controllers"), "").unwrap();
+        assert_eq!(probe_cgroup(d.path()), CgroupVersion::V2);
+    }
+
+    #[test]
+    fn probe_reads_own_namespaces() {
+        let h = HostFacts::probe().unwrap();
+        let net = StatNsLookup.inode(Path::new("/proc/self/ns/net")).unwrap();
+        assert_eq!(h.own_namespaces.get(&NsType::Network), Some(&net));
+        assert!(h.own_namespaces.contains_key(&NsType::Pid));
+    }
+
+    #[test]
+    fn stat_lookup_resolves_own_namespace() {
+        let a = StatNsLookup.inode(Path::new("/proc/self/ns/net")).unwrap();
+        let b = StatNsLookup
+            .inode(Path::new(&format!("/proc/{}/ns/net", std::process::id())))
+            .unwrap();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,366 @@
+//! `stockade profile lint`: problems in a profile that loading alone does not catch —
+//! contradictions, unknown syscalls, rules this kernel cannot enforce, and lists that fall
+//! short of the Kubernetes defaults.
+
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::host::HostFacts;
+use super::rules::landlock::abi_of;
+use super::schema::{OnMissing, Profile, RootPolicy, SeccompAction};
+use super::syscall_names;
+use crate::landlock_plan::Compat;
+
+/// Kubernetes' default masked paths (`/proc` and `/sys` entries hidden from containers).
+pub const K8S_MASKED_PATHS: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+/// Kubernetes' default read-only paths.
+pub const K8S_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+/// Kubernetes' safe sysctl set (pod-security-admission `sysctls` check).
+pub const K8S_SAFE_SYSCTLS: [&str; 10] = [
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+/// Capabilities that amount to host root or a kernel attack path.
+const DANGEROUS_CAPS: [&str; 8] = [
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RAWIO",
+    "CAP_NET_ADMIN",
+    "CAP_BPF",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_SYS_BOOT",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum LintFinding {
+    SeccompFilterNotLoaded,
+    UnknownSyscall {
+        list: &'static str,
+        name: String,
+    },
+    AllowedAndDenied {
+        name: String,
+    },
+    DuplicateSyscall {
+        name: String,
+    },
+    PermissiveDefaultAction {
+        action: SeccompAction,
+    },
+    DangerousCapability {
+        name: String,
+    },
+    RootWithoutUserns,
+    MissingKubernetesDefault {
+        key: &'static str,
+        path: &'static str,
+    },
+    UnsafeSysctl {
+        name: String,
+    },
+    HostNamespaceAllowed {
+        ns: &'static str,
+    },
+    AnyBindSource {
+        prefix: String,
+    },
+    LandlockUnenforceable {
+        needed: u8,
+        host: Option<u8>,
+    },
+    LandlockDegraded {
+        needed: u8,
+        host: Option<u8>,
+    },
+    LandlockRightAboveAbi {
+        path: String,
+        right: String,
+        abi: u8,
+        min_abi: u8,
+    },
+}
+
+impl LintFinding {
+    pub fn severity(&self) -> Severity {
+        use LintFinding::*;
+        match self {
+            SeccompFilterNotLoaded
+            | UnknownSyscall { .. }
+            | AllowedAndDenied { .. }
+            | RootWithoutUserns
+            | MissingKubernetesDefault { .. }
+            | LandlockUnenforceable { .. } => Severity::Error,
+            _ => Severity::Warning,
+        }
+    }
+}
+
+fn abi(a: &Option<u8>) -> String {
+    a.map_or("none".to_owned(), |a| a.to_string())
+}
+
+impl fmt::Display for LintFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use LintFinding::*;
+        match self {
+            SeccompFilterNotLoaded => write!(f, "seccomp: the default filter is not loaded but the profile injects it"),
+            UnknownSyscall { list, name } => write!(f, "seccomp: {list}: unknown syscall {name:?}"),
+            AllowedAndDenied { name } => write!(f, "seccomp: {name} is both allowed by the default filter and denied"),
+            DuplicateSyscall { name } => write!(f, "seccomp: {name} is allowed unconditionally more than once"),
+            PermissiveDefaultAction { action } => write!(f, "seccomp.allowed_default_actions: {action:?} lets unlisted syscalls run"),
+            DangerousCapability { name } => write!(f, "capabilities.allowed: {name} amounts to host privileges"),
+            RootWithoutUserns => write!(f, "process.root = \"if_userns\" but user_namespace.required is false"),
+            MissingKubernetesDefault { key, path } => write!(f, "{key}: missing Kubernetes default {path}"),
+            UnsafeSysctl { name } => write!(f, "sysctls.allowed: {name} is not in Kubernetes' safe set"),
+            HostNamespaceAllowed { ns } => write!(f, "namespaces.host_forbidden: joining the host {ns} namespace is allowed"),
+            AnyBindSource { prefix } => write!(f, "mounts.bind_source_prefixes: {prefix:?} allows binding most of the host"),
+            LandlockUnenforceable { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {} and compat is hard: every container will be refused", abi(host)),
+            LandlockDegraded { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {}: enforced best effort", abi(host)),
+            LandlockRightAboveAbi { path, right, abi, min_abi } => write!(f, "landlock.fs {path}: {right} needs ABI {abi} > min_abi {min_abi}"),
+        }
+    }
+}
+
+/// Every finding for `profile` on `host`, errors first.
+pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
+    let mut out = Vec::new();
+    seccomp(profile, &mut out);
+    for c in &profile.capabilities.allowed {
+        if DANGEROUS_CAPS.contains(&c.as_str()) {
+            out.push(LintFinding::DangerousCapability { name: c.clone() });
+        }
+    }
+    if profile.process.root == RootPolicy::IfUserns && !profile.user_namespace.required {
+        out.push(LintFinding::RootWithoutUserns);
+    }
+    let lists = [
+        (
+            "filesystem.masked_paths",
+            &profile.filesystem.masked_paths,
+            &K8S_MASKED_PATHS[..],
+        ),
+        (
+            "filesystem.readonly_paths",
+            &profile.filesystem.readonly_paths,
+            &K8S_READONLY_PATHS[..],
+        ),
+    ];
+    for (key, have, defaults) in lists {
+        for path in defaults {
+            if !have.iter().any(|h| h == path) {
+                out.push(LintFinding::MissingKubernetesDefault { key, path });
+            }
+        }
+    }
+    for s in &profile.sysctls.allowed {
+        if !K8S_SAFE_SYSCTLS.contains(&s.as_str()) {
+            out.push(LintFinding::UnsafeSysctl { name: s.clone() });
+        }
+    }
+    for ns in [
+        super::schema::NsType::Pid,
+        super::schema::NsType::Network,
+        super::schema::NsType::Ipc,
+    ] {
+        if !profile.namespaces.host_forbidden.contains(&ns) {
+            out.push(LintFinding::HostNamespaceAllowed { ns: ns.oci_name() });
+        }
+    }
+    for p in &profile.mounts.bind_source_prefixes {
+        if matches!(
+            p.trim_end_matches('/'),
+            "" | "/var" | "/etc" | "/usr" | "/home" | "/root"
+        ) {
+            out.push(LintFinding::AnyBindSource { prefix: p.clone() });
+        }
+    }
+    landlock(profile, host, &mut out);
+    out.sort_by_key(LintFinding::severity);
+    out
+}
+
+fn seccomp(profile: &Profile, out: &mut Vec<LintFinding>) {
+    let s = &profile.seccomp;
+    for d in &s.deny {
+        if !syscall_names::is_known(&d.name) {
+            out.push(LintFinding::UnknownSyscall {
+                list: "seccomp.deny",
+                name: d.name.clone(),
+            });
+        }
+    }
+    for a in &s.allowed_default_actions {
+        if matches!(
+            a,
+            SeccompAction::Allow
+                | SeccompAction::Log
+                | SeccompAction::Trace
+                | SeccompAction::Notify
+        ) {
+            out.push(LintFinding::PermissiveDefaultAction { action: *a });
+        }
+    }
+    let Some(filter) = &profile.seccomp_filter else {
+        if s.on_missing == OnMissing::Inject {
+            out.push(LintFinding::SeccompFilterNotLoaded);
+        }
+        return;
+    };
+    for name in filter.all_names() {
+        if !syscall_names::is_known(name) {
+            out.push(LintFinding::UnknownSyscall {
+                list: "default filter",
+                name: name.to_owned(),
+            });
+        }
+    }
+    let denied: BTreeSet<&str> = s
+        .deny
+        .iter()
+        .map(|d| d.name.as_str())
+        .chain(filter.deny.iter().map(|d| d.name.as_str()))
+        .chain(filter.errno.iter().map(|d| d.name.as_str()))
+        .collect();
+    let allowed: BTreeSet<&str> = filter.allowed_names().collect();
+    for name in allowed.intersection(&denied) {
+        out.push(LintFinding::AllowedAndDenied {
+            name: (*name).to_owned(),
+        });
+    }
+    let mut seen = BTreeSet::new();
+    for a in &filter.allow {
+        if !seen.insert(a.name.as_str()) {
+            out.push(LintFinding::DuplicateSyscall {
+                name: a.name.clone(),
+            });
+        }
+    }
+}
+
+fn landlock(profile: &Profile, host: &HostFacts, out: &mut Vec<LintFinding>) {
+    let l = &profile.landlock;
+    if !l.enabled {
+        return;
+    }
+    let mut needed = l.min_abi;
+    if l.tcp_bind.is_some() || l.tcp_connect.is_some() {
+        needed = needed.max(4);
+    }
+    if l.scope_abstract_unix || l.scope_signal {
+        needed = needed.max(6);
+    }
+    if host.landlock_abi.unwrap_or(0) < needed {
+        out.push(match l.compat {
+            Compat::Hard => LintFinding::LandlockUnenforceable {
+                needed,
+                host: host.landlock_abi,
+            },
+            Compat::BestEffort => LintFinding::LandlockDegraded {
+                needed,
+                host: host.landlock_abi,
+            },
+        });
+    }
+    for r in &l.fs {
+        for right in &r.access {
+            if abi_of(*right) > l.min_abi {
+                out.push(LintFinding::LandlockRightAboveAbi {
+                    path: r.path.clone(),
+                    right: format!("{right:?}"),
+                    abi: abi_of(*right),
+                    min_abi: l.min_abi,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::host::fake::host;
+    use crate::profile::schema::DeniedSyscall;
+    use crate::profile::tests::shipped;
+
+    #[test]
+    fn shipped_profiles_lint_clean() {
+        for name in ["restricted", "baseline", "default"] {
+            let findings = lint(&shipped(name), &host());
+            assert!(findings.is_empty(), "{name}: {findings:#?}");
+        }
+    }
+
+    #[test]
+    fn finds_contradictions_and_unenforceable_rules() {
+        let mut p = shipped("restricted");
+        p.seccomp.deny.push(DeniedSyscall {
+            name: "read".into(),
+            reason: "r".into(),
+        });
+        p.capabilities.allowed.push("CAP_SYS_ADMIN".into());
+        p.filesystem.masked_paths.retain(|m| m != "/proc/kcore");
+        p.landlock.min_abi = 7;
+        let mut h = host();
+        h.landlock_abi = Some(3);
+        let f = lint(&p, &h);
+        assert!(f.contains(&LintFinding::AllowedAndDenied {
+            name: "read".into()
+        }));
+        assert!(f.contains(&LintFinding::DangerousCapability {
+            name: "CAP_SYS_ADMIN".into()
+        }));
+        assert!(f.contains(&LintFinding::MissingKubernetesDefault {
+            key: "filesystem.masked_paths",
+            path: "/proc/kcore"
+        }));
+        assert!(f.contains(&LintFinding::LandlockUnenforceable {
+            needed: 7,
+            host: Some(3)
+        }));
+        assert_eq!(f[0].severity(), Severity::Error);
+        assert_eq!(f.last().unwrap().severity(), Severity::Warning);
+    }
+
+    #[test]
+    fn unloaded_filter_is_an_error_when_injecting() {
+        let mut p = shipped("default");
+        p.seccomp_filter = None;
+        assert_eq!(lint(&p, &host()), vec![LintFinding::SeccompFilterNotLoaded]);
+    }
+}

@@ -1,0 +1,360 @@
+//! Read, parse and validate a profile and the seccomp data it names. Every error names the
+//! file and, for semantic errors, the key; nothing is defaulted, so a profile that loads is
+//! exactly the profile its author wrote.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::schema::{IdRange, Limit, Profile, SCHEMA_VERSION};
+use super::seccomp_data::SeccompFilter;
+use super::syscall_names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot parse {file}")]
+    Parse {
+        file: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid {file}: {key}: {problem}")]
+    Invalid {
+        file: String,
+        key: String,
+        problem: Problem,
+    },
+}
+
+/// What is wrong with a key that parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("unsupported schema {0} (this runtime reads schema {SCHEMA_VERSION})")]
+    UnsupportedSchema(u32),
+    #[error("must not be empty")]
+    Empty,
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    #[error("unknown syscall {0:?}")]
+    UnknownSyscall(String),
+    #[error("range {min}-{max} is reversed")]
+    ReversedRange { min: u32, max: u32 },
+    #[error("host range must not contain host id 0")]
+    HostRootInRange,
+    #[error("host range too small for one container of {0} ids")]
+    HostRangeTooSmall(u32),
+    #[error("default {default} exceeds max {max}")]
+    DefaultAboveMax { default: u64, max: u64 },
+    #[error("landlock ABI {0} does not exist (1-7)")]
+    UnknownLandlockAbi(u8),
+    #[error("must be a relative path without '..'")]
+    NotRelative,
+    #[error("must be an absolute path")]
+    NotAbsolute,
+}
+
+fn invalid(file: &str, key: impl Into<String>, problem: Problem) -> LoadError {
+    LoadError::Invalid {
+        file: file.to_owned(),
+        key: key.into(),
+        problem,
+    }
+}
+
+/// Parse and validate profile text. `file` names it in errors. The seccomp filter it
+/// names is not loaded (see [`load_profile`]).
+pub fn parse_profile(text: &str, file: &str) -> Result<Profile, LoadError> {
+    let profile: Profile = toml::from_str(text).map_err(|source| LoadError::Parse {
+        file: file.to_owned(),
+        source,
+    })?;
+    validate(&profile, file)?;
+    Ok(profile)
+}
+
+/// Parse and validate seccomp data text.
+pub fn parse_seccomp_filter(text: &str, file: &str) -> Result<SeccompFilter, LoadError> {
+    let f: SeccompFilter = toml::from_str(text).map_err(|source| LoadError::Parse {
+        file: file.to_owned(),
+        source,
+    })?;
+    if f.schema != SCHEMA_VERSION {
+        return Err(invalid(
+            file,
+            "schema",
+            Problem::UnsupportedSchema(f.schema),
+        ));
+    }
+    let whys = f
+        .allow
+        .iter()
+        .map(|s| (&s.name, &s.why, "allow"))
+        .chain(
+            f.conditional
+                .iter()
+                .map(|s| (&s.name, &s.why, "conditional")),
+        )
+        .chain(f.errno.iter().map(|s| (&s.name, &s.why, "errno")))
+        .chain(f.deny.iter().map(|s| (&s.name, &s.why, "deny")));
+    for (name, why, list) in whys {
+        if !syscall_names::is_known(name) {
+            return Err(invalid(file, list, Problem::UnknownSyscall(name.clone())));
+        }
+        if why.trim().is_empty() {
+            return Err(invalid(file, format!("{list}.{name}.why"), Problem::Empty));
+        }
+    }
+    Ok(f)
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Load `<profiles_dir>/<name>.toml` and the seccomp filter it names (relative to
+/// `profiles_dir`).
+pub fn load_profile(profiles_dir: &Path, name: &str) -> Result<Profile, LoadError> {
+    let path = profiles_dir.join(format!("{name}.toml"));
+    let file = path.display().to_string();
+    let mut profile = parse_profile(&read(&path)?, &file)?;
+    let filter_path = profiles_dir.join(&profile.seccomp.default_filter);
+    let filter_file = filter_path.display().to_string();
+    profile.seccomp_filter = Some(parse_seccomp_filter(&read(&filter_path)?, &filter_file)?);
+    Ok(profile)
+}
+
+fn check_range(file: &str, key: &str, r: &IdRange) -> Result<(), LoadError> {
+    if r.min > r.max {
+        return Err(invalid(
+            file,
+            key,
+            Problem::ReversedRange {
+                min: r.min,
+                max: r.max,
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn check_limit(file: &str, key: &str, l: &Limit) -> Result<(), LoadError> {
+    if l.default > l.max {
+        return Err(invalid(
+            file,
+            key,
+            Problem::DefaultAboveMax {
+                default: l.default,
+                max: l.max,
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn is_capability(name: &str) -> bool {
+    name.starts_with("CAP_")
+        && serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::Value::String(
+            name.to_owned(),
+        ))
+        .is_ok()
+}
+
+fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
+    if p.schema != SCHEMA_VERSION {
+        return Err(invalid(
+            file,
+            "schema",
+            Problem::UnsupportedSchema(p.schema),
+        ));
+    }
+    let non_empty = [
+        ("name", p.name.as_str()),
+        ("version", p.version.as_str()),
+        ("seccomp.reason", &p.seccomp.reason),
+        ("capabilities.reason", &p.capabilities.reason),
+        ("process.reason", &p.process.reason),
+        ("user_namespace.reason", &p.user_namespace.reason),
+        ("filesystem.reason", &p.filesystem.reason),
+        ("mounts.reason", &p.mounts.reason),
+        ("namespaces.reason", &p.namespaces.reason),
+        ("cgroups.reason", &p.cgroups.reason),
+        ("sysctls.reason", &p.sysctls.reason),
+        ("landlock.reason", &p.landlock.reason),
+        ("lsm.reason", &p.lsm.reason),
+    ];
+    for (key, v) in non_empty {
+        if v.trim().is_empty() {
+            return Err(invalid(file, key, Problem::Empty));
+        }
+    }
+    for d in &p.seccomp.deny {
+        if !syscall_names::is_known(&d.name) {
+            return Err(invalid(
+                file,
+                "seccomp.deny",
+                Problem::UnknownSyscall(d.name.clone()),
+            ));
+        }
+        if d.reason.trim().is_empty() {
+            return Err(invalid(
+                file,
+                format!("seccomp.deny.{}.reason", d.name),
+                Problem::Empty,
+            ));
+        }
+    }
+    let rel = Path::new(&p.seccomp.default_filter);
+    if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
+        return Err(invalid(
+            file,
+            "seccomp.default_filter",
+            Problem::NotRelative,
+        ));
+    }
+    for c in &p.capabilities.allowed {
+        if !is_capability(c) {
+            return Err(invalid(
+                file,
+                "capabilities.allowed",
+                Problem::UnknownCapability(c.clone()),
+            ));
+        }
+    }
+    for r in &p.process.uid_ranges {
+        check_range(file, "process.uid_ranges", r)?;
+    }
+    for r in &p.process.gid_ranges {
+        check_range(file, "process.gid_ranges", r)?;
+    }
+    let un = &p.user_namespace;
+    if un.host_range.start == 0 {
+        return Err(invalid(
+            file,
+            "user_namespace.host_range",
+            Problem::HostRootInRange,
+        ));
+    }
+    if un.container_size == 0 || un.container_size > un.host_range.size {
+        return Err(invalid(
+            file,
+            "user_namespace.container_size",
+            Problem::HostRangeTooSmall(un.container_size),
+        ));
+    }
+    let paths = p
+        .filesystem
+        .masked_paths
+        .iter()
+        .chain(&p.filesystem.readonly_paths)
+        .chain(&p.process.forbidden_cwd)
+        .chain(&p.mounts.bind_source_prefixes)
+        .chain(p.mounts.forbidden_sources.iter().map(|f| &f.path))
+        .chain(p.landlock.fs.iter().map(|r| &r.path));
+    for path in paths {
+        if !path.starts_with('/') {
+            return Err(invalid(file, path.clone(), Problem::NotAbsolute));
+        }
+    }
+    for f in &p.mounts.forbidden_sources {
+        if f.reason.trim().is_empty() {
+            return Err(invalid(
+                file,
+                format!("mounts.forbidden_sources.{}.reason", f.path),
+                Problem::Empty,
+            ));
+        }
+    }
+    for r in &p.landlock.fs {
+        if r.reason.trim().is_empty() {
+            return Err(invalid(
+                file,
+                format!("landlock.fs.{}.reason", r.path),
+                Problem::Empty,
+            ));
+        }
+    }
+    check_limit(file, "cgroups.memory_bytes", &p.cgroups.memory_bytes)?;
+    check_limit(file, "cgroups.cpu_millicores", &p.cgroups.cpu_millicores)?;
+    check_limit(file, "cgroups.pids", &p.cgroups.pids)?;
+    if !(1..=7).contains(&p.landlock.min_abi) {
+        return Err(invalid(
+            file,
+            "landlock.min_abi",
+            Problem::UnknownLandlockAbi(p.landlock.min_abi),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESTRICTED: &str = include_str!("../../../profiles/restricted.toml");
+
+    fn err(text: &str) -> String {
+        let e = parse_profile(text, "p.toml").unwrap_err();
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(c) = src {
+            s.push_str(&format!(": {c}"));
+            src = c.source();
+        }
+        s
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let t = RESTRICTED.replace("[capabilities]", "[capabilities]\nallowd = []");
+        let e = err(&t);
+        assert!(e.contains("p.toml") && e.contains("allowd"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let cases = [
+            ("schema = 1", "schema = 2", "schema"),
+            (
+                "\"CAP_NET_BIND_SERVICE\"",
+                "\"CAP_NET_BIND_SERVIC\"",
+                "capabilities.allowed",
+            ),
+            ("name = \"bpf\"", "name = \"bpff\"", "seccomp.deny"),
+            ("min_abi = ", "min_abi = 9 #", "landlock.min_abi"),
+        ];
+        for (from, to, key) in cases {
+            assert!(RESTRICTED.contains(from), "{from}");
+            let e = err(&RESTRICTED.replacen(from, to, 1));
+            assert!(e.starts_with("invalid p.toml: ") && e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            load_profile(d.path(), "nope"),
+            Err(LoadError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn seccomp_data_rejects_unknown_syscalls() {
+        let e = parse_seccomp_filter(
+            "schema = 1\nname = \"f\"\ndefault_action = \"errno\"\ndefault_errno = 1\narchitectures = []\nallow = [{ name = \"reed\", why = \"r\" }]",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid f.toml: allow: unknown syscall \"reed\""
+        );
+    }
+}

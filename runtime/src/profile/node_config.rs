@@ -1,0 +1,398 @@
+//! Node configuration (`/etc/stockade/config.toml`): which profile applies to a container.
+//!
+//! Precedence: runtime handler mapping, then state-root mapping, then `default_profile`.
+//! The `org.stockade.profile` annotation may then switch to another profile, but only one
+//! named in `annotation_allowed` and only one at least as strict (by `strictness` rank):
+//! an annotation can never weaken. Anything that cannot be read, parsed or loaded is an
+//! error, and the runtime refuses the container (fail closed).
+//!
+//! With no config file at the default path, the node default profile compiled into the
+//! binary applies (the shipped `profiles/default.toml`): that is the hardening default,
+//! not a permissive fallback. A config path given explicitly must exist.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::load::{self, LoadError};
+use super::schema::{Profile, SCHEMA_VERSION};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/stockade/config.toml";
+/// Annotation with which a workload asks for a (stricter) profile.
+pub const PROFILE_ANNOTATION: &str = "org.stockade.profile";
+
+const BUILTIN_DEFAULT: &str = include_str!("../../../profiles/default.toml");
+const BUILTIN_SECCOMP: &str = include_str!("../../../profiles/seccomp/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    #[error("cannot read node config {path}")]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot parse node config {path}")]
+    ParseConfig {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error(
+        "node config {path}: unsupported schema {found} (this runtime reads {SCHEMA_VERSION})"
+    )]
+    UnsupportedSchema { path: PathBuf, found: u32 },
+    #[error("invalid profile name {name:?} from {origin}: use letters, digits, '-' and '_'")]
+    InvalidProfileName { name: String, origin: &'static str },
+    #[error("cannot load profile {name:?}")]
+    LoadProfile {
+        name: String,
+        #[source]
+        source: Box<LoadError>,
+    },
+    #[error("annotation {PROFILE_ANNOTATION} asks for profile {requested:?}, which this node does not allow (allowed: {allowed})")]
+    AnnotationNotAllowed { requested: String, allowed: String },
+    #[error("annotation {PROFILE_ANNOTATION} asks for profile {requested:?} (strictness {requested_strictness}), weaker than {base:?} (strictness {base_strictness})")]
+    AnnotationWeakens {
+        requested: String,
+        requested_strictness: u32,
+        base: String,
+        base_strictness: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub schema: u32,
+    pub profiles_dir: PathBuf,
+    pub default_profile: String,
+    /// Profiles the annotation may select.
+    #[serde(default)]
+    pub annotation_allowed: Vec<String>,
+    #[serde(default)]
+    pub handler: Vec<HandlerProfile>,
+    #[serde(default)]
+    pub state_root: Vec<StateRootProfile>,
+}
+
+/// Containers started for this runtime handler (Kubernetes RuntimeClass) get `profile`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerProfile {
+    pub name: String,
+    pub profile: String,
+}
+
+/// Containers whose state lives under this `--root` get `profile`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRootProfile {
+    pub path: PathBuf,
+    pub profile: String,
+}
+
+/// What the runtime knows about a container when choosing its profile.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerContext<'a> {
+    /// Runtime handler, when the caller knows it (the Stockade shim does).
+    pub handler: Option<&'a str>,
+    /// The runtime's `--root`.
+    pub state_root: &'a Path,
+    pub annotations: Option<&'a HashMap<String, String>>,
+}
+
+/// Why this profile applies, for the audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectedBy {
+    /// No node config exists: the compiled-in node default.
+    Builtin,
+    Default,
+    Handler,
+    StateRoot,
+    Annotation,
+}
+
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub profile: Profile,
+    pub selected_by: SelectedBy,
+}
+
+fn valid_name(name: &str, origin: &'static str) -> Result<(), NodeConfigError> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(NodeConfigError::InvalidProfileName {
+            name: name.to_owned(),
+            origin,
+        })
+    }
+}
+
+impl NodeConfig {
+    /// Parse and validate config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, NodeConfigError> {
+        let cfg: NodeConfig =
+            toml::from_str(text).map_err(|source| NodeConfigError::ParseConfig {
+                path: path.to_owned(),
+                source,
+            })?;
+        if cfg.schema != SCHEMA_VERSION {
+            return Err(NodeConfigError::UnsupportedSchema {
+                path: path.to_owned(),
+                found: cfg.schema,
+            });
+        }
+        valid_name(&cfg.default_profile, "default_profile")?;
+        for n in &cfg.annotation_allowed {
+            valid_name(n, "annotation_allowed")?;
+        }
+        for h in &cfg.handler {
+            valid_name(&h.profile, "handler")?;
+        }
+        for s in &cfg.state_root {
+            valid_name(&s.profile, "state_root")?;
+        }
+        Ok(cfg)
+    }
+
+    /// Read the config at `path`. `Ok(None)` only when `path` is the default path and
+    /// does not exist.
+    pub fn read(path: &Path) -> Result<Option<Self>, NodeConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path).map(Some),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && path == Path::new(DEFAULT_CONFIG_PATH) =>
+            {
+                Ok(None)
+            }
+            Err(source) => Err(NodeConfigError::ReadConfig {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    fn load(&self, name: &str) -> Result<Profile, NodeConfigError> {
+        load::load_profile(&self.profiles_dir, name).map_err(|source| {
+            NodeConfigError::LoadProfile {
+                name: name.to_owned(),
+                source: Box::new(source),
+            }
+        })
+    }
+
+    /// The profile for one container.
+    pub fn select(&self, ctx: &ContainerContext) -> Result<Selected, NodeConfigError> {
+        let (base_name, by) = if let Some(h) = ctx
+            .handler
+            .and_then(|h| self.handler.iter().find(|m| m.name == h))
+        {
+            (h.profile.as_str(), SelectedBy::Handler)
+        } else if let Some(s) = self.state_root.iter().find(|m| m.path == ctx.state_root) {
+            (s.profile.as_str(), SelectedBy::StateRoot)
+        } else {
+            (self.default_profile.as_str(), SelectedBy::Default)
+        };
+        let base = self.load(base_name)?;
+        let Some(requested) = ctx.annotations.and_then(|a| a.get(PROFILE_ANNOTATION)) else {
+            return Ok(Selected {
+                profile: base,
+                selected_by: by,
+            });
+        };
+        if requested == base_name {
+            return Ok(Selected {
+                profile: base,
+                selected_by: by,
+            });
+        }
+        // Checked before the name reaches the filesystem: the annotation is untrusted.
+        if !self.annotation_allowed.iter().any(|a| a == requested) {
+            return Err(NodeConfigError::AnnotationNotAllowed {
+                requested: requested.clone(),
+                allowed: self.annotation_allowed.join(", "),
+            });
+        }
+        let chosen = self.load(requested)?;
+        if chosen.strictness < base.strictness {
+            return Err(NodeConfigError::AnnotationWeakens {
+                requested: requested.clone(),
+                requested_strictness: chosen.strictness,
+                base: base.name,
+                base_strictness: base.strictness,
+            });
+        }
+        Ok(Selected {
+            profile: chosen,
+            selected_by: SelectedBy::Annotation,
+        })
+    }
+}
+
+/// The node default profile compiled into the binary, with its seccomp filter.
+pub fn builtin_default() -> Result<Profile, NodeConfigError> {
+    let wrap = |source| NodeConfigError::LoadProfile {
+        name: "default".to_owned(),
+        source: Box::new(source),
+    };
+    let mut p = load::parse_profile(BUILTIN_DEFAULT, "<builtin>/default.toml").map_err(wrap)?;
+    p.seccomp_filter = Some(
+        load::parse_seccomp_filter(BUILTIN_SECCOMP, "<builtin>/seccomp/default.toml")
+            .map_err(wrap)?,
+    );
+    Ok(p)
+}
+
+/// The profile for one container, from the config at `config_path` (the default path
+/// when `None`). Every error means: refuse the container.
+pub fn profile_for_container(
+    config_path: Option<&Path>,
+    ctx: &ContainerContext,
+) -> Result<Selected, NodeConfigError> {
+    let path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    match NodeConfig::read(path)? {
+        Some(cfg) => cfg.select(ctx),
+        None => {
+            // No node config: the annotation may still only tighten, and only to a
+            // shipped profile it could name; without a config nothing is allowed.
+            if let Some(requested) = ctx.annotations.and_then(|a| a.get(PROFILE_ANNOTATION)) {
+                if requested != "default" {
+                    return Err(NodeConfigError::AnnotationNotAllowed {
+                        requested: requested.clone(),
+                        allowed: String::new(),
+                    });
+                }
+            }
+            Ok(Selected {
+                profile: builtin_default()?,
+                selected_by: SelectedBy::Builtin,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::tests::profiles_dir;
+
+    fn config(extra: &str) -> NodeConfig {
+        let text = format!(
+            "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"default\"\nannotation_allowed = [\"restricted\", \"baseline\"]\n{extra}",
+            profiles_dir()
+        );
+        NodeConfig::parse(&text, Path::new("config.toml")).unwrap()
+    }
+
+    fn ctx<'a>(
+        ann: Option<&'a HashMap<String, String>>,
+        handler: Option<&'a str>,
+    ) -> ContainerContext<'a> {
+        ContainerContext {
+            handler,
+            state_root: Path::new("/run/stockade"),
+            annotations: ann,
+        }
+    }
+
+    fn ann(v: &str) -> HashMap<String, String> {
+        [(PROFILE_ANNOTATION.to_owned(), v.to_owned())].into()
+    }
+
+    #[test]
+    fn precedence_handler_then_state_root_then_default() {
+        let c = config(
+            "[[handler]]\nname = \"strict\"\nprofile = \"restricted\"\n[[state_root]]\npath = \"/run/stockade\"\nprofile = \"baseline\"\n",
+        );
+        let s = c.select(&ctx(None, Some("strict"))).unwrap();
+        assert_eq!(
+            (s.profile.name.as_str(), s.selected_by),
+            ("restricted", SelectedBy::Handler)
+        );
+        let s = c.select(&ctx(None, Some("other"))).unwrap();
+        assert_eq!(
+            (s.profile.name.as_str(), s.selected_by),
+            ("baseline", SelectedBy::StateRoot)
+        );
+        let s = config("").select(&ctx(None, None)).unwrap();
+        assert_eq!(
+            (s.profile.name.as_str(), s.selected_by),
+            ("default", SelectedBy::Default)
+        );
+        assert!(s.profile.seccomp_filter.is_some());
+    }
+
+    #[test]
+    fn annotation_may_only_tighten() {
+        let c = config("");
+        let a = ann("restricted");
+        let s = c.select(&ctx(Some(&a), None)).unwrap();
+        assert_eq!(
+            (s.profile.name.as_str(), s.selected_by),
+            ("restricted", SelectedBy::Annotation)
+        );
+        let a = ann("baseline");
+        assert!(matches!(
+            c.select(&ctx(Some(&a), None)),
+            Err(NodeConfigError::AnnotationWeakens { .. })
+        ));
+        let a = ann("../../etc/passwd");
+        assert!(matches!(
+            c.select(&ctx(Some(&a), None)),
+            Err(NodeConfigError::AnnotationNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn fails_closed() {
+        let d = tempfile::tempdir().unwrap();
+        let c = NodeConfig {
+            profiles_dir: d.path().to_owned(),
+            ..config("")
+        };
+        assert!(matches!(
+            c.select(&ctx(None, None)),
+            Err(NodeConfigError::LoadProfile { .. })
+        ));
+        let missing = d.path().join("config.toml");
+        assert!(matches!(
+            profile_for_container(Some(&missing), &ctx(None, None)),
+            Err(NodeConfigError::ReadConfig { .. })
+        ));
+        std::fs::write(&missing, "schema = 1\nprofiles_dir = \"/x\"\n").unwrap();
+        assert!(matches!(
+            profile_for_container(Some(&missing), &ctx(None, None)),
+            Err(NodeConfigError::ParseConfig { .. })
+        ));
+        std::fs::write(
+            d.path().join("broken.toml"),
+            "schema = 1\nname = \"broken\"\n",
+        )
+        .unwrap();
+        let c = NodeConfig {
+            default_profile: "broken".into(),
+            profiles_dir: d.path().to_owned(),
+            ..config("")
+        };
+        assert!(matches!(
+            c.select(&ctx(None, None)),
+            Err(NodeConfigError::LoadProfile { .. })
+        ));
+    }
+
+    #[test]
+    fn builtin_default_is_the_shipped_default() {
+        assert_eq!(
+            builtin_default().unwrap(),
+            crate::profile::tests::shipped("default")
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The pure check-and-harden step: `spec × profile × host facts → Decision`.
+//!
+//! Order: every injecting rule first edits a copy of the spec (so a silent spec gets the
+//! profile's defaults), then every rule checks the result. A violation in `enforce` mode
+//! refuses the container; in `audit`/`warn` mode it is carried as a warning. Injection
+//! happens whatever the mode: modes decide what a *violation* does, never whether the
+//! container is hardened.
+
+use oci_spec::runtime::Spec;
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+
+use super::host::{HostFacts, NsInodeLookup};
+use super::rules::{self, user_namespace::UsernsRequest};
+use super::schema::{Mode, OnMissing, Profile};
+use super::violation::{Injection, RuleMeta, Violation};
+use crate::landlock_plan::LandlockPlan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error("cannot serialize the spec")]
+    SerializeSpec(#[source] serde_json::Error),
+    #[error("hardened spec is not a valid OCI spec")]
+    HardenedSpecInvalid(#[source] serde_json::Error),
+    #[error("profile {0:?} injects seccomp but its default filter was not loaded")]
+    SeccompFilterNotLoaded(String),
+}
+
+/// The container may not run under this profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub profile: String,
+    pub version: String,
+    /// Every violation in `enforce` mode, in rule order.
+    pub violations: Vec<Violation>,
+    /// Violations in `audit`/`warn` mode, reported alongside.
+    pub warnings: Vec<Violation>,
+}
+
+/// The container may run, with this spec and these plans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hardened {
+    pub profile: String,
+    pub version: String,
+    /// The spec with the profile's defaults injected.
+    pub spec: Spec,
+    pub landlock: Option<LandlockPlan>,
+    /// The runtime must create a user namespace and write its mappings into `spec`.
+    pub userns: Option<UsernsRequest>,
+    /// What was changed, for the audit record.
+    pub injected: Vec<Injection>,
+    /// Violations in `audit`/`warn` mode.
+    pub warnings: Vec<Violation>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Refused(Refusal),
+    Admitted(Box<Hardened>),
+}
+
+/// Check `spec` against `profile` on `host` and harden it. Pure apart from `ns`, which
+/// resolves namespace paths named by the spec.
+pub fn evaluate(
+    spec: &Spec,
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+) -> Result<Decision, EvaluateError> {
+    if profile.seccomp.on_missing == OnMissing::Inject && profile.seccomp_filter.is_none() {
+        return Err(EvaluateError::SeccompFilterNotLoaded(profile.name.clone()));
+    }
+    let mut doc = serde_json::to_value(spec).map_err(EvaluateError::SerializeSpec)?;
+    let mut injected = harden(&mut doc, profile);
+    let userns = rules::user_namespace::request(&doc, &profile.user_namespace);
+    let (landlock, mut violations, notes) = rules::landlock::plan(
+        &doc,
+        &profile.landlock,
+        host,
+        meta(profile, &profile.landlock.reason, profile.landlock.mode),
+    );
+    injected.extend(notes);
+    violations.splice(0..0, check(&doc, profile, host, ns, userns.is_some()));
+
+    let (enforced, warnings): (Vec<_>, Vec<_>) = violations
+        .into_iter()
+        .partition(|v| v.mode == Mode::Enforce);
+    if !enforced.is_empty() {
+        return Ok(Decision::Refused(Refusal {
+            profile: profile.name.clone(),
+            version: profile.version.clone(),
+            violations: enforced,
+            warnings,
+        }));
+    }
+    let spec = serde_json::from_value(doc).map_err(EvaluateError::HardenedSpecInvalid)?;
+    Ok(Decision::Admitted(Box::new(Hardened {
+        profile: profile.name.clone(),
+        version: profile.version.clone(),
+        spec,
+        landlock,
+        userns,
+        injected,
+        warnings,
+    })))
+}
+
+fn meta<'a>(profile: &Profile, reason: &'a str, mode: Option<Mode>) -> RuleMeta<'a> {
+    RuleMeta {
+        reason,
+        mode: mode.unwrap_or(profile.mode),
+    }
+}
+
+fn harden(doc: &mut Value, p: &Profile) -> Vec<Injection> {
+    let mut out = rules::seccomp::harden(doc, &p.seccomp, p.seccomp_filter.as_ref());
+    out.extend(rules::capabilities::harden(doc, &p.capabilities));
+    out.extend(rules::process::harden(doc, &p.process));
+    out.extend(rules::filesystem::harden(doc, &p.filesystem));
+    out.extend(rules::mounts::harden(doc, &p.mounts));
+    out.extend(rules::cgroups::harden(doc, &p.cgroups));
+    out
+}
+
+fn check(
+    doc: &Value,
+    p: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+    userns_requested: bool,
+) -> Vec<Violation> {
+    let m = |reason, mode| meta(p, reason, mode);
+    let mut out = rules::seccomp::check(doc, &p.seccomp, m(&p.seccomp.reason, p.seccomp.mode));
+    out.extend(rules::capabilities::check(
+        doc,
+        &p.capabilities,
+        m(&p.capabilities.reason, p.capabilities.mode),
+    ));
+    out.extend(rules::process::check(
+        doc,
+        &p.process,
+        userns_requested,
+        m(&p.process.reason, p.process.mode),
+    ));
+    out.extend(rules::user_namespace::check(
+        doc,
+        &p.user_namespace,
+        userns_requested,
+        m(&p.user_namespace.reason, p.user_namespace.mode),
+    ));
+    out.extend(rules::filesystem::check(
+        doc,
+        &p.filesystem,
+        m(&p.filesystem.reason, p.filesystem.mode),
+    ));
+    out.extend(rules::mounts::check(
+        doc,
+        &p.mounts,
+        m(&p.mounts.reason, p.mounts.mode),
+    ));
+    out.extend(rules::namespaces::check(
+        doc,
+        &p.namespaces,
+        host,
+        ns,
+        m(&p.namespaces.reason, p.namespaces.mode),
+    ));
+    out.extend(rules::cgroups::check(
+        doc,
+        &p.cgroups,
+        m(&p.cgroups.reason, p.cgroups.mode),
+    ));
+    out.extend(rules::sysctls::check(
+        doc,
+        &p.sysctls,
+        m(&p.sysctls.reason, p.sysctls.mode),
+    ));
+    out.extend(rules::lsm::check(doc, &p.lsm, m(&p.lsm.reason, p.lsm.mode)));
+    out
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.violations.len();
+        write!(
+            f,
+            "stockade: container refused by profile \"{}\" v{}: {n} violation{}",
+            self.profile,
+            self.version,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for v in &self.violations {
+            write!(
+                f,
+                "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
+                v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Refusal {
+    /// The refusal as one JSON log event.
+    pub fn to_json(&self) -> Value {
+        // Plain structs with string keys: serialization to a `Value` cannot fail.
+        serde_json::to_value(self.audit_record(None)).unwrap_or(Value::Null)
+    }
+
+    pub fn audit_record(&self, container_id: Option<&str>) -> AuditRecord {
+        AuditRecord {
+            event: AUDIT_EVENT,
+            outcome: Outcome::Refused,
+            container_id: container_id.map(str::to_owned),
+            profile: self.profile.clone(),
+            version: self.version.clone(),
+            violations: self.violations.clone(),
+            warnings: self.warnings.clone(),
+            injected: Vec::new(),
+            landlock: None,
+            userns: None,
+        }
+    }
+}
+
+/// Name of the structured audit event, one per decision.
+pub const AUDIT_EVENT: &str = "stockade.profile.decision";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Admitted unchanged.
+    Admitted,
+    /// Admitted after injecting defaults (or with a user namespace / Landlock plan).
+    Hardened,
+    Refused,
+}
+
+/// One structured record per decision, for the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub event: &'static str,
+    pub outcome: Outcome,
+    pub container_id: Option<String>,
+    pub profile: String,
+    pub version: String,
+    pub violations: Vec<Violation>,
+    pub warnings: Vec<Violation>,
+    pub injected: Vec<Injection>,
+    pub landlock: Option<LandlockPlan>,
+    pub userns: Option<UsernsRequest>,
+}
+
+impl Decision {
+    pub fn audit_record(&self, container_id: Option<&str>) -> AuditRecord {
+        match self {
+            Decision::Refused(r) => r.audit_record(container_id),
+            Decision::Admitted(h) => AuditRecord {
+                event: AUDIT_EVENT,
+                outcome: if h.injected.is_empty() && h.landlock.is_none() && h.userns.is_none() {
+                    Outcome::Admitted
+                } else {
+                    Outcome::Hardened
+                },
+                container_id: container_id.map(str::to_owned),
+                profile: h.profile.clone(),
+                version: h.version.clone(),
+                violations: Vec::new(),
+                warnings: h.warnings.clone(),
+                injected: h.injected.clone(),
+                landlock: h.landlock.clone(),
+                userns: h.userns.clone(),
+            },
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! `seccomp.*`: a filter is present (or the default-deny filter is injected), its
+//! default action is one the profile allows, and it never allows a denied syscall.
+
+use serde_json::Value;
+
+use super::join;
+use crate::profile::schema::{OnExcess, OnMissing, SeccompAction, SeccompSection};
+use crate::profile::seccomp_data::SeccompFilter;
+use crate::profile::violation::{Injection, RuleMeta, Violation, UNSET};
+
+fn action(name: &str) -> Option<SeccompAction> {
+    Some(match name {
+        "SCMP_ACT_KILL_PROCESS" => SeccompAction::KillProcess,
+        "SCMP_ACT_KILL_THREAD" => SeccompAction::KillThread,
+        "SCMP_ACT_KILL" => SeccompAction::Kill,
+        "SCMP_ACT_TRAP" => SeccompAction::Trap,
+        "SCMP_ACT_ERRNO" => SeccompAction::Errno,
+        "SCMP_ACT_NOTIFY" => SeccompAction::Notify,
+        "SCMP_ACT_TRACE" => SeccompAction::Trace,
+        "SCMP_ACT_LOG" => SeccompAction::Log,
+        "SCMP_ACT_ALLOW" => SeccompAction::Allow,
+        _ => return None,
+    })
+}
+
+/// Actions that let the syscall run (a tracer or a notify supervisor can let it through).
+fn lets_through(a: &str) -> bool {
+    matches!(
+        action(a),
+        Some(
+            SeccompAction::Allow
+                | SeccompAction::Log
+                | SeccompAction::Trace
+                | SeccompAction::Notify
+        )
+    )
+}
+
+fn action_name(a: SeccompAction) -> &'static str {
+    match a {
+        SeccompAction::KillProcess => "SCMP_ACT_KILL_PROCESS",
+        SeccompAction::KillThread => "SCMP_ACT_KILL_THREAD",
+        SeccompAction::Kill => "SCMP_ACT_KILL",
+        SeccompAction::Trap => "SCMP_ACT_TRAP",
+        SeccompAction::Errno => "SCMP_ACT_ERRNO",
+        SeccompAction::Notify => "SCMP_ACT_NOTIFY",
+        SeccompAction::Trace => "SCMP_ACT_TRACE",
+        SeccompAction::Log => "SCMP_ACT_LOG",
+        SeccompAction::Allow => "SCMP_ACT_ALLOW",
+    }
+}
+
+pub fn check(doc: &Value, section: &SeccompSection, meta: RuleMeta) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some(filter) = doc.pointer("/linux/seccomp").filter(|v| !v.is_null()) else {
+        out.push(meta.violation(
+            "seccomp.required",
+            "linux.seccomp",
+            UNSET,
+            "a default-deny filter",
+            "securityContext.seccompProfile",
+        ));
+        return out;
+    };
+    let default = filter
+        .get("defaultAction")
+        .and_then(Value::as_str)
+        .unwrap_or(UNSET);
+    if !action(default).is_some_and(|a| section.allowed_default_actions.contains(&a)) {
+        out.push(
+            meta.violation(
+                "seccomp.default_action",
+                "linux.seccomp.defaultAction",
+                default,
+                join(
+                    section
+                        .allowed_default_actions
+                        .iter()
+                        .map(|a| action_name(*a)),
+                ),
+                "securityContext.seccompProfile",
+            ),
+        );
+    }
+    let rules = filter.get("syscalls").and_then(Value::as_array);
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        if !lets_through(
+            rule.get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        ) {
+            continue;
+        }
+        let names = rule.get("names").and_then(Value::as_array);
+        for (j, name) in names.into_iter().flatten().enumerate() {
+            let name = name.as_str().unwrap_or_default();
+            if let Some(d) = section.deny.iter().find(|d| d.name == name) {
+                let mut v = meta.violation(
+                    "seccomp.denied_syscall",
+                    format!("linux.seccomp.syscalls[{i}].names[{j}]"),
+                    name,
+                    "not allowed by any rule",
+                    "securityContext.seccompProfile",
+                );
+                v.reason = d.reason.clone();
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Inject the default-deny filter when the spec has none (`on_missing = "inject"`), and
+/// strip denied syscalls from a spec filter's allow rules (`on_denied_allowed = "strip"`).
+pub fn harden(
+    doc: &mut Value,
+    section: &SeccompSection,
+    filter: Option<&SeccompFilter>,
+) -> Vec<Injection> {
+    let mut out = Vec::new();
+    let present = doc.pointer("/linux/seccomp").is_some_and(|v| !v.is_null());
+    if !present {
+        if let (OnMissing::Inject, Some(f)) = (section.on_missing, filter) {
+            super::ensure_object(doc, "/linux").insert("seccomp".into(), f.to_oci_json());
+            out.push(Injection::new(
+                "seccomp.required",
+                "linux.seccomp",
+                format!("injected default-deny filter {:?}", f.name),
+            ));
+        }
+        return out;
+    }
+    if section.on_denied_allowed != OnExcess::Strip {
+        return out;
+    }
+    let Some(rules) = doc
+        .pointer_mut("/linux/seccomp/syscalls")
+        .and_then(Value::as_array_mut)
+    else {
+        return out;
+    };
+    let mut stripped = Vec::new();
+    for rule in rules.iter_mut() {
+        if !lets_through(
+            rule.get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        ) {
+            continue;
+        }
+        if let Some(names) = rule.get_mut("names").and_then(Value::as_array_mut) {
+            names.retain(|n| {
+                let n = n.as_str().unwrap_or_default();
+                let denied = section.deny.iter().any(|d| d.name == n);
+                if denied {
+                    stripped.push(n.to_owned());
+                }
+                !denied
+            });
+        }
+    }
+    // A rule left with no names would be rejected by the seccomp translator.
+    rules.retain(|r| {
+        r.get("names")
+            .and_then(Value::as_array)
+            .is_none_or(|n| !n.is_empty())
+    });
+    if !stripped.is_empty() {
+        stripped.sort();
+        stripped.dedup();
+        out.push(Injection::new(
+            "seccomp.denied_syscall",
+            "linux.seccomp.syscalls",
+            format!("removed {} from the allow rules", join(&stripped)),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::rules::test_util::*;
+    use crate::profile::schema::DeniedSyscall;
+
+    fn section(on_missing: OnMissing, on_denied: OnExcess) -> SeccompSection {
+        SeccompSection {
+            reason: "r".into(),
+            mode: None,
+            on_missing,
+            on_denied_allowed: on_denied,
+            default_filter: "seccomp/default.toml".into(),
+            allowed_default_actions: vec![SeccompAction::Errno, SeccompAction::KillProcess],
+            deny: vec![DeniedSyscall {
+                name: "io_uring_setup".into(),
+                reason: "io_uring".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, &[&str])] = &[
+            ("{}", &["seccomp.required"]),
+            (
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}}}"#,
+                &[],
+            ),
+            (
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}}}"#,
+                &["seccomp.default_action"],
+            ),
+            (
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","io_uring_setup"],"action":"SCMP_ACT_ALLOW"}]}}}"#,
+                &["seccomp.denied_syscall"],
+            ),
+            (
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["io_uring_setup"],"action":"SCMP_ACT_ERRNO"}]}}}"#,
+                &[],
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = check(
+                &doc(spec),
+                &section(OnMissing::Refuse, OnExcess::Refuse),
+                meta(),
+            );
+            assert_eq!(ids(&got), *want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn denied_syscall_path_and_reason() {
+        let v = check(
+            &doc(
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","io_uring_setup"],"action":"SCMP_ACT_ALLOW"}]}}}"#,
+            ),
+            &section(OnMissing::Refuse, OnExcess::Refuse),
+            meta(),
+        );
+        assert_eq!(v[0].path, "linux.seccomp.syscalls[0].names[1]");
+        assert_eq!(v[0].reason, "io_uring");
+    }
+
+    #[test]
+    fn strip_removes_denied_and_empty_rules() {
+        let mut d = doc(
+            r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["io_uring_setup"],"action":"SCMP_ACT_ALLOW"},{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}}}"#,
+        );
+        let s = section(OnMissing::Refuse, OnExcess::Strip);
+        assert_eq!(harden(&mut d, &s, None).len(), 1);
+        assert!(check(&d, &s, meta()).is_empty());
+        assert_eq!(
+            d["linux"]["seccomp"]["syscalls"].as_array().unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn inject_needs_a_filter() {
+        let s = section(OnMissing::Inject, OnExcess::Refuse);
+        let mut d = doc("{}");
+        assert!(harden(&mut d, &s, None).is_empty());
+        let f: SeccompFilter = toml::from_str(
+            "schema = 1\nname = \"f\"\ndefault_action = \"errno\"\ndefault_errno = 1\narchitectures = []\nallow = [{ name = \"read\", why = \"r\" }]",
+        )
+        .unwrap();
+        assert_eq!(harden(&mut d, &s, Some(&f)).len(), 1);
+        assert!(check(&d, &s, meta()).is_empty());
+    }
+}

@@ -1,0 +1,381 @@
+//! The hardening-profile format (`schema = 1`), as plain serde types.
+//!
+//! Every section is an allow-list: what it does not name is denied. Every section carries
+//! a `reason` that is quoted in violation messages, and may override the profile's `mode`.
+//! Unknown keys are rejected everywhere so a typo can never silently weaken a profile.
+//! Semantic checks (known syscalls, capability names, ranges) live in `load.rs`.
+
+use crate::landlock_plan::{Compat, FsAccess};
+use serde::{Deserialize, Serialize};
+
+use super::seccomp_data::SeccompFilter;
+
+/// The only schema version this runtime understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What happens when a rule is violated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Refuse the container.
+    Enforce,
+    /// Start the container; record the violation in the audit log only.
+    Audit,
+    /// Start the container; record the violation and report it to the caller as a warning.
+    Warn,
+}
+
+/// What happens when the spec is silent about a control the profile requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// Write the profile's default into the spec.
+    Inject,
+    /// Report a violation.
+    Refuse,
+}
+
+/// What happens when the spec asks for more than the profile allows, where the excess can
+/// be removed without changing anything else (extra capabilities, denied syscalls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExcess {
+    /// Remove the excess from the spec and record it.
+    Strip,
+    /// Report a violation.
+    Refuse,
+}
+
+/// A hardening profile: one TOML file under the profiles directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub schema: u32,
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    /// Rank used to decide whether an annotation may switch to this profile: a container
+    /// may only move to a profile whose strictness is at least that of its default.
+    pub strictness: u32,
+    pub mode: Mode,
+    pub seccomp: SeccompSection,
+    pub capabilities: CapabilitiesSection,
+    pub process: ProcessSection,
+    pub user_namespace: UserNamespaceSection,
+    pub filesystem: FilesystemSection,
+    pub mounts: MountsSection,
+    pub namespaces: NamespacesSection,
+    pub cgroups: CgroupsSection,
+    pub sysctls: SysctlsSection,
+    pub landlock: LandlockSection,
+    pub lsm: LsmSection,
+    /// The default-deny filter named by `seccomp.default_filter`, loaded by `load.rs`.
+    #[serde(skip)]
+    pub seccomp_filter: Option<SeccompFilter>,
+}
+
+/// Seccomp actions a profile may name (OCI `SCMP_ACT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeccompAction {
+    KillProcess,
+    KillThread,
+    Kill,
+    Trap,
+    Errno,
+    Notify,
+    Trace,
+    Log,
+    Allow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeccompSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Spec without `linux.seccomp`: inject `default_filter`, or refuse.
+    pub on_missing: OnMissing,
+    /// Spec filter that allows a syscall of `deny`: strip it from the filter, or refuse.
+    pub on_denied_allowed: OnExcess,
+    /// File (relative to the profiles directory) holding the default-deny allow-list.
+    pub default_filter: String,
+    /// Default actions a spec-supplied filter may use.
+    pub allowed_default_actions: Vec<SeccompAction>,
+    /// Syscalls a spec-supplied filter may never allow.
+    pub deny: Vec<DeniedSyscall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeniedSyscall {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Capabilities outside `allowed` (in any set): drop them, or refuse.
+    pub on_excess: OnExcess,
+    /// Capability names, `CAP_` prefixed.
+    pub allowed: Vec<String>,
+}
+
+/// When the container's uid 0 is acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootPolicy {
+    /// Never run as uid/gid 0 (Kubernetes `runAsNonRoot`).
+    Never,
+    /// Only when a user namespace maps it to an unprivileged host id.
+    IfUserns,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl IdRange {
+    pub fn contains(&self, id: u32) -> bool {
+        self.min <= id && id <= self.max
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// `noNewPrivileges` unset or false: set it, or refuse.
+    pub no_new_privileges: OnMissing,
+    pub root: RootPolicy,
+    pub uid_ranges: Vec<IdRange>,
+    pub gid_ranges: Vec<IdRange>,
+    /// The working directory may not be at or under these paths (CVE-2024-21626).
+    pub forbidden_cwd: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostIdRange {
+    pub start: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserNamespaceSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    pub required: bool,
+    /// Spec without a user namespace: request one from the runtime, or refuse.
+    pub on_missing: OnMissing,
+    /// Host ids the runtime hands out to containers, and that spec mappings must stay in.
+    pub host_range: HostIdRange,
+    /// Ids per container.
+    pub container_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Writable rootfs or missing masked/readonly paths: fix the spec, or refuse.
+    pub on_missing: OnMissing,
+    pub readonly_rootfs: bool,
+    /// With a read-only rootfs, tmpfs mounted here (when the spec mounts nothing there) so
+    /// ordinary images still have scratch space.
+    pub writable_tmpfs: Vec<String>,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForbiddenSource {
+    pub path: String,
+    /// Also forbid everything beneath `path`.
+    #[serde(default)]
+    pub subtree: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountsSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    pub allowed_types: Vec<String>,
+    /// Bind sources must be under one of these directories.
+    pub bind_source_prefixes: Vec<String>,
+    /// Checked before the prefixes: a forbidden source is refused even under a prefix.
+    pub forbidden_sources: Vec<ForbiddenSource>,
+    /// Refuse `shared`/`rshared` propagation on mounts and on the rootfs.
+    pub forbid_shared_propagation: bool,
+    /// Options every bind mount must carry (e.g. `nosuid`, `nodev`).
+    pub bind_required_options: Vec<String>,
+    /// Bind without the required options: add them, or refuse.
+    pub on_missing: OnMissing,
+}
+
+/// Namespace kinds, named as in the OCI spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NsType {
+    Pid,
+    Network,
+    Mount,
+    Ipc,
+    Uts,
+    User,
+    Cgroup,
+    Time,
+}
+
+impl NsType {
+    pub const ALL: [NsType; 8] = [
+        NsType::Pid,
+        NsType::Network,
+        NsType::Mount,
+        NsType::Ipc,
+        NsType::Uts,
+        NsType::User,
+        NsType::Cgroup,
+        NsType::Time,
+    ];
+
+    /// Name as in the OCI spec (`linux.namespaces[].type`).
+    pub fn oci_name(self) -> &'static str {
+        match self {
+            NsType::Pid => "pid",
+            NsType::Network => "network",
+            NsType::Mount => "mount",
+            NsType::Ipc => "ipc",
+            NsType::Uts => "uts",
+            NsType::User => "user",
+            NsType::Cgroup => "cgroup",
+            NsType::Time => "time",
+        }
+    }
+
+    /// Name of the entry in `/proc/<pid>/ns/`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            NsType::Network => "net",
+            NsType::Mount => "mnt",
+            other => other.oci_name(),
+        }
+    }
+
+    pub fn from_oci(t: oci_spec::runtime::LinuxNamespaceType) -> Self {
+        use oci_spec::runtime::LinuxNamespaceType as T;
+        match t {
+            T::Pid => NsType::Pid,
+            T::Network => NsType::Network,
+            T::Mount => NsType::Mount,
+            T::Ipc => NsType::Ipc,
+            T::Uts => NsType::Uts,
+            T::User => NsType::User,
+            T::Cgroup => NsType::Cgroup,
+            T::Time => NsType::Time,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespacesSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Each must appear in `linux.namespaces` (absent = shared with the runtime = host).
+    pub required: Vec<NsType>,
+    /// Joining the runtime's own namespace of these kinds by `path` is refused.
+    pub host_forbidden: Vec<NsType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Injected when the spec sets none.
+    pub default: u64,
+    /// The spec may not ask for more.
+    pub max: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupsSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Limit unset: inject the default, or refuse.
+    pub on_missing: OnMissing,
+    /// `linux.resources.memory.limit`, bytes.
+    pub memory_bytes: Limit,
+    /// CPU quota in millicores (`quota / period * 1000`).
+    pub cpu_millicores: Limit,
+    /// `linux.resources.pids.limit`.
+    pub pids: Limit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysctlsSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Exact sysctl names.
+    pub allowed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LandlockFsRule {
+    /// Path inside the container.
+    pub path: String,
+    pub access: Vec<FsAccess>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LandlockSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    pub enabled: bool,
+    /// ABI the rules are written for; rights newer than the host's ABI are handled per
+    /// `compat`.
+    pub min_abi: u8,
+    pub compat: Compat,
+    /// Derive rules from the spec: rootfs read+execute, writable mounts read-write.
+    pub auto_rules: bool,
+    #[serde(default)]
+    pub fs: Vec<LandlockFsRule>,
+    /// TCP ports the container may bind (ABI 4); absent = unrestricted.
+    pub tcp_bind: Option<Vec<u16>>,
+    /// TCP ports the container may connect to (ABI 4); absent = unrestricted.
+    pub tcp_connect: Option<Vec<u16>>,
+    /// ABI 6: deny connecting to abstract unix sockets outside the container's domain.
+    #[serde(default)]
+    pub scope_abstract_unix: bool,
+    /// ABI 6: deny signalling processes outside the container's domain.
+    #[serde(default)]
+    pub scope_signal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LsmSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// AppArmor profile names a spec may set; a trailing `*` matches a prefix.
+    pub apparmor_profiles: Vec<String>,
+    /// SELinux types (third field of the label) a spec may set.
+    pub selinux_types: Vec<String>,
+}

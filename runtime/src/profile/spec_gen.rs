@@ -1,0 +1,121 @@
+//! `stockade spec --profile P`: a config.json that passes P, built by hardening a minimal
+//! spec with P itself and checking the result, so the generator cannot drift from the
+//! rules.
+
+use oci_spec::runtime::Spec;
+use serde_json::json;
+
+use super::host::{HostFacts, NsInodeLookup};
+use super::plan::{evaluate, Decision, EvaluateError, Hardened, Refusal};
+use super::schema::{Profile, RootPolicy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecGenError {
+    #[error("cannot build the base spec")]
+    BuildBase(#[source] serde_json::Error),
+    #[error("cannot evaluate the generated spec")]
+    Evaluate(#[source] EvaluateError),
+    #[error("the profile refuses every spec on this host:\n{0}")]
+    Unsatisfiable(Refusal),
+}
+
+/// A spec running `args` that `profile` admits on `host`, with the profile's injections
+/// applied. User namespace mappings are left to the runtime (see `Hardened::userns`).
+pub fn compliant_spec(
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+    args: &[String],
+) -> Result<Box<Hardened>, SpecGenError> {
+    let (uid, gid) = match profile.process.root {
+        RootPolicy::Never => (
+            profile
+                .process
+                .uid_ranges
+                .first()
+                .map_or(1000, |r| r.min.max(1)),
+            profile
+                .process
+                .gid_ranges
+                .first()
+                .map_or(1000, |r| r.min.max(1)),
+        ),
+        RootPolicy::IfUserns => (0, 0),
+    };
+    let caps: Vec<&String> = profile.capabilities.allowed.iter().collect();
+    let mut namespaces: Vec<serde_json::Value> = profile
+        .namespaces
+        .required
+        .iter()
+        .map(|n| json!({ "type": n.oci_name() }))
+        .collect();
+    if namespaces.is_empty() {
+        namespaces.push(json!({ "type": "mount" }));
+    }
+    let mut base = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": uid, "gid": gid },
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "noNewPrivileges": true,
+            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+        },
+        "root": { "path": "rootfs", "readonly": profile.filesystem.readonly_rootfs },
+        "hostname": "stockade",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] },
+        ],
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": profile.filesystem.masked_paths,
+            "readonlyPaths": profile.filesystem.readonly_paths,
+            "resources": {
+                "memory": { "limit": profile.cgroups.memory_bytes.default },
+                "cpu": {
+                    "quota": profile.cgroups.cpu_millicores.default * 100,
+                    "period": 100_000,
+                },
+                "pids": { "limit": profile.cgroups.pids.default },
+            },
+        },
+    });
+    if let Some(filter) = &profile.seccomp_filter {
+        base["linux"]["seccomp"] = filter.to_oci_json();
+    }
+    let spec: Spec = serde_json::from_value(base).map_err(SpecGenError::BuildBase)?;
+    match evaluate(&spec, profile, host, ns).map_err(SpecGenError::Evaluate)? {
+        Decision::Admitted(h) => Ok(h),
+        Decision::Refused(r) => Err(SpecGenError::Unsatisfiable(r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::host::fake::{host, FakeNs};
+    use crate::profile::tests::shipped;
+
+    #[test]
+    fn every_shipped_profile_has_a_compliant_spec() {
+        let h = host();
+        for name in ["restricted", "baseline", "default"] {
+            let p = shipped(name);
+            let out = compliant_spec(&p, &h, &FakeNs::new(&h), &["sh".into()]);
+            let hardened = out.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(hardened.userns.is_some(), "{name}");
+        }
+    }
+}

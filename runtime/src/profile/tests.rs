@@ -1,0 +1,263 @@
+//! End-to-end tests of `evaluate` against the shipped profiles and the Pod Security
+//! fixtures in `fixtures/`: one spec per control, each refused under `restricted` with
+//! exactly the expected violations.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::host::fake::{host, FakeNs};
+use super::plan::{evaluate, Decision, Outcome};
+use super::schema::Profile;
+use super::{load_profile, Violation};
+
+pub(crate) fn profiles_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles"))
+}
+
+pub(crate) fn shipped(name: &str) -> Profile {
+    load_profile(&profiles_dir(), name).unwrap()
+}
+
+fn fixture(name: &str) -> oci_spec::runtime::Spec {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/profile/fixtures"))
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn decide(profile: &str, spec: &str) -> Decision {
+    let h = host();
+    evaluate(&fixture(spec), &shipped(profile), &h, &FakeNs::new(&h)).unwrap()
+}
+
+fn refused(profile: &str, spec: &str) -> Vec<Violation> {
+    match decide(profile, spec) {
+        Decision::Refused(r) => r.violations,
+        Decision::Admitted(h) => panic!("{spec} admitted under {profile}: {:?}", h.injected),
+    }
+}
+
+fn pairs(v: &[Violation]) -> BTreeSet<(&'static str, String)> {
+    v.iter().map(|v| (v.rule, v.path.clone())).collect()
+}
+
+/// (fixture, expected (rule, path) pairs under `restricted`).
+const POD_SECURITY: &[(&str, &[(&str, &str)])] = &[
+    (
+        "privileged",
+        &[
+            ("seccomp.required", "linux.seccomp"),
+            ("capabilities.allowed", "process.capabilities.bounding"),
+            ("capabilities.allowed", "process.capabilities.effective"),
+            ("capabilities.allowed", "process.capabilities.permitted"),
+            ("filesystem.masked_paths", "linux.maskedPaths"),
+            ("filesystem.readonly_paths", "linux.readonlyPaths"),
+        ],
+    ),
+    (
+        "host-pid",
+        &[("namespaces.host", "linux.namespaces[0].path")],
+    ),
+    (
+        "host-network",
+        &[("namespaces.host", "linux.namespaces[4].path")],
+    ),
+    (
+        "host-ipc",
+        &[("namespaces.host", "linux.namespaces[1].path")],
+    ),
+    (
+        "cap-sys-admin",
+        &[
+            ("capabilities.allowed", "process.capabilities.bounding"),
+            ("capabilities.allowed", "process.capabilities.effective"),
+            ("capabilities.allowed", "process.capabilities.permitted"),
+        ],
+    ),
+    ("no-seccomp", &[("seccomp.required", "linux.seccomp")]),
+    (
+        "no-new-privileges-false",
+        &[("process.no_new_privileges", "process.noNewPrivileges")],
+    ),
+    (
+        "uid0-without-userns",
+        &[("process.run_as_non_root", "process.user.uid")],
+    ),
+    (
+        "sysctl-core-pattern",
+        &[("sysctls.allowed", "linux.sysctl.kernel.core_pattern")],
+    ),
+    (
+        "unmasked-proc",
+        &[
+            ("filesystem.masked_paths", "linux.maskedPaths"),
+            ("filesystem.readonly_paths", "linux.readonlyPaths"),
+        ],
+    ),
+    (
+        "docker-sock",
+        &[("mounts.forbidden_source", "mounts[9].source")],
+    ),
+    (
+        "rshared-mount",
+        &[("mounts.propagation", "mounts[7].options")],
+    ),
+];
+
+#[test]
+fn each_pod_security_fixture_is_refused_with_exactly_its_violations() {
+    for (name, want) in POD_SECURITY {
+        let got = refused("restricted", name);
+        let want: BTreeSet<_> = want.iter().map(|(r, p)| (*r, p.to_string())).collect();
+        assert_eq!(pairs(&got), want, "{name}");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{name}: duplicate violations {got:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_fixture_with_every_control_lists_every_violation() {
+    let got = refused("restricted", "all");
+    let want: BTreeSet<_> = POD_SECURITY
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|(r, p)| (*r, p.to_string())))
+        .collect();
+    assert_eq!(pairs(&got), want);
+}
+
+#[test]
+fn compliant_spec_is_admitted_and_hardened() {
+    let Decision::Admitted(h) = decide("restricted", "compliant") else {
+        panic!("compliant refused")
+    };
+    let rules: BTreeSet<_> = h.injected.iter().map(|i| i.rule).collect();
+    assert!(rules.contains("seccomp.denied_syscall"), "{rules:?}");
+    assert!(rules.contains("cgroups.pids"), "{rules:?}");
+    assert!(rules.contains("mounts.bind_options"), "{rules:?}");
+    let userns = h.userns.as_ref().expect("userns requested");
+    assert_eq!(userns.sandbox_id.as_deref(), Some("5e7a"));
+    assert!(h.landlock.is_some());
+    let spec = serde_json::to_value(&h.spec).unwrap();
+    assert!(!spec["linux"]["seccomp"].to_string().contains("io_uring"));
+    assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 1024);
+    assert_eq!(
+        h.spec.clone().process().as_ref().unwrap().user().uid(),
+        1000,
+        "untouched fields survive the round trip"
+    );
+    let record = Decision::Admitted(h).audit_record(Some("c1"));
+    assert_eq!(record.outcome, Outcome::Hardened);
+}
+
+#[test]
+fn node_default_hardens_a_bare_spec_instead_of_refusing() {
+    // The privileged fixture is what `runc spec` plus full caps looks like: the node default
+    // strips caps, injects seccomp, masks /proc and makes the rootfs read-only.
+    let Decision::Admitted(h) = decide("default", "privileged") else {
+        panic!("refused under default")
+    };
+    let spec = serde_json::to_value(&h.spec).unwrap();
+    assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(spec["process"]["noNewPrivileges"], true);
+    assert_eq!(spec["root"]["readonly"], true);
+    let bounding = spec["process"]["capabilities"]["bounding"]
+        .as_array()
+        .unwrap();
+    assert!(!bounding.iter().any(|c| c == "CAP_SYS_ADMIN"));
+    assert!(spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/tmp" && m["type"] == "tmpfs"));
+    let ll = h.landlock.as_ref().unwrap();
+    assert!(ll
+        .fs_rules
+        .iter()
+        .any(|r| r.path == std::path::Path::new("/tmp")));
+}
+
+#[test]
+fn node_default_still_refuses_host_namespaces_and_runtime_sockets() {
+    let got = refused("default", "all");
+    let ids: BTreeSet<_> = got.iter().map(|v| v.rule).collect();
+    let want: BTreeSet<_> = [
+        "namespaces.host",
+        "sysctls.allowed",
+        "mounts.forbidden_source",
+        "mounts.propagation",
+    ]
+    .into();
+    assert_eq!(ids, want);
+}
+
+#[test]
+fn audit_mode_admits_with_warnings() {
+    let mut p = shipped("restricted");
+    p.mode = super::Mode::Audit;
+    let h = host();
+    let d = evaluate(&fixture("host-pid"), &p, &h, &FakeNs::new(&h)).unwrap();
+    let Decision::Admitted(hd) = &d else {
+        panic!("audit mode refused")
+    };
+    assert_eq!(hd.warnings[0].rule, "namespaces.host");
+    assert_eq!(d.audit_record(None).warnings.len(), 1);
+}
+
+#[test]
+fn per_rule_mode_overrides_profile_mode() {
+    let mut p = shipped("restricted");
+    p.sysctls.mode = Some(super::Mode::Warn);
+    let h = host();
+    let d = evaluate(&fixture("sysctl-core-pattern"), &p, &h, &FakeNs::new(&h)).unwrap();
+    assert!(matches!(d, Decision::Admitted(_)));
+}
+
+#[test]
+fn refusal_message_is_one_block_naming_every_rule() {
+    let Decision::Refused(r) = decide("restricted", "docker-sock") else {
+        panic!()
+    };
+    let msg = r.to_string();
+    let mut lines = msg.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "stockade: container refused by profile \"restricted\" v1.0.0: 1 violation"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        "  - [mounts.forbidden_source] mounts[9].source: /var/run/docker.sock at /var/run/docker.sock \
+         (allowed: not /var/run/docker.sock) — change spec.volumes[].hostPath: the Docker socket is root on the host"
+    );
+    assert!(lines.next().is_none());
+    let j = r.to_json();
+    assert_eq!(j["outcome"], "refused");
+    assert_eq!(j["violations"][0]["rule"], "mounts.forbidden_source");
+}
+
+#[test]
+fn landlock_hard_compat_refuses_on_an_old_kernel() {
+    let mut h = host();
+    h.landlock_abi = None;
+    let d = evaluate(
+        &fixture("compliant"),
+        &shipped("restricted"),
+        &h,
+        &FakeNs::new(&h),
+    )
+    .unwrap();
+    let Decision::Refused(r) = d else { panic!() };
+    assert_eq!(
+        r.violations.iter().map(|v| v.rule).collect::<Vec<_>>(),
+        ["landlock.abi"]
+    );
+}
+
+#[test]
+fn injecting_profile_without_loaded_filter_is_an_error() {
+    let mut p = shipped("default");
+    p.seccomp_filter = None;
+    let h = host();
+    assert!(evaluate(&fixture("compliant"), &p, &h, &FakeNs::new(&h)).is_err());
+}
