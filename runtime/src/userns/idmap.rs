@@ -14,8 +14,11 @@
 //!    (the kernel only idmaps mounts that are not yet attached);
 //! 4. `move_mount` attaches the clone onto the target.
 //!
-//! The filesystem must support idmapped mounts (ext4, xfs, btrfs; overlayfs since
-//! Linux 5.19, tmpfs since 6.3); otherwise step 3 fails with EINVAL.
+//! The filesystem must support idmapped mounts (ext4, xfs, btrfs; tmpfs since 6.3);
+//! otherwise step 3 fails with EINVAL. An overlayfs mount itself cannot be idmapped
+//! (EINVAL on 6.18): for containerd's overlay rootfs, idmap its *lower* layers and
+//! mount a new overlay over them with an upper owned by the range (see the
+//! `overlay_over_idmapped_lower_layers_and_tmpfs_work` test).
 
 use std::ffi::CString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -403,6 +406,102 @@ mod tests {
         assert!(!mounted(&target) && !target.exists());
         assert!(!mounted(&file_target) && !file_target.exists());
         assert!(src.join("f").exists());
+    }
+
+    /// containerd hands over the rootfs as an overlay mount, which cannot itself be
+    /// idmapped (overlayfs lacks FS_ALLOW_IDMAP: EINVAL). What works (Linux >= 5.19,
+    /// and is what containerd 2's remapping overlay snapshotter does): an overlay
+    /// whose *lower* layers are idmapped mounts, over an upper and work dir owned by
+    /// the range (an idmapped upper fails: the mounter, host root, has no on-disk id
+    /// through the mapping, EOVERFLOW, and overlayfs falls back to read-only). tmpfs
+    /// (emptyDir) idmaps directly since 6.3.
+    #[test]
+    fn overlay_over_idmapped_lower_layers_and_tmpfs_work() {
+        if !is_root() {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = |n: &str| {
+            let p = dir.path().join(n);
+            fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let (lower, snap, merged, tmp) = (d("lower"), d("snap"), d("merged"), d("tmp"));
+        for sub in [d("snap/fs"), d("snap/work")] {
+            let range_root = Some(nix::unistd::Uid::from_raw(300_000));
+            nix::unistd::chown(&sub, range_root, Some(nix::unistd::Gid::from_raw(300_000)))
+                .unwrap();
+        }
+        fs::write(lower.join("f"), "x").unwrap();
+        let overlay = |lower: &Path| {
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                snap.join("fs").display(),
+                snap.join("work").display()
+            );
+            nix::mount::mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+        };
+        let ns = IdmapUserns::new(&[map(0, 300_000, 65536)], &[map(0, 300_000, 65536)]).unwrap();
+
+        // The overlay mount itself: refused by the kernel, and no target is left.
+        overlay(&lower).unwrap();
+        let direct = ns.mount(&merged, &dir.path().join("direct"));
+        remove(&merged).unwrap();
+        assert!(
+            matches!(direct, Err(UsernsError::SetIdmap { .. })),
+            "{direct:?}"
+        );
+        assert!(!dir.path().join("direct").exists());
+
+        // An overlay over an idmapped lower layer: the image's files show as the
+        // range's, the range-owned upper is the (writable) root.
+        let lower_i = dir.path().join("lower-i");
+        ns.mount(&lower, &lower_i).unwrap();
+        fs::create_dir(&merged).unwrap();
+        let layered = overlay(&lower_i).map(|()| {
+            let file = fs::metadata(merged.join("f")).unwrap().uid();
+            let root = fs::metadata(&merged).unwrap().uid();
+            let write = fs::write(merged.join("new"), "z");
+            (file, root, write)
+        });
+        remove(&merged).unwrap();
+        remove(&lower_i).unwrap();
+
+        nix::mount::mount(
+            Some("tmpfs"),
+            &tmp,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap();
+        fs::write(tmp.join("g"), "y").unwrap();
+        let tmp_target = dir.path().join("tmp-i");
+        let tmpfs = ns.mount(&tmp, &tmp_target).map(|()| {
+            let uid = fs::metadata(tmp_target.join("g")).unwrap().uid();
+            remove(&tmp_target).unwrap();
+            uid
+        });
+        remove(&tmp).unwrap();
+
+        let (file, root, write) = layered.unwrap();
+        assert_eq!((file, root), (300_000, 300_000));
+        write.unwrap();
+        assert_eq!(tmpfs.unwrap(), 300_000);
+        assert!(!mounted(&merged) && !mounted(&tmp) && !mounted(&lower_i));
+        assert_eq!(
+            fs::metadata(lower.join("f")).unwrap().uid(),
+            0,
+            "image untouched"
+        );
     }
 
     #[test]
