@@ -17,6 +17,7 @@ pub mod profile;
 pub mod seccomp;
 pub mod self_protect;
 pub mod state_root;
+pub mod userns;
 
 /// Render an error with its chain of causes on one line: `a: b: c`.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
