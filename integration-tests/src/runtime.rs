@@ -468,8 +468,8 @@ pub struct Container<'a> {
     deleted: bool,
 }
 
-impl Container<'_> {
-    pub fn runtime(&self) -> &Runtime {
+impl<'a> Container<'a> {
+    pub fn runtime(&self) -> &'a Runtime {
         self.rt
     }
 
