@@ -385,7 +385,7 @@ fn long_sleeps(c: &Container<'_>) -> Vec<i64> {
     c.ps()
         .into_iter()
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\0600\0")
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x00600\x00")
         })
         .collect()
 }
