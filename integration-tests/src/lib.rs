@@ -7,6 +7,7 @@
 //! binary is a reference runtime, which skips Stockade-specific scenarios loudly.
 
 pub mod bundle;
+pub mod console;
 pub mod rootfs;
 pub mod runtime;
 

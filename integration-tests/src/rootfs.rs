@@ -21,7 +21,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "ash", "ls", "cat", "touch", "sleep", "id", "mount", "umount", "echo", "true", "false",
     "ps", "head", "tail", "dd", "hostname", "grep", "wc", "env", "mkdir", "rm", "stat", "test",
-    "kill", "uname", "readlink", "printf", "pwd", "ln", "chmod",
+    "kill", "uname", "readlink", "printf", "pwd", "ln", "chmod", "tty",
 ];
 
 static PROBE: OnceLock<PathBuf> = OnceLock::new();

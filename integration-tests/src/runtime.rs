@@ -218,6 +218,79 @@ impl Runtime {
         }
     }
 
+    /// Like [`Runtime::exec_cmd`], with `input` on the runtime's stdin (`update -r -`).
+    pub fn exec_cmd_stdin<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], input: &[u8]) -> CmdOutput {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input)
+            .expect("write runtime stdin");
+        let out = child.wait_with_output().expect("wait for runtime");
+        CmdOutput {
+            args: args
+                .iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .collect(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs the runtime to completion within `timeout`; kills it (by its own pid)
+    /// and fails the test if it is still running then (`events --stats` must not
+    /// stream).
+    pub fn exec_cmd_timeout<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[S],
+        timeout: Duration,
+    ) -> CmdOutput {
+        let dir = tempfile::tempdir().expect("tempdir for output");
+        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+        let mut child = self
+            .command(args)
+            .stdout(fs::File::create(&out_path).expect("stdout file"))
+            .stderr(fs::File::create(&err_path).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait runtime") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{:?} still running after {timeout:?}; stdout so far: {}",
+                    args.iter()
+                        .map(|a| a.as_ref().to_string_lossy())
+                        .collect::<Vec<_>>(),
+                    fs::read_to_string(&out_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        CmdOutput {
+            args: args
+                .iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .collect(),
+            code: status.code(),
+            stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        }
+    }
+
     /// `create --bundle B --pid-file P ID`. The container's stdio (and the
     /// runtime's own stderr) go to files in the bundle directory, as a shim's fifos
     /// would: a pipe would stay open as long as the container lives.
@@ -230,16 +303,27 @@ impl Runtime {
         bundle: &Bundle,
         id: &str,
     ) -> Result<Container<'a>, CreateFailed<'a>> {
+        self.create_with_args(bundle, id, &[])
+    }
+
+    /// `create` with extra flags before the id, e.g. `--console-socket PATH`.
+    pub fn create_with_args<'a>(
+        &'a self,
+        bundle: &Bundle,
+        id: &str,
+        extra: &[&std::ffi::OsStr],
+    ) -> Result<Container<'a>, CreateFailed<'a>> {
         let io = ContainerIo::new(bundle.path(), id);
         let pid_file = bundle.path().join(format!("{id}.pid"));
-        let args: Vec<std::ffi::OsString> = vec![
+        let mut args: Vec<std::ffi::OsString> = vec![
             "create".into(),
             "--bundle".into(),
             bundle.path().into(),
             "--pid-file".into(),
             pid_file.clone().into(),
-            id.into(),
         ];
+        args.extend(extra.iter().map(|a| a.to_os_string()));
+        args.push(id.into());
         let status = self
             .command(&args)
             .stdout(io.stdout_file())
@@ -384,8 +468,8 @@ pub struct Container<'a> {
     deleted: bool,
 }
 
-impl Container<'_> {
-    pub fn runtime(&self) -> &Runtime {
+impl<'a> Container<'a> {
+    pub fn runtime(&self) -> &'a Runtime {
         self.rt
     }
 

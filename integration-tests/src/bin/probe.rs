@@ -9,6 +9,9 @@
 //!   probe read PATH            read PATH fully, report the byte count
 //!   probe threads              spawn and join a thread (glibc: clone3, clone fallback)
 //!   probe sleep N              sleep N seconds (a long-running init for exec tests)
+//!   probe int80 getpid         i386 getpid (20) through `int $0x80` (x86_64 only)
+//!   probe x32 getpid           x32 getpid (__X32_SYSCALL_BIT | 39) (x86_64 only)
+//!   probe fds                  open fds (readlink of /proc/self/fd/*) and the cwd
 
 use serde_json::{json, Map, Value};
 use std::ffi::CString;
@@ -36,6 +39,15 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_secs(secs));
             json!({"slept": secs})
         }
+        Some("int80") => match args.get(1).map(String::as_str) {
+            Some("getpid") => int80_getpid(),
+            _ => usage("int80 knows only getpid"),
+        },
+        Some("x32") => match args.get(1).map(String::as_str) {
+            Some("getpid") => x32_getpid(),
+            _ => usage("x32 knows only getpid"),
+        },
+        Some("fds") => open_fds(),
         Some(other) => usage(&format!("unknown subcommand {other}")),
     };
     let mut out = std::io::stdout().lock();
@@ -412,4 +424,83 @@ fn spawn_thread() -> Value {
         Ok(_) => json!({"ok": false, "error": "thread returned a wrong value or panicked"}),
         Err(e) => json!({"ok": false, "errno": io_errno(&e), "error": e.to_string()}),
     }
+}
+
+/// getpid through the i386 entry point: `int $0x80` from a 64-bit process enters the
+/// kernel's compat path and its seccomp data carries AUDIT_ARCH_I386 (i386 getpid is
+/// 20). A filter that only knows x86_64 numbers must not let this through.
+#[cfg(target_arch = "x86_64")]
+fn int80_getpid() -> Value {
+    const I386_GETPID: i32 = 20;
+    let ret: i32;
+    // SAFETY: i386 getpid takes no arguments and touches no memory. The compat entry
+    // returns in eax and may clobber r8-r11 (older kernels do not preserve them).
+    unsafe {
+        std::arch::asm!(
+            "int 0x80",
+            inlateout("eax") I386_GETPID => ret,
+            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    // The kernel returns -errno in eax (e.g. -ENOSYS without IA32 emulation).
+    if ret < 0 {
+        json!({"abi": "i386", "ret": -1, "errno": -ret})
+    } else {
+        json!({"abi": "i386", "ret": ret, "errno": 0})
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn int80_getpid() -> Value {
+    usage("int80 exists only on x86_64")
+}
+
+/// getpid through the x32 ABI: the x86_64 `syscall` instruction with
+/// __X32_SYSCALL_BIT set. The seccomp data carries AUDIT_ARCH_X86_64, so only an
+/// explicit check of the number catches it.
+#[cfg(target_arch = "x86_64")]
+fn x32_getpid() -> Value {
+    const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+    // SAFETY: getpid takes no arguments; without x32 support the kernel returns ENOSYS.
+    let ret = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+    let errno = if ret < 0 { errno() } else { 0 };
+    json!({"abi": "x32", "ret": ret, "errno": errno})
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn x32_getpid() -> Value {
+    usage("x32 exists only on x86_64")
+}
+
+/// Every open fd with what it points to. The fd of the directory being listed shows
+/// up too; it is reported separately so the tests can ignore it.
+fn open_fds() -> Value {
+    let dir = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d,
+        Err(e) => return json!({"error": e.to_string(), "errno": io_errno(&e)}),
+    };
+    let mut fds = Map::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let target = std::fs::read_link(entry.path())
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|e| format!("<{e}>"));
+        fds.insert(name, Value::String(target));
+    }
+    // The listing's own fd is the only one that is a directory named .../fd.
+    let own: Vec<String> = fds
+        .iter()
+        .filter(|(_, t)| {
+            t.as_str()
+                .is_some_and(|t| t.starts_with("/proc/") && t.ends_with("/fd"))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    json!({
+        "fds": fds,
+        "listing_fd": own,
+        "cwd": std::fs::read_link("/proc/self/cwd").ok().map(|p| p.display().to_string()),
+        "root": std::fs::read_link("/proc/self/root").ok().map(|p| p.display().to_string()),
+    })
 }

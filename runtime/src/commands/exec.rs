@@ -3,7 +3,6 @@
 //! filter as the container's init.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
@@ -35,6 +34,22 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
         landlock: record.landlock,
     };
     let env: HashMap<String, String> = a.env.iter().cloned().collect();
+    // Like runc, an argv-form exec starts from the container's own process: without
+    // --cwd / --user it runs in the spec's cwd as the spec's user. libcontainer's
+    // tenant builder would default to `/` and uid 0, i.e. root in a container whose
+    // workload was configured to run unprivileged.
+    let spec_process = spec.process().as_ref().filter(|_| a.process.is_none());
+    let cwd = a
+        .cwd
+        .clone()
+        .or_else(|| spec_process.map(|p| p.cwd().clone()));
+    let (uid, gid) = match a.user {
+        Some((uid, gid)) => (Some(uid), gid),
+        None => (
+            spec_process.map(|p| p.user().uid()),
+            spec_process.map(|p| p.user().gid()),
+        ),
+    };
     if !a.detach {
         // The exec'd process is re-parented to us so we can report its exit status.
         nix::sys::prctl::set_child_subreaper(true).map_err(CommandError::SelfHarden)?;
@@ -51,14 +66,14 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
         .map(|b| {
             b.as_tenant()
                 .with_detach(a.detach)
-                .with_cwd(a.cwd.as_deref().map(Path::to_path_buf))
+                .with_cwd(cwd)
                 .with_env(env)
                 .with_process(a.process.as_deref())
                 .with_no_new_privs(a.no_new_privs)
                 .with_container_args(a.command.clone())
                 .with_capabilities(a.cap.clone())
-                .with_user(a.user.map(|(u, _)| u))
-                .with_group(a.user.and_then(|(_, g)| g))
+                .with_user(uid)
+                .with_group(gid)
                 .with_additional_gids(a.additional_gids.clone())
                 .with_ignore_paused(a.ignore_paused)
                 .with_sub_cgroup(a.cgroup.clone())

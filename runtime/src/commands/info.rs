@@ -109,9 +109,33 @@ pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
 
 pub fn events(g: &Global, a: &liboci_cli::Events) -> Result<(), CommandError> {
     let id = a.container_id.as_str();
+    if a.stats {
+        return print_stats_event(g, id);
+    }
     load(g, id)?
         .events(a.interval, a.stats)
         .map_err(CommandError::container(id, "events"))
+}
+
+/// `events --stats`: one event in runc's envelope, `{"type":"stats","id":ID,"data":...}`,
+/// which go-runc's `Stats` decodes (libcontainer prints the bare stats object).
+fn print_stats_event(g: &Global, id: &str) -> Result<(), CommandError> {
+    let status = load(g, id)?.status();
+    if status != libcontainer::container::ContainerStatus::Running {
+        return Err(CommandError::container(id, "events")(
+            libcontainer::error::LibcontainerError::IncorrectStatus(status),
+        ));
+    }
+    let stats = cgroup_manager(g, id)?
+        .stats()
+        .map_err(|e| CommandError::Cgroup {
+            id: id.to_string(),
+            op: "read stats",
+            source: Box::new(e),
+        })?;
+    let event = serde_json::json!({"type": "stats", "id": id, "data": stats});
+    println!("{event}");
+    Ok(())
 }
 
 /// `update --resources FILE|-` applies a LinuxResources document; the flag forms

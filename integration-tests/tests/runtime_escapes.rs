@@ -1,0 +1,331 @@
+//! Known runtime escapes, observed for real: syscalls of other ABIs under a seccomp
+//! filter (i386 `int $0x80`, x32), host fds and a host cwd leaking into the container
+//! (CVE-2024-21626), the runtime binary reachable through /proc/<pid>/exe
+//! (CVE-2019-5736), and a dumpable init before exec (CVE-2016-9962).
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use stockade_integration_tests::{
+    assert_nothing_left_behind, runtime, skip_on_reference, BundleBuilder, Runtime,
+};
+
+/// 128 + SIGSYS: how `run` reports a workload killed by SECCOMP_RET_KILL_PROCESS.
+const KILLED_BY_SIGSYS: i32 = 128 + libc::SIGSYS;
+
+/// Allows everything, x86_64 only; denies keyctl (so the filter is not a no-op).
+fn allow_all_x86_64() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}
+        ]
+    })
+}
+
+/// Runs `probe ARGS` with an optional seccomp section; returns run's output.
+fn run_probe(rt: &Runtime, args: &[&str], seccomp: Option<Value>) -> (i32, String) {
+    let mut argv = vec!["/usr/bin/probe"];
+    argv.extend_from_slice(args);
+    let mut b = BundleBuilder::new().args(&argv);
+    if let Some(filter) = seccomp {
+        b = b.seccomp(filter);
+    }
+    let bundle = b.build();
+    let out = rt.run(&bundle);
+    assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    let code = out.code.unwrap_or_else(|| panic!("run killed: {out:?}"));
+    (code, out.stdout)
+}
+
+fn report(stdout: &str) -> Value {
+    stockade_integration_tests::runtime::parse_report(stdout)
+}
+
+/// Control: without a filter, `int $0x80` getpid works (the kernel has IA32
+/// emulation) and returns the probe's pid in its pid namespace.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn i386_getpid_without_filter_works() {
+    let rt = runtime!();
+    let (code, stdout) = run_probe(&rt, &["int80", "getpid"], None);
+    assert_eq!(code, 0, "{stdout}");
+    let r = report(&stdout);
+    assert_eq!(
+        r["errno"], 0,
+        "int $0x80 works on this kernel (IA32 emulation): {r}"
+    );
+    assert_eq!(r["ret"], 1, "getpid in the container's pid namespace: {r}");
+}
+
+/// A filter written for x86_64 must not let i386 syscalls through (their numbers
+/// mean different calls): the process is killed, never allowed.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn i386_syscall_under_a_filter_kills_the_process() {
+    let rt = runtime!();
+    let (code, stdout) = run_probe(&rt, &["int80", "getpid"], Some(allow_all_x86_64()));
+    assert_eq!(
+        code, KILLED_BY_SIGSYS,
+        "int $0x80 under an x86_64 filter must die of SIGSYS; stdout: {stdout}"
+    );
+    assert!(stdout.trim().is_empty(), "no report was printed: {stdout}");
+}
+
+/// Stockade's documented choice: even when the spec lists SCMP_ARCH_X86 and
+/// SCMP_ARCH_X32 (Docker's default profile does), foreign ABIs are killed (runc
+/// translates the rules for those arches instead).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn i386_syscall_is_killed_even_with_docker_style_arches() {
+    if skip_on_reference("Stockade kills foreign ABIs even when the spec lists them") {
+        return;
+    }
+    let rt = runtime!();
+    let mut filter = allow_all_x86_64();
+    filter["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+    let (code, stdout) = run_probe(&rt, &["int80", "getpid"], Some(filter.clone()));
+    assert_eq!(code, KILLED_BY_SIGSYS, "stdout: {stdout}");
+    let (code, stdout) = run_probe(&rt, &["x32", "getpid"], Some(filter));
+    assert_eq!(code, KILLED_BY_SIGSYS, "stdout: {stdout}");
+}
+
+/// x32 syscalls carry AUDIT_ARCH_X86_64, so only a check of the number bit catches
+/// them. Without a filter the call returns (the pid, or ENOSYS where the kernel has
+/// no x32 support, as Debian's default boot does); under a filter it kills.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn x32_syscall_under_a_filter_kills_the_process() {
+    let rt = runtime!();
+    let (code, stdout) = run_probe(&rt, &["x32", "getpid"], None);
+    assert_eq!(code, 0, "{stdout}");
+    let r = report(&stdout);
+    assert!(
+        r["ret"] == 1 || r["errno"] == libc::ENOSYS,
+        "x32 getpid without a filter returns the pid or ENOSYS: {r}"
+    );
+    let (code, stdout) = run_probe(&rt, &["x32", "getpid"], Some(allow_all_x86_64()));
+    assert_eq!(
+        code, KILLED_BY_SIGSYS,
+        "x32 syscall under an x86_64 filter must die of SIGSYS; stdout: {stdout}"
+    );
+}
+
+/// fd numbers of a probe `fds` report, without the fd of its own listing.
+fn fd_numbers(r: &Value) -> BTreeSet<String> {
+    let own: BTreeSet<String> = r["listing_fd"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no listing_fd in {r}"))
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    r["fds"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no fds in {r}"))
+        .keys()
+        .filter(|k| !own.contains(*k))
+        .cloned()
+        .collect()
+}
+
+fn stdio_only() -> BTreeSet<String> {
+    ["0", "1", "2"].iter().map(|s| s.to_string()).collect()
+}
+
+/// Host view of a link under /proc/<pid>/.
+fn proc_link(pid: i32, name: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/{name}"))
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/{name}: {e}"))
+}
+
+/// (device, inode) of what `path` leads to.
+fn inode(path: impl AsRef<Path>) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path.as_ref())
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.as_ref().display()));
+    (m.dev(), m.ino())
+}
+
+fn wait_for_stdout(c: &stockade_integration_tests::Container<'_>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = c.stdout();
+        if out.ends_with('\n') || Instant::now() >= deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// CVE-2024-21626: the init and an exec'd process hold only stdio, and their cwd
+/// and root are inside the container's rootfs, seen from inside and from the host.
+#[test]
+fn no_host_fd_or_cwd_leaks_into_init_or_exec() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .cwd("/tmp")
+        .shell("/usr/bin/probe fds; exec /usr/bin/probe sleep 600")
+        .build();
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    let init = report(&wait_for_stdout(&c));
+    assert_eq!(fd_numbers(&init), stdio_only(), "init's fds: {init}");
+    assert_eq!(init["cwd"], "/tmp", "{init}");
+    assert_eq!(init["root"], "/", "{init}");
+
+    // From the host: the (exec'd) init holds stdio only, and its cwd and root
+    // resolve inside the bundle's rootfs.
+    let pid = c.pid.unwrap();
+    let host_fds: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list init fds from the host")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(host_fds, stdio_only(), "init fds seen from the host");
+    // readlink of another mount namespace's root prints "/", so compare the inodes
+    // the magic links lead to (stat follows them).
+    assert_eq!(
+        inode(format!("/proc/{pid}/root")),
+        inode(&bundle.rootfs),
+        "init's root is the bundle's rootfs"
+    );
+    assert_eq!(
+        inode(format!("/proc/{pid}/cwd")),
+        inode(bundle.rootfs.join("tmp")),
+        "init's cwd is the rootfs's /tmp"
+    );
+
+    for cwd in [None, Some("/etc")] {
+        let mut args = vec!["exec".to_string()];
+        if let Some(cwd) = cwd {
+            args.extend(["--cwd".to_string(), cwd.to_string()]);
+        }
+        args.extend([c.id.clone(), "/usr/bin/probe".into(), "fds".into()]);
+        let exec = rt.exec_cmd(&args).expect_ok(&rt).report();
+        assert_eq!(fd_numbers(&exec), stdio_only(), "exec's fds: {exec}");
+        assert_eq!(
+            exec["cwd"],
+            cwd.unwrap_or("/tmp"),
+            "exec's cwd is the requested or the spec's: {exec}"
+        );
+        assert_eq!(exec["root"], "/", "{exec}");
+        for (fd, target) in exec["fds"].as_object().unwrap() {
+            let target = target.as_str().unwrap_or_default();
+            assert!(
+                !target.contains(rt.state_root().to_str().unwrap())
+                    && !target.contains(bundle.path().to_str().unwrap()),
+                "exec fd {fd} points at a host path: {target}"
+            );
+        }
+    }
+}
+
+fn is_memfd(exe: &Path) -> bool {
+    exe.to_string_lossy().starts_with("/memfd:")
+}
+
+/// CVE-2019-5736 for `create`: until `start`, the container's init is runtime code.
+/// It must run from a sealed memfd copy, so a process in the container that opens
+/// /proc/<init>/exe cannot reach (and overwrite) the runtime binary on the host.
+///
+/// CVE-2016-9962: the init must be non-dumpable until it execs the workload.
+/// /proc/<pid>/status has no dumpable field; what is observable is the owner of
+/// the /proc/<pid> files (proc(5)): for a non-dumpable task the kernel reports
+/// root, for a dumpable one the task's euid. With a user namespace the init runs
+/// as host uid 100000, so the owner tells them apart: root before `start`, 100000
+/// once the workload has exec'd (execve of a readable binary makes it dumpable).
+#[test]
+fn create_init_runs_from_a_memfd_and_is_non_dumpable_until_exec() {
+    use std::os::unix::fs::MetadataExt;
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .user_namespace(100_000, 65_536)
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let c = rt.create(&bundle).expect("create");
+    let pid = c.pid.unwrap();
+    let exe = proc_link(pid, "exe");
+    if skip_on_reference("runc 1.1's created init is not shown as a memfd from the host") {
+        eprintln!("reference init's exe: {}", exe.display());
+    } else {
+        assert!(
+            is_memfd(&exe),
+            "created init's /proc/{pid}/exe is a memfd, not {}",
+            exe.display()
+        );
+    }
+    assert_ne!(exe, rt.binary(), "not the on-disk runtime");
+
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap();
+    let owner = std::fs::metadata(format!("/proc/{pid}/status"))
+        .unwrap()
+        .uid();
+    eprintln!("created init: euid {uid}, /proc/{pid} owner {owner}");
+    assert_eq!(
+        owner, 0,
+        "created init (euid {uid}) is non-dumpable: its /proc files belong to root"
+    );
+
+    c.start();
+    c.wait_status("running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proc_link(pid, "exe").ends_with("usr/bin/probe") {
+        assert!(Instant::now() < deadline, "init never exec'd the workload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let owner = std::fs::metadata(format!("/proc/{pid}/status"))
+        .unwrap()
+        .uid();
+    assert_eq!(
+        owner, 100_000,
+        "after execve the workload is dumpable again (owner = its euid)"
+    );
+}
+
+/// CVE-2019-5736 for `exec`: while a foreground `exec` waits for its process, the
+/// runtime process's /proc/<pid>/exe is a sealed memfd, not the on-disk binary.
+/// (runc's `exec` process stays on the host and runs from disk; only its
+/// short-lived `runc init` child is cloned, so this is Stockade's own design.)
+#[test]
+fn foreground_exec_runs_from_a_memfd() {
+    if skip_on_reference("Stockade's exec process re-executes from a sealed memfd") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    let mut exec = rt
+        .command(&["exec", &c.id, "/bin/sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn exec");
+    let exec_pid = exec.id() as i32;
+    // Once the exec'd sleep is in the container, the runtime is waiting for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.ps().len() < 2 {
+        assert!(Instant::now() < deadline, "exec'd sleep never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let exe = proc_link(exec_pid, "exe");
+    let sealed = is_memfd(&exe);
+    assert!(c.kill("KILL").success());
+    let status = exec.wait().expect("wait for exec");
+    assert!(
+        sealed,
+        "stockade exec's /proc/{exec_pid}/exe is {}, not a memfd",
+        exe.display()
+    );
+    assert_ne!(exe, rt.binary());
+    eprintln!("exec exited with {status:?}");
+}
