@@ -40,9 +40,21 @@ pub struct GlobalOpts {
     /// Accepted for runc compatibility; cgroups are always managed through cgroupfs
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// Node configuration file (profiles dir, default profile, handler mapping)
+    /// Node configuration file (profiles dir, default profile, handler mapping);
+    /// default /etc/stockade/config.toml
     #[arg(long, global = true, env = "STOCKADE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Runtime handler (Kubernetes RuntimeClass) the container was started for
+    #[arg(long, global = true, env = "STOCKADE_HANDLER")]
+    pub handler: Option<String>,
+    /// Host id range allocation database, shared by all state roots of the node
+    #[arg(
+        long,
+        global = true,
+        env = "STOCKADE_USERNS_DB",
+        default_value = "/run/stockade/userns-ranges.json"
+    )]
+    pub userns_db: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

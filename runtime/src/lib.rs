@@ -3,13 +3,13 @@
 //! Data flows spec + profile -> check (pure) -> hardening plan (pure data) -> apply
 //! (thin, privileged) -> exec. See ARCHITECTURE.md.
 
+pub mod admission;
 pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod default_spec;
 pub mod executor;
 pub mod hardening;
-pub mod host;
 pub mod landlock_apply;
 pub mod landlock_plan;
 pub mod logging;

@@ -48,8 +48,15 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<(), Logg
     let filter = if debug {
         Targets::new().with_default(Level::DEBUG)
     } else {
+        // A log file records every audit event; an interactive stderr only hears
+        // warnings and errors, as with runc.
+        let default = if path.is_some() {
+            Level::INFO
+        } else {
+            Level::WARN
+        };
         Targets::new()
-            .with_default(Level::INFO)
+            .with_default(default)
             .with_target("libcontainer", Level::ERROR)
             .with_target("libcgroups", Level::ERROR)
     };
@@ -113,22 +120,39 @@ where
         }
         let level = level_name(*event.metadata().level());
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let mut msg = fields.message;
-        if !fields.rest.is_empty() {
-            if !msg.is_empty() {
-                msg.push(' ');
-            }
-            msg.push_str(fields.rest.trim_end());
-        }
-        if !scope.is_empty() {
-            msg = format!("{scope} {msg}");
-        }
+        let msg = if scope.is_empty() {
+            fields.message
+        } else {
+            format!("{scope} {}", fields.message)
+        };
         match self.format {
             Format::Json => {
-                let line = serde_json::json!({ "level": level, "msg": msg, "time": time });
-                writeln!(writer, "{line}")
+                let mut line = serde_json::Map::new();
+                line.insert("level".into(), level.into());
+                line.insert("msg".into(), msg.into());
+                line.insert("time".into(), time.into());
+                for (k, v) in fields.rest {
+                    // Structured events (the audit record) stay structured in JSON logs.
+                    let value = if k == "audit" {
+                        serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v))
+                    } else {
+                        serde_json::Value::String(v)
+                    };
+                    line.insert(k.to_string(), value);
+                }
+                writeln!(writer, "{}", serde_json::Value::Object(line))
             }
-            Format::Text => writeln!(writer, "time=\"{time}\" level={level} msg={msg:?}"),
+            Format::Text => {
+                write!(writer, "time=\"{time}\" level={level} msg={msg:?}")?;
+                for (k, v) in fields.rest {
+                    if k == "audit" {
+                        write!(writer, " {k}={v}")?;
+                    } else {
+                        write!(writer, " {k}={v:?}")?;
+                    }
+                }
+                writeln!(writer)
+            }
         }
     }
 }
@@ -146,7 +170,7 @@ fn level_name(level: Level) -> &'static str {
 #[derive(Default)]
 struct Fields {
     message: String,
-    rest: String,
+    rest: Vec<(&'static str, String)>,
 }
 
 impl Visit for Fields {
@@ -154,7 +178,7 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.message.push_str(value);
         } else {
-            let _ = write!(self.rest, "{}={value:?} ", field.name());
+            self.rest.push((field.name(), value.to_string()));
         }
     }
 
@@ -162,7 +186,7 @@ impl Visit for Fields {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
         } else {
-            let _ = write!(self.rest, "{}={value:?} ", field.name());
+            self.rest.push((field.name(), format!("{value:?}")));
         }
     }
 }

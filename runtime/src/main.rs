@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use stockade::cli::{Cli, Command};
+use stockade::cli::{Cli, Command, ProfileCmd};
 use stockade::commands::{self, create::CreateOpts, Global};
 use stockade::logging::{self, Format};
 use stockade::self_protect;
@@ -29,7 +29,12 @@ fn main() -> ExitCode {
             // containerd's runc shim shows the last `error` line of the log file; a
             // terminal user reads stderr. Both get the full reason.
             tracing::error!("{msg}");
-            eprintln!("stockade: {msg}");
+            // A refusal already starts with "stockade:"; don't say it twice.
+            if msg.starts_with("stockade:") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("stockade: {msg}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -39,6 +44,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = Global {
         root: StateRoot::new(&cli.global.root),
         config: cli.global.config.clone(),
+        handler: cli.global.handler.clone(),
+        userns_db: cli.global.userns_db.clone(),
         systemd_cgroup: cli.global.systemd_cgroup,
     };
     match &cli.command {
@@ -86,7 +93,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             )
         }
         Command::Spec(a) => {
-            let spec = stockade::default_spec::hardened_default();
+            let spec = match &a.profile {
+                Some(p) => commands::profile_cmd::compliant_spec(g.config.as_deref(), p)?,
+                None => stockade::default_spec::hardened_default(),
+            };
             let json = serde_json::to_string_pretty(&spec)?;
             if a.stdout {
                 println!("{json}");
@@ -96,9 +106,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     .with_context(|| format!("failed to write {}", path.display()))?;
             }
         }
-        Command::Profile(_) => anyhow::bail!("profile tools are not available in this build"),
+        Command::Profile(p) => return profile(&g, p),
     }
     Ok(0)
+}
+
+/// `stockade profile ...`: print the result; exit 1 when refused / lint errors.
+fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
+    use commands::profile_cmd;
+    let cfg = g.config.as_deref();
+    let (out, ok) = match cmd {
+        ProfileCmd::Check {
+            profile,
+            config,
+            json,
+        } => profile_cmd::check(cfg, profile, config, *json)?,
+        ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
+        ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
+    };
+    println!("{out}");
+    Ok(if ok { 0 } else { 1 })
 }
 
 /// Protections for verbs whose process enters a container.

@@ -59,6 +59,9 @@ pub struct PlanRecord {
     pub landlock: Vec<LandlockPlan>,
     /// Name and version of the profile that admitted the container, if any.
     pub profile: Option<String>,
+    /// User namespace range and idmapped rootfs to give back on delete.
+    #[serde(default)]
+    pub userns: Option<crate::commands::userns_setup::UsernsRecord>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,16 +88,35 @@ impl StateRoot {
         self.root.join(".stockade").join("plans").join(id)
     }
 
-    /// Create the root (0700: state and plans are for root's eyes only).
+    /// Parent of the idmapped rootfs mounts (`<rootfs_dir>/<id>`).
+    pub fn rootfs_dir(&self) -> PathBuf {
+        self.root.join(".stockade").join("rootfs")
+    }
+
+    /// Create the layout. Plans are root's alone (0700); the root and `.stockade` are
+    /// 0711 because a container whose root maps to an unprivileged host range must be
+    /// able to traverse to its idmapped rootfs, and 0711 lets it name nothing else.
     pub fn ensure(&self) -> Result<(), StateRootError> {
+        let wrap = |source| StateRootError::CreateRoot {
+            path: self.root.clone(),
+            source,
+        };
+        let dot = self.root.join(".stockade");
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(self.rootfs_dir())
+            .map_err(wrap)?;
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(self.root.join(".stockade").join("plans"))
-            .map_err(|source| StateRootError::CreateRoot {
-                path: self.root.clone(),
-                source,
-            })
+            .create(dot.join("plans"))
+            .map_err(wrap)?;
+        for dir in [&self.root, &dot, &self.rootfs_dir()] {
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+                .map_err(wrap)?;
+        }
+        Ok(())
     }
 
     pub fn exists(&self, id: &str) -> bool {

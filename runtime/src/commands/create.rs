@@ -1,25 +1,28 @@
-//! `stockade create`: validate, harden, then hand the hardened bundle to libcontainer.
+//! `stockade create`: admit, harden, then hand the hardened bundle to libcontainer.
 //!
-//! Order (no side effect before step 4):
+//! Order (nothing on the host changes before step 4):
 //!   1. read and validate config.json;
-//!   2. evaluate the hardening profile (refuse, or inject defaults);
+//!   2. select the profile and evaluate the spec (refuse, or inject defaults);
 //!   3. compile seccomp and Landlock plans;
-//!   4. write the hardened bundle under the state root;
-//!   5. libcontainer creates namespaces, cgroups, mounts and the init process, whose
+//!   4. allocate the user namespace range and idmap the rootfs;
+//!   5. write the hardened bundle under the state root;
+//!   6. libcontainer creates namespaces, cgroups, mounts and the init process, whose
 //!      last step is `StockadeExecutor`.
 //!
-//! Any failure from step 4 on removes what was made.
+//! A failure from step 4 on undoes what was made, in reverse order.
 
 use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
+use super::userns_setup::{self, UsernsRecord};
 use super::{CommandError, Global};
+use crate::admission::{self, Source};
 use crate::bundle;
 use crate::executor::StockadeExecutor;
 use crate::hardening;
-use crate::state_root::PlanRecord;
+use crate::state_root::{PlanRecord, StateRootError};
 
 /// Options of `create` and `run` that shape the new container.
 #[derive(Debug, Clone)]
@@ -44,18 +47,54 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         .map_err(CommandError::container(opts.id, "validate id"))?;
 
     let loaded = bundle::load(opts.bundle)?;
-    let plan = hardening::plan(&loaded, loaded.spec.clone(), None)?;
+    let admitted = admission::admit(
+        Source {
+            config: g.config.as_deref(),
+            handler: g.handler.as_deref(),
+            state_root: g.root.path(),
+        },
+        &loaded.spec,
+        opts.id,
+    )?;
+    let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
 
-    g.root.ensure()?;
     if g.root.exists(opts.id) {
-        return Err(crate::state_root::StateRootError::Exists(opts.id.to_string()).into());
+        return Err(StateRootError::Exists(opts.id.to_string()).into());
     }
+    g.root.ensure()?;
+
+    // Side effects start here; each later failure runs `undo`.
+    let userns = match &admitted.userns {
+        Some(req) => Some(userns_setup::setup(
+            opts.id,
+            &mut plan.spec,
+            req,
+            &g.userns_db,
+            &g.root.rootfs_dir(),
+        )?),
+        None => None,
+    };
+    let undo = |g: &Global, userns: Option<&UsernsRecord>| {
+        if let Err(e) = g.root.remove_plan(opts.id) {
+            tracing::warn!(error = %e, "failed to remove the hardened bundle");
+        }
+        if let Some(rec) = userns {
+            userns_setup::teardown(opts.id, rec);
+        }
+    };
     let record = PlanRecord {
         bundle: std::fs::canonicalize(opts.bundle).unwrap_or_else(|_| opts.bundle.to_path_buf()),
         landlock: plan.landlock.clone(),
-        profile: None,
+        profile: Some(admitted.profile.clone()),
+        userns: userns.clone(),
     };
-    let plan_dir = g.root.write_plan(opts.id, &plan.spec, &record)?;
+    let plan_dir = match g.root.write_plan(opts.id, &plan.spec, &record) {
+        Ok(dir) => dir,
+        Err(e) => {
+            undo(g, userns.as_ref());
+            return Err(e.into());
+        }
+    };
 
     let executor = StockadeExecutor {
         seccomp: plan.seccomp.clone(),
@@ -80,11 +119,8 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             Ok(())
         }
         Err(source) => {
-            // libcontainer removes its own state dir and cgroup on a failed create;
-            // the hardened bundle is ours to remove.
-            if let Err(e) = g.root.remove_plan(opts.id) {
-                tracing::warn!(error = %e, "failed to remove the hardened bundle");
-            }
+            // libcontainer removes its own state dir and cgroup on a failed create.
+            undo(g, userns.as_ref());
             Err(CommandError::Container {
                 id: opts.id.to_string(),
                 op: "create",

@@ -207,7 +207,7 @@ pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
 
 /// The OCI `features` document (runtime-spec features.md) for what Stockade enforces.
 pub fn features() -> serde_json::Value {
-    let landlock_abi = crate::host::landlock_abi();
+    let landlock_abi = crate::profile::host::probe_landlock_abi();
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",

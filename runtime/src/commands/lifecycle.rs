@@ -92,6 +92,9 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
                 dir.display()
             )))?;
         }
+        if let Some(userns) = g.root.read_plan(id).ok().and_then(|r| r.userns) {
+            super::userns_setup::teardown(id, &userns);
+        }
         g.root
             .remove_plan(id)
             .map_err(CommandError::io("failed to remove the hardened bundle"))?;

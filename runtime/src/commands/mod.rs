@@ -5,7 +5,9 @@ pub mod create;
 pub mod exec;
 pub mod info;
 pub mod lifecycle;
+pub mod profile_cmd;
 pub mod run;
+pub mod userns_setup;
 
 use std::path::PathBuf;
 
@@ -19,6 +21,10 @@ use crate::state_root::{StateRoot, StateRootError};
 pub struct Global {
     pub root: StateRoot,
     pub config: Option<PathBuf>,
+    /// Runtime handler (Kubernetes RuntimeClass) when the caller knows it.
+    pub handler: Option<String>,
+    /// Host id range allocation database, shared by every state root on the node.
+    pub userns_db: PathBuf,
     pub systemd_cgroup: bool,
 }
 
@@ -28,6 +34,12 @@ pub enum CommandError {
     Bundle(#[from] crate::bundle::BundleError),
     #[error(transparent)]
     Hardening(#[from] crate::hardening::HardeningError),
+    #[error(transparent)]
+    Admission(#[from] crate::admission::AdmissionError),
+    #[error(transparent)]
+    Profile(Box<profile_cmd::ProfileCmdError>),
+    #[error("user namespace setup failed")]
+    Userns(#[source] crate::userns::UsernsError),
     #[error(transparent)]
     StateRoot(#[from] StateRootError),
     #[error("container {id:?}: {op} failed")]

@@ -81,7 +81,7 @@ impl HostFacts {
     }
 }
 
-fn probe_landlock_abi() -> Option<u8> {
+pub fn probe_landlock_abi() -> Option<u8> {
     // SAFETY: with a null attr, size 0 and the VERSION flag, landlock_create_ruleset(2)
     // reads no memory and only returns the ABI version (or -1 with errno set).
     let ret = unsafe {

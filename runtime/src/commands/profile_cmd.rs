@@ -1,0 +1,144 @@
+//! `stockade profile check|lint|explain` and `stockade spec --profile`: the tools a
+//! security team uses on profiles, built on the same code `create` runs.
+
+use std::path::{Path, PathBuf};
+
+use super::CommandError;
+use crate::profile::node_config::{self, NodeConfig, DEFAULT_CONFIG_PATH};
+use crate::profile::{self, evaluate, lint, Decision, HostFacts, Profile, StatNsLookup};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileCmdError {
+    #[error("cannot load profile {name:?}")]
+    Load {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot probe host facts")]
+    Host(#[source] profile::host::HostProbeError),
+    #[error("cannot evaluate the spec")]
+    Evaluate(#[source] profile::plan::EvaluateError),
+    #[error("cannot generate a spec for profile {0:?}")]
+    SpecGen(String, #[source] profile::spec_gen::SpecGenError),
+}
+
+impl From<ProfileCmdError> for CommandError {
+    fn from(e: ProfileCmdError) -> Self {
+        CommandError::Profile(Box::new(e))
+    }
+}
+
+/// A profile named on the command line: a path to a `.toml` file (its seccomp data
+/// resolved beside it), or a name in the node config's profiles dir (the compiled-in
+/// node default when no node config exists and the name is `default`).
+pub fn resolve(config: Option<&Path>, name: &str) -> Result<Profile, ProfileCmdError> {
+    let wrap = |source: Box<dyn std::error::Error + Send + Sync>| ProfileCmdError::Load {
+        name: name.to_string(),
+        source,
+    };
+    let as_path = PathBuf::from(name);
+    if name.contains('/') || name.ends_with(".toml") {
+        let dir = as_path.parent().unwrap_or(Path::new("."));
+        let stem = as_path.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+        return profile::load_profile(dir, stem).map_err(|e| wrap(Box::new(e)));
+    }
+    let cfg_path = config.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    match NodeConfig::read(cfg_path).map_err(|e| wrap(Box::new(e)))? {
+        Some(cfg) => profile::load_profile(&cfg.profiles_dir, name).map_err(|e| wrap(Box::new(e))),
+        None if name == "default" => node_config::builtin_default().map_err(|e| wrap(Box::new(e))),
+        None => Err(wrap(
+            format!(
+                "no node config at {} to find its profiles dir; name a .toml path",
+                cfg_path.display()
+            )
+            .into(),
+        )),
+    }
+}
+
+/// `profile check`: exit status 0 when admitted, 1 when refused.
+pub fn check(
+    config: Option<&Path>,
+    name: &str,
+    spec_path: &Path,
+    json: bool,
+) -> Result<(String, bool), CommandError> {
+    let profile = resolve(config, name)?;
+    let bytes = std::fs::read(spec_path).map_err(CommandError::io(format!(
+        "cannot read {}",
+        spec_path.display()
+    )))?;
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(|source| {
+        crate::bundle::BundleError::ParseConfig {
+            path: spec_path.to_path_buf(),
+            source,
+        }
+    })?;
+    let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
+    let decision =
+        evaluate(&spec, &profile, &host, &StatNsLookup).map_err(ProfileCmdError::Evaluate)?;
+    let admitted = matches!(decision, Decision::Admitted(_));
+    let out = if json {
+        serde_json::to_string_pretty(&decision.audit_record(None)).unwrap_or_default()
+    } else {
+        match &decision {
+            Decision::Refused(r) => r.to_string(),
+            Decision::Admitted(h) => {
+                let mut s = format!("admitted by profile \"{}\" v{}", h.profile, h.version);
+                for i in &h.injected {
+                    s.push_str(&format!("\n  + [{}] {}: {}", i.rule, i.path, i.change));
+                }
+                if h.userns.is_some() {
+                    s.push_str("\n  + [user_namespace.required] linux.namespaces: a user namespace with a host range allocated at create");
+                }
+                for w in &h.warnings {
+                    s.push_str(&format!(
+                        "\n  ! [{}] {}: {} (allowed: {}) — {:?} mode",
+                        w.rule, w.path, w.actual, w.allowed, w.mode
+                    ));
+                }
+                s
+            }
+        }
+    };
+    Ok((out, admitted))
+}
+
+/// `profile lint`: findings one per line; `Err`-severity findings fail the command.
+pub fn lint_cmd(config: Option<&Path>, name: &str) -> Result<(String, bool), CommandError> {
+    let profile = resolve(config, name)?;
+    let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
+    let findings = lint::lint(&profile, &host);
+    let clean = !findings
+        .iter()
+        .any(|f| f.severity() == lint::Severity::Error);
+    let mut out = format!(
+        "profile \"{}\" v{}: {} finding{}",
+        profile.name,
+        profile.version,
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" }
+    );
+    for f in findings {
+        out.push_str(&format!("\n  {:?}: {f}", f.severity()));
+    }
+    Ok((out, clean))
+}
+
+pub fn explain(config: Option<&Path>, name: &str) -> Result<String, CommandError> {
+    Ok(profile::explain::explain(&resolve(config, name)?))
+}
+
+/// `spec --profile P`: a config.json that P admits as written.
+pub fn compliant_spec(
+    config: Option<&Path>,
+    name: &str,
+) -> Result<oci_spec::runtime::Spec, CommandError> {
+    let profile = resolve(config, name)?;
+    let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
+    let hardened =
+        profile::spec_gen::compliant_spec(&profile, &host, &StatNsLookup, &["sh".to_string()])
+            .map_err(|e| ProfileCmdError::SpecGen(name.to_string(), e))?;
+    Ok(hardened.spec)
+}

@@ -1,0 +1,164 @@
+//! The privileged half of a profile's user-namespace request: allocate the host id
+//! range, write the mappings into the spec, and idmap the rootfs so an image owned by
+//! host root looks root-owned inside the range.
+//!
+//! Containers of one pod (same CRI sandbox id) share one range. A pod's app
+//! containers join the pause container's user namespace by path: they already join
+//! its network/IPC/UTS namespaces by `/proc/<pid>/ns/*`, and setns into a namespace
+//! owned by another user namespace needs that namespace, not a sibling with the same
+//! mappings.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
+
+use super::CommandError;
+use crate::profile::UsernsRequest;
+use crate::userns::{self, HostRange, RangeAllocator, UsernsError};
+
+/// overlayfs cannot itself be idmapped (mount_setattr returns EINVAL on 6.x).
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct UsernsRecord {
+    /// Allocation database the range was taken from.
+    pub db: PathBuf,
+    pub range: Option<HostRange>,
+    /// Where the idmapped rootfs is mounted, if it was idmapped.
+    pub idmapped_rootfs: Option<PathBuf>,
+    /// The user namespace joined by path (pod member), if any.
+    pub joined: Option<PathBuf>,
+}
+
+pub fn allocator(req: &UsernsRequest, db: &Path) -> RangeAllocator {
+    RangeAllocator::new(
+        db.to_path_buf(),
+        req.host_range.start,
+        req.host_range.size,
+        req.size,
+    )
+}
+
+/// Apply `req` to `spec`. On error everything this function made is undone.
+pub fn setup(
+    id: &str,
+    spec: &mut Spec,
+    req: &UsernsRequest,
+    db: &Path,
+    rootfs_dir: &Path,
+) -> Result<UsernsRecord, CommandError> {
+    let _s = tracing::debug_span!("userns").entered();
+    let alloc = allocator(req, db);
+    let sandbox = req.sandbox_id.as_deref().filter(|s| *s != id);
+    let range = alloc
+        .allocate(id, req.sandbox_id.as_deref())
+        .map_err(CommandError::Userns)?;
+    let mut record = UsernsRecord {
+        db: db.to_path_buf(),
+        range: Some(range),
+        ..Default::default()
+    };
+    let result = (|| {
+        if sandbox.is_some() {
+            if let Some(path) = pod_userns_path(spec) {
+                join(spec, &path);
+                record.joined = Some(path);
+                return Ok(());
+            }
+        }
+        userns::inject(spec, range).map_err(CommandError::Userns)?;
+        record.idmapped_rootfs = idmap_rootfs(id, spec, range, rootfs_dir)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        teardown(id, &record);
+        return Err(e);
+    }
+    Ok(record)
+}
+
+/// Undo [`setup`]; idempotent, used by a failed create and by delete.
+pub fn teardown(id: &str, record: &UsernsRecord) {
+    if let Some(target) = &record.idmapped_rootfs {
+        if let Err(e) = userns::idmap::remove(target) {
+            tracing::warn!(error = %crate::error_chain(&e), "failed to remove the idmapped rootfs");
+        }
+    }
+    if record.range.is_some() {
+        // Pool bounds do not matter for release.
+        let alloc = RangeAllocator::new(record.db.clone(), 1, 1, 1);
+        if let Err(e) = alloc.release(id) {
+            tracing::warn!(error = %crate::error_chain(&e), "failed to release the user namespace range");
+        }
+    }
+}
+
+/// The user namespace of the process whose namespaces a pod member joins, when that
+/// is not the host's own.
+fn pod_userns_path(spec: &Spec) -> Option<PathBuf> {
+    let namespaces = spec.linux().as_ref()?.namespaces().as_ref()?;
+    let host = std::fs::metadata("/proc/self/ns/user").ok()?.ino();
+    namespaces.iter().find_map(|ns| {
+        let path = ns.path().as_ref()?;
+        let pid_dir = path.parent()?.parent()?;
+        let candidate = pid_dir.join("ns").join("user");
+        let ino = std::fs::metadata(&candidate).ok()?.ino();
+        (ino != host).then_some(candidate)
+    })
+}
+
+fn join(spec: &mut Spec, path: &Path) {
+    if let Some(linux) = spec.linux_mut().as_mut() {
+        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::User);
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .path(path.to_path_buf())
+                .build()
+                .expect("type and path are set"),
+        );
+        linux.set_namespaces(Some(namespaces));
+        linux.set_uid_mappings(None);
+        linux.set_gid_mappings(None);
+    }
+}
+
+/// Idmap a plain-directory rootfs onto `<rootfs_dir>/<id>` and point the spec at it.
+/// An overlay rootfs (containerd's snapshots) is left as is: overlayfs cannot be
+/// idmapped; its files then show as the overflow id inside the container, which the
+/// read-only rootfs default makes harmless for reading images.
+fn idmap_rootfs(
+    id: &str,
+    spec: &mut Spec,
+    range: HostRange,
+    rootfs_dir: &Path,
+) -> Result<Option<PathBuf>, CommandError> {
+    let Some(mut root) = spec.root().clone() else {
+        return Ok(None);
+    };
+    let source = root.path().clone();
+    let fs = nix::sys::statfs::statfs(&source).map_err(|e| CommandError::Io {
+        what: format!("cannot stat the rootfs {}", source.display()),
+        source: e.into(),
+    })?;
+    if fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC {
+        tracing::info!(rootfs = %source.display(), "overlay rootfs is not idmapped");
+        return Ok(None);
+    }
+    let target = rootfs_dir.join(id);
+    // A create that crashed may have left a mount here; never stack on it.
+    userns::idmap::remove(&target).map_err(CommandError::Userns)?;
+    let (uid, gid) = userns::mappings_for(range, range.size);
+    userns::idmap::mount(&source, &target, &uid, &gid).map_err(CommandError::Userns)?;
+    root.set_path(target.clone());
+    spec.set_root(Some(root));
+    Ok(Some(target))
+}
+
+impl From<UsernsError> for CommandError {
+    fn from(e: UsernsError) -> Self {
+        CommandError::Userns(e)
+    }
+}
