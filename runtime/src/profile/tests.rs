@@ -208,7 +208,7 @@ fn audit_mode_admits_with_warnings() {
 #[test]
 fn per_rule_mode_overrides_profile_mode() {
     let mut p = shipped("restricted");
-    p.sysctls.mode = Some(super::Mode::Warn);
+    p.sysctls.as_mut().unwrap().mode = Some(super::Mode::Warn);
     let h = host();
     let d = evaluate(&fixture("sysctl-core-pattern"), &p, &h, &FakeNs::new(&h)).unwrap();
     assert!(matches!(d, Decision::Admitted(_)));
