@@ -315,5 +315,33 @@ mod tests {
             assert!(text.contains(&format!("* {title}")), "{title}");
         }
         assert!(text.contains("may never run as root"));
+        assert!(!text.contains("not enforced"));
+    }
+
+    #[test]
+    fn absent_sections_are_not_enforced() {
+        let text = explain(&shipped("unconfined"));
+        assert!(text.starts_with("Profile \"unconfined\" v1.0.0 (strictness 0)"));
+        for (title, key) in [
+            ("System calls", "seccomp"),
+            ("Capabilities", "capabilities"),
+            ("Process", "process"),
+            ("User namespace", "user_namespace"),
+            ("Filesystem", "filesystem"),
+            ("Mounts", "mounts"),
+            ("Namespaces", "namespaces"),
+            ("Resource limits", "cgroups"),
+            ("Sysctls", "sysctls"),
+            ("Landlock", "landlock"),
+            ("AppArmor / SELinux", "lsm"),
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "* {title}: not enforced (the profile has no [{key}] section)"
+                )),
+                "{title}"
+            );
+        }
+        assert!(!text.contains("Why:"));
     }
 }

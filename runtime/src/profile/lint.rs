@@ -463,6 +463,59 @@ mod tests {
     }
 
     #[test]
+    fn unconfined_lists_every_absent_section_as_a_warning() {
+        let f = lint(&shipped("unconfined"), &host());
+        let sections: Vec<_> = f
+            .iter()
+            .map(|f| match f {
+                LintFinding::SectionAbsent { section, .. } => *section,
+                other => panic!("unexpected finding {other}"),
+            })
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                "seccomp",
+                "capabilities",
+                "process",
+                "user_namespace",
+                "filesystem",
+                "mounts",
+                "namespaces",
+                "cgroups",
+                "sysctls",
+                "landlock",
+                "lsm"
+            ]
+        );
+        assert!(f.iter().all(|f| f.severity() == Severity::Warning));
+        assert_eq!(
+            f[0].to_string(),
+            "seccomp: section absent — containers get no syscall filter"
+        );
+    }
+
+    #[test]
+    fn one_absent_section_is_one_warning_and_rules_needing_it_still_fire() {
+        let mut p = shipped("default");
+        p.user_namespace = None;
+        p.seccomp = None;
+        p.seccomp_filter = None;
+        let f = lint(&p, &host());
+        // process.root = "if_userns" without a user namespace section: root is host root.
+        assert_eq!(f[0], LintFinding::RootWithoutUserns);
+        assert_eq!(f[0].severity(), Severity::Error);
+        let absent: Vec<_> = f[1..].iter().map(ToString::to_string).collect();
+        assert_eq!(
+            absent,
+            [
+                "seccomp: section absent — containers get no syscall filter",
+                "user_namespace: section absent — container root is host root unless the spec maps it",
+            ]
+        );
+    }
+
+    #[test]
     fn unloaded_filter_is_an_error_when_injecting() {
         let mut p = shipped("default");
         p.seccomp_filter = None;

@@ -382,6 +382,31 @@ mod tests {
     }
 
     #[test]
+    fn sections_are_optional_and_absent_means_none() {
+        let header =
+            "schema = 1\nname = \"p\"\nversion = \"1\"\nstrictness = 0\nmode = \"enforce\"\n";
+        let p = parse_profile(header, "p.toml").unwrap();
+        assert_eq!((p.seccomp, p.landlock, p.lsm), (None, None, None));
+        // A present section is still checked in full.
+        let e = err(&format!("{header}[sysctls]\nreason = \"\"\nallowed = []\n"));
+        assert_eq!(e, "invalid p.toml: sysctls.reason: must not be empty");
+        let e = err(&format!("{header}[sysctls]\nreason = \"r\"\n"));
+        assert!(e.contains("missing field `allowed`"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_without_seccomp_loads_no_filter() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("p.toml"),
+            "schema = 1\nname = \"p\"\nversion = \"1\"\nstrictness = 0\nmode = \"enforce\"\n",
+        )
+        .unwrap();
+        let p = load_profile(d.path(), "p").unwrap();
+        assert!(p.seccomp.is_none() && p.seccomp_filter.is_none());
+    }
+
+    #[test]
     fn missing_file_is_a_read_error() {
         let d = tempfile::tempdir().unwrap();
         assert!(matches!(

@@ -151,4 +151,20 @@ mod tests {
             assert!(hardened.userns.is_some(), "{name}");
         }
     }
+
+    #[test]
+    fn a_profile_without_sections_gets_runc_shaped_spec() {
+        let h = host();
+        let out =
+            compliant_spec(&shipped("unconfined"), &h, &FakeNs::new(&h), &["sh".into()]).unwrap();
+        assert!(out.injected.is_empty() && out.userns.is_none() && out.landlock.is_none());
+        let spec = serde_json::to_value(&out.spec).unwrap();
+        assert!(spec["linux"]["seccomp"].is_null());
+        assert_eq!(spec["linux"]["namespaces"].as_array().unwrap().len(), 5);
+        assert_eq!(spec["process"]["noNewPrivileges"], true);
+        assert_eq!(
+            spec["linux"]["maskedPaths"].as_array().unwrap().len(),
+            crate::profile::lint::K8S_MASKED_PATHS.len()
+        );
+    }
 }
