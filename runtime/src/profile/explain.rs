@@ -30,6 +30,28 @@ fn list(v: &[String]) -> String {
     }
 }
 
+/// One section's line: its rule in plain words and the author's reason, or "not enforced"
+/// when the profile has no `[key]` section.
+fn section(
+    s: &mut String,
+    p: &Profile,
+    title: &str,
+    key: &str,
+    rule: Option<(Option<Mode>, &str, String)>,
+) {
+    // Writing to a String cannot fail; the results are ignored for that reason only.
+    let _ = match rule {
+        Some((m, reason, body)) => {
+            writeln!(s, "* {title}{}: {body}\n  Why: {reason}", mode(p, m))
+        }
+        None => writeln!(
+            s,
+            "* {title}: not enforced (the profile has no [{key}] section); the container's \
+             spec is used as it is."
+        ),
+    };
+}
+
 /// A plain-language summary of `p`.
 pub fn explain(p: &Profile) -> String {
     let mut s = String::new();
@@ -51,193 +73,220 @@ pub fn explain(p: &Profile) -> String {
             Mode::Warn => "violations are reported as warnings, containers still start",
         }
     );
-    let mut section = |title: &str, m: Option<Mode>, reason: &str, body: String| {
-        let _ = writeln!(s, "* {title}{}: {body}\n  Why: {reason}", mode(p, m));
-    };
 
-    let sc = &p.seccomp;
-    section(
-        "System calls",
-        sc.mode,
-        &sc.reason,
-        format!(
-            "a seccomp filter is required; {}. A container's own filter must deny by default \
-             and may never allow: {}{}.",
-            on_missing(
-                sc.on_missing,
-                &format!("the default-deny filter {:?}", sc.default_filter)
-            ),
-            list(&sc.deny.iter().map(|d| d.name.clone()).collect::<Vec<_>>()),
-            match sc.on_denied_allowed {
-                OnExcess::Strip => " (they are removed from its filter)",
-                OnExcess::Refuse => " (or it is refused)",
-            }
-        ),
-    );
-    let c = &p.capabilities;
-    section(
-        "Capabilities",
-        c.mode,
-        &c.reason,
-        format!(
-            "only {} may be held; inheritable and ambient sets stay empty; others are {}.",
-            list(&c.allowed),
-            match c.on_excess {
-                OnExcess::Strip => "dropped",
-                OnExcess::Refuse => "refused",
-            }
-        ),
-    );
-    let pr = &p.process;
-    section(
-        "Process",
-        pr.mode,
-        &pr.reason,
-        format!(
-            "no_new_privileges is required ({}); {}; the working directory may not be under {}.",
-            on_missing(pr.no_new_privileges, "it"),
-            match pr.root {
-                RootPolicy::Never => "the container may never run as root",
-                RootPolicy::IfUserns => "root is allowed only inside a user namespace",
-            },
-            list(&pr.forbidden_cwd)
-        ),
-    );
-    let u = &p.user_namespace;
-    section(
-        "User namespace",
-        u.mode,
-        &u.reason,
-        if u.required {
+    let rule = p.seccomp.as_ref().map(|sc| {
+        (
+            sc.mode,
+            sc.reason.as_str(),
             format!(
-                "required; {}, with {} ids taken from host ids {}..{}; container root is never host root.",
-                on_missing(u.on_missing, "one"),
-                u.container_size,
-                u.host_range.start,
-                u.host_range.start as u64 + u.host_range.size as u64
-            )
-        } else {
-            "not required.".to_owned()
-        },
-    );
-    let f = &p.filesystem;
-    section(
-        "Filesystem",
-        f.mode,
-        &f.reason,
-        format!(
-            "{}; /proc and /sys entries masked ({} paths) and read-only ({} paths); {}.",
-            if f.readonly_rootfs {
+                "a seccomp filter is required; {}. A container's own filter must deny by \
+                 default and may never allow: {}{}.",
+                on_missing(
+                    sc.on_missing,
+                    &format!("the default-deny filter {:?}", sc.default_filter)
+                ),
+                list(&sc.deny.iter().map(|d| d.name.clone()).collect::<Vec<_>>()),
+                match sc.on_denied_allowed {
+                    OnExcess::Strip => " (they are removed from its filter)",
+                    OnExcess::Refuse => " (or it is refused)",
+                }
+            ),
+        )
+    });
+    section(&mut s, p, "System calls", "seccomp", rule);
+
+    let rule = p.capabilities.as_ref().map(|c| {
+        (
+            c.mode,
+            c.reason.as_str(),
+            format!(
+                "only {} may be held; inheritable and ambient sets stay empty; others are {}.",
+                list(&c.allowed),
+                match c.on_excess {
+                    OnExcess::Strip => "dropped",
+                    OnExcess::Refuse => "refused",
+                }
+            ),
+        )
+    });
+    section(&mut s, p, "Capabilities", "capabilities", rule);
+
+    let rule = p.process.as_ref().map(|pr| {
+        (
+            pr.mode,
+            pr.reason.as_str(),
+            format!(
+                "no_new_privileges is required ({}); {}; the working directory may not be \
+                 under {}.",
+                on_missing(pr.no_new_privileges, "it"),
+                match pr.root {
+                    RootPolicy::Never => "the container may never run as root",
+                    RootPolicy::IfUserns => "root is allowed only inside a user namespace",
+                },
+                list(&pr.forbidden_cwd)
+            ),
+        )
+    });
+    section(&mut s, p, "Process", "process", rule);
+
+    let rule = p.user_namespace.as_ref().map(|u| {
+        (
+            u.mode,
+            u.reason.as_str(),
+            if u.required {
                 format!(
-                    "the root filesystem is read-only (scratch tmpfs at {})",
-                    list(&f.writable_tmpfs)
+                    "required; {}, with {} ids taken from host ids {}..{}; container root is \
+                     never host root.",
+                    on_missing(u.on_missing, "one"),
+                    u.container_size,
+                    u.host_range.start,
+                    u.host_range.start as u64 + u.host_range.size as u64
                 )
             } else {
-                "the root filesystem may be writable".to_owned()
+                "not required.".to_owned()
             },
-            f.masked_paths.len(),
-            f.readonly_paths.len(),
-            on_missing(f.on_missing, "what is missing")
-        ),
-    );
-    let m = &p.mounts;
-    section(
-        "Mounts",
-        m.mode,
-        &m.reason,
-        format!(
-            "allowed types: {}; host directories may only come from {}; never {}; {}; binds get {} ({}).",
-            list(&m.allowed_types),
-            list(&m.bind_source_prefixes),
-            list(&m.forbidden_sources.iter().map(|f| f.path.clone()).collect::<Vec<_>>()),
-            if m.forbid_shared_propagation {
-                "mount propagation back to the host is refused"
-            } else {
-                "shared propagation is allowed"
-            },
-            list(&m.bind_required_options),
-            on_missing(m.on_missing, "them")
-        ),
-    );
-    let n = &p.namespaces;
+        )
+    });
+    section(&mut s, p, "User namespace", "user_namespace", rule);
+
+    let rule = p.filesystem.as_ref().map(|f| {
+        (
+            f.mode,
+            f.reason.as_str(),
+            format!(
+                "{}; /proc and /sys entries masked ({} paths) and read-only ({} paths); {}.",
+                if f.readonly_rootfs {
+                    format!(
+                        "the root filesystem is read-only (scratch tmpfs at {})",
+                        list(&f.writable_tmpfs)
+                    )
+                } else {
+                    "the root filesystem may be writable".to_owned()
+                },
+                f.masked_paths.len(),
+                f.readonly_paths.len(),
+                on_missing(f.on_missing, "what is missing")
+            ),
+        )
+    });
+    section(&mut s, p, "Filesystem", "filesystem", rule);
+
+    let rule = p.mounts.as_ref().map(|m| {
+        (
+            m.mode,
+            m.reason.as_str(),
+            format!(
+                "allowed types: {}; host directories may only come from {}; never {}; {}; \
+                 binds get {} ({}).",
+                list(&m.allowed_types),
+                list(&m.bind_source_prefixes),
+                list(
+                    &m.forbidden_sources
+                        .iter()
+                        .map(|f| f.path.clone())
+                        .collect::<Vec<_>>()
+                ),
+                if m.forbid_shared_propagation {
+                    "mount propagation back to the host is refused"
+                } else {
+                    "shared propagation is allowed"
+                },
+                list(&m.bind_required_options),
+                on_missing(m.on_missing, "them")
+            ),
+        )
+    });
+    section(&mut s, p, "Mounts", "mounts", rule);
+
     let names = |v: &[super::schema::NsType]| {
         v.iter()
             .map(|n| n.oci_name().to_owned())
             .collect::<Vec<_>>()
     };
-    section(
-        "Namespaces",
-        n.mode,
-        &n.reason,
-        format!(
-            "the container must have its own {}; sharing the host's {} is refused.",
-            list(&names(&n.required)),
-            list(&names(&n.host_forbidden))
-        ),
-    );
-    let g = &p.cgroups;
-    section(
-        "Resource limits",
-        g.mode,
-        &g.reason,
-        format!(
-            "memory at most {} MiB (default {} MiB), CPU at most {} millicores (default {}), \
-             at most {} processes (default {}); {}; no rule may allow every device.",
-            g.memory_bytes.max >> 20,
-            g.memory_bytes.default >> 20,
-            g.cpu_millicores.max,
-            g.cpu_millicores.default,
-            g.pids.max,
-            g.pids.default,
-            on_missing(g.on_missing, "the default")
-        ),
-    );
-    let y = &p.sysctls;
-    section(
-        "Sysctls",
-        y.mode,
-        &y.reason,
-        format!("only {} may be set.", list(&y.allowed)),
-    );
-    let l = &p.landlock;
-    section(
-        "Landlock",
-        l.mode,
-        &l.reason,
-        if l.enabled {
+    let rule = p.namespaces.as_ref().map(|n| {
+        (
+            n.mode,
+            n.reason.as_str(),
             format!(
-                "the container may read and execute the image, and write only to its writable \
-                 mounts{}{}; needs Landlock ABI {} ({}).",
-                if l.fs.is_empty() {
-                    ""
-                } else {
-                    " and the profile's extra paths"
-                },
-                match (&l.tcp_bind, &l.tcp_connect) {
-                    (None, None) => String::new(),
-                    (b, c) => format!("; TCP bind {:?}, connect {:?}", b, c),
-                },
-                l.min_abi,
-                match l.compat {
-                    Compat::Hard => "containers are refused on kernels without it",
-                    Compat::BestEffort => "enforced as far as the kernel allows, gaps are logged",
-                }
-            )
-        } else {
-            "not used.".to_owned()
-        },
-    );
-    let z = &p.lsm;
-    section(
-        "AppArmor / SELinux",
-        z.mode,
-        &z.reason,
-        format!(
-            "AppArmor profiles allowed: {} (never unconfined); SELinux types allowed: {}.",
-            list(&z.apparmor_profiles),
-            list(&z.selinux_types)
-        ),
-    );
+                "the container must have its own {}; sharing the host's {} is refused.",
+                list(&names(&n.required)),
+                list(&names(&n.host_forbidden))
+            ),
+        )
+    });
+    section(&mut s, p, "Namespaces", "namespaces", rule);
+
+    let rule = p.cgroups.as_ref().map(|g| {
+        (
+            g.mode,
+            g.reason.as_str(),
+            format!(
+                "memory at most {} MiB (default {} MiB), CPU at most {} millicores (default \
+                 {}), at most {} processes (default {}); {}; no rule may allow every device.",
+                g.memory_bytes.max >> 20,
+                g.memory_bytes.default >> 20,
+                g.cpu_millicores.max,
+                g.cpu_millicores.default,
+                g.pids.max,
+                g.pids.default,
+                on_missing(g.on_missing, "the default")
+            ),
+        )
+    });
+    section(&mut s, p, "Resource limits", "cgroups", rule);
+
+    let rule = p.sysctls.as_ref().map(|y| {
+        (
+            y.mode,
+            y.reason.as_str(),
+            format!("only {} may be set.", list(&y.allowed)),
+        )
+    });
+    section(&mut s, p, "Sysctls", "sysctls", rule);
+
+    let rule = p.landlock.as_ref().map(|l| {
+        (
+            l.mode,
+            l.reason.as_str(),
+            if l.enabled {
+                format!(
+                    "the container may read and execute the image, and write only to its \
+                     writable mounts{}{}; needs Landlock ABI {} ({}).",
+                    if l.fs.is_empty() {
+                        ""
+                    } else {
+                        " and the profile's extra paths"
+                    },
+                    match (&l.tcp_bind, &l.tcp_connect) {
+                        (None, None) => String::new(),
+                        (b, c) => format!("; TCP bind {:?}, connect {:?}", b, c),
+                    },
+                    l.min_abi,
+                    match l.compat {
+                        Compat::Hard => "containers are refused on kernels without it",
+                        Compat::BestEffort =>
+                            "enforced as far as the kernel allows, gaps are logged",
+                    }
+                )
+            } else {
+                "not used.".to_owned()
+            },
+        )
+    });
+    section(&mut s, p, "Landlock", "landlock", rule);
+
+    let rule = p.lsm.as_ref().map(|z| {
+        (
+            z.mode,
+            z.reason.as_str(),
+            format!(
+                "AppArmor profiles allowed: {} (never unconfined); SELinux types allowed: {}.",
+                list(&z.apparmor_profiles),
+                list(&z.selinux_types)
+            ),
+        )
+    });
+    section(&mut s, p, "AppArmor / SELinux", "lsm", rule);
     s
 }
 
@@ -266,5 +315,33 @@ mod tests {
             assert!(text.contains(&format!("* {title}")), "{title}");
         }
         assert!(text.contains("may never run as root"));
+        assert!(!text.contains("not enforced"));
+    }
+
+    #[test]
+    fn absent_sections_are_not_enforced() {
+        let text = explain(&shipped("unconfined"));
+        assert!(text.starts_with("Profile \"unconfined\" v1.0.0 (strictness 0)"));
+        for (title, key) in [
+            ("System calls", "seccomp"),
+            ("Capabilities", "capabilities"),
+            ("Process", "process"),
+            ("User namespace", "user_namespace"),
+            ("Filesystem", "filesystem"),
+            ("Mounts", "mounts"),
+            ("Namespaces", "namespaces"),
+            ("Resource limits", "cgroups"),
+            ("Sysctls", "sysctls"),
+            ("Landlock", "landlock"),
+            ("AppArmor / SELinux", "lsm"),
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "* {title}: not enforced (the profile has no [{key}] section)"
+                )),
+                "{title}"
+            );
+        }
+        assert!(!text.contains("Why:"));
     }
 }

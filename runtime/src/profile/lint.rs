@@ -8,7 +8,9 @@ use std::fmt;
 
 use super::host::HostFacts;
 use super::rules::landlock::abi_of;
-use super::schema::{OnMissing, Profile, RootPolicy, SeccompAction};
+use super::schema::{
+    LandlockSection, OnMissing, Profile, RootPolicy, SeccompAction, SeccompSection,
+};
 use super::syscall_names;
 use crate::landlock_plan::Compat;
 
@@ -69,6 +71,11 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "finding", rename_all = "snake_case")]
 pub enum LintFinding {
+    /// The profile has no section for this control, so it enforces nothing there.
+    SectionAbsent {
+        section: &'static str,
+        consequence: &'static str,
+    },
     SeccompFilterNotLoaded,
     UnknownSyscall {
         list: &'static str,
@@ -139,6 +146,7 @@ impl fmt::Display for LintFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use LintFinding::*;
         match self {
+            SectionAbsent { section, consequence } => write!(f, "{section}: section absent — {consequence}"),
             SeccompFilterNotLoaded => write!(f, "seccomp: the default filter is not loaded but the profile injects it"),
             UnknownSyscall { list, name } => write!(f, "seccomp: {list}: unknown syscall {name:?}"),
             AllowedAndDenied { name } => write!(f, "seccomp: {name} is both allowed by the default filter and denied"),
@@ -157,66 +165,156 @@ impl fmt::Display for LintFinding {
     }
 }
 
-/// Every finding for `profile` on `host`, errors first.
-pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
-    let mut out = Vec::new();
-    seccomp(profile, &mut out);
-    for c in &profile.capabilities.allowed {
-        if DANGEROUS_CAPS.contains(&c.as_str()) {
-            out.push(LintFinding::DangerousCapability { name: c.clone() });
-        }
-    }
-    if profile.process.root == RootPolicy::IfUserns && !profile.user_namespace.required {
-        out.push(LintFinding::RootWithoutUserns);
-    }
-    let lists = [
+/// What a container gets when the profile has no section for a control, per section in
+/// file order. Absence is a warning, not an error: a profile may deliberately leave a
+/// control to the spec (see `unconfined.toml`), but a reviewer must see it.
+fn absent_sections(p: &Profile) -> Vec<LintFinding> {
+    let sections: [(&'static str, bool, &'static str); 11] = [
         (
-            "filesystem.masked_paths",
-            &profile.filesystem.masked_paths,
-            &K8S_MASKED_PATHS[..],
+            "seccomp",
+            p.seccomp.is_none(),
+            "containers get no syscall filter",
         ),
         (
-            "filesystem.readonly_paths",
-            &profile.filesystem.readonly_paths,
-            &K8S_READONLY_PATHS[..],
+            "capabilities",
+            p.capabilities.is_none(),
+            "containers keep every capability their spec asks for",
+        ),
+        (
+            "process",
+            p.process.is_none(),
+            "containers may run as root and gain privileges (no_new_privileges is not enforced)",
+        ),
+        (
+            "user_namespace",
+            p.user_namespace.is_none(),
+            "container root is host root unless the spec maps it",
+        ),
+        (
+            "filesystem",
+            p.filesystem.is_none(),
+            "the rootfs may be writable and /proc and /sys stay unmasked",
+        ),
+        (
+            "mounts",
+            p.mounts.is_none(),
+            "any mount is allowed, including host paths and runtime sockets",
+        ),
+        (
+            "namespaces",
+            p.namespaces.is_none(),
+            "containers may share the host's namespaces",
+        ),
+        (
+            "cgroups",
+            p.cgroups.is_none(),
+            "no resource limits are injected or enforced",
+        ),
+        (
+            "sysctls",
+            p.sysctls.is_none(),
+            "containers may set any sysctl",
+        ),
+        (
+            "landlock",
+            p.landlock.is_none(),
+            "no Landlock rules are applied",
+        ),
+        (
+            "lsm",
+            p.lsm.is_none(),
+            "any AppArmor profile or SELinux label is passed through, unconfined included",
         ),
     ];
-    for (key, have, defaults) in lists {
-        for path in defaults {
-            if !have.iter().any(|h| h == path) {
-                out.push(LintFinding::MissingKubernetesDefault { key, path });
+    sections
+        .into_iter()
+        .filter(|(_, absent, _)| *absent)
+        .map(|(section, _, consequence)| LintFinding::SectionAbsent {
+            section,
+            consequence,
+        })
+        .collect()
+}
+
+/// Every finding for `profile` on `host`, errors first.
+pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
+    let mut out = absent_sections(profile);
+    if let Some(s) = &profile.seccomp {
+        seccomp(profile, s, &mut out);
+    }
+    if let Some(c) = &profile.capabilities {
+        for cap in &c.allowed {
+            if DANGEROUS_CAPS.contains(&cap.as_str()) {
+                out.push(LintFinding::DangerousCapability { name: cap.clone() });
             }
         }
     }
-    for s in &profile.sysctls.allowed {
-        if !K8S_SAFE_SYSCTLS.contains(&s.as_str()) {
-            out.push(LintFinding::UnsafeSysctl { name: s.clone() });
+    let userns_required = profile.user_namespace.as_ref().is_some_and(|u| u.required);
+    if profile
+        .process
+        .as_ref()
+        .is_some_and(|p| p.root == RootPolicy::IfUserns)
+        && !userns_required
+    {
+        out.push(LintFinding::RootWithoutUserns);
+    }
+    if let Some(fs) = &profile.filesystem {
+        let lists = [
+            (
+                "filesystem.masked_paths",
+                &fs.masked_paths,
+                &K8S_MASKED_PATHS[..],
+            ),
+            (
+                "filesystem.readonly_paths",
+                &fs.readonly_paths,
+                &K8S_READONLY_PATHS[..],
+            ),
+        ];
+        for (key, have, defaults) in lists {
+            for path in defaults {
+                if !have.iter().any(|h| h == path) {
+                    out.push(LintFinding::MissingKubernetesDefault { key, path });
+                }
+            }
         }
     }
-    for ns in [
-        super::schema::NsType::Pid,
-        super::schema::NsType::Network,
-        super::schema::NsType::Ipc,
-    ] {
-        if !profile.namespaces.host_forbidden.contains(&ns) {
-            out.push(LintFinding::HostNamespaceAllowed { ns: ns.oci_name() });
+    if let Some(y) = &profile.sysctls {
+        for s in &y.allowed {
+            if !K8S_SAFE_SYSCTLS.contains(&s.as_str()) {
+                out.push(LintFinding::UnsafeSysctl { name: s.clone() });
+            }
         }
     }
-    for p in &profile.mounts.bind_source_prefixes {
-        if matches!(
-            p.trim_end_matches('/'),
-            "" | "/var" | "/etc" | "/usr" | "/home" | "/root"
-        ) {
-            out.push(LintFinding::AnyBindSource { prefix: p.clone() });
+    if let Some(n) = &profile.namespaces {
+        for ns in [
+            super::schema::NsType::Pid,
+            super::schema::NsType::Network,
+            super::schema::NsType::Ipc,
+        ] {
+            if !n.host_forbidden.contains(&ns) {
+                out.push(LintFinding::HostNamespaceAllowed { ns: ns.oci_name() });
+            }
         }
     }
-    landlock(profile, host, &mut out);
+    if let Some(m) = &profile.mounts {
+        for p in &m.bind_source_prefixes {
+            if matches!(
+                p.trim_end_matches('/'),
+                "" | "/var" | "/etc" | "/usr" | "/home" | "/root"
+            ) {
+                out.push(LintFinding::AnyBindSource { prefix: p.clone() });
+            }
+        }
+    }
+    if let Some(l) = &profile.landlock {
+        landlock(l, host, &mut out);
+    }
     out.sort_by_key(LintFinding::severity);
     out
 }
 
-fn seccomp(profile: &Profile, out: &mut Vec<LintFinding>) {
-    let s = &profile.seccomp;
+fn seccomp(profile: &Profile, s: &SeccompSection, out: &mut Vec<LintFinding>) {
     for d in &s.deny {
         if !syscall_names::is_known(&d.name) {
             out.push(LintFinding::UnknownSyscall {
@@ -273,8 +371,7 @@ fn seccomp(profile: &Profile, out: &mut Vec<LintFinding>) {
     }
 }
 
-fn landlock(profile: &Profile, host: &HostFacts, out: &mut Vec<LintFinding>) {
-    let l = &profile.landlock;
+fn landlock(l: &LandlockSection, host: &HostFacts, out: &mut Vec<LintFinding>) {
     if !l.enabled {
         return;
     }
@@ -329,13 +426,21 @@ mod tests {
     #[test]
     fn finds_contradictions_and_unenforceable_rules() {
         let mut p = shipped("restricted");
-        p.seccomp.deny.push(DeniedSyscall {
+        p.seccomp.as_mut().unwrap().deny.push(DeniedSyscall {
             name: "read".into(),
             reason: "r".into(),
         });
-        p.capabilities.allowed.push("CAP_SYS_ADMIN".into());
-        p.filesystem.masked_paths.retain(|m| m != "/proc/kcore");
-        p.landlock.min_abi = 7;
+        p.capabilities
+            .as_mut()
+            .unwrap()
+            .allowed
+            .push("CAP_SYS_ADMIN".into());
+        p.filesystem
+            .as_mut()
+            .unwrap()
+            .masked_paths
+            .retain(|m| m != "/proc/kcore");
+        p.landlock.as_mut().unwrap().min_abi = 7;
         let mut h = host();
         h.landlock_abi = Some(3);
         let f = lint(&p, &h);
@@ -355,6 +460,59 @@ mod tests {
         }));
         assert_eq!(f[0].severity(), Severity::Error);
         assert_eq!(f.last().unwrap().severity(), Severity::Warning);
+    }
+
+    #[test]
+    fn unconfined_lists_every_absent_section_as_a_warning() {
+        let f = lint(&shipped("unconfined"), &host());
+        let sections: Vec<_> = f
+            .iter()
+            .map(|f| match f {
+                LintFinding::SectionAbsent { section, .. } => *section,
+                other => panic!("unexpected finding {other}"),
+            })
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                "seccomp",
+                "capabilities",
+                "process",
+                "user_namespace",
+                "filesystem",
+                "mounts",
+                "namespaces",
+                "cgroups",
+                "sysctls",
+                "landlock",
+                "lsm"
+            ]
+        );
+        assert!(f.iter().all(|f| f.severity() == Severity::Warning));
+        assert_eq!(
+            f[0].to_string(),
+            "seccomp: section absent — containers get no syscall filter"
+        );
+    }
+
+    #[test]
+    fn one_absent_section_is_one_warning_and_rules_needing_it_still_fire() {
+        let mut p = shipped("default");
+        p.user_namespace = None;
+        p.seccomp = None;
+        p.seccomp_filter = None;
+        let f = lint(&p, &host());
+        // process.root = "if_userns" without a user namespace section: root is host root.
+        assert_eq!(f[0], LintFinding::RootWithoutUserns);
+        assert_eq!(f[0].severity(), Severity::Error);
+        let absent: Vec<_> = f[1..].iter().map(ToString::to_string).collect();
+        assert_eq!(
+            absent,
+            [
+                "seccomp: section absent — containers get no syscall filter",
+                "user_namespace: section absent — container root is host root unless the spec maps it",
+            ]
+        );
     }
 
     #[test]

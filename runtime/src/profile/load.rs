@@ -1,10 +1,11 @@
 //! Read, parse and validate a profile and the seccomp data it names. Every error names the
 //! file and, for semantic errors, the key; nothing is defaulted, so a profile that loads is
-//! exactly the profile its author wrote.
+//! exactly the profile its author wrote. An absent section stays absent (`None`): it is
+//! never filled in with a default, and it enforces nothing.
 
 use std::path::{Component, Path, PathBuf};
 
-use super::schema::{IdRange, Limit, Profile, SCHEMA_VERSION};
+use super::schema::{IdRange, Limit, Profile, SeccompSection, SCHEMA_VERSION};
 use super::seccomp_data::SeccompFilter;
 use super::syscall_names;
 
@@ -119,14 +120,16 @@ fn read(path: &Path) -> Result<String, LoadError> {
 }
 
 /// Load `<profiles_dir>/<name>.toml` and the seccomp filter it names (relative to
-/// `profiles_dir`).
+/// `profiles_dir`), if it has a `[seccomp]` section.
 pub fn load_profile(profiles_dir: &Path, name: &str) -> Result<Profile, LoadError> {
     let path = profiles_dir.join(format!("{name}.toml"));
     let file = path.display().to_string();
     let mut profile = parse_profile(&read(&path)?, &file)?;
-    let filter_path = profiles_dir.join(&profile.seccomp.default_filter);
-    let filter_file = filter_path.display().to_string();
-    profile.seccomp_filter = Some(parse_seccomp_filter(&read(&filter_path)?, &filter_file)?);
+    if let Some(sc) = &profile.seccomp {
+        let filter_path = profiles_dir.join(&sc.default_filter);
+        let filter_file = filter_path.display().to_string();
+        profile.seccomp_filter = Some(parse_seccomp_filter(&read(&filter_path)?, &filter_file)?);
+    }
     Ok(profile)
 }
 
@@ -174,27 +177,141 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
             Problem::UnsupportedSchema(p.schema),
         ));
     }
-    let non_empty = [
-        ("name", p.name.as_str()),
-        ("version", p.version.as_str()),
-        ("seccomp.reason", &p.seccomp.reason),
-        ("capabilities.reason", &p.capabilities.reason),
-        ("process.reason", &p.process.reason),
-        ("user_namespace.reason", &p.user_namespace.reason),
-        ("filesystem.reason", &p.filesystem.reason),
-        ("mounts.reason", &p.mounts.reason),
-        ("namespaces.reason", &p.namespaces.reason),
-        ("cgroups.reason", &p.cgroups.reason),
-        ("sysctls.reason", &p.sysctls.reason),
-        ("landlock.reason", &p.landlock.reason),
-        ("lsm.reason", &p.lsm.reason),
+    // Absent sections have no reason to check: they enforce nothing (see schema.rs).
+    let reasons = [
+        ("seccomp.reason", p.seccomp.as_ref().map(|s| &s.reason)),
+        (
+            "capabilities.reason",
+            p.capabilities.as_ref().map(|s| &s.reason),
+        ),
+        ("process.reason", p.process.as_ref().map(|s| &s.reason)),
+        (
+            "user_namespace.reason",
+            p.user_namespace.as_ref().map(|s| &s.reason),
+        ),
+        (
+            "filesystem.reason",
+            p.filesystem.as_ref().map(|s| &s.reason),
+        ),
+        ("mounts.reason", p.mounts.as_ref().map(|s| &s.reason)),
+        (
+            "namespaces.reason",
+            p.namespaces.as_ref().map(|s| &s.reason),
+        ),
+        ("cgroups.reason", p.cgroups.as_ref().map(|s| &s.reason)),
+        ("sysctls.reason", p.sysctls.as_ref().map(|s| &s.reason)),
+        ("landlock.reason", p.landlock.as_ref().map(|s| &s.reason)),
+        ("lsm.reason", p.lsm.as_ref().map(|s| &s.reason)),
     ];
+    let non_empty = [("name", p.name.as_str()), ("version", p.version.as_str())]
+        .into_iter()
+        .chain(
+            reasons
+                .into_iter()
+                .filter_map(|(k, r)| r.map(|r| (k, r.as_str()))),
+        );
     for (key, v) in non_empty {
         if v.trim().is_empty() {
             return Err(invalid(file, key, Problem::Empty));
         }
     }
-    for d in &p.seccomp.deny {
+    if let Some(sc) = &p.seccomp {
+        validate_seccomp(sc, file)?;
+    }
+    if let Some(c) = &p.capabilities {
+        for cap in &c.allowed {
+            if !is_capability(cap) {
+                return Err(invalid(
+                    file,
+                    "capabilities.allowed",
+                    Problem::UnknownCapability(cap.clone()),
+                ));
+            }
+        }
+    }
+    if let Some(pr) = &p.process {
+        for r in &pr.uid_ranges {
+            check_range(file, "process.uid_ranges", r)?;
+        }
+        for r in &pr.gid_ranges {
+            check_range(file, "process.gid_ranges", r)?;
+        }
+    }
+    if let Some(un) = &p.user_namespace {
+        if un.host_range.start == 0 {
+            return Err(invalid(
+                file,
+                "user_namespace.host_range",
+                Problem::HostRootInRange,
+            ));
+        }
+        if un.container_size == 0 || un.container_size > un.host_range.size {
+            return Err(invalid(
+                file,
+                "user_namespace.container_size",
+                Problem::HostRangeTooSmall(un.container_size),
+            ));
+        }
+    }
+    let fs = p.filesystem.as_ref();
+    let mounts = p.mounts.as_ref();
+    let landlock = p.landlock.as_ref();
+    let paths = fs
+        .into_iter()
+        .flat_map(|f| f.masked_paths.iter().chain(&f.readonly_paths))
+        .chain(p.process.iter().flat_map(|pr| &pr.forbidden_cwd))
+        .chain(mounts.into_iter().flat_map(|m| {
+            m.bind_source_prefixes
+                .iter()
+                .chain(m.forbidden_sources.iter().map(|f| &f.path))
+        }))
+        .chain(
+            landlock
+                .into_iter()
+                .flat_map(|l| l.fs.iter().map(|r| &r.path)),
+        );
+    for path in paths {
+        if !path.starts_with('/') {
+            return Err(invalid(file, path.clone(), Problem::NotAbsolute));
+        }
+    }
+    for f in mounts.into_iter().flat_map(|m| &m.forbidden_sources) {
+        if f.reason.trim().is_empty() {
+            return Err(invalid(
+                file,
+                format!("mounts.forbidden_sources.{}.reason", f.path),
+                Problem::Empty,
+            ));
+        }
+    }
+    if let Some(g) = &p.cgroups {
+        check_limit(file, "cgroups.memory_bytes", &g.memory_bytes)?;
+        check_limit(file, "cgroups.cpu_millicores", &g.cpu_millicores)?;
+        check_limit(file, "cgroups.pids", &g.pids)?;
+    }
+    if let Some(l) = landlock {
+        for r in &l.fs {
+            if r.reason.trim().is_empty() {
+                return Err(invalid(
+                    file,
+                    format!("landlock.fs.{}.reason", r.path),
+                    Problem::Empty,
+                ));
+            }
+        }
+        if !(1..=7).contains(&l.min_abi) {
+            return Err(invalid(
+                file,
+                "landlock.min_abi",
+                Problem::UnknownLandlockAbi(l.min_abi),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_seccomp(sc: &SeccompSection, file: &str) -> Result<(), LoadError> {
+    for d in &sc.deny {
         if !syscall_names::is_known(&d.name) {
             return Err(invalid(
                 file,
@@ -210,84 +327,12 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
             ));
         }
     }
-    let rel = Path::new(&p.seccomp.default_filter);
+    let rel = Path::new(&sc.default_filter);
     if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
         return Err(invalid(
             file,
             "seccomp.default_filter",
             Problem::NotRelative,
-        ));
-    }
-    for c in &p.capabilities.allowed {
-        if !is_capability(c) {
-            return Err(invalid(
-                file,
-                "capabilities.allowed",
-                Problem::UnknownCapability(c.clone()),
-            ));
-        }
-    }
-    for r in &p.process.uid_ranges {
-        check_range(file, "process.uid_ranges", r)?;
-    }
-    for r in &p.process.gid_ranges {
-        check_range(file, "process.gid_ranges", r)?;
-    }
-    let un = &p.user_namespace;
-    if un.host_range.start == 0 {
-        return Err(invalid(
-            file,
-            "user_namespace.host_range",
-            Problem::HostRootInRange,
-        ));
-    }
-    if un.container_size == 0 || un.container_size > un.host_range.size {
-        return Err(invalid(
-            file,
-            "user_namespace.container_size",
-            Problem::HostRangeTooSmall(un.container_size),
-        ));
-    }
-    let paths = p
-        .filesystem
-        .masked_paths
-        .iter()
-        .chain(&p.filesystem.readonly_paths)
-        .chain(&p.process.forbidden_cwd)
-        .chain(&p.mounts.bind_source_prefixes)
-        .chain(p.mounts.forbidden_sources.iter().map(|f| &f.path))
-        .chain(p.landlock.fs.iter().map(|r| &r.path));
-    for path in paths {
-        if !path.starts_with('/') {
-            return Err(invalid(file, path.clone(), Problem::NotAbsolute));
-        }
-    }
-    for f in &p.mounts.forbidden_sources {
-        if f.reason.trim().is_empty() {
-            return Err(invalid(
-                file,
-                format!("mounts.forbidden_sources.{}.reason", f.path),
-                Problem::Empty,
-            ));
-        }
-    }
-    for r in &p.landlock.fs {
-        if r.reason.trim().is_empty() {
-            return Err(invalid(
-                file,
-                format!("landlock.fs.{}.reason", r.path),
-                Problem::Empty,
-            ));
-        }
-    }
-    check_limit(file, "cgroups.memory_bytes", &p.cgroups.memory_bytes)?;
-    check_limit(file, "cgroups.cpu_millicores", &p.cgroups.cpu_millicores)?;
-    check_limit(file, "cgroups.pids", &p.cgroups.pids)?;
-    if !(1..=7).contains(&p.landlock.min_abi) {
-        return Err(invalid(
-            file,
-            "landlock.min_abi",
-            Problem::UnknownLandlockAbi(p.landlock.min_abi),
         ));
     }
     Ok(())
@@ -334,6 +379,31 @@ mod tests {
             let e = err(&RESTRICTED.replacen(from, to, 1));
             assert!(e.starts_with("invalid p.toml: ") && e.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn sections_are_optional_and_absent_means_none() {
+        let header =
+            "schema = 1\nname = \"p\"\nversion = \"1\"\nstrictness = 0\nmode = \"enforce\"\n";
+        let p = parse_profile(header, "p.toml").unwrap();
+        assert_eq!((p.seccomp, p.landlock, p.lsm), (None, None, None));
+        // A present section is still checked in full.
+        let e = err(&format!("{header}[sysctls]\nreason = \"\"\nallowed = []\n"));
+        assert_eq!(e, "invalid p.toml: sysctls.reason: must not be empty");
+        let e = err(&format!("{header}[sysctls]\nreason = \"r\"\n"));
+        assert!(e.contains("missing field `allowed`"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_without_seccomp_loads_no_filter() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("p.toml"),
+            "schema = 1\nname = \"p\"\nversion = \"1\"\nstrictness = 0\nmode = \"enforce\"\n",
+        )
+        .unwrap();
+        let p = load_profile(d.path(), "p").unwrap();
+        assert!(p.seccomp.is_none() && p.seccomp_filter.is_none());
     }
 
     #[test]

@@ -389,6 +389,63 @@ mod tests {
     }
 
     #[test]
+    fn unconfined_is_selected_only_by_node_config() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"unconfined\"\n",
+                profiles_dir()
+            ),
+        )
+        .unwrap();
+        let s = profile_for_container(Some(&path), &ctx(None, None)).unwrap();
+        assert_eq!(
+            (s.profile.name.as_str(), s.selected_by),
+            ("unconfined", SelectedBy::Default)
+        );
+        assert!(s.profile.seccomp.is_none() && s.profile.seccomp_filter.is_none());
+        // From unconfined (strictness 0) an allowed annotation may only tighten.
+        let c = NodeConfig::read(&path).unwrap().unwrap();
+        let c = NodeConfig {
+            annotation_allowed: vec!["restricted".into()],
+            ..c
+        };
+        let a = ann("restricted");
+        assert_eq!(
+            c.select(&ctx(Some(&a), None)).unwrap().profile.name,
+            "restricted"
+        );
+
+        let c = config("[[handler]]\nname = \"conformance\"\nprofile = \"unconfined\"\n");
+        let s = c.select(&ctx(None, Some("conformance"))).unwrap();
+        assert_eq!(
+            (s.profile.name.as_str(), s.selected_by),
+            ("unconfined", SelectedBy::Handler)
+        );
+        // Not in annotation_allowed: refused by name.
+        let a = ann("unconfined");
+        assert!(matches!(
+            c.select(&ctx(Some(&a), None)),
+            Err(NodeConfigError::AnnotationNotAllowed { .. })
+        ));
+        // Even when an admin lists it, the strictness rule refuses the move from default.
+        let c = NodeConfig {
+            annotation_allowed: vec!["unconfined".into()],
+            ..c
+        };
+        assert!(matches!(
+            c.select(&ctx(Some(&a), None)),
+            Err(NodeConfigError::AnnotationWeakens {
+                requested_strictness: 0,
+                base_strictness: 20,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn builtin_default_is_the_shipped_default() {
         assert_eq!(
             builtin_default().unwrap(),

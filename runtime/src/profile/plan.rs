@@ -4,7 +4,8 @@
 //! profile's defaults), then every rule checks the result. A violation in `enforce` mode
 //! refuses the container; in `audit`/`warn` mode it is carried as a warning. Injection
 //! happens whatever the mode: modes decide what a *violation* does, never whether the
-//! container is hardened.
+//! container is hardened. A section the profile does not have is skipped entirely: it
+//! neither injects nor checks, so a profile without sections admits every spec unchanged.
 
 use oci_spec::runtime::Spec;
 use serde::Serialize;
@@ -68,19 +69,29 @@ pub fn evaluate(
     host: &HostFacts,
     ns: &dyn NsInodeLookup,
 ) -> Result<Decision, EvaluateError> {
-    if profile.seccomp.on_missing == OnMissing::Inject && profile.seccomp_filter.is_none() {
+    if profile
+        .seccomp
+        .as_ref()
+        .is_some_and(|s| s.on_missing == OnMissing::Inject)
+        && profile.seccomp_filter.is_none()
+    {
         return Err(EvaluateError::SeccompFilterNotLoaded(profile.name.clone()));
     }
     let mut doc = serde_json::to_value(spec).map_err(EvaluateError::SerializeSpec)?;
     let mut injected = harden(&mut doc, profile);
-    let userns = rules::user_namespace::request(&doc, &profile.user_namespace);
-    let (landlock, mut violations, notes) = rules::landlock::plan(
-        &doc,
-        &profile.landlock,
-        host,
-        meta(profile, &profile.landlock.reason, profile.landlock.mode),
-    );
-    injected.extend(notes);
+    let userns = profile
+        .user_namespace
+        .as_ref()
+        .and_then(|u| rules::user_namespace::request(&doc, u));
+    let (landlock, mut violations) = match &profile.landlock {
+        Some(l) => {
+            let (plan, violations, notes) =
+                rules::landlock::plan(&doc, l, host, meta(profile, &l.reason, l.mode));
+            injected.extend(notes);
+            (plan, violations)
+        }
+        None => (None, Vec::new()),
+    };
     violations.splice(0..0, check(&doc, profile, host, ns, userns.is_some()));
 
     let (enforced, warnings): (Vec<_>, Vec<_>) = violations
@@ -113,16 +124,31 @@ fn meta<'a>(profile: &Profile, reason: &'a str, mode: Option<Mode>) -> RuleMeta<
     }
 }
 
+/// Every present section's `harden`, in a fixed order. Absent sections inject nothing.
 fn harden(doc: &mut Value, p: &Profile) -> Vec<Injection> {
-    let mut out = rules::seccomp::harden(doc, &p.seccomp, p.seccomp_filter.as_ref());
-    out.extend(rules::capabilities::harden(doc, &p.capabilities));
-    out.extend(rules::process::harden(doc, &p.process));
-    out.extend(rules::filesystem::harden(doc, &p.filesystem));
-    out.extend(rules::mounts::harden(doc, &p.mounts));
-    out.extend(rules::cgroups::harden(doc, &p.cgroups));
+    let mut out = Vec::new();
+    if let Some(s) = &p.seccomp {
+        out.extend(rules::seccomp::harden(doc, s, p.seccomp_filter.as_ref()));
+    }
+    if let Some(s) = &p.capabilities {
+        out.extend(rules::capabilities::harden(doc, s));
+    }
+    if let Some(s) = &p.process {
+        out.extend(rules::process::harden(doc, s));
+    }
+    if let Some(s) = &p.filesystem {
+        out.extend(rules::filesystem::harden(doc, s));
+    }
+    if let Some(s) = &p.mounts {
+        out.extend(rules::mounts::harden(doc, s));
+    }
+    if let Some(s) = &p.cgroups {
+        out.extend(rules::cgroups::harden(doc, s));
+    }
     out
 }
 
+/// Every present section's `check`, in rule order. Absent sections check nothing.
 fn check(
     doc: &Value,
     p: &Profile,
@@ -131,52 +157,53 @@ fn check(
     userns_requested: bool,
 ) -> Vec<Violation> {
     let m = |reason, mode| meta(p, reason, mode);
-    let mut out = rules::seccomp::check(doc, &p.seccomp, m(&p.seccomp.reason, p.seccomp.mode));
-    out.extend(rules::capabilities::check(
-        doc,
-        &p.capabilities,
-        m(&p.capabilities.reason, p.capabilities.mode),
-    ));
-    out.extend(rules::process::check(
-        doc,
-        &p.process,
-        userns_requested,
-        m(&p.process.reason, p.process.mode),
-    ));
-    out.extend(rules::user_namespace::check(
-        doc,
-        &p.user_namespace,
-        userns_requested,
-        m(&p.user_namespace.reason, p.user_namespace.mode),
-    ));
-    out.extend(rules::filesystem::check(
-        doc,
-        &p.filesystem,
-        m(&p.filesystem.reason, p.filesystem.mode),
-    ));
-    out.extend(rules::mounts::check(
-        doc,
-        &p.mounts,
-        m(&p.mounts.reason, p.mounts.mode),
-    ));
-    out.extend(rules::namespaces::check(
-        doc,
-        &p.namespaces,
-        host,
-        ns,
-        m(&p.namespaces.reason, p.namespaces.mode),
-    ));
-    out.extend(rules::cgroups::check(
-        doc,
-        &p.cgroups,
-        m(&p.cgroups.reason, p.cgroups.mode),
-    ));
-    out.extend(rules::sysctls::check(
-        doc,
-        &p.sysctls,
-        m(&p.sysctls.reason, p.sysctls.mode),
-    ));
-    out.extend(rules::lsm::check(doc, &p.lsm, m(&p.lsm.reason, p.lsm.mode)));
+    let mut out = Vec::new();
+    if let Some(s) = &p.seccomp {
+        out.extend(rules::seccomp::check(doc, s, m(&s.reason, s.mode)));
+    }
+    if let Some(s) = &p.capabilities {
+        out.extend(rules::capabilities::check(doc, s, m(&s.reason, s.mode)));
+    }
+    if let Some(s) = &p.process {
+        out.extend(rules::process::check(
+            doc,
+            s,
+            userns_requested,
+            m(&s.reason, s.mode),
+        ));
+    }
+    if let Some(s) = &p.user_namespace {
+        out.extend(rules::user_namespace::check(
+            doc,
+            s,
+            userns_requested,
+            m(&s.reason, s.mode),
+        ));
+    }
+    if let Some(s) = &p.filesystem {
+        out.extend(rules::filesystem::check(doc, s, m(&s.reason, s.mode)));
+    }
+    if let Some(s) = &p.mounts {
+        out.extend(rules::mounts::check(doc, s, m(&s.reason, s.mode)));
+    }
+    if let Some(s) = &p.namespaces {
+        out.extend(rules::namespaces::check(
+            doc,
+            s,
+            host,
+            ns,
+            m(&s.reason, s.mode),
+        ));
+    }
+    if let Some(s) = &p.cgroups {
+        out.extend(rules::cgroups::check(doc, s, m(&s.reason, s.mode)));
+    }
+    if let Some(s) = &p.sysctls {
+        out.extend(rules::sysctls::check(doc, s, m(&s.reason, s.mode)));
+    }
+    if let Some(s) = &p.lsm {
+        out.extend(rules::lsm::check(doc, s, m(&s.reason, s.mode)));
+    }
     out
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Every section is an allow-list: what it does not name is denied. Every section carries
 //! a `reason` that is quoted in violation messages, and may override the profile's `mode`.
+//! Every section is optional: a profile without one enforces nothing for that control.
 //! Unknown keys are rejected everywhere so a typo can never silently weaken a profile.
 //! Semantic checks (known syscalls, capability names, ranges) live in `load.rs`.
 
@@ -59,18 +60,34 @@ pub struct Profile {
     /// may only move to a profile whose strictness is at least that of its default.
     pub strictness: u32,
     pub mode: Mode,
-    pub seccomp: SeccompSection,
-    pub capabilities: CapabilitiesSection,
-    pub process: ProcessSection,
-    pub user_namespace: UserNamespaceSection,
-    pub filesystem: FilesystemSection,
-    pub mounts: MountsSection,
-    pub namespaces: NamespacesSection,
-    pub cgroups: CgroupsSection,
-    pub sysctls: SysctlsSection,
-    pub landlock: LandlockSection,
-    pub lsm: LsmSection,
-    /// The default-deny filter named by `seccomp.default_filter`, loaded by `load.rs`.
+    // Each rule section is optional. An absent section means the profile neither checks
+    // nor injects anything for that control: it is never read as "the strictest
+    // default". `lint` reports every absent section, and `explain` says "not enforced",
+    // so the gap is always visible to whoever reviews the profile.
+    #[serde(default)]
+    pub seccomp: Option<SeccompSection>,
+    #[serde(default)]
+    pub capabilities: Option<CapabilitiesSection>,
+    #[serde(default)]
+    pub process: Option<ProcessSection>,
+    #[serde(default)]
+    pub user_namespace: Option<UserNamespaceSection>,
+    #[serde(default)]
+    pub filesystem: Option<FilesystemSection>,
+    #[serde(default)]
+    pub mounts: Option<MountsSection>,
+    #[serde(default)]
+    pub namespaces: Option<NamespacesSection>,
+    #[serde(default)]
+    pub cgroups: Option<CgroupsSection>,
+    #[serde(default)]
+    pub sysctls: Option<SysctlsSection>,
+    #[serde(default)]
+    pub landlock: Option<LandlockSection>,
+    #[serde(default)]
+    pub lsm: Option<LsmSection>,
+    /// The default-deny filter named by `seccomp.default_filter`, loaded by `load.rs`
+    /// (`None` when the profile has no `[seccomp]` section).
     #[serde(skip)]
     pub seccomp_filter: Option<SeccompFilter>,
 }

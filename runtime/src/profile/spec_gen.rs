@@ -6,8 +6,22 @@ use oci_spec::runtime::Spec;
 use serde_json::json;
 
 use super::host::{HostFacts, NsInodeLookup};
+use super::lint::{K8S_MASKED_PATHS, K8S_READONLY_PATHS};
 use super::plan::{evaluate, Decision, EvaluateError, Hardened, Refusal};
-use super::schema::{Profile, RootPolicy};
+use super::schema::{NsType, Profile, RootPolicy};
+
+/// Capabilities `runc spec` gives a container, used when the profile has no
+/// `[capabilities]` section.
+const RUNC_CAPABILITIES: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+/// Namespaces `runc spec` gives a container, used when the profile has no `[namespaces]`
+/// section.
+const RUNC_NAMESPACES: [NsType; 5] = [
+    NsType::Pid,
+    NsType::Network,
+    NsType::Ipc,
+    NsType::Uts,
+    NsType::Mount,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecGenError {
@@ -27,31 +41,57 @@ pub fn compliant_spec(
     ns: &dyn NsInodeLookup,
     args: &[String],
 ) -> Result<Box<Hardened>, SpecGenError> {
-    let (uid, gid) = match profile.process.root {
-        RootPolicy::Never => (
-            profile
-                .process
-                .uid_ranges
-                .first()
-                .map_or(1000, |r| r.min.max(1)),
-            profile
-                .process
-                .gid_ranges
-                .first()
-                .map_or(1000, |r| r.min.max(1)),
+    // A section the profile lacks constrains nothing; the generator then falls back to
+    // the shape of `runc spec` (root, runtime namespaces, Kubernetes' masked paths), kept
+    // as safe as an ordinary image allows.
+    let (uid, gid) = match &profile.process {
+        Some(pr) if pr.root == RootPolicy::Never => (
+            pr.uid_ranges.first().map_or(1000, |r| r.min.max(1)),
+            pr.gid_ranges.first().map_or(1000, |r| r.min.max(1)),
         ),
-        RootPolicy::IfUserns => (0, 0),
+        _ => (0, 0),
     };
-    let caps: Vec<&String> = profile.capabilities.allowed.iter().collect();
-    let mut namespaces: Vec<serde_json::Value> = profile
-        .namespaces
-        .required
-        .iter()
-        .map(|n| json!({ "type": n.oci_name() }))
-        .collect();
+    let caps: Vec<&str> = match &profile.capabilities {
+        Some(c) => c.allowed.iter().map(String::as_str).collect(),
+        None => RUNC_CAPABILITIES.to_vec(),
+    };
+    let mut namespaces: Vec<serde_json::Value> = match &profile.namespaces {
+        Some(n) => n
+            .required
+            .iter()
+            .map(|n| json!({ "type": n.oci_name() }))
+            .collect(),
+        None => RUNC_NAMESPACES
+            .iter()
+            .map(|n| json!({ "type": n.oci_name() }))
+            .collect(),
+    };
     if namespaces.is_empty() {
         namespaces.push(json!({ "type": "mount" }));
     }
+    let (readonly_rootfs, masked, readonly_paths) = match &profile.filesystem {
+        Some(f) => (
+            f.readonly_rootfs,
+            f.masked_paths.clone(),
+            f.readonly_paths.clone(),
+        ),
+        None => (
+            false,
+            K8S_MASKED_PATHS.map(str::to_owned).to_vec(),
+            K8S_READONLY_PATHS.map(str::to_owned).to_vec(),
+        ),
+    };
+    let resources = match &profile.cgroups {
+        Some(g) => json!({
+            "memory": { "limit": g.memory_bytes.default },
+            "cpu": {
+                "quota": g.cpu_millicores.default * 100,
+                "period": 100_000,
+            },
+            "pids": { "limit": g.pids.default },
+        }),
+        None => json!({}),
+    };
     let mut base = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -63,7 +103,7 @@ pub fn compliant_spec(
             "noNewPrivileges": true,
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
         },
-        "root": { "path": "rootfs", "readonly": profile.filesystem.readonly_rootfs },
+        "root": { "path": "rootfs", "readonly": readonly_rootfs },
         "hostname": "stockade",
         "mounts": [
             { "destination": "/proc", "type": "proc", "source": "proc" },
@@ -80,16 +120,9 @@ pub fn compliant_spec(
         ],
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": profile.filesystem.masked_paths,
-            "readonlyPaths": profile.filesystem.readonly_paths,
-            "resources": {
-                "memory": { "limit": profile.cgroups.memory_bytes.default },
-                "cpu": {
-                    "quota": profile.cgroups.cpu_millicores.default * 100,
-                    "period": 100_000,
-                },
-                "pids": { "limit": profile.cgroups.pids.default },
-            },
+            "maskedPaths": masked,
+            "readonlyPaths": readonly_paths,
+            "resources": resources,
         },
     });
     if let Some(filter) = &profile.seccomp_filter {
@@ -117,5 +150,21 @@ mod tests {
             let hardened = out.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(hardened.userns.is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_profile_without_sections_gets_runc_shaped_spec() {
+        let h = host();
+        let out =
+            compliant_spec(&shipped("unconfined"), &h, &FakeNs::new(&h), &["sh".into()]).unwrap();
+        assert!(out.injected.is_empty() && out.userns.is_none() && out.landlock.is_none());
+        let spec = serde_json::to_value(&out.spec).unwrap();
+        assert!(spec["linux"]["seccomp"].is_null());
+        assert_eq!(spec["linux"]["namespaces"].as_array().unwrap().len(), 5);
+        assert_eq!(spec["process"]["noNewPrivileges"], true);
+        assert_eq!(
+            spec["linux"]["maskedPaths"].as_array().unwrap().len(),
+            crate::profile::lint::K8S_MASKED_PATHS.len()
+        );
     }
 }
