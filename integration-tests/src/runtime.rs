@@ -143,12 +143,46 @@ pub struct Runtime {
     bin: PathBuf,
     dir: tempfile::TempDir,
     state_root: PathBuf,
+    config: PathBuf,
+}
+
+/// The profile conformance tests run under: `unconfined` enforces and injects
+/// nothing, so a scenario observes the spec exactly as written. Profile tests pick
+/// a shipped profile with [`Runtime::with_profile`].
+pub const CONFORMANCE_PROFILE: &str = "unconfined";
+
+/// The repository's `profiles/` directory.
+pub fn profiles_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration-tests lives in the workspace")
+        .join("profiles")
 }
 
 impl Runtime {
     /// The runtime under test (see [`runtime_binary`]).
     pub fn new() -> Self {
         Self::with_state_root(None)
+    }
+
+    /// The runtime under test with node default profile `profile` (a name in the
+    /// repository's `profiles/`).
+    pub fn with_profile(profile: &str) -> Self {
+        let rt = Self::with_state_root(None);
+        rt.set_node_config(&format!(
+            "schema = 1\nprofiles_dir = {:?}\ndefault_profile = {profile:?}\nannotation_allowed = [\"restricted\", \"baseline\", \"default\"]\n",
+            profiles_dir()
+        ));
+        rt
+    }
+
+    /// Replace the node config this runtime reads (`STOCKADE_CONFIG`).
+    pub fn set_node_config(&self, text: &str) {
+        fs::write(&self.config, text).expect("write node config");
+    }
+
+    pub fn node_config_path(&self) -> &Path {
+        &self.config
     }
 
     /// Uses `state_root` as `--root` instead of a fresh private one.
@@ -160,11 +194,18 @@ impl Runtime {
             .tempdir()
             .expect("create runtime tempdir");
         let state_root = state_root.unwrap_or_else(|| dir.path().join("state"));
-        Self {
+        let config = dir.path().join("config.toml");
+        let rt = Self {
             bin: runtime_binary(),
             dir,
             state_root,
-        }
+            config,
+        };
+        rt.set_node_config(&format!(
+            "schema = 1\nprofiles_dir = {:?}\ndefault_profile = {CONFORMANCE_PROFILE:?}\n",
+            profiles_dir()
+        ));
+        rt
     }
 
     pub fn binary(&self) -> &Path {
@@ -195,6 +236,8 @@ impl Runtime {
             .arg("json")
             .args(args)
             .stdin(Stdio::null())
+            // Stockade reads its node config from here; a reference runtime ignores it.
+            .env("STOCKADE_CONFIG", &self.config)
             // From `/`, so a relative path in the spec can only work if the runtime
             // resolves it against the bundle, as the OCI spec says.
             .current_dir("/");

@@ -11,7 +11,6 @@ use super::rules::landlock::abi_of;
 use super::schema::{
     LandlockSection, OnMissing, Profile, RootPolicy, SeccompAction, SeccompSection,
 };
-use super::syscall_names;
 use crate::landlock_plan::Compat;
 
 /// Kubernetes' default masked paths (`/proc` and `/sys` entries hidden from containers).
@@ -316,7 +315,7 @@ pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
 
 fn seccomp(profile: &Profile, s: &SeccompSection, out: &mut Vec<LintFinding>) {
     for d in &s.deny {
-        if !syscall_names::is_known(&d.name) {
+        if !crate::seccomp::is_known_syscall(&d.name) {
             out.push(LintFinding::UnknownSyscall {
                 list: "seccomp.deny",
                 name: d.name.clone(),
@@ -341,7 +340,7 @@ fn seccomp(profile: &Profile, s: &SeccompSection, out: &mut Vec<LintFinding>) {
         return;
     };
     for name in filter.all_names() {
-        if !syscall_names::is_known(name) {
+        if !crate::seccomp::is_known_syscall(name) {
             out.push(LintFinding::UnknownSyscall {
                 list: "default filter",
                 name: name.to_owned(),

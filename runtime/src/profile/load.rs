@@ -7,7 +7,6 @@ use std::path::{Component, Path, PathBuf};
 
 use super::schema::{IdRange, Limit, Profile, SeccompSection, SCHEMA_VERSION};
 use super::seccomp_data::SeccompFilter;
-use super::syscall_names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -102,7 +101,7 @@ pub fn parse_seccomp_filter(text: &str, file: &str) -> Result<SeccompFilter, Loa
         .chain(f.errno.iter().map(|s| (&s.name, &s.why, "errno")))
         .chain(f.deny.iter().map(|s| (&s.name, &s.why, "deny")));
     for (name, why, list) in whys {
-        if !syscall_names::is_known(name) {
+        if !crate::seccomp::is_known_syscall(name) {
             return Err(invalid(file, list, Problem::UnknownSyscall(name.clone())));
         }
         if why.trim().is_empty() {
@@ -312,7 +311,7 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
 
 fn validate_seccomp(sc: &SeccompSection, file: &str) -> Result<(), LoadError> {
     for d in &sc.deny {
-        if !syscall_names::is_known(&d.name) {
+        if !crate::seccomp::is_known_syscall(&d.name) {
             return Err(invalid(
                 file,
                 "seccomp.deny",

@@ -15,7 +15,6 @@ pub mod schema;
 pub mod seccomp_data;
 pub mod seccomp_import;
 pub mod spec_gen;
-pub mod syscall_names;
 pub mod violation;
 
 pub use host::{CgroupVersion, HostFacts, NsInodeLookup, StatNsLookup};

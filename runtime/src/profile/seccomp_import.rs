@@ -11,7 +11,6 @@ use super::seccomp_data::{
     AllowedSyscall, ArgCondition, ArgOp, ConditionalSyscall, DefaultAction, ErrnoSyscall,
     SeccompFilter,
 };
-use super::syscall_names;
 
 /// Architectures a filter may name: the native ABIs Stockade runs on.
 const NATIVE_ARCHES: [&str; 2] = ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"];
@@ -188,8 +187,9 @@ pub fn import(json: &str, name: &str, source: &str) -> Result<Imported, ImportEr
             });
             continue;
         }
-        let (known, unknown): (Vec<String>, Vec<String>) =
-            names.into_iter().partition(|n| syscall_names::is_known(n));
+        let (known, unknown): (Vec<String>, Vec<String>) = names
+            .into_iter()
+            .partition(|n| crate::seccomp::syscall_number(n).is_some());
         dropped.extend(
             unknown
                 .into_iter()

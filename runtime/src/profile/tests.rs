@@ -344,7 +344,7 @@ fn evaluate_with(p: &Profile, spec: &str) -> Decision {
 /// (EPERM). `io_pgetevents` is x86_64 333 / aarch64 292, missing from libc 0.2.191's
 /// tables. Remove an entry once the translator's table (`seccomp/syscall_table.rs`) has
 /// it; any other skipped name fails the test.
-const TRANSLATOR_TABLE_GAPS: &[&str] = &["io_pgetevents"];
+const TRANSLATOR_TABLE_GAPS: &[&str] = &[];
 
 /// The filter a container ends up with under each shipped profile compiles with the
 /// runtime's translator. The spec is the one `stockade spec --profile P` generates, with

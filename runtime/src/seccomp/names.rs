@@ -21,6 +21,12 @@ pub fn syscall_number(name: &str) -> Option<i64> {
         .map(|i| NATIVE[i].1)
 }
 
+/// Whether `name` is a Linux syscall on any architecture we have a table for: the
+/// check profiles and seccomp data use to catch misspelt names.
+pub fn is_known_syscall(name: &str) -> bool {
+    syscall_number(name).is_some() || ALL_ARCHES.binary_search(&name).is_ok()
+}
+
 pub(super) fn resolve(name: &str) -> Resolved {
     match syscall_number(name) {
         Some(nr) => Resolved::Native(nr),

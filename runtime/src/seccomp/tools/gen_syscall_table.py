@@ -59,9 +59,17 @@ SUPPLEMENT = [
 # syscall_64.tbl lists them without an entry point; the kernel returns ENOSYS).
 # libseccomp resolves them and containerd's/Docker's profiles name them, but libc
 # does not define them. Generic-table architectures (aarch64) never had them.
+#
+# Also syscalls libc simply omits for an architecture although the kernel has them
+# (io_pgetevents: x86_64 333, aarch64 292, since Linux 4.18).
 NATIVE_SUPPLEMENT = {
-    "x86_64": [("create_module", 174), ("get_kernel_syms", 177), ("query_module", 178)],
-    "aarch64": [],
+    "x86_64": [
+        ("create_module", 174),
+        ("get_kernel_syms", 177),
+        ("query_module", 178),
+        ("io_pgetevents", 333),
+    ],
+    "aarch64": [("io_pgetevents", 292)],
 }
 
 # Names libseccomp knows on some architecture that libc has no SYS_* for:
