@@ -734,13 +734,20 @@ pub fn assert_nothing_left_behind(rt: &Runtime, id: &str, cgroup: &str, rootfs: 
         left.push(format!("cgroup {}", dir.display()));
     }
     left.extend(processes_in_cgroup(cgroup));
+    let plan = rt.state_root().join(".stockade").join("plans").join(id);
+    if plan.exists() {
+        left.push(format!("hardened bundle {}", plan.display()));
+    }
+    // Mounts under the bundle's rootfs, or anywhere under the state root (an
+    // idmapped rootfs lives at <root>/.stockade/rootfs/<id>).
     let rootfs = rootfs.to_string_lossy().into_owned();
+    let state_root = rt.state_root().to_string_lossy().into_owned();
     for line in fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
     {
         if let Some(mount_point) = line.split_whitespace().nth(4) {
-            if mount_point.starts_with(&rootfs) {
+            if mount_point.starts_with(&rootfs) || mount_point.starts_with(&state_root) {
                 left.push(format!("mount {mount_point}"));
             }
         }

@@ -118,7 +118,8 @@ pub enum ProfileCmd {
         #[arg(long)]
         profile: String,
         /// Path to the config.json to check
-        config: PathBuf,
+        #[arg(value_name = "CONFIG_JSON")]
+        spec: PathBuf,
         /// Print the decision as JSON
         #[arg(long)]
         json: bool,

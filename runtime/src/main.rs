@@ -118,9 +118,9 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
     let (out, ok) = match cmd {
         ProfileCmd::Check {
             profile,
-            config,
+            spec,
             json,
-        } => profile_cmd::check(cfg, profile, config, *json)?,
+        } => profile_cmd::check(cfg, profile, spec, *json)?,
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
     };

@@ -105,8 +105,21 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
         };
     }
     let mut c = load(g, id)?;
+    let record = g.root.read_plan(id);
     c.delete(force)
         .map_err(CommandError::container(id, "delete"))?;
+    // The idmapped rootfs and the host id range outlive the init; give them back
+    // only once the container is gone.
+    match record {
+        Ok(r) => {
+            if let Some(userns) = &r.userns {
+                super::userns_setup::teardown(id, userns);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "no plan record: nothing of the user namespace to give back")
+        }
+    }
     g.root
         .remove_plan(id)
         .map_err(CommandError::io("failed to remove the hardened bundle"))
