@@ -107,6 +107,11 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
     let mut c = load(g, id)?;
     c.delete(force)
         .map_err(CommandError::container(id, "delete"))?;
+    // The plan record is the only place that knows the idmapped rootfs mount and the
+    // host id range: release them before the record goes.
+    if let Some(userns) = g.root.read_plan(id).ok().and_then(|r| r.userns) {
+        super::userns_setup::teardown(id, &userns);
+    }
     g.root
         .remove_plan(id)
         .map_err(CommandError::io("failed to remove the hardened bundle"))
