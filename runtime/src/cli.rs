@@ -118,6 +118,9 @@ pub enum ProfileCmd {
         #[arg(long)]
         profile: String,
         /// Path to the config.json to check
+        // Its own id: clap shares one id between a global flag and a subcommand
+        // argument, so `config` would overwrite the global `--config` (node config).
+        #[arg(id = "spec_config", value_name = "CONFIG")]
         config: PathBuf,
         /// Print the decision as JSON
         #[arg(long)]
