@@ -13,105 +13,23 @@
 use serde_json::Value;
 use std::collections::BTreeSet;
 use stockade_integration_tests::profiles::{
-    bundle_from_spec, fixture, repoint_namespaces, PodSandbox,
+    bundle_from_spec, expected_violations, fixture_on_this_host, PodSandbox, POD_SECURITY,
 };
 use stockade_integration_tests::runtime::CmdOutput;
 use stockade_integration_tests::{
     assert_nothing_left_behind, runtime, skip_on_reference, Bundle, Runtime,
 };
 
-/// (fixture, expected (rule, spec path) pairs under `restricted`): the same table as
-/// the unit tests in `runtime/src/profile/tests.rs`.
-const POD_SECURITY: &[(&str, &[(&str, &str)])] = &[
-    (
-        "privileged",
-        &[
-            ("seccomp.required", "linux.seccomp"),
-            ("capabilities.allowed", "process.capabilities.bounding"),
-            ("capabilities.allowed", "process.capabilities.effective"),
-            ("capabilities.allowed", "process.capabilities.permitted"),
-            ("filesystem.masked_paths", "linux.maskedPaths"),
-            ("filesystem.readonly_paths", "linux.readonlyPaths"),
-        ],
-    ),
-    (
-        "host-pid",
-        &[("namespaces.host", "linux.namespaces[0].path")],
-    ),
-    (
-        "host-network",
-        &[("namespaces.host", "linux.namespaces[4].path")],
-    ),
-    (
-        "host-ipc",
-        &[("namespaces.host", "linux.namespaces[1].path")],
-    ),
-    (
-        "cap-sys-admin",
-        &[
-            ("capabilities.allowed", "process.capabilities.bounding"),
-            ("capabilities.allowed", "process.capabilities.effective"),
-            ("capabilities.allowed", "process.capabilities.permitted"),
-        ],
-    ),
-    ("no-seccomp", &[("seccomp.required", "linux.seccomp")]),
-    (
-        "no-new-privileges-false",
-        &[("process.no_new_privileges", "process.noNewPrivileges")],
-    ),
-    (
-        "uid0-without-userns",
-        &[("process.run_as_non_root", "process.user.uid")],
-    ),
-    (
-        "sysctl-core-pattern",
-        &[("sysctls.allowed", "linux.sysctl.kernel.core_pattern")],
-    ),
-    (
-        "unmasked-proc",
-        &[
-            ("filesystem.masked_paths", "linux.maskedPaths"),
-            ("filesystem.readonly_paths", "linux.readonlyPaths"),
-        ],
-    ),
-    (
-        "docker-sock",
-        &[("mounts.forbidden_source", "mounts[9].source")],
-    ),
-    (
-        "rshared-mount",
-        &[("mounts.propagation", "mounts[7].options")],
-    ),
-];
-
 const HEADER: &str = "stockade: container refused by profile \"restricted\"";
 
 type Pairs = BTreeSet<(String, String)>;
 
 fn expected(name: &str) -> Pairs {
-    let rows: Vec<&(&str, &str)> = if name == "all" {
-        POD_SECURITY.iter().flat_map(|(_, v)| v.iter()).collect()
-    } else {
-        POD_SECURITY
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("no expectation for fixture {name}"))
-            .1
-            .iter()
-            .collect()
-    };
-    rows.into_iter()
-        .map(|(r, p)| (r.to_string(), p.to_string()))
-        .collect()
+    expected_violations(name)
 }
 
-/// The fixture as a bundle of this test: its own rootfs copy and cgroup, the pod
-/// sandbox's real namespaces for pid 42, this process's (the runtime's) for pid 1.
 fn fixture_bundle(name: &str, sandbox: &PodSandbox) -> Bundle {
-    let mut spec = fixture(name);
-    repoint_namespaces(&mut spec, 42, sandbox.pid());
-    repoint_namespaces(&mut spec, 1, std::process::id());
-    bundle_from_spec(spec).build()
+    bundle_from_spec(fixture_on_this_host(name, sandbox)).build()
 }
 
 /// `(rule, path)` of each `  - [rule] path: ...` line of a refusal message.
