@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod console;
+pub mod profiles;
 pub mod rootfs;
 pub mod runtime;
 
@@ -18,11 +19,16 @@ pub use runtime::{
 
 /// A [`Runtime`] for the runtime under test, with the probe binary cargo built for
 /// this crate registered first. Use it from `tests/*.rs`:
-/// `let rt = stockade_integration_tests::runtime!();`
+/// `let rt = stockade_integration_tests::runtime!();`, or
+/// `runtime!(profile = "default")` for a node whose default profile is a shipped one.
 #[macro_export]
 macro_rules! runtime {
     () => {{
         $crate::rootfs::set_probe_binary(env!("CARGO_BIN_EXE_stockade-probe"));
         $crate::Runtime::new()
+    }};
+    (profile = $profile:expr) => {{
+        $crate::rootfs::set_probe_binary(env!("CARGO_BIN_EXE_stockade-probe"));
+        $crate::Runtime::with_profile($profile)
     }};
 }

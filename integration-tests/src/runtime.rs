@@ -185,6 +185,52 @@ impl Runtime {
         &self.config
     }
 
+    /// This runtime's private host id range database (`STOCKADE_USERNS_DB`), so a
+    /// test sees only its own allocations and never touches the node's.
+    pub fn userns_db_path(&self) -> PathBuf {
+        self.dir.path().join("userns-ranges.json")
+    }
+
+    /// The allocation database parsed (`{"version":1,"ranges":[...]}`), or `None`
+    /// when nothing was ever allocated.
+    pub fn userns_db(&self) -> Option<Value> {
+        let text = fs::read_to_string(self.userns_db_path()).ok()?;
+        Some(
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("userns database is not JSON ({e}): {text}")),
+        )
+    }
+
+    /// Owners and members of every allocated range, as `(owner, start, members)`.
+    pub fn userns_ranges(&self) -> Vec<(String, u64, Vec<String>)> {
+        let Some(db) = self.userns_db() else {
+            return Vec::new();
+        };
+        db["ranges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let members = r["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m.as_str().map(str::to_string))
+                    .collect();
+                (
+                    r["owner"].as_str().unwrap_or_default().to_string(),
+                    r["start"].as_u64().unwrap_or_default(),
+                    members,
+                )
+            })
+            .collect()
+    }
+
+    /// Stockade's hardened bundle for `id` (`<root>/.stockade/plans/<id>`).
+    pub fn plan_dir(&self, id: &str) -> PathBuf {
+        self.state_root.join(".stockade").join("plans").join(id)
+    }
+
     /// Uses `state_root` as `--root` instead of a fresh private one.
     pub fn with_state_root(state_root: Option<PathBuf>) -> Self {
         require_root();
@@ -238,6 +284,7 @@ impl Runtime {
             .stdin(Stdio::null())
             // Stockade reads its node config from here; a reference runtime ignores it.
             .env("STOCKADE_CONFIG", &self.config)
+            .env("STOCKADE_USERNS_DB", self.userns_db_path())
             // From `/`, so a relative path in the spec can only work if the runtime
             // resolves it against the bundle, as the OCI spec says.
             .current_dir("/");
@@ -734,22 +781,33 @@ pub fn assert_nothing_left_behind(rt: &Runtime, id: &str, cgroup: &str, rootfs: 
         left.push(format!("cgroup {}", dir.display()));
     }
     left.extend(processes_in_cgroup(cgroup));
-    let plan = rt.state_root().join(".stockade").join("plans").join(id);
-    if plan.exists() {
-        left.push(format!("hardened bundle {}", plan.display()));
-    }
-    // Mounts under the bundle's rootfs, or anywhere under the state root (an
-    // idmapped rootfs lives at <root>/.stockade/rootfs/<id>).
     let rootfs = rootfs.to_string_lossy().into_owned();
-    let state_root = rt.state_root().to_string_lossy().into_owned();
+    // Stockade's idmapped rootfs for the container lives under the state root.
+    let idmapped = rt
+        .state_root()
+        .join(".stockade/rootfs")
+        .join(id)
+        .to_string_lossy()
+        .into_owned();
     for line in fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
     {
         if let Some(mount_point) = line.split_whitespace().nth(4) {
-            if mount_point.starts_with(&rootfs) || mount_point.starts_with(&state_root) {
+            if mount_point.starts_with(&rootfs) || mount_point == idmapped {
                 left.push(format!("mount {mount_point}"));
             }
+        }
+    }
+    let plan = rt.plan_dir(id);
+    if plan.exists() {
+        left.push(format!("hardened bundle {}", plan.display()));
+    }
+    for (owner, start, members) in rt.userns_ranges() {
+        if owner == id || members.iter().any(|m| m == id) {
+            left.push(format!(
+                "user namespace range at {start} (owner {owner}, members {members:?})"
+            ));
         }
     }
     assert!(

@@ -64,10 +64,14 @@ pub fn setup(
             if let Some(path) = pod_userns_path(spec) {
                 join(spec, &path);
                 record.joined = Some(path);
-                return Ok(());
             }
         }
-        userns::inject(spec, range).map_err(CommandError::Userns)?;
+        if record.joined.is_none() {
+            userns::inject(spec, range).map_err(CommandError::Userns)?;
+        }
+        // A pod member shares its sandbox's range, and the sandbox's namespace maps
+        // exactly that range, so the same idmapping fits the namespace it joins.
+        // Without it the member's image would look owned by the overflow id.
         record.idmapped_rootfs = idmap_rootfs(id, spec, range, rootfs_dir)?;
         Ok(())
     })();
