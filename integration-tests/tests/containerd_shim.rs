@@ -174,7 +174,7 @@ fn exec_kill_pause_resume() {
     let m = c.ctr(&["task", "metrics", &id]);
     assert!(m.status.success(), "metrics: {}", text(&m.stderr));
 
-    assert!(c.ctr(&["task", "kill", "-s", "SIGTERM", &id]).status.success());
+    assert!(c.ctr(&["task", "kill", "-s", "SIGKILL", &id]).status.success());
     wait_status(&c, &id, "STOPPED");
     let rm = c.ctr(&["task", "rm", &id]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
