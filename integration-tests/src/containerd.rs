@@ -8,8 +8,7 @@
 //! unmounts everything under its root.
 
 use std::{
-    fs,
-    io,
+    fs, io,
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
@@ -29,7 +28,10 @@ pub const CGROUP_PARENT: &str = "/stockade-test";
 /// The directory holding the built `containerd-shim-stockade-v2`.
 pub fn shim_dir() -> PathBuf {
     if let Ok(p) = std::env::var("STOCKADE_SHIM") {
-        return Path::new(&p).parent().expect("shim path has a parent").into();
+        return Path::new(&p)
+            .parent()
+            .expect("shim path has a parent")
+            .into();
     }
     // target/<profile>/deps/<test> -> target/<profile>
     let exe = std::env::current_exe().expect("current exe");
@@ -143,7 +145,10 @@ impl Containerd {
     /// `ctr -a <socket> -n <namespace> <args>` as a Command.
     pub fn ctr_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ctr");
-        cmd.arg("-a").arg(&self.socket).args(["-n", NAMESPACE]).args(args);
+        cmd.arg("-a")
+            .arg(&self.socket)
+            .args(["-n", NAMESPACE])
+            .args(args);
         cmd
     }
 
@@ -219,9 +224,14 @@ impl Containerd {
                 .collect();
             let tasks = task_dirs(&self.state());
             let runtime_state = fs::read_dir(self.runtime_root().join(NAMESPACE))
-                .map(|d| d.flatten().map(|e| e.path().display().to_string()).collect())
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path().display().to_string())
+                        .collect()
+                })
                 .unwrap_or_else(|_| Vec::<String>::new());
-            if shims.is_empty() && mounts.is_empty() && tasks.is_empty() && runtime_state.is_empty() {
+            if shims.is_empty() && mounts.is_empty() && tasks.is_empty() && runtime_state.is_empty()
+            {
                 return;
             }
             if Instant::now() > deadline {
@@ -347,8 +357,15 @@ fn nix_kill(pid: u32, sig: i32) -> io::Result<()> {
 
 /// Removes a test cgroup `/stockade-test/<name>` in every v1 hierarchy (and v2).
 pub fn remove_test_cgroups(name: &str) {
-    for e in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-        let p = e.path().join(CGROUP_PARENT.trim_start_matches('/')).join(name);
+    for e in fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = e
+            .path()
+            .join(CGROUP_PARENT.trim_start_matches('/'))
+            .join(name);
         let _ = fs::remove_dir(&p);
     }
 }
@@ -359,7 +376,11 @@ pub fn test_cgroups(name: &str) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
-        .map(|e| e.path().join(CGROUP_PARENT.trim_start_matches('/')).join(name))
+        .map(|e| {
+            e.path()
+                .join(CGROUP_PARENT.trim_start_matches('/'))
+                .join(name)
+        })
         .filter(|p| p.exists())
         .collect()
 }

@@ -11,8 +11,8 @@ use std::{
 
 /// Applets linked into the test rootfs.
 const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "sleep", "ls", "id", "head", "tail", "dd", "true", "false", "env",
-    "kill", "ps", "grep", "tr", "wc", "printf", "stty", "tty", "hostname", "mkdir", "rm", "touch",
+    "sh", "echo", "cat", "sleep", "ls", "id", "head", "tail", "dd", "true", "false", "env", "kill",
+    "ps", "grep", "tr", "wc", "printf", "stty", "tty", "hostname", "mkdir", "rm", "touch",
 ];
 
 fn other(msg: String) -> io::Error {

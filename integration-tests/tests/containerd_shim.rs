@@ -135,14 +135,33 @@ fn run_prints_output_and_exit_code_with_events_in_order() {
     let c = Containerd::start().expect("containerd");
     let id = unique("run");
     let events = Events::start(&c);
-    let out = ctr(&c, &run_args(&c, &id, &["--rm"], &["sh", "-c", "echo hello; echo err >&2; exit 3"]));
+    let out = ctr(
+        &c,
+        &run_args(
+            &c,
+            &id,
+            &["--rm"],
+            &["sh", "-c", "echo hello; echo err >&2; exit 3"],
+        ),
+    );
     let topics = events.stop(&id);
-    assert_eq!(out.status.code(), Some(3), "stderr: {}\n{}", text(&out.stderr), c.log());
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}\n{}",
+        text(&out.stderr),
+        c.log()
+    );
     assert_eq!(text(&out.stdout), "hello\n");
     assert_eq!(text(&out.stderr), "err\n");
     assert_eq!(
         topics,
-        ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"],
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
         "event order"
     );
     assert_all_clean(&c, &id);
@@ -158,13 +177,26 @@ fn exec_kill_pause_resume() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     wait_status(&c, &id, "RUNNING");
 
-    let out = c.ctr(&["task", "exec", "--exec-id", "e1", &id, "sh", "-c", "echo from-exec; exit 5"]);
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo from-exec; exit 5",
+    ]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "from-exec\n");
 
     let ps = c.ctr(&["task", "ps", &id]);
     assert!(ps.status.success(), "{}", text(&ps.stderr));
-    assert!(text(&ps.stdout).lines().count() >= 2, "{}", text(&ps.stdout));
+    assert!(
+        text(&ps.stdout).lines().count() >= 2,
+        "{}",
+        text(&ps.stdout)
+    );
 
     assert!(c.ctr(&["task", "pause", &id]).status.success());
     wait_status(&c, &id, "PAUSED");
@@ -174,7 +206,10 @@ fn exec_kill_pause_resume() {
     let m = c.ctr(&["task", "metrics", &id]);
     assert!(m.status.success(), "metrics: {}", text(&m.stderr));
 
-    assert!(c.ctr(&["task", "kill", "-s", "SIGKILL", &id]).status.success());
+    assert!(c
+        .ctr(&["task", "kill", "-s", "SIGKILL", &id])
+        .status
+        .success());
     wait_status(&c, &id, "STOPPED");
     let rm = c.ctr(&["task", "rm", &id]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
@@ -212,7 +247,10 @@ fn memory_hog_is_oom_killed_with_event() {
     );
     let topics = events.stop(&id);
     assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
-    assert!(topics.iter().any(|t| t == "/tasks/oom"), "no OOM event: {topics:?}");
+    assert!(
+        topics.iter().any(|t| t == "/tasks/oom"),
+        "no OOM event: {topics:?}"
+    );
     assert_all_clean(&c, &id);
 }
 
@@ -235,7 +273,11 @@ fn tty_run() {
         .output()
         .expect("script");
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("/dev/pts/0"), "stdout: {stdout} stderr: {}", text(&out.stderr));
+    assert!(
+        stdout.contains("/dev/pts/0"),
+        "stdout: {stdout} stderr: {}",
+        text(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     assert_all_clean(&c, &id);
 }
@@ -249,11 +291,19 @@ fn refused_container_shows_runtime_error() {
     // violation takes this place.
     let out = ctr(
         &c,
-        &run_args(&c, &id, &["--rm", "--with-ns", "network:/nonexistent-stockade-netns"], &["true"]),
+        &run_args(
+            &c,
+            &id,
+            &["--rm", "--with-ns", "network:/nonexistent-stockade-netns"],
+            &["true"],
+        ),
     );
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("nonexistent-stockade-netns"), "ctr stderr: {err}");
+    assert!(
+        err.contains("nonexistent-stockade-netns"),
+        "ctr stderr: {err}"
+    );
     let _ = c.ctr(&["container", "rm", &id]);
     remove(&c, &id);
     assert_all_clean(&c, &id);

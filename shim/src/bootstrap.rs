@@ -85,7 +85,9 @@ fn read_stdin() -> anyhow::Result<Vec<u8>> {
     use std::io::IsTerminal;
     let mut input = Vec::new();
     if !std::io::stdin().is_terminal() {
-        std::io::stdin().read_to_end(&mut input).context("read stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .context("read stdin")?;
     }
     Ok(input)
 }
@@ -188,8 +190,20 @@ fn start(flags: &Flags) -> anyhow::Result<()> {
     ensure_socket_dir(Path::new(path))?;
     let mut cmd = Command::new(env::current_exe().context("current exe")?);
     cmd.current_dir(&bundle)
-        .args(["-namespace", &flags.namespace, "-id", &flags.id, "-address", &flags.address])
-        .args(["-publish-binary", &flags.publish_binary, "-socket", &address])
+        .args([
+            "-namespace",
+            &flags.namespace,
+            "-id",
+            &flags.id,
+            "-address",
+            &flags.address,
+        ])
+        .args([
+            "-publish-binary",
+            &flags.publish_binary,
+            "-socket",
+            &address,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -202,7 +216,8 @@ fn start(flags: &Flags) -> anyhow::Result<()> {
     // The server closes its stdout once it listens; EOF means ready.
     let mut ready = Vec::new();
     if let Some(mut out) = child.stdout.take() {
-        out.read_to_end(&mut ready).context("wait for shim server")?;
+        out.read_to_end(&mut ready)
+            .context("wait for shim server")?;
     }
     if let Err(e) = containerd_shim::cgroup::adjust_oom_score(child.id()) {
         warn!("adjust shim oom score: {e}");
@@ -371,7 +386,12 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
     // containerd 1.6/1.7 call the v2 service; same messages as v3.
     let v2: Vec<_> = create_task(task)
         .into_iter()
-        .map(|(k, v)| (k.replace("/containerd.task.v3.Task/", "/containerd.task.v2.Task/"), v))
+        .map(|(k, v)| {
+            (
+                k.replace("/containerd.task.v3.Task/", "/containerd.task.v2.Task/"),
+                v,
+            )
+        })
         .collect();
     methods.extend(v2);
     use std::os::fd::IntoRawFd;

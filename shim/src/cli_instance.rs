@@ -41,7 +41,8 @@ fn runtime(op: &'static str) -> impl FnOnce(crate::runtime_cli::RuntimeError) ->
 }
 
 fn read_pid(path: &Path) -> Result<u32> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(format!("read {}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io(format!("read {}", path.display())))?;
     text.trim()
         .parse()
         .map_err(|_| Error::InvalidRequest(format!("bad pid file {}: {text:?}", path.display())))
@@ -66,7 +67,12 @@ impl Instance for CliInstance {
             .map_err(|e| Error::InvalidRequest(crate::error::chain(&e)))?;
         opts.store(&cfg.bundle)
             .map_err(|e| Error::InvalidRequest(crate::error::chain(&e)))?;
-        let cli = RuntimeCli::new(&opts, &factory.namespace, Some(&cfg.bundle), Reaping::Monitor);
+        let cli = RuntimeCli::new(
+            &opts,
+            &factory.namespace,
+            Some(&cfg.bundle),
+            Reaping::Monitor,
+        );
         let rootfs_dir = cfg.bundle.join("rootfs");
         let rootfs_mounted = !cfg.rootfs.is_empty();
         if rootfs_mounted {
@@ -104,7 +110,11 @@ impl Instance for CliInstance {
             Err(e) => {
                 // A refused container leaves nothing behind.
                 if let Err(c) = cleanup(&cli, &cfg.id, &cfg.bundle) {
-                    warn!("{}: cleanup after failed create: {}", cfg.id, crate::error::chain(&c));
+                    warn!(
+                        "{}: cleanup after failed create: {}",
+                        cfg.id,
+                        crate::error::chain(&c)
+                    );
                 }
                 Err(e)
             }
@@ -116,7 +126,9 @@ impl Instance for CliInstance {
     }
 
     fn kill(&self, signal: u32, all: bool) -> Result<()> {
-        self.cli.kill(&self.id, signal, all).map_err(runtime("kill"))
+        self.cli
+            .kill(&self.id, signal, all)
+            .map_err(runtime("kill"))
     }
 
     fn delete(&self) -> Result<()> {

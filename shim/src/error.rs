@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn codes() {
-        assert_eq!(code_of(Error::ContainerNotFound("a".into())), Code::NOT_FOUND);
+        assert_eq!(
+            code_of(Error::ContainerNotFound("a".into())),
+            Code::NOT_FOUND
+        );
         assert_eq!(
             code_of(Error::InvalidTransition {
                 op: "start",

@@ -34,8 +34,8 @@ pub enum MemoryCgroup {
 pub fn memory_cgroup(pid: u32) -> Result<MemoryCgroup> {
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map_err(Error::io(format!("read cgroups of pid {pid}")))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(Error::io("read mountinfo"))?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read mountinfo"))?;
     resolve(&cgroups, &mountinfo)
         .ok_or_else(|| Error::InvalidRequest(format!("no memory cgroup for pid {pid}")))
 }
@@ -57,9 +57,9 @@ pub fn resolve(cgroups: &str, mountinfo: &str) -> Option<MemoryCgroup> {
         let mut parts = line.splitn(3, ':');
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
         if controllers.split(',').any(|c| c == "memory") {
-            let mp = mounts.iter().find(|(_, t, o)| {
-                *t == "cgroup" && o.split(',').any(|x| x == "memory")
-            })?;
+            let mp = mounts
+                .iter()
+                .find(|(_, t, o)| *t == "cgroup" && o.split(',').any(|x| x == "memory"))?;
             return Some(MemoryCgroup::V1(join(mp.0, path)));
         }
     }
@@ -83,13 +83,18 @@ pub fn watch(pid: u32, notify: OomNotify) -> Result<()> {
 fn watch_v1(dir: PathBuf, notify: OomNotify) -> Result<()> {
     let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)
         .map_err(Error::sys("create eventfd"))?;
-    let control = File::open(dir.join("memory.oom_control"))
-        .map_err(Error::io(format!("open {}/memory.oom_control", dir.display())))?;
+    let control = File::open(dir.join("memory.oom_control")).map_err(Error::io(format!(
+        "open {}/memory.oom_control",
+        dir.display()
+    )))?;
     std::fs::write(
         dir.join("cgroup.event_control"),
         format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
     )
-    .map_err(Error::io(format!("register OOM eventfd in {}", dir.display())))?;
+    .map_err(Error::io(format!(
+        "register OOM eventfd in {}",
+        dir.display()
+    )))?;
     std::thread::Builder::new()
         .name("oom-v1".into())
         .stack_size(WATCH_STACK)
@@ -129,7 +134,10 @@ fn watch_v2(dir: PathBuf, notify: OomNotify) -> Result<()> {
         .spawn(move || loop {
             match inotify.read_events() {
                 Ok(evs) => {
-                    if evs.iter().any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED)) {
+                    if evs
+                        .iter()
+                        .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
+                    {
                         break;
                     }
                     let Some(now) = oom_kills(&events) else { break };
@@ -161,7 +169,9 @@ mod tests {
         let cg = "12:hugetlb:/\n5:memory:/stockade-test/c1\n0::/\n";
         assert_eq!(
             resolve(cg, MOUNTINFO_V1),
-            Some(MemoryCgroup::V1("/sys/fs/cgroup/memory/stockade-test/c1".into()))
+            Some(MemoryCgroup::V1(
+                "/sys/fs/cgroup/memory/stockade-test/c1".into()
+            ))
         );
     }
 

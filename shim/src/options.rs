@@ -132,13 +132,12 @@ impl RuntimeOptions {
                 Ok(opts)
             }
             RUNTIME_OPTIONS_URL => {
-                let config_path =
-                    runtimeoptions_config_path(&any.value).map_err(|source| {
-                        OptionsError::Decode {
-                            type_url: any.type_url.clone(),
-                            source,
-                        }
-                    })?;
+                let config_path = runtimeoptions_config_path(&any.value).map_err(|source| {
+                    OptionsError::Decode {
+                        type_url: any.type_url.clone(),
+                        source,
+                    }
+                })?;
                 match config_path {
                     Some(path) => Self::from_config_file(Path::new(&path)),
                     None => Ok(Self::default()),
@@ -182,12 +181,8 @@ impl RuntimeOptions {
     pub fn load(bundle: &Path) -> Result<Self, OptionsError> {
         let path = bundle.join(OPTIONS_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| OptionsError::StoredJson {
-                    path,
-                    source,
-                })
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| OptionsError::StoredJson { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(OptionsError::Stored {
                 op: "read",

@@ -73,7 +73,10 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
                 flags | MsFlags::MS_REMOUNT,
                 None::<&str>,
             )
-            .map_err(Error::sys(format!("remount {} read-only", target.display())))?;
+            .map_err(Error::sys(format!(
+                "remount {} read-only",
+                target.display()
+            )))?;
         }
     }
     Ok(())

@@ -98,7 +98,12 @@ pub struct RuntimeCli {
 }
 
 impl RuntimeCli {
-    pub fn new(opts: &RuntimeOptions, namespace: &str, bundle: Option<&Path>, reaping: Reaping) -> Self {
+    pub fn new(
+        opts: &RuntimeOptions,
+        namespace: &str,
+        bundle: Option<&Path>,
+        reaping: Reaping,
+    ) -> Self {
         Self {
             binary: opts.binary_name.clone(),
             root: opts.root_for(namespace),
@@ -114,7 +119,12 @@ impl RuntimeCli {
     pub fn global_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["--root".into(), self.root.clone().into()];
         if let Some(log) = &self.log {
-            args.extend(["--log".into(), log.clone().into(), "--log-format".into(), "json".into()]);
+            args.extend([
+                "--log".into(),
+                log.clone().into(),
+                "--log-format".into(),
+                "json".into(),
+            ]);
         }
         if self.systemd_cgroup {
             args.push("--systemd-cgroup".into());
@@ -122,7 +132,14 @@ impl RuntimeCli {
         args
     }
 
-    pub fn create(&self, id: &str, bundle: &Path, pid_file: &Path, console_socket: Option<&Path>, stdio: Stdio3) -> Result<(), RuntimeError> {
+    pub fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: Stdio3,
+    ) -> Result<(), RuntimeError> {
         let mut args: Vec<OsString> = vec![
             "create".into(),
             "--bundle".into(),
@@ -138,7 +155,8 @@ impl RuntimeCli {
     }
 
     pub fn start(&self, id: &str) -> Result<(), RuntimeError> {
-        self.run(vec!["start".into(), id.into()], Stdio3::Capture(None)).map(drop)
+        self.run(vec!["start".into(), id.into()], Stdio3::Capture(None))
+            .map(drop)
     }
 
     pub fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), RuntimeError> {
@@ -159,7 +177,14 @@ impl RuntimeCli {
         self.run(args, Stdio3::Capture(None)).map(drop)
     }
 
-    pub fn exec(&self, id: &str, process_file: &Path, pid_file: &Path, console_socket: Option<&Path>, stdio: Stdio3) -> Result<(), RuntimeError> {
+    pub fn exec(
+        &self,
+        id: &str,
+        process_file: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: Stdio3,
+    ) -> Result<(), RuntimeError> {
         let mut args: Vec<OsString> = vec![
             "exec".into(),
             "--process".into(),
@@ -176,17 +201,20 @@ impl RuntimeCli {
     }
 
     pub fn pause(&self, id: &str) -> Result<(), RuntimeError> {
-        self.run(vec!["pause".into(), id.into()], Stdio3::Capture(None)).map(drop)
+        self.run(vec!["pause".into(), id.into()], Stdio3::Capture(None))
+            .map(drop)
     }
 
     pub fn resume(&self, id: &str) -> Result<(), RuntimeError> {
-        self.run(vec!["resume".into(), id.into()], Stdio3::Capture(None)).map(drop)
+        self.run(vec!["resume".into(), id.into()], Stdio3::Capture(None))
+            .map(drop)
     }
 
     /// `update --resources -` with the OCI LinuxResources JSON on stdin.
     pub fn update(&self, id: &str, resources_json: Vec<u8>) -> Result<(), RuntimeError> {
         let args = vec!["update".into(), "--resources".into(), "-".into(), id.into()];
-        self.run(args, Stdio3::Capture(Some(resources_json))).map(drop)
+        self.run(args, Stdio3::Capture(Some(resources_json)))
+            .map(drop)
     }
 
     pub fn ps(&self, id: &str) -> Result<Vec<u32>, RuntimeError> {
@@ -234,9 +262,13 @@ impl RuntimeCli {
                     op: "clone stderr file",
                     source,
                 })?;
-                cmd.stdin(if data.is_some() { Stdio::piped() } else { Stdio::null() })
-                    .stdout(Stdio::piped())
-                    .stderr(err_clone);
+                cmd.stdin(if data.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(err_clone);
                 stdin_data = data;
                 stderr_file = Some(err);
             }
@@ -249,7 +281,9 @@ impl RuntimeCli {
             }
         }
         let subscription = match self.reaping {
-            Reaping::Monitor => Some(monitor_subscribe(Topic::Pid).map_err(RuntimeError::Subscribe)?),
+            Reaping::Monitor => {
+                Some(monitor_subscribe(Topic::Pid).map_err(RuntimeError::Subscribe)?)
+            }
             Reaping::Direct => None,
         };
         let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
@@ -266,10 +300,12 @@ impl RuntimeCli {
         }
         let mut out = Vec::new();
         if let Some(mut stdout) = child.stdout.take() {
-            stdout.read_to_end(&mut out).map_err(|source| RuntimeError::Io {
-                op: "read runtime stdout",
-                source,
-            })?;
+            stdout
+                .read_to_end(&mut out)
+                .map_err(|source| RuntimeError::Io {
+                    op: "read runtime stdout",
+                    source,
+                })?;
         }
         let status = match subscription {
             Some(sub) => wait_pid(child.id() as i32, sub),
@@ -286,7 +322,11 @@ impl RuntimeCli {
         }
         let mut message = self.log_errors_since(log_offset);
         if message.is_empty() {
-            message = stderr_file.map(read_all).unwrap_or_default().trim().to_string();
+            message = stderr_file
+                .map(read_all)
+                .unwrap_or_default()
+                .trim()
+                .to_string();
         }
         Err(RuntimeError::Failed {
             binary: self.binary.clone(),
@@ -306,14 +346,22 @@ impl RuntimeCli {
         if f.seek(SeekFrom::Start(offset)).is_err() {
             return String::new();
         }
-        error_messages(&read_all(f))
+        error_messages(&read_rest(f))
     }
 }
 
-fn read_all(mut f: File) -> String {
+/// Reads from the file's current position to the end.
+fn read_rest(mut f: File) -> String {
     let mut s = String::new();
-    let _ = f.seek(SeekFrom::Start(0)).and_then(|_| f.read_to_string(&mut s));
+    let _ = f.read_to_string(&mut s);
     s
+}
+
+fn read_all(mut f: File) -> String {
+    if f.seek(SeekFrom::Start(0)).is_err() {
+        return String::new();
+    }
+    read_rest(f)
 }
 
 fn exit_code(st: std::process::ExitStatus) -> i32 {
@@ -357,8 +405,15 @@ mod tests {
     fn global_args_like_runc_shim() {
         assert_eq!(
             cli().global_args(),
-            ["--root", "/run/r/ns", "--log", "/b/log.json", "--log-format", "json"]
-                .map(OsString::from)
+            [
+                "--root",
+                "/run/r/ns",
+                "--log",
+                "/b/log.json",
+                "--log-format",
+                "json"
+            ]
+            .map(OsString::from)
         );
     }
 
@@ -391,7 +446,10 @@ not json
             Reaping::Direct,
         );
         let err = cli.start("c").unwrap_err();
-        assert_eq!(err.to_string(), format!("{} exited with status 3: bad things", script.display()));
+        assert_eq!(
+            err.to_string(),
+            format!("{} exited with status 3: bad things", script.display())
+        );
     }
 
     #[test]
@@ -405,7 +463,11 @@ not json
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(tmp.path().join("log.json"), "{\"level\":\"error\",\"msg\":\"old\"}\n").unwrap();
+        std::fs::write(
+            tmp.path().join("log.json"),
+            "{\"level\":\"error\",\"msg\":\"old\"}\n",
+        )
+        .unwrap();
         let cli = RuntimeCli::new(
             &RuntimeOptions {
                 binary_name: script.to_str().unwrap().into(),
@@ -417,6 +479,9 @@ not json
         );
         let err = cli.kill("c", 9, false).unwrap_err();
         assert!(err.is_not_found());
-        assert!(err.to_string().ends_with(": container does not exist"), "{err}");
+        assert!(
+            err.to_string().ends_with(": container does not exist"),
+            "{err}"
+        );
     }
 }

@@ -17,8 +17,8 @@ use containerd_shim::{
         CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse,
         DeleteRequest, DeleteResponse, ExecProcessRequest, KillRequest, PauseRequest, PidsRequest,
         PidsResponse, ResizePtyRequest, ResumeRequest, ShutdownRequest, StartRequest,
-        StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse,
-        UpdateTaskRequest, WaitRequest, WaitResponse,
+        StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse, UpdateTaskRequest,
+        WaitRequest, WaitResponse,
     },
     protos::{
         events::task::{
@@ -225,7 +225,10 @@ impl<I: Instance> TaskService<I> {
         let at = now();
         p.status = next;
         p.exit = Some((code as u32, at.clone()));
-        debug!("{}/{} pid {} exited with {}", owner.id, owner.exec_id, pid, code);
+        debug!(
+            "{}/{} pid {} exited with {}",
+            owner.id, owner.exec_id, pid, code
+        );
         let id = if owner.exec_id.is_empty() {
             owner.id.clone()
         } else {
@@ -288,7 +291,8 @@ impl<I: Instance> TaskService<I> {
         });
         {
             let mut procs = container.lock();
-            self.containers().insert(req.id.clone(), Arc::clone(&container));
+            self.containers()
+                .insert(req.id.clone(), Arc::clone(&container));
             let owner = Owner {
                 id: req.id.clone(),
                 exec_id: String::new(),
@@ -330,7 +334,11 @@ impl<I: Instance> TaskService<I> {
                 )
             }),
         ) {
-            warn!("{}: cannot watch for OOM: {}", req.id, crate::error::chain(&e));
+            warn!(
+                "{}: cannot watch for OOM: {}",
+                req.id,
+                crate::error::chain(&e)
+            );
         }
         Ok(CreateTaskResponse {
             pid,
@@ -413,7 +421,11 @@ impl<I: Instance> TaskService<I> {
         let (pid, exit) = (p.pid, p.exit.clone());
         let (exit_status, exited_at) = exit.unwrap_or_else(|| (0, now()));
         if req.exec_id.is_empty() {
-            if !procs.execs.values().all(|e| e.status == Status::Stopped || e.status == Status::Created) {
+            if !procs
+                .execs
+                .values()
+                .all(|e| e.status == Status::Stopped || e.status == Status::Created)
+            {
                 return Err(Error::InvalidTransition {
                     op: "delete",
                     what,
@@ -599,7 +611,11 @@ fn reply<T>(r: Result<T>) -> ttrpc::Result<T> {
 }
 
 impl<I: Instance> Task for TaskService<I> {
-    fn create(&self, _ctx: &TtrpcContext, req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: CreateTaskRequest,
+    ) -> ttrpc::Result<CreateTaskResponse> {
         reply(self.do_create(req))
     }
 

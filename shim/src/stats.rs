@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 pub fn collect(pid: u32) -> Result<Any> {
     let cgroup = get_cgroup(pid).map_err(Error::Metrics)?;
     let any = if cgroup.v2() {
-        convert_to_any(Box::new(collect_metrics_v2(&cgroup).map_err(Error::Metrics)?))
+        convert_to_any(Box::new(
+            collect_metrics_v2(&cgroup).map_err(Error::Metrics)?,
+        ))
     } else {
         convert_to_any(Box::new(collect_metrics(&cgroup).map_err(Error::Metrics)?))
     };

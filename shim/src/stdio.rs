@@ -162,7 +162,9 @@ impl PendingIo {
     }
 
     pub fn console_socket(&self) -> Option<PathBuf> {
-        self.console.as_ref().map(|(d, _)| d.path().join("pty.sock"))
+        self.console
+            .as_ref()
+            .map(|(d, _)| d.path().join("pty.sock"))
     }
 
     /// After the runtime succeeded: receive the pty master and start its copies.
@@ -182,7 +184,11 @@ impl PendingIo {
         }
         if !self.paths.stdout.is_empty() {
             let reader = master.try_clone().map_err(Error::io("dup pty master"))?;
-            spawn_copy_out(reader, open_output(&self.paths.stdout)?, Arc::clone(&self.drain))?;
+            spawn_copy_out(
+                reader,
+                open_output(&self.paths.stdout)?,
+                Arc::clone(&self.drain),
+            )?;
         }
         Ok(ProcessIo {
             stdin: self.stdin,
@@ -200,8 +206,12 @@ fn chown(fd: &OwnedFd, (uid, gid): (u32, u32)) -> Result<()> {
     if uid == 0 && gid == 0 {
         return Ok(());
     }
-    fchown(fd.as_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-        .map_err(Error::sys("chown stdio pipe"))
+    fchown(
+        fd.as_fd(),
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+    )
+    .map_err(Error::sys("chown stdio pipe"))
 }
 
 /// Opens where output goes: a FIFO (read-write, so the open never blocks and a
@@ -215,7 +225,9 @@ fn open_output(path: &str) -> Result<File> {
             .map_err(Error::io(format!("open log file {file}")));
     }
     if path.contains("://") {
-        return Err(Error::InvalidRequest(format!("unsupported stdio URI {path}")));
+        return Err(Error::InvalidRequest(format!(
+            "unsupported stdio URI {path}"
+        )));
     }
     OpenOptions::new()
         .read(true)
@@ -321,9 +333,10 @@ pub fn container_root_owner(bundle: &Path) -> (u32, u32) {
         gid_mappings: Vec<Mapping>,
     }
     #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
     struct Mapping {
+        #[serde(rename = "containerID")]
         container_id: u32,
+        #[serde(rename = "hostID")]
         host_id: u32,
         size: u32,
     }
