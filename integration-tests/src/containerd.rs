@@ -292,6 +292,9 @@ disabled_plugins = [
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
   enable_selinux = false
+  # This machine withholds CAP_SYS_RESOURCE, so no process may lower its
+  # oom_score_adj (the pause container asks for -998): clamp to containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
