@@ -72,7 +72,7 @@ done
 shim_kb() {
     field=$1 total=0
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+        cmd=$( (tr '\0' ' ' < "$p/cmdline") 2>/dev/null) || continue
         case "$cmd" in *containerd-shim*"$sock"*) ;; *) continue ;; esac
         v=$(awk -v f="$field:" '$1 == f { print $2 }' "$p/smaps_rollup" 2>/dev/null)
         total=$((total + ${v:-0}))
@@ -83,7 +83,7 @@ shim_kb() {
 shim_count() {
     n=0
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+        cmd=$( (tr '\0' ' ' < "$p/cmdline") 2>/dev/null) || continue
         case "$cmd" in *containerd-shim*"$sock"*) n=$((n + 1)) ;; esac
     done
     echo "$n"
@@ -100,8 +100,8 @@ measure() {
             opts="--runc-binary $RUNTIME_BINARY"
         fi
         # shellcheck disable=SC2086
-        ctr -a "$sock" -n "$ns" run -d --null-io --rootfs "$rootfs" --runtime "$rt" $opts \
-            --cgroup "/stockade-test/bench-$i" "bench-$i" /bin/sleep 100000 >/dev/null
+        ctr -a "$sock" -n "$ns" run -d --null-io --runtime "$rt" $opts \
+            --cgroup "/stockade-test/bench-$i" --rootfs "$rootfs" "bench-$i" /bin/sleep 100000 >/dev/null
         i=$((i + 1))
     done
     sleep 2

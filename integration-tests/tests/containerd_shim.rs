@@ -203,6 +203,24 @@ fn exec_kill_pause_resume() {
     assert!(c.ctr(&["task", "resume", &id]).status.success());
     wait_status(&c, &id, "RUNNING");
 
+    // An exec with a terminal (ctr needs one of its own).
+    let exec_line = format!(
+        "ctr -a {} -n {} task exec -t --exec-id e2 {id} sh -c 'tty; exit 6'",
+        c.socket.display(),
+        stockade_integration_tests::containerd::NAMESPACE,
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &exec_line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    assert!(
+        text(&out.stdout).contains("/dev/pts/"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(6));
+
     let m = c.ctr(&["task", "metrics", &id]);
     assert!(m.status.success(), "metrics: {}", text(&m.stderr));
 

@@ -7,9 +7,10 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1::{
     runtime_service_client::RuntimeServiceClient, ContainerConfig, ContainerMetadata,
     ContainerState, ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec,
-    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, RemoveContainerRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
+    LinuxContainerResources, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode,
+    NamespaceOption, PodSandboxConfig, PodSandboxMetadata, RemoveContainerRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
+    StopPodSandboxRequest, UpdateContainerResourcesRequest,
 };
 use stockade_integration_tests::containerd::{
     remove_test_cgroups, test_cgroups, Containerd, CGROUP_PARENT, IMAGE,
@@ -137,6 +138,22 @@ fn pod_lifecycle_with_stockade_handler() {
             .status
             .expect("status");
         assert_eq!(status.state, ContainerState::ContainerRunning as i32);
+
+        cri.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: cid.clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 67108864,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("UpdateContainerResources");
+        let limit = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/memory{CGROUP_PARENT}/{pod}/{cid}/memory.limit_in_bytes"
+        ))
+        .expect("container memory cgroup");
+        assert_eq!(limit.trim(), "67108864");
 
         cri.stop_container(StopContainerRequest {
             container_id: cid.clone(),
