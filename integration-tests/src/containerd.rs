@@ -206,6 +206,30 @@ impl Containerd {
         pids
     }
 
+    /// Zombie children of this containerd's shims (a shim must reap every child).
+    pub fn shim_zombies(&self) -> Vec<u32> {
+        let shims = self.shim_pids();
+        let mut zombies = Vec::new();
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may contain spaces, split after ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<u32>().ok()));
+            if state == Some("Z") && ppid.is_some_and(|p| shims.contains(&p)) {
+                zombies.push(pid);
+            }
+        }
+        zombies
+    }
+
     /// Mount points under this containerd's temp dir.
     pub fn mounts(&self) -> Vec<String> {
         mounts_under(self.dir.path())

@@ -190,6 +190,29 @@ fn exec_kill_pause_resume() {
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "from-exec\n");
 
+    // stdin reaches the exec; ctr closes it (CloseIO) at EOF.
+    let mut child = c
+        .ctr_cmd(&["task", "exec", "--exec-id", "e3", &id, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr exec");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "through stdin\n");
+    sleep(Duration::from_millis(200));
+    assert!(
+        c.shim_zombies().is_empty(),
+        "zombies: {:?}",
+        c.shim_zombies()
+    );
+
     let ps = c.ctr(&["task", "ps", &id]);
     assert!(ps.status.success(), "{}", text(&ps.stderr));
     assert!(
@@ -324,5 +347,31 @@ fn refused_container_shows_runtime_error() {
     );
     let _ = c.ctr(&["container", "rm", &id]);
     remove(&c, &id);
+    assert_all_clean(&c, &id);
+}
+
+#[test]
+fn dead_shim_is_cleaned_up_by_delete_action() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("deadshim");
+    let out = ctr(&c, &run_args(&c, &id, &["-d"], &["sleep", "1000"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_status(&c, &id, "RUNNING");
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1);
+    // The shim our containerd started, by PID: containerd then runs `shim delete`.
+    // SAFETY: kill(2) on a process of this test's containerd.
+    unsafe { libc::kill(shims[0] as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !task_status(&c, &id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "task still listed: {}",
+            task_status(&c, &id)
+        );
+        sleep(Duration::from_millis(100));
+    }
+    assert!(c.ctr(&["container", "rm", &id]).status.success());
     assert_all_clean(&c, &id);
 }
