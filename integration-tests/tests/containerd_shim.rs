@@ -341,6 +341,7 @@ fn refused_container_shows_runtime_error() {
     );
     assert!(!out.status.success());
     let err = text(&out.stderr);
+    eprintln!("ctr stderr for the refused container: {err}");
     assert!(
         err.contains("nonexistent-stockade-netns"),
         "ctr stderr: {err}"
