@@ -344,8 +344,48 @@ disabled_plugins = [
     )
 }
 
+impl Containerd {
+    /// Kills and removes every task and container left by a failed test, so no shim
+    /// or container outlives the harness.
+    fn remove_leftovers(&self) {
+        for ns in [NAMESPACE, "k8s.io"] {
+            let ctr = |args: &[&str]| {
+                Command::new("ctr")
+                    .arg("-a")
+                    .arg(&self.socket)
+                    .args(["-n", ns])
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .output()
+            };
+            let ids = |args: &[&str]| -> Vec<String> {
+                ctr(args)
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let tasks = ids(&["task", "ls", "-q"]);
+            for id in &tasks {
+                let _ = ctr(&["task", "kill", "-s", "SIGKILL", id]);
+            }
+            for id in &tasks {
+                let _ = ctr(&["task", "rm", "-f", id]);
+            }
+            for id in ids(&["container", "ls", "-q"]) {
+                let _ = ctr(&["container", "rm", &id]);
+            }
+        }
+    }
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
+        self.remove_leftovers();
+        let shims = self.shim_pids();
         if let Some(mut child) = self.child.take() {
             // Our own child, by PID.
             let _ = nix_kill(child.id(), libc::SIGTERM);
@@ -361,6 +401,10 @@ impl Drop for Containerd {
                     }
                 }
             }
+        }
+        for pid in shims {
+            // A shim of our containerd that outlived its tasks (failed test).
+            let _ = nix_kill(pid, libc::SIGKILL);
         }
         let mut mounts = mounts_under(self.dir.path());
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));

@@ -62,33 +62,69 @@ fn ctr(c: &Containerd, args: &[String]) -> Output {
 }
 
 /// Records containerd events while a test runs.
-struct Events(Child);
+struct Events {
+    child: Child,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
 
 impl Events {
     fn start(c: &Containerd) -> Self {
-        let child = c
+        let mut child = c
             .ctr_cmd(&["events"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("ctr events");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = std::sync::Arc::clone(&seen);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        // ctr subscribes asynchronously; give it a moment before the test acts.
         sleep(Duration::from_millis(300));
-        Self(child)
+        Self {
+            child,
+            seen,
+            reader,
+        }
     }
 
-    /// Topics seen for container `id`, in order.
-    fn stop(mut self, id: &str) -> Vec<String> {
-        sleep(Duration::from_millis(300));
-        // SAFETY: kill(2) on the ctr process we spawned.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let mut out = String::new();
-        let _ = self.0.stdout.take().unwrap().read_to_string(&mut out);
-        let _ = self.0.wait();
-        out.lines()
+    fn topics(&self, id: &str) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .lines()
             .filter(|l| l.contains(id))
             .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
             .map(str::to_string)
             .collect()
+    }
+
+    /// Topics seen for container `id`, in order, once `last` arrived (or after 10 s).
+    fn stop(self, id: &str, last: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.topics(id).iter().any(|t| t == last) && Instant::now() < deadline {
+            sleep(Duration::from_millis(50));
+        }
+        let topics = self.topics(id);
+        let Self {
+            mut child, reader, ..
+        } = self;
+        // SAFETY: kill(2) on the ctr process we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        let _ = reader.join();
+        topics
     }
 }
 
@@ -144,7 +180,7 @@ fn run_prints_output_and_exit_code_with_events_in_order() {
             &["sh", "-c", "echo hello; echo err >&2; exit 3"],
         ),
     );
-    let topics = events.stop(&id);
+    let topics = events.stop(&id, "/tasks/delete");
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -255,7 +291,7 @@ fn exec_kill_pause_resume() {
     let rm = c.ctr(&["task", "rm", &id]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
     assert!(c.ctr(&["container", "rm", &id]).status.success());
-    let topics = events.stop(&id);
+    let topics = events.stop(&id, "/tasks/delete");
     for t in [
         "/tasks/create",
         "/tasks/start",
@@ -286,7 +322,7 @@ fn memory_hog_is_oom_killed_with_event() {
             &["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"],
         ),
     );
-    let topics = events.stop(&id);
+    let topics = events.stop(&id, "/tasks/delete");
     assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
     assert!(
         topics.iter().any(|t| t == "/tasks/oom"),
@@ -361,6 +397,11 @@ fn dead_shim_is_cleaned_up_by_delete_action() {
     wait_status(&c, &id, "RUNNING");
     let shims = c.shim_pids();
     assert_eq!(shims.len(), 1);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", shims[0])).unwrap();
+    let socket = text(&cmdline)
+        .split('\0')
+        .find_map(|a| a.strip_prefix("unix://").map(str::to_string))
+        .expect("shim socket");
     // The shim our containerd started, by PID: containerd then runs `shim delete`.
     // SAFETY: kill(2) on a process of this test's containerd.
     unsafe { libc::kill(shims[0] as i32, libc::SIGKILL) };
@@ -374,5 +415,36 @@ fn dead_shim_is_cleaned_up_by_delete_action() {
         sleep(Duration::from_millis(100));
     }
     assert!(c.ctr(&["container", "rm", &id]).status.success());
+    // containerd runs `shim delete` asynchronously; it removes the dead socket.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&socket).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "dead shim's socket left: {socket}"
+        );
+        sleep(Duration::from_millis(100));
+    }
     assert_all_clean(&c, &id);
+}
+
+#[test]
+fn harness_removes_what_a_failed_test_left() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("abandoned");
+    let out = ctr(&c, &run_args(&c, &id, &["-d"], &["sleep", "1000"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1);
+    drop(c); // as a panicking test would
+    for pid in shims {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        });
+        assert!(!alive, "shim {pid} survived the harness");
+    }
+    let left = test_cgroups(&id);
+    remove_test_cgroups(&id);
+    assert!(left.is_empty(), "cgroups left: {left:?}");
 }

@@ -41,7 +41,7 @@ use nix::{
     unistd::Pid,
 };
 use signal_hook::{
-    consts::{SIGCHLD, SIGINT, SIGPIPE, SIGTERM},
+    consts::{SIGCHLD, SIGINT, SIGTERM},
     iterator::Signals,
 };
 
@@ -235,6 +235,7 @@ fn delete(flags: &Flags) -> anyhow::Result<()> {
     if let Err(e) = cleanup(&cli, &flags.id, &bundle) {
         eprintln!("cleanup {}: {}", flags.id, crate::error::chain(&e));
     }
+    remove_dead_socket(&bundle);
     let resp = DeleteResponse {
         exit_status: 128 + libc::SIGKILL as u32,
         exited_at: Some(containerd_shim::util::timestamp()?).into(),
@@ -244,6 +245,19 @@ fn delete(flags: &Flags) -> anyhow::Result<()> {
     resp.write_to_writer(&mut out)?;
     out.flush()?;
     Ok(())
+}
+
+/// The dead shim's socket file, unless a live shim (of the same pod) still serves it.
+fn remove_dead_socket(bundle: &Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = Path::new(socket_path(address.trim()));
+    if UnixStream::connect(path).is_err()
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+    {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Publishes events in order from one thread, so request handlers never block on
@@ -293,7 +307,7 @@ fn set_subreaper() -> anyhow::Result<()> {
 fn reap_forever(mut signals: Signals) {
     for sig in signals.forever() {
         if sig != SIGCHLD {
-            info!("received signal {sig}");
+            // SIGTERM/SIGINT: containerd stops shims through Shutdown, not signals.
             continue;
         }
         loop {
@@ -340,8 +354,10 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
     if flags.socket.is_empty() {
         bail!("shim socket cannot be empty");
     }
-    // Before any thread exists, so every thread inherits the blocked mask handling.
-    let signals = Signals::new([SIGTERM, SIGINT, SIGPIPE, SIGCHLD]).context("signal handlers")?;
+    // Before any child exists, so no SIGCHLD is missed. SIGPIPE stays ignored (Rust's
+    // default): a handler would turn every write to containerd's vanished log FIFO into
+    // another signal to log.
+    let signals = Signals::new([SIGTERM, SIGINT, SIGCHLD]).context("signal handlers")?;
     set_subreaper()?;
     if let Err(e) = containerd_shim::logger::init(flags.debug, "info", &flags.namespace, &flags.id)
     {
