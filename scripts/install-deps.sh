@@ -11,6 +11,7 @@ packages=(
   hyperfine            # benchmarks
   procps               # ps, used by `stockade ps`
   iproute2
+  protobuf-compiler    # protoc, for the CRI client used by the Kubernetes-path tests
 )
 
 missing=()

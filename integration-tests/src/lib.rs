@@ -8,6 +8,8 @@
 
 pub mod bundle;
 pub mod console;
+pub mod containerd;
+pub mod image;
 pub mod profiles;
 pub mod rootfs;
 pub mod runtime;

@@ -1,1 +1,25 @@
-fn main() {}
+//! containerd-shim-stockade-v2: containerd's shim v2 for the Stockade runtime.
+//!
+//! Runtime name `io.containerd.stockade.v2`. One shim per pod (or per container
+//! outside Kubernetes); every container operation execs the runc-compatible runtime
+//! binary (`stockade` by default, `binary_name` in the runtime options).
+
+mod bootstrap;
+mod cli_instance;
+mod error;
+mod instance;
+mod oom;
+mod options;
+mod rootfs;
+mod runtime_cli;
+mod service;
+mod state;
+mod stats;
+mod stdio;
+
+fn main() {
+    if let Err(e) = bootstrap::run() {
+        eprintln!("{}: {e:#}", bootstrap::RUNTIME_NAME);
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,457 @@
+//! A private containerd for end-to-end tests of `containerd-shim-stockade-v2`.
+//!
+//! Debian's `/usr/bin/containerd` runs with its own config (version 2), root, state
+//! and socket under a temp dir. It knows `io.containerd.stockade.v2` (our shim, found
+//! through PATH: the shim's directory comes first) and `io.containerd.runc.v2`, and its
+//! CRI plugin has a runtime handler `stockade`, a locally built pause image and a
+//! loopback-only CNI config. Dropping the harness stops containerd by PID and
+//! unmounts everything under its root.
+
+use std::{
+    fs, io,
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use crate::image;
+
+pub const NAMESPACE: &str = "stockade-test";
+pub const IMAGE: &str = "docker.io/library/stockade-busybox:test";
+pub const PAUSE_IMAGE: &str = "docker.io/library/stockade-pause:test";
+pub const RUNTIME: &str = "io.containerd.stockade.v2";
+/// Parent of every test cgroup (absolute cgroupsPath).
+pub const CGROUP_PARENT: &str = "/stockade-test";
+
+/// The directory holding the built `containerd-shim-stockade-v2`.
+pub fn shim_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("STOCKADE_SHIM") {
+        return Path::new(&p)
+            .parent()
+            .expect("shim path has a parent")
+            .into();
+    }
+    // target/<profile>/deps/<test> -> target/<profile>
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf();
+    if !dir.join("containerd-shim-stockade-v2").exists() {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let st = Command::new(cargo)
+            .args(["build", "-p", "containerd-shim-stockade-v2"])
+            .status()
+            .expect("run cargo build for the shim");
+        assert!(st.success(), "building the shim failed");
+    }
+    dir
+}
+
+/// Which runtime binary our shim drives (runc until `stockade` replaces it).
+pub fn runtime_binary() -> String {
+    std::env::var("STOCKADE_RUNTIME_BINARY").unwrap_or_else(|_| "/usr/sbin/runc".into())
+}
+
+pub struct Containerd {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub socket: PathBuf,
+}
+
+impl Containerd {
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The shim runtime config file (`ConfigPath` of the runtime options).
+    pub fn runtime_config(&self) -> PathBuf {
+        self.dir.path().join("stockade-runtime.toml")
+    }
+
+    /// Runtime state root the shim passes to the runtime binary.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.dir.path().join("runtime-root")
+    }
+
+    pub fn start() -> io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("stockade-ctrd").tempdir()?;
+        let d = dir.path();
+        let socket = d.join("containerd.sock");
+        fs::create_dir_all(d.join("cni"))?;
+        fs::write(
+            d.join("cni/10-loopback.conflist"),
+            r#"{"cniVersion":"0.4.0","name":"stockade-lo","plugins":[{"type":"loopback"}]}"#,
+        )?;
+        let runtime_root = d.join("runtime-root");
+        fs::write(
+            d.join("stockade-runtime.toml"),
+            format!(
+                "binary_name = \"{}\"\nroot = \"{}\"\n",
+                runtime_binary(),
+                runtime_root.display()
+            ),
+        )?;
+        let config = config_toml(d, &socket);
+        fs::write(d.join("config.toml"), config)?;
+        let path = format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            shim_dir().display()
+        );
+        let log = fs::File::create(d.join("containerd.log"))?;
+        let child = Command::new("/usr/bin/containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .env_clear()
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut me = Self {
+            dir,
+            child: Some(child),
+            socket,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while UnixStream::connect(&me.socket).is_err() || !me.ctr(&["version"]).status.success() {
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "containerd did not come up: {}",
+                    me.log()
+                )));
+            }
+            sleep(Duration::from_millis(100));
+        }
+        me.import_images()?;
+        Ok(me)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// `ctr -a <socket> -n <namespace> <args>` as a Command.
+    pub fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("-a")
+            .arg(&self.socket)
+            .args(["-n", NAMESPACE])
+            .args(args);
+        cmd
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        self.ctr_cmd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ctr")
+    }
+
+    fn import_images(&mut self) -> io::Result<()> {
+        let work = self.dir.path().join("images");
+        fs::create_dir_all(&work)?;
+        let (img, pause) = image::build_test_images(&work, IMAGE, PAUSE_IMAGE)?;
+        for archive in [img, pause] {
+            for ns in [NAMESPACE, "k8s.io"] {
+                let out = Command::new("ctr")
+                    .arg("-a")
+                    .arg(&self.socket)
+                    .args(["-n", ns, "images", "import"])
+                    .arg(&archive)
+                    .output()?;
+                if !out.status.success() {
+                    return Err(io::Error::other(format!(
+                        "import {}: {}",
+                        archive.display(),
+                        String::from_utf8_lossy(&out.stderr)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// PIDs of shim processes serving this containerd (matched by its address).
+    pub fn shim_pids(&self) -> Vec<u32> {
+        let needle = self.socket.to_string_lossy().to_string();
+        let mut pids = Vec::new();
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_shim = args.first().is_some_and(|a| a.contains("containerd-shim"));
+            if is_shim && args.iter().any(|a| a == &needle) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Zombie children of this containerd's shims (a shim must reap every child).
+    pub fn shim_zombies(&self) -> Vec<u32> {
+        let shims = self.shim_pids();
+        let mut zombies = Vec::new();
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may contain spaces, split after ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<u32>().ok()));
+            if state == Some("Z") && ppid.is_some_and(|p| shims.contains(&p)) {
+                zombies.push(pid);
+            }
+        }
+        zombies
+    }
+
+    /// Mount points under this containerd's temp dir.
+    pub fn mounts(&self) -> Vec<String> {
+        mounts_under(self.dir.path())
+    }
+
+    /// Asserts nothing of a finished test is left: no shim, no rootfs mount, no task
+    /// state dir. Waits briefly: containerd reaps shims asynchronously.
+    pub fn assert_clean(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let shims = self.shim_pids();
+            let mounts: Vec<String> = self
+                .mounts()
+                .into_iter()
+                .filter(|m| m.contains("/rootfs") || m.contains("io.containerd.runtime"))
+                .collect();
+            let tasks = task_dirs(&self.state());
+            let runtime_state = fs::read_dir(self.runtime_root().join(NAMESPACE))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path().display().to_string())
+                        .collect()
+                })
+                .unwrap_or_else(|_| Vec::<String>::new());
+            if shims.is_empty() && mounts.is_empty() && tasks.is_empty() && runtime_state.is_empty()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "left behind: shims {shims:?}, mounts {mounts:?}, task dirs {tasks:?}, runtime state {runtime_state:?}"
+                );
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn task_dirs(state: &Path) -> Vec<String> {
+    let base = state.join("io.containerd.runtime.v2.task");
+    let mut out = Vec::new();
+    for ns in fs::read_dir(base).into_iter().flatten().flatten() {
+        for t in fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+            out.push(t.path().display().to_string());
+        }
+    }
+    out
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+fn config_toml(d: &Path, socket: &Path) -> String {
+    format!(
+        r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
+
+[grpc]
+  address = "{socket}"
+
+[debug]
+  level = "debug"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  enable_selinux = false
+  # This machine withholds CAP_SYS_RESOURCE, so no process may lower its
+  # oom_score_adj (the pause container asks for -998): clamp to containerd's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade]
+      runtime_type = "{runtime}"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade.options]
+        ConfigPath = "{d}/stockade-runtime.toml"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        Root = "{d}/runc-root"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{d}/cni"
+"#,
+        root = d.join("root").display(),
+        state = d.join("state").display(),
+        socket = socket.display(),
+        d = d.display(),
+        pause = PAUSE_IMAGE,
+        runtime = RUNTIME,
+    )
+}
+
+impl Containerd {
+    /// Kills and removes every task and container left by a failed test, so no shim
+    /// or container outlives the harness.
+    fn remove_leftovers(&self) {
+        for ns in [NAMESPACE, "k8s.io"] {
+            let ctr = |args: &[&str]| {
+                Command::new("ctr")
+                    .arg("-a")
+                    .arg(&self.socket)
+                    .args(["-n", ns])
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .output()
+            };
+            let ids = |args: &[&str]| -> Vec<String> {
+                ctr(args)
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let tasks = ids(&["task", "ls", "-q"]);
+            for id in &tasks {
+                let _ = ctr(&["task", "kill", "-s", "SIGKILL", id]);
+            }
+            for id in &tasks {
+                let _ = ctr(&["task", "rm", "-f", id]);
+            }
+            for id in ids(&["container", "ls", "-q"]) {
+                let _ = ctr(&["container", "rm", &id]);
+            }
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.remove_leftovers();
+        let shims = self.shim_pids();
+        if let Some(mut child) = self.child.take() {
+            // Our own child, by PID.
+            let _ = nix_kill(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(50)),
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        for pid in shims {
+            // A shim of our containerd that outlived its tasks (failed test).
+            let _ = nix_kill(pid, libc::SIGKILL);
+        }
+        let mut mounts = mounts_under(self.dir.path());
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            if let Ok(c) = std::ffi::CString::new(m) {
+                // SAFETY: umount2 reads a NUL-terminated path that outlives the call.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
+}
+
+fn nix_kill(pid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes a test cgroup `/stockade-test/<name>` in every v1 hierarchy (and v2).
+pub fn remove_test_cgroups(name: &str) {
+    for e in fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = e
+            .path()
+            .join(CGROUP_PARENT.trim_start_matches('/'))
+            .join(name);
+        let _ = fs::remove_dir(&p);
+    }
+}
+
+/// Test cgroups still present for `name`.
+pub fn test_cgroups(name: &str) -> Vec<PathBuf> {
+    fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            e.path()
+                .join(CGROUP_PARENT.trim_start_matches('/'))
+                .join(name)
+        })
+        .filter(|p| p.exists())
+        .collect()
+}

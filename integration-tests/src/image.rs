@@ -1,0 +1,147 @@
+//! Local OCI images for containerd tests: a busybox rootfs packed as an OCI image
+//! archive and imported with `ctr images import`. No registry involved.
+
+use std::{
+    fs,
+    io::{self, Write},
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Applets linked into the test rootfs.
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "ls", "id", "head", "tail", "dd", "true", "false", "env", "kill",
+    "ps", "grep", "tr", "wc", "printf", "stty", "tty", "hostname", "mkdir", "rm", "touch",
+];
+
+fn other(msg: String) -> io::Error {
+    io::Error::other(msg)
+}
+
+/// A minimal rootfs: static busybox and applet symlinks, plus the dirs runtimes mount on.
+pub fn busybox_rootfs(dir: &Path) -> io::Result<()> {
+    for d in ["bin", "dev", "proc", "sys", "tmp", "etc", "root"] {
+        fs::create_dir_all(dir.join(d))?;
+    }
+    fs::copy("/usr/bin/busybox", dir.join("bin/busybox"))?;
+    for applet in APPLETS {
+        let link = dir.join("bin").join(applet);
+        if !link.exists() {
+            symlink("busybox", link)?;
+        }
+    }
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    fs::write(dir.join("etc/group"), "root:x:0:\n")?;
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> io::Result<String> {
+    let out = Command::new("sha256sum").arg(path).output()?;
+    if !out.status.success() {
+        return Err(other(format!("sha256sum {} failed", path.display())));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| other("sha256sum printed nothing".into()))
+}
+
+/// Moves `file` into `blobs/sha256/<digest>` of `layout`; returns (digest, size).
+fn add_blob(layout: &Path, file: &Path) -> io::Result<(String, u64)> {
+    let digest = sha256_file(file)?;
+    let size = fs::metadata(file)?.len();
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs)?;
+    fs::rename(file, blobs.join(&digest))?;
+    Ok((format!("sha256:{digest}"), size))
+}
+
+/// Packs `rootfs` as a single-layer OCI image named `name` (e.g.
+/// `docker.io/library/busybox:test`) with entrypoint `cmd`; writes the archive to `out`.
+pub fn oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) -> io::Result<()> {
+    let work = tempfile::tempdir()?;
+    let layout = work.path().join("layout");
+    fs::create_dir_all(&layout)?;
+    let layer = work.path().join("layer.tar");
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(rootfs)
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()?;
+    if !st.success() {
+        return Err(other("tar rootfs failed".into()));
+    }
+    let (layer_digest, layer_size) = add_blob(&layout, &layer)?;
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Cmd": cmd, "Env": ["PATH=/bin"], "WorkingDir": "/" },
+        "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
+    });
+    let config_file = work.path().join("config.json");
+    fs::write(&config_file, serde_json::to_vec(&config)?)?;
+    let (config_digest, config_size) = add_blob(&layout, &config_file)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest, "size": config_size,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_digest, "size": layer_size,
+        }],
+    });
+    let manifest_file = work.path().join("manifest.json");
+    fs::write(&manifest_file, serde_json::to_vec(&manifest)?)?;
+    let (manifest_digest, manifest_size) = add_blob(&layout, &manifest_file)?;
+    let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest_size,
+            "platform": { "architecture": "amd64", "os": "linux" },
+            "annotations": {
+                "io.containerd.image.name": name,
+                "org.opencontainers.image.ref.name": tag,
+            },
+        }],
+    });
+    fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)?;
+    fs::File::create(layout.join("oci-layout"))?.write_all(br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .status()?;
+    if !st.success() {
+        return Err(other("tar layout failed".into()));
+    }
+    Ok(())
+}
+
+/// The pause image's entrypoint: sleeps until SIGTERM, then exits 0.
+pub const PAUSE_CMD: &[&str] = &[
+    "/bin/sh",
+    "-c",
+    "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+];
+
+/// Builds the busybox test image and the pause image into `dir`; returns the archives.
+pub fn build_test_images(dir: &Path, image: &str, pause: &str) -> io::Result<(PathBuf, PathBuf)> {
+    let rootfs = dir.join("rootfs");
+    busybox_rootfs(&rootfs)?;
+    let img = dir.join("busybox.tar");
+    oci_archive(&rootfs, image, &["/bin/sh"], &img)?;
+    let pause_tar = dir.join("pause.tar");
+    oci_archive(&rootfs, pause, PAUSE_CMD, &pause_tar)?;
+    Ok((img, pause_tar))
+}

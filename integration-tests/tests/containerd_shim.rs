@@ -1,0 +1,450 @@
+//! `ctr` against a private containerd with `io.containerd.stockade.v2`.
+//!
+//! Root only. The runtime binary is runc (`/usr/sbin/runc`) until `stockade` replaces
+//! it (set STOCKADE_RUNTIME_BINARY). Every container lives in cgroup
+//! `/stockade-test/<id>`; after each test no shim, mount, task dir, runtime state or
+//! cgroup is left.
+
+use std::{
+    io::Read,
+    process::{Child, Command, Output, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use stockade_integration_tests::containerd::{
+    remove_test_cgroups, test_cgroups, Containerd, CGROUP_PARENT, IMAGE, RUNTIME,
+};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `ctr run` args for our runtime; `extra` goes before the image.
+fn run_args(c: &Containerd, id: &str, extra: &[&str], cmd: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "run".into(),
+        "--runtime".into(),
+        RUNTIME.into(),
+        "--runtime-config-path".into(),
+        c.runtime_config().display().to_string(),
+        "--cgroup".into(),
+        format!("{CGROUP_PARENT}/{id}"),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a.push(IMAGE.into());
+    a.push(id.into());
+    a.extend(cmd.iter().map(|s| s.to_string()));
+    a
+}
+
+fn ctr(c: &Containerd, args: &[String]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    c.ctr(&args)
+}
+
+/// Records containerd events while a test runs.
+struct Events {
+    child: Child,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Events {
+    fn start(c: &Containerd) -> Self {
+        let mut child = c
+            .ctr_cmd(&["events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ctr events");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = std::sync::Arc::clone(&seen);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        // ctr subscribes asynchronously; give it a moment before the test acts.
+        sleep(Duration::from_millis(300));
+        Self {
+            child,
+            seen,
+            reader,
+        }
+    }
+
+    fn topics(&self, id: &str) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(id))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Topics seen for container `id`, in order, once `last` arrived (or after 10 s).
+    fn stop(self, id: &str, last: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.topics(id).iter().any(|t| t == last) && Instant::now() < deadline {
+            sleep(Duration::from_millis(50));
+        }
+        let topics = self.topics(id);
+        let Self {
+            mut child, reader, ..
+        } = self;
+        // SAFETY: kill(2) on the ctr process we spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        let _ = reader.join();
+        topics
+    }
+}
+
+fn task_status(c: &Containerd, id: &str) -> String {
+    let out = c.ctr(&["task", "ls"]);
+    text(&out.stdout)
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn wait_status(c: &Containerd, id: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while task_status(c, id) != want {
+        assert!(Instant::now() < deadline, "{id} never became {want}");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+fn remove(c: &Containerd, id: &str) {
+    let _ = c.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c.ctr(&["task", "rm", id]).status.success() && Instant::now() < deadline {
+        if task_status(c, id).is_empty() {
+            break;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    let _ = c.ctr(&["container", "rm", id]);
+}
+
+fn assert_all_clean(c: &Containerd, id: &str) {
+    c.assert_clean();
+    let left = test_cgroups(id);
+    remove_test_cgroups(id);
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}
+
+#[test]
+fn run_prints_output_and_exit_code_with_events_in_order() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("run");
+    let events = Events::start(&c);
+    let out = ctr(
+        &c,
+        &run_args(
+            &c,
+            &id,
+            &["--rm"],
+            &["sh", "-c", "echo hello; echo err >&2; exit 3"],
+        ),
+    );
+    let topics = events.stop(&id, "/tasks/delete");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}\n{}",
+        text(&out.stderr),
+        c.log()
+    );
+    assert_eq!(text(&out.stdout), "hello\n");
+    assert_eq!(text(&out.stderr), "err\n");
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "event order"
+    );
+    assert_all_clean(&c, &id);
+}
+
+#[test]
+fn exec_kill_pause_resume() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("exec");
+    let events = Events::start(&c);
+    let out = ctr(&c, &run_args(&c, &id, &["-d"], &["sleep", "1000"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_status(&c, &id, "RUNNING");
+
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo from-exec; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from-exec\n");
+
+    // stdin reaches the exec; ctr closes it (CloseIO) at EOF.
+    let mut child = c
+        .ctr_cmd(&["task", "exec", "--exec-id", "e3", &id, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr exec");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "through stdin\n");
+    sleep(Duration::from_millis(200));
+    assert!(
+        c.shim_zombies().is_empty(),
+        "zombies: {:?}",
+        c.shim_zombies()
+    );
+
+    let ps = c.ctr(&["task", "ps", &id]);
+    assert!(ps.status.success(), "{}", text(&ps.stderr));
+    assert!(
+        text(&ps.stdout).lines().count() >= 2,
+        "{}",
+        text(&ps.stdout)
+    );
+
+    assert!(c.ctr(&["task", "pause", &id]).status.success());
+    wait_status(&c, &id, "PAUSED");
+    assert!(c.ctr(&["task", "resume", &id]).status.success());
+    wait_status(&c, &id, "RUNNING");
+
+    // An exec with a terminal (ctr needs one of its own).
+    let exec_line = format!(
+        "ctr -a {} -n {} task exec -t --exec-id e2 {id} sh -c 'tty; exit 6'",
+        c.socket.display(),
+        stockade_integration_tests::containerd::NAMESPACE,
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &exec_line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    assert!(
+        text(&out.stdout).contains("/dev/pts/"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(6));
+
+    let m = c.ctr(&["task", "metrics", &id]);
+    assert!(m.status.success(), "metrics: {}", text(&m.stderr));
+
+    assert!(c
+        .ctr(&["task", "kill", "-s", "SIGKILL", &id])
+        .status
+        .success());
+    wait_status(&c, &id, "STOPPED");
+    let rm = c.ctr(&["task", "rm", &id]);
+    assert!(rm.status.success(), "{}", text(&rm.stderr));
+    assert!(c.ctr(&["container", "rm", &id]).status.success());
+    let topics = events.stop(&id, "/tasks/delete");
+    for t in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exit",
+        "/tasks/delete",
+    ] {
+        assert!(topics.iter().any(|x| x == t), "missing {t} in {topics:?}");
+    }
+    assert_all_clean(&c, &id);
+}
+
+#[test]
+fn memory_hog_is_oom_killed_with_event() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("oom");
+    let events = Events::start(&c);
+    let out = ctr(
+        &c,
+        &run_args(
+            &c,
+            &id,
+            &["--rm", "--memory-limit", "33554432"],
+            &["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"],
+        ),
+    );
+    let topics = events.stop(&id, "/tasks/delete");
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    assert!(
+        topics.iter().any(|t| t == "/tasks/oom"),
+        "no OOM event: {topics:?}"
+    );
+    assert_all_clean(&c, &id);
+}
+
+#[test]
+fn tty_run() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("tty");
+    let args = run_args(&c, &id, &["--rm", "-t"], &["sh", "-c", "tty; exit 4"]);
+    let ctr_line = format!(
+        "ctr -a {} -n {} {}",
+        c.socket.display(),
+        stockade_integration_tests::containerd::NAMESPACE,
+        args.join(" ")
+    );
+    // ctr -t needs a terminal of its own.
+    let out = Command::new("script")
+        .args(["-qefc", &ctr_line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("/dev/pts/0"),
+        "stdout: {stdout} stderr: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert_all_clean(&c, &id);
+}
+
+#[test]
+fn refused_container_shows_runtime_error() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("refused");
+    // runc refuses to join a namespace that does not exist; with stockade, a profile
+    // violation takes this place.
+    let out = ctr(
+        &c,
+        &run_args(
+            &c,
+            &id,
+            &["--rm", "--with-ns", "network:/nonexistent-stockade-netns"],
+            &["true"],
+        ),
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    eprintln!("ctr stderr for the refused container: {err}");
+    assert!(
+        err.contains("nonexistent-stockade-netns"),
+        "ctr stderr: {err}"
+    );
+    let _ = c.ctr(&["container", "rm", &id]);
+    remove(&c, &id);
+    assert_all_clean(&c, &id);
+}
+
+#[test]
+fn dead_shim_is_cleaned_up_by_delete_action() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("deadshim");
+    let out = ctr(&c, &run_args(&c, &id, &["-d"], &["sleep", "1000"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_status(&c, &id, "RUNNING");
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", shims[0])).unwrap();
+    let socket = text(&cmdline)
+        .split('\0')
+        .find_map(|a| a.strip_prefix("unix://").map(str::to_string))
+        .expect("shim socket");
+    // The shim our containerd started, by PID: containerd then runs `shim delete`.
+    // SAFETY: kill(2) on a process of this test's containerd.
+    unsafe { libc::kill(shims[0] as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !task_status(&c, &id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "task still listed: {}",
+            task_status(&c, &id)
+        );
+        sleep(Duration::from_millis(100));
+    }
+    assert!(c.ctr(&["container", "rm", &id]).status.success());
+    // containerd runs `shim delete` asynchronously; it removes the dead socket.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&socket).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "dead shim's socket left: {socket}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    assert_all_clean(&c, &id);
+}
+
+#[test]
+fn harness_removes_what_a_failed_test_left() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let id = unique("abandoned");
+    let out = ctr(&c, &run_args(&c, &id, &["-d"], &["sleep", "1000"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1);
+    drop(c); // as a panicking test would
+    for pid in shims {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        });
+        assert!(!alive, "shim {pid} survived the harness");
+    }
+    let left = test_cgroups(&id);
+    remove_test_cgroups(&id);
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}
