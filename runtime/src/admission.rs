@@ -9,15 +9,19 @@ use std::path::Path;
 use oci_spec::runtime::Spec;
 
 use crate::landlock_plan::LandlockPlan;
-use crate::profile::node_config::{self, ContainerContext, NodeConfigError};
+use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
-use crate::profile::{evaluate, Decision, HostFacts, Refusal, StatNsLookup, UsernsRequest};
+use crate::profile::{
+    evaluate, Decision, HostFacts, Profile, Refusal, StatNsLookup, UsernsRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
     /// Fail closed: without a valid profile no container runs.
     #[error("no valid hardening profile, refusing every container")]
     Profile(#[source] NodeConfigError),
+    #[error("no valid hardening profile, refusing every container")]
+    Override(#[source] ResolveError),
     #[error("cannot probe host facts")]
     Host(#[source] crate::profile::host::HostProbeError),
     #[error("cannot evaluate the spec against profile {profile:?}")]
@@ -45,8 +49,45 @@ pub struct Admitted {
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
     pub config: Option<&'a Path>,
+    /// Overrides the node config's default (the runtime's caller chose it).
+    pub default_profile: Option<&'a str>,
     pub handler: Option<&'a str>,
     pub state_root: &'a Path,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("cannot read the node config")]
+    Config(#[source] NodeConfigError),
+    #[error("cannot load profile {0:?}")]
+    Load(String, #[source] Box<crate::profile::LoadError>),
+    #[error("profile {name:?}: no node config at {config} names a profiles dir; give a path to a .toml file")]
+    NoProfilesDir { name: String, config: String },
+}
+
+/// A profile named by an operator: a path to a `.toml` file (its seccomp data
+/// resolved beside it), or a name in the node config's profiles dir (the compiled-in
+/// node default when no node config exists and the name is `default`).
+pub fn resolve_named(config: Option<&Path>, name: &str) -> Result<Profile, ResolveError> {
+    let load = |dir: &Path, stem: &str| {
+        crate::profile::load_profile(dir, stem)
+            .map_err(|e| ResolveError::Load(name.to_string(), Box::new(e)))
+    };
+    if name.contains('/') || name.ends_with(".toml") {
+        let path = Path::new(name);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+        return load(dir, stem);
+    }
+    let cfg_path = config.unwrap_or(Path::new(node_config::DEFAULT_CONFIG_PATH));
+    match NodeConfig::read(cfg_path).map_err(ResolveError::Config)? {
+        Some(cfg) => load(&cfg.profiles_dir, name),
+        None if name == "default" => node_config::builtin_default().map_err(ResolveError::Config),
+        None => Err(ResolveError::NoProfilesDir {
+            name: name.to_string(),
+            config: cfg_path.display().to_string(),
+        }),
+    }
 }
 
 /// Select the container's profile and evaluate its spec. `Err(Refused)` carries the
@@ -58,10 +99,22 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
         state_root: src.state_root,
         annotations: spec.annotations().as_ref(),
     };
-    let selected =
-        node_config::profile_for_container(src.config, &ctx).map_err(AdmissionError::Profile)?;
+    let profile = match src.default_profile {
+        // The annotation may still only tighten: it is checked against this profile
+        // as the base, exactly as against a node config default.
+        Some(name) => {
+            let base = resolve_named(src.config, name).map_err(AdmissionError::Override)?;
+            node_config::tighten_by_annotation(src.config, base, &ctx)
+                .map_err(AdmissionError::Profile)?
+        }
+        None => {
+            node_config::profile_for_container(src.config, &ctx)
+                .map_err(AdmissionError::Profile)?
+                .profile
+        }
+    };
     let host = HostFacts::probe().map_err(AdmissionError::Host)?;
-    let profile = &selected.profile;
+    let profile = &profile;
     let decision = evaluate(spec, profile, &host, &StatNsLookup).map_err(|source| {
         AdmissionError::Evaluate {
             profile: profile.name.clone(),

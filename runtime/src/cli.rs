@@ -44,6 +44,11 @@ pub struct GlobalOpts {
     /// default /etc/stockade/config.toml
     #[arg(long, global = true, env = "STOCKADE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Profile for every container this invocation creates, overriding the node
+    /// config's default (set by whoever runs the runtime, e.g. the shim's options);
+    /// a name in the node config's profiles dir or a path to a .toml file
+    #[arg(long, global = true, env = "STOCKADE_PROFILE")]
+    pub default_profile: Option<String>,
     /// Runtime handler (Kubernetes RuntimeClass) the container was started for
     #[arg(long, global = true, env = "STOCKADE_HANDLER")]
     pub handler: Option<String>,

@@ -44,6 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = Global {
         root: StateRoot::new(&cli.global.root),
         config: cli.global.config.clone(),
+        default_profile: cli.global.default_profile.clone(),
         handler: cli.global.handler.clone(),
         userns_db: cli.global.userns_db.clone(),
         systemd_cgroup: cli.global.systemd_cgroup,

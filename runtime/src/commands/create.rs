@@ -50,6 +50,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     let admitted = admission::admit(
         Source {
             config: g.config.as_deref(),
+            default_profile: g.default_profile.as_deref(),
             handler: g.handler.as_deref(),
             state_root: g.root.path(),
         },

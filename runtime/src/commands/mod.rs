@@ -21,6 +21,8 @@ use crate::state_root::{StateRoot, StateRootError};
 pub struct Global {
     pub root: StateRoot,
     pub config: Option<PathBuf>,
+    /// Profile overriding the node config's default, chosen by the caller.
+    pub default_profile: Option<String>,
     /// Runtime handler (Kubernetes RuntimeClass) when the caller knows it.
     pub handler: Option<String>,
     /// Host id range allocation database, shared by every state root on the node.

@@ -1,20 +1,15 @@
 //! `stockade profile check|lint|explain` and `stockade spec --profile`: the tools a
 //! security team uses on profiles, built on the same code `create` runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::CommandError;
-use crate::profile::node_config::{self, NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::profile::{self, evaluate, lint, Decision, HostFacts, Profile, StatNsLookup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileCmdError {
-    #[error("cannot load profile {name:?}")]
-    Load {
-        name: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    Load(crate::admission::ResolveError),
     #[error("cannot probe host facts")]
     Host(#[source] profile::host::HostProbeError),
     #[error("cannot evaluate the spec")]
@@ -29,32 +24,9 @@ impl From<ProfileCmdError> for CommandError {
     }
 }
 
-/// A profile named on the command line: a path to a `.toml` file (its seccomp data
-/// resolved beside it), or a name in the node config's profiles dir (the compiled-in
-/// node default when no node config exists and the name is `default`).
+/// A profile named on the command line (see [`crate::admission::resolve_named`]).
 pub fn resolve(config: Option<&Path>, name: &str) -> Result<Profile, ProfileCmdError> {
-    let wrap = |source: Box<dyn std::error::Error + Send + Sync>| ProfileCmdError::Load {
-        name: name.to_string(),
-        source,
-    };
-    let as_path = PathBuf::from(name);
-    if name.contains('/') || name.ends_with(".toml") {
-        let dir = as_path.parent().unwrap_or(Path::new("."));
-        let stem = as_path.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
-        return profile::load_profile(dir, stem).map_err(|e| wrap(Box::new(e)));
-    }
-    let cfg_path = config.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
-    match NodeConfig::read(cfg_path).map_err(|e| wrap(Box::new(e)))? {
-        Some(cfg) => profile::load_profile(&cfg.profiles_dir, name).map_err(|e| wrap(Box::new(e))),
-        None if name == "default" => node_config::builtin_default().map_err(|e| wrap(Box::new(e))),
-        None => Err(wrap(
-            format!(
-                "no node config at {} to find its profiles dir; name a .toml path",
-                cfg_path.display()
-            )
-            .into(),
-        )),
-    }
+    crate::admission::resolve_named(config, name).map_err(ProfileCmdError::Load)
 }
 
 /// `profile check`: exit status 0 when admitted, 1 when refused.

@@ -202,13 +202,23 @@ impl NodeConfig {
             (self.default_profile.as_str(), SelectedBy::Default)
         };
         let base = self.load(base_name)?;
+        self.apply_annotation(base, by, ctx)
+    }
+
+    /// The annotation may replace `base` only by an allowed profile at least as strict.
+    fn apply_annotation(
+        &self,
+        base: Profile,
+        by: SelectedBy,
+        ctx: &ContainerContext,
+    ) -> Result<Selected, NodeConfigError> {
         let Some(requested) = ctx.annotations.and_then(|a| a.get(PROFILE_ANNOTATION)) else {
             return Ok(Selected {
                 profile: base,
                 selected_by: by,
             });
         };
-        if requested == base_name {
+        if *requested == base.name {
             return Ok(Selected {
                 profile: base,
                 selected_by: by,
@@ -234,6 +244,31 @@ impl NodeConfig {
             profile: chosen,
             selected_by: SelectedBy::Annotation,
         })
+    }
+}
+
+/// `base` chosen by the runtime's caller, after the container's annotation had its
+/// say: it may only move to an allowed profile at least as strict. Without a node
+/// config no annotation is allowed (except naming `base` itself).
+pub fn tighten_by_annotation(
+    config_path: Option<&Path>,
+    base: Profile,
+    ctx: &ContainerContext,
+) -> Result<Profile, NodeConfigError> {
+    let path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    match NodeConfig::read(path)? {
+        Some(cfg) => Ok(cfg
+            .apply_annotation(base, SelectedBy::Default, ctx)?
+            .profile),
+        None => match ctx.annotations.and_then(|a| a.get(PROFILE_ANNOTATION)) {
+            Some(requested) if *requested != base.name => {
+                Err(NodeConfigError::AnnotationNotAllowed {
+                    requested: requested.clone(),
+                    allowed: String::new(),
+                })
+            }
+            _ => Ok(base),
+        },
     }
 }
 
