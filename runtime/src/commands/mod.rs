@@ -37,7 +37,7 @@ pub enum CommandError {
     #[error(transparent)]
     Hardening(#[from] crate::hardening::HardeningError),
     #[error(transparent)]
-    Admission(#[from] crate::admission::AdmissionError),
+    Admission(Box<crate::admission::AdmissionError>),
     #[error(transparent)]
     Profile(Box<profile_cmd::ProfileCmdError>),
     #[error("user namespace setup failed")]
@@ -93,6 +93,12 @@ impl CommandError {
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();
         move |source| CommandError::Io { what, source }
+    }
+}
+
+impl From<crate::admission::AdmissionError> for CommandError {
+    fn from(e: crate::admission::AdmissionError) -> Self {
+        CommandError::Admission(Box::new(e))
     }
 }
 
