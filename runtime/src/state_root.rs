@@ -6,6 +6,7 @@
 //! <root>/<id>/state.json                  libcontainer's state
 //! <root>/.stockade/plans/<id>/config.json  the hardened spec libcontainer runs
 //! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, audit
+//! /run/stockade/rootfs/<hash(root)>/<id>   idmapped rootfs (see `rootfs_dir`)
 //! ```
 
 use std::fs::{self, DirBuilder};
@@ -17,6 +18,9 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::landlock_plan::LandlockPlan;
+
+/// Node-wide parent of idmapped rootfs mounts (see [`StateRoot::rootfs_dir`]).
+pub const IDMAP_ROOT: &str = "/run/stockade/rootfs";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateRootError {
@@ -88,31 +92,42 @@ impl StateRoot {
         self.root.join(".stockade").join("plans").join(id)
     }
 
-    /// Parent of the idmapped rootfs mounts (`<rootfs_dir>/<id>`).
+    /// Where this state root's idmapped rootfs mounts live:
+    /// `/run/stockade/rootfs/<hash of the state root>/`.
+    ///
+    /// Not under the state root: the container's root, an unprivileged host uid, must
+    /// traverse every ancestor of its rootfs (libcontainer bind-mounts it from inside
+    /// the new user namespace), and a state root may sit below a 0700 directory. This
+    /// tree is 0711 all the way down and holds nothing but mount points.
     pub fn rootfs_dir(&self) -> PathBuf {
-        self.root.join(".stockade").join("rootfs")
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: the same state root always names the same dir.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.root.hash(&mut h);
+        Path::new(IDMAP_ROOT).join(format!("{:016x}", h.finish()))
     }
 
-    /// Create the layout. Plans are root's alone (0700); the root and `.stockade` are
-    /// 0711 because a container whose root maps to an unprivileged host range must be
-    /// able to traverse to its idmapped rootfs, and 0711 lets it name nothing else.
+    /// Create the layout: plans are root's alone (0700); the idmap tree is 0711.
     pub fn ensure(&self) -> Result<(), StateRootError> {
         let wrap = |source| StateRootError::CreateRoot {
             path: self.root.clone(),
             source,
         };
-        let dot = self.root.join(".stockade");
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o711)
-            .create(self.rootfs_dir())
-            .map_err(wrap)?;
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dot.join("plans"))
+            .create(self.root.join(".stockade").join("plans"))
             .map_err(wrap)?;
-        for dir in [&self.root, &dot, &self.rootfs_dir()] {
+        let idmap = self.rootfs_dir();
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&idmap)
+            .map_err(wrap)?;
+        for dir in idmap
+            .ancestors()
+            .take_while(|d| d.starts_with("/run/stockade"))
+        {
             std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
                 .map_err(wrap)?;
         }
@@ -196,7 +211,7 @@ mod tests {
     fn plan_round_trip_and_idempotent_removal() {
         let dir = tempfile::tempdir().unwrap();
         let root = StateRoot::new(&dir.path().join("state"));
-        root.ensure().unwrap();
+        fs::create_dir_all(root.path().join(".stockade").join("plans")).unwrap();
         let spec = Spec::default();
         let rec = PlanRecord {
             bundle: "/b".into(),
