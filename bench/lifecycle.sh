@@ -7,8 +7,10 @@
 # Every runtime runs the same bundle. crun 1.8 refuses the hybrid cgroup layout
 # (a v2 hierarchy mounted beside v1), so the whole benchmark runs in a private mount
 # namespace where /sys/fs/cgroup/unified is hidden: all three see pure cgroup v1.
-# Stockade is measured twice: on the plain bundle, and with its full hardening
-# (default-deny seccomp, dropped caps, read-only root, no_new_privs, Landlock).
+# Stockade is measured twice on the same bundle: under the `unconfined` profile (the
+# same work runc and crun do), and under the node `default` profile, i.e. with full
+# hardening injected (default-deny seccomp, dropped caps, read-only root,
+# no_new_privs, user namespace with an idmapped rootfs, cgroup limits, Landlock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-50}
@@ -32,16 +34,13 @@ cp /bin/busybox "$work/rootfs/bin/"
 ln -s busybox "$work/rootfs/bin/true"
 ln -s busybox "$work/rootfs/bin/sh"
 
-make_bundle() { # name cgroup hardened
+make_bundle() { # name cgroup
   mkdir -p "$work/$1"
-  python3 - "$work" "$1" "$2" "$3" "$stockade" <<'PY'
+  python3 - "$work" "$1" "$2" <<'PY'
 import json, subprocess, sys
-work, name, cg, hardened, stockade = sys.argv[1:]
-if hardened == "1":
-    spec = json.loads(subprocess.check_output([stockade, "spec", "--stdout"]))
-else:
-    subprocess.check_call(["runc", "spec"], cwd=f"{work}/{name}")
-    spec = json.load(open(f"{work}/{name}/config.json"))
+work, name, cg = sys.argv[1:]
+subprocess.check_call(["runc", "spec"], cwd=f"{work}/{name}")
+spec = json.load(open(f"{work}/{name}/config.json"))
 spec["root"]["path"] = f"{work}/rootfs"
 spec["process"]["terminal"] = False
 spec["process"]["args"] = ["/bin/true"]
@@ -49,18 +48,24 @@ spec["linux"]["cgroupsPath"] = f"/stockade-bench/{cg}"
 json.dump(spec, open(f"{work}/{name}/config.json", "w"))
 PY
 }
-make_bundle plain-stockade stockade 0
-make_bundle plain-runc runc 0
-make_bundle plain-crun crun 0
-make_bundle hardened stockade-hardened 1
+make_bundle plain-stockade stockade
+make_bundle plain-runc runc
+make_bundle plain-crun crun
+make_bundle hardened stockade-hardened
+cat > "$work/config.toml" <<TOML
+schema = 1
+profiles_dir = "$PWD/profiles"
+default_profile = "default"
+TOML
 
+STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$work/userns.json \
 unshare -m bash -s "$work" "$stockade" "$runs" <<'SH'
 set -euo pipefail
 work=$1; stockade=$2; runs=$3
 umount -l /sys/fs/cgroup/unified 2>/dev/null || true
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/result.json" \
-  -n stockade          "$stockade --root $work/s1 run --bundle $work/plain-stockade b" \
-  -n stockade-hardened "$stockade --root $work/s2 run --bundle $work/hardened b" \
+  -n stockade          "$stockade --default-profile unconfined --root $work/s1 run --bundle $work/plain-stockade b" \
+  -n stockade-hardened "$stockade --default-profile default --root $work/s2 run --bundle $work/hardened b" \
   -n runc              "runc --root $work/s3 run --bundle $work/plain-runc b" \
   -n crun              "crun --root $work/s4 run --bundle $work/plain-crun b" >&2
 python3 - "$work/result.json" <<'PY'
