@@ -20,8 +20,10 @@ cargo build --release -p stockade >&2
 stockade=$PWD/target/release/stockade
 
 work=$(mktemp -d /tmp/stockade-bench.XXXXXX)
+# A user-namespaced container root (an unprivileged host uid) must traverse to the rootfs.
+chmod 711 "$work"
 cleanup() {
-  for rt in stockade stockade-hardened runc crun; do
+  for rt in stockade stockade-hardened runc crun runc-hardened crun-hardened; do
     rmdir /sys/fs/cgroup/*/stockade-bench/"$rt" 2>/dev/null || true
   done
   rmdir /sys/fs/cgroup/*/stockade-bench 2>/dev/null || true
@@ -58,6 +60,25 @@ profiles_dir = "$PWD/profiles"
 default_profile = "default"
 TOML
 
+# The spec Stockade's default profile turns the plain bundle into (seccomp, caps,
+# read-only root, no_new_privs, user namespace, limits), for runc and crun to run
+# the same hardening. Landlock and the idmapped rootfs have no OCI equivalent.
+STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$work/userns.json \
+  "$stockade" --root "$work/probe" create --bundle "$work/hardened" probe >&2
+for rt in runc crun; do
+  mkdir -p "$work/hardened-$rt"
+  python3 - "$work" "$rt" <<'PY'
+import json, sys
+work, rt = sys.argv[1:]
+spec = json.load(open(f"{work}/probe/.stockade/plans/probe/config.json"))
+spec["root"]["path"] = f"{work}/rootfs"
+spec["linux"]["cgroupsPath"] = f"/stockade-bench/{rt}-hardened"
+json.dump(spec, open(f"{work}/hardened-{rt}/config.json", "w"))
+PY
+done
+STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$work/userns.json \
+  "$stockade" --root "$work/probe" delete --force probe >&2
+
 STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$work/userns.json \
 unshare -m bash -s "$work" "$stockade" "$runs" <<'SH'
 set -euo pipefail
@@ -67,13 +88,19 @@ hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/result.json" \
   -n stockade          "$stockade --default-profile unconfined --root $work/s1 run --bundle $work/plain-stockade b" \
   -n stockade-hardened "$stockade --default-profile default --root $work/s2 run --bundle $work/hardened b" \
   -n runc              "runc --root $work/s3 run --bundle $work/plain-runc b" \
-  -n crun              "crun --root $work/s4 run --bundle $work/plain-crun b" >&2
+  -n crun              "crun --root $work/s4 run --bundle $work/plain-crun b" \
+  -n runc-hardened     "runc --root $work/s5 run --bundle $work/hardened-runc b" \
+  -n crun-hardened     "crun --root $work/s6 run --bundle $work/hardened-crun b" >&2
 python3 - "$work/result.json" <<'PY'
 import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 med = {k: v["median"] * 1000 for k, v in res.items()}
 print(f"{'runtime':<20}{'median ms':>10}{'vs crun':>10}{'vs runc':>10}")
-for k in ["stockade", "stockade-hardened", "runc", "crun"]:
-    print(f"{k:<20}{med[k]:>10.1f}{med[k]/med['crun']:>10.2f}{med[k]/med['runc']:>10.2f}")
+for k, crun, runc in [("stockade", "crun", "runc"), ("runc", "crun", "runc"), ("crun", "crun", "runc"),
+                      ("stockade-hardened", "crun-hardened", "runc-hardened"),
+                      ("runc-hardened", "crun-hardened", "runc-hardened"),
+                      ("crun-hardened", "crun-hardened", "runc-hardened")]:
+    print(f"{k:<20}{med[k]:>10.1f}{med[k]/med[crun]:>10.2f}{med[k]/med[runc]:>10.2f}")
+print("(hardened rows compare against runc/crun running the same hardened spec)")
 PY
 SH

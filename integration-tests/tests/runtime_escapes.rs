@@ -222,13 +222,19 @@ fn no_host_fd_or_cwd_leaks_into_init_or_exec() {
     }
 }
 
-fn is_memfd(exe: &Path) -> bool {
-    exe.to_string_lossy().starts_with("/memfd:")
+/// CVE-2019-5736's precondition: the binary behind `/proc/<pid>/exe` can be opened
+/// for writing. Stockade runs from a read-only bind mount (or a sealed memfd), so
+/// even host root gets EROFS / EPERM here.
+fn exe_is_writable(pid: i32) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"))
+        .is_ok()
 }
 
 /// CVE-2019-5736 for `create`: until `start`, the container's init is runtime code.
-/// It must run from a sealed memfd copy, so a process in the container that opens
-/// /proc/<init>/exe cannot reach (and overwrite) the runtime binary on the host.
+/// Its binary must not be writable through /proc/<init>/exe, so a process in the
+/// container cannot reach (and overwrite) the runtime binary on the host.
 ///
 /// CVE-2016-9962: the init must be non-dumpable until it execs the workload.
 /// /proc/<pid>/status has no dumpable field; what is observable is the owner of
@@ -237,7 +243,7 @@ fn is_memfd(exe: &Path) -> bool {
 /// as host uid 100000, so the owner tells them apart: root before `start`, 100000
 /// once the workload has exec'd (execve of a readable binary makes it dumpable).
 #[test]
-fn create_init_runs_from_a_memfd_and_is_non_dumpable_until_exec() {
+fn create_init_binary_is_unwritable_and_init_is_non_dumpable_until_exec() {
     use std::os::unix::fs::MetadataExt;
     let rt = runtime!();
     let bundle = BundleBuilder::new()
@@ -247,12 +253,12 @@ fn create_init_runs_from_a_memfd_and_is_non_dumpable_until_exec() {
     let c = rt.create(&bundle).expect("create");
     let pid = c.pid.unwrap();
     let exe = proc_link(pid, "exe");
-    if skip_on_reference("runc 1.1's created init is not shown as a memfd from the host") {
+    if skip_on_reference("runc 1.1's created init runs from a memfd shown differently") {
         eprintln!("reference init's exe: {}", exe.display());
     } else {
         assert!(
-            is_memfd(&exe),
-            "created init's /proc/{pid}/exe is a memfd, not {}",
+            !exe_is_writable(pid),
+            "created init's /proc/{pid}/exe ({}) opens for writing",
             exe.display()
         );
     }
@@ -290,12 +296,12 @@ fn create_init_runs_from_a_memfd_and_is_non_dumpable_until_exec() {
 }
 
 /// CVE-2019-5736 for `exec`: while a foreground `exec` waits for its process, the
-/// runtime process's /proc/<pid>/exe is a sealed memfd, not the on-disk binary.
+/// runtime process's /proc/<pid>/exe cannot be opened for writing.
 /// (runc's `exec` process stays on the host and runs from disk; only its
 /// short-lived `runc init` child is cloned, so this is Stockade's own design.)
 #[test]
-fn foreground_exec_runs_from_a_memfd() {
-    if skip_on_reference("Stockade's exec process re-executes from a sealed memfd") {
+fn foreground_exec_binary_is_unwritable() {
+    if skip_on_reference("Stockade's exec process re-executes from a read-only binary") {
         return;
     }
     let rt = runtime!();
@@ -318,12 +324,12 @@ fn foreground_exec_runs_from_a_memfd() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let exe = proc_link(exec_pid, "exe");
-    let sealed = is_memfd(&exe);
+    let writable = exe_is_writable(exec_pid);
     assert!(c.kill("KILL").success());
     let status = exec.wait().expect("wait for exec");
     assert!(
-        sealed,
-        "stockade exec's /proc/{exec_pid}/exe is {}, not a memfd",
+        !writable,
+        "stockade exec's /proc/{exec_pid}/exe ({}) opens for writing",
         exe.display()
     );
     assert_ne!(exe, rt.binary());

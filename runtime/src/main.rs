@@ -131,7 +131,7 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
 
 /// Protections for verbs whose process enters a container.
 fn enter_container_guard() -> anyhow::Result<()> {
-    self_protect::run_from_sealed_copy()?;
+    self_protect::run_from_read_only_binary()?;
     self_protect::make_non_dumpable()?;
     Ok(())
 }

@@ -1,18 +1,139 @@
 //! Protections of the runtime process itself, applied before it touches a container.
 
+use std::ffi::{CString, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+
 use crate::commands::CommandError;
 
-/// Re-execute from a sealed, anonymous copy of our own binary.
+/// Where the runtime re-executes itself from: `<dir>/<dev>-<inode>/stockade`, a
+/// read-only bind mount of the installed binary. Keyed by the binary's identity, so
+/// an upgraded binary gets a mount of its own and an invocation never execs a
+/// binary other than the one it was started as.
+pub const PROTECTED_BINARY_DIR: &str = "/run/stockade/bin";
+
+/// Make sure this process runs from a binary nothing can open for writing.
 ///
 /// CVE-2019-5736: a process inside the container could open `/proc/<pid>/exe` of a
-/// runtime process that joined its namespaces and overwrite the host's runtime binary.
-/// Running from a sealed memfd means `/proc/self/exe` names a read-only, unlinked copy,
-/// so there is nothing on the host to overwrite. Only the verbs that enter a container
-/// (create, run, exec) pay for the copy.
-pub fn run_from_sealed_copy() -> Result<(), CommandError> {
-    pentacle::ensure_sealed().map_err(CommandError::io(
-        "failed to re-execute from a sealed copy of the runtime binary (CVE-2019-5736 protection)",
-    ))
+/// runtime process that joined its namespaces (or of its own init, through a
+/// `#!/proc/self/exe` workload) and overwrite the host's runtime binary. If the
+/// binary we run from sits on a read-only mount, `/proc/<pid>/exe` names that mount
+/// and every open for writing fails with EROFS, whoever asks.
+///
+/// The first invocation of a binary bind-mounts it read-only under
+/// [`PROTECTED_BINARY_DIR`]; every
+/// container-entering invocation then re-executes from there, which costs one execve
+/// instead of copying the binary into a sealed memfd each time (runc, crun). Where a
+/// mount is impossible we fall back to that sealed copy.
+pub fn run_from_read_only_binary() -> Result<(), CommandError> {
+    if runs_from_unwritable_binary() {
+        return Ok(());
+    }
+    match prepare_protected_binary() {
+        Ok(target) => reexec(&target),
+        Err(e) => {
+            tracing::debug!(error = %e, "no read-only bind of the runtime binary; using a sealed copy");
+            pentacle::ensure_sealed().map_err(CommandError::io(
+                "failed to re-execute from a sealed copy of the runtime binary (CVE-2019-5736 protection)",
+            ))
+        }
+    }
+}
+
+/// True when `/proc/self/exe` is on a read-only mount or is a sealed memfd.
+fn runs_from_unwritable_binary() -> bool {
+    let on_ro_mount = statvfs("/proc/self/exe")
+        .map(|s| s.flags().contains(FsFlags::ST_RDONLY))
+        .unwrap_or(false);
+    on_ro_mount || pentacle::is_sealed()
+}
+
+/// Bind-mount the running binary read-only under [`PROTECTED_BINARY_DIR`], unless
+/// that mount exists already; returns its path.
+fn prepare_protected_binary() -> std::io::Result<PathBuf> {
+    let exe = fs::metadata("/proc/self/exe")?;
+    let dir = Path::new(PROTECTED_BINARY_DIR).join(format!("{:x}-{:x}", exe.dev(), exe.ino()));
+    let target = dir.join("stockade");
+    fs::create_dir_all(&dir)?;
+    // Serialise concurrent first invocations: one mounts, the others see it done.
+    let lock = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(".lock"))?;
+    let _guard = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| e)?;
+
+    let mounted = statvfs(&target)
+        .map(|s| s.flags().contains(FsFlags::ST_RDONLY))
+        .unwrap_or(false);
+    if mounted {
+        return Ok(target);
+    }
+    remove_stale_mounts(&dir);
+    File::create(&target)?;
+    let src = fs::read_link("/proc/self/exe")?;
+    mount(
+        Some(&src),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if let Err(e) = mount(None::<&str>, &target, None::<&str>, ro, None::<&str>) {
+        let _ = umount2(&target, MntFlags::MNT_DETACH);
+        return Err(e.into());
+    }
+    Ok(target)
+}
+
+/// Unmount protected copies of binaries that have since been deleted or replaced
+/// (an upgrade): a mount keeps the old inode alive, and nothing execs it any more.
+/// Best effort: a failure leaves a stale mount, never a wrong one.
+fn remove_stale_mounts(keep: &Path) {
+    let Ok(entries) = fs::read_dir(PROTECTED_BINARY_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let bin = dir.join("stockade");
+        let deleted = fs::metadata(&bin).map(|m| m.nlink() == 0).unwrap_or(false);
+        if dir != keep && deleted && umount2(&bin, MntFlags::MNT_DETACH).is_ok() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// Replace this process with `binary`, same arguments and environment.
+fn reexec(binary: &Path) -> Result<(), CommandError> {
+    let to_c = |s: OsString| CString::new(s.as_bytes()).ok();
+    let args: Option<Vec<CString>> = std::env::args_os().map(to_c).collect();
+    let env: Option<Vec<CString>> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            to_c(kv)
+        })
+        .collect();
+    let path = CString::new(binary.as_os_str().as_bytes()).ok();
+    let (Some(args), Some(env), Some(path)) = (args, env, path) else {
+        return Err(CommandError::Io {
+            what: "cannot re-execute: an argument or variable contains a NUL byte".into(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        });
+    };
+    let err = nix::unistd::execve(&path, &args, &env).unwrap_err();
+    Err(CommandError::Io {
+        what: format!("failed to re-execute from {}", binary.display()),
+        source: err.into(),
+    })
 }
 
 /// Make this process (and the container init forked from it) non-dumpable until the

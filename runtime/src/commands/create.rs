@@ -47,6 +47,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         .map_err(CommandError::container(opts.id, "validate id"))?;
 
     let loaded = bundle::load(opts.bundle)?;
+    tracing::debug!("bundle loaded");
     let admitted = admission::admit(
         Source {
             config: g.config.as_deref(),
@@ -58,6 +59,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         opts.id,
     )?;
     let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
+    tracing::debug!("hardening plan compiled");
 
     if g.root.exists(opts.id) {
         return Err(StateRootError::Exists(opts.id.to_string()).into());
@@ -75,6 +77,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         )?),
         None => None,
     };
+    tracing::debug!("user namespace ready");
     let undo = |g: &Global, userns: Option<&UsernsRecord>| {
         if let Err(e) = g.root.remove_plan(opts.id) {
             tracing::warn!(error = %e, "failed to remove the hardened bundle");
