@@ -64,6 +64,7 @@ fn prepare_protected_binary() -> std::io::Result<PathBuf> {
     // Serialise concurrent first invocations: one mounts, the others see it done.
     let lock = OpenOptions::new()
         .create(true)
+        .truncate(false)
         .write(true)
         .mode(0o600)
         .open(dir.join(".lock"))?;
