@@ -782,19 +782,18 @@ pub fn assert_nothing_left_behind(rt: &Runtime, id: &str, cgroup: &str, rootfs: 
     }
     left.extend(processes_in_cgroup(cgroup));
     let rootfs = rootfs.to_string_lossy().into_owned();
-    // Stockade's idmapped rootfs for the container lives under the state root.
-    let idmapped = rt
-        .state_root()
-        .join(".stockade/rootfs")
-        .join(id)
-        .to_string_lossy()
-        .into_owned();
+    // Stockade's idmapped rootfs and bind sources for the container:
+    // /run/stockade/rootfs/<hash of state root>/{root/<id>, binds/<id>/<n>}.
+    let idmapped_root = format!("/root/{id}");
+    let idmapped_binds = format!("/binds/{id}/");
     for line in fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
     {
         if let Some(mount_point) = line.split_whitespace().nth(4) {
-            if mount_point.starts_with(&rootfs) || mount_point == idmapped {
+            let idmapped = mount_point.starts_with("/run/stockade/rootfs/")
+                && (mount_point.ends_with(&idmapped_root) || mount_point.contains(&idmapped_binds));
+            if mount_point.starts_with(&rootfs) || idmapped {
                 left.push(format!("mount {mount_point}"));
             }
         }

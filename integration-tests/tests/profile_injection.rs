@@ -469,3 +469,54 @@ fn a_pod_member_joins_the_sandbox_user_namespace() {
     assert_clean(&rt, &sandbox);
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
 }
+
+/// A volume (a bind mount from an allowed host directory, owned by host root) is
+/// idmapped like the rootfs: inside, its files belong to the container's root,
+/// which can write there; on the host the new file belongs to host root, and
+/// nothing of the idmapped clone is left after delete.
+#[test]
+fn bind_mounted_volume_is_idmapped_into_the_containers_range() {
+    use std::os::unix::fs::MetadataExt;
+    if skip_on_reference("hardening profiles are Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    // The default profile only admits bind sources below its allow-listed prefixes.
+    let volumes = std::path::Path::new("/var/lib/stockade/volumes");
+    std::fs::create_dir_all(volumes).expect("create volumes dir");
+    let vol = tempfile::Builder::new()
+        .prefix("idmap-test-")
+        .tempdir_in(volumes)
+        .expect("volume dir");
+    std::fs::set_permissions(
+        vol.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(vol.path().join("seed"), b"from the host").unwrap();
+    let source = vol.path().to_string_lossy().into_owned();
+    let (bundle, lines) = run_script(
+        &rt,
+        bare().mount(json!({
+            "destination": "/data", "type": "bind", "source": source,
+            "options": ["rbind", "rw"],
+        })),
+        "stat -c '{\"owner\":\"%u:%g\",\"file\":\"%n\"}' /data /data/seed; \
+         probe write /data/from-container",
+    );
+    assert_eq!(find(&lines, "file", "/data")["owner"], "0:0", "{lines:#?}");
+    assert_eq!(
+        find(&lines, "file", "/data/seed")["owner"],
+        "0:0",
+        "{lines:#?}"
+    );
+    let w = find(&lines, "path", "/data/from-container");
+    assert_eq!(w["ok"], true, "container root writes its volume: {w}");
+    let host = std::fs::metadata(vol.path().join("from-container")).expect("file on host");
+    assert_eq!(
+        (host.uid(), host.gid()),
+        (0, 0),
+        "written through the idmap as host root"
+    );
+    assert_clean(&rt, &bundle);
+}

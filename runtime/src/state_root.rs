@@ -6,7 +6,8 @@
 //! <root>/<id>/state.json                  libcontainer's state
 //! <root>/.stockade/plans/<id>/config.json  the hardened spec libcontainer runs
 //! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, audit
-//! /run/stockade/rootfs/<hash(root)>/<id>   idmapped rootfs (see `rootfs_dir`)
+//! /run/stockade/rootfs/<hash(root)>/root/<id>       idmapped rootfs (see `rootfs_dir`)
+//! /run/stockade/rootfs/<hash(root)>/binds/<id>/<n>  idmapped bind mount sources
 //! ```
 
 use std::fs::{self, DirBuilder};
@@ -92,8 +93,8 @@ impl StateRoot {
         self.root.join(".stockade").join("plans").join(id)
     }
 
-    /// Where this state root's idmapped rootfs mounts live:
-    /// `/run/stockade/rootfs/<hash of the state root>/`.
+    /// Where this state root's idmapped mounts live:
+    /// `/run/stockade/rootfs/<hash of the state root>/{root,binds}/<id>`.
     ///
     /// Not under the state root: the container's root, an unprivileged host uid, must
     /// traverse every ancestor of its rootfs (libcontainer bind-mounts it from inside

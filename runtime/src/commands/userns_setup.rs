@@ -27,6 +27,9 @@ pub struct UsernsRecord {
     pub range: Option<HostRange>,
     /// Where the idmapped rootfs is mounted, if it was idmapped.
     pub idmapped_rootfs: Option<PathBuf>,
+    /// Idmapped clones of the spec's bind mount sources.
+    #[serde(default)]
+    pub idmapped_binds: Vec<PathBuf>,
     /// The user namespace joined by path (pod member), if any.
     pub joined: Option<PathBuf>,
 }
@@ -46,7 +49,7 @@ pub fn setup(
     spec: &mut Spec,
     req: &UsernsRequest,
     db: &Path,
-    rootfs_dir: &Path,
+    idmap_dir: &Path,
 ) -> Result<UsernsRecord, CommandError> {
     let _s = tracing::debug_span!("userns").entered();
     let alloc = allocator(req, db);
@@ -72,7 +75,10 @@ pub fn setup(
         // A pod member shares its sandbox's range, and the sandbox's namespace maps
         // exactly that range, so the same idmapping fits the namespace it joins.
         // Without it the member's image would look owned by the overflow id.
-        record.idmapped_rootfs = idmap_rootfs(id, spec, range, rootfs_dir)?;
+        let (uid, gid) = userns::mappings_for(range, range.size);
+        let idmap = userns::IdmapUserns::new(&uid, &gid).map_err(CommandError::Userns)?;
+        record.idmapped_rootfs = idmap_rootfs(id, spec, &idmap, idmap_dir)?;
+        idmap_binds(id, spec, &idmap, idmap_dir, &mut record.idmapped_binds)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -84,10 +90,13 @@ pub fn setup(
 
 /// Undo [`setup`]; idempotent, used by a failed create and by delete.
 pub fn teardown(id: &str, record: &UsernsRecord) {
-    if let Some(target) = &record.idmapped_rootfs {
+    for target in record.idmapped_binds.iter().chain(&record.idmapped_rootfs) {
         if let Err(e) = userns::idmap::remove(target) {
-            tracing::warn!(error = %crate::error_chain(&e), "failed to remove the idmapped rootfs");
+            tracing::warn!(error = %crate::error_chain(&e), target = %target.display(), "failed to remove an idmapped mount");
         }
+    }
+    if let Some(parent) = record.idmapped_binds.first().and_then(|t| t.parent()) {
+        let _ = std::fs::remove_dir(parent);
     }
     if record.range.is_some() {
         // Pool bounds do not matter for release.
@@ -129,36 +138,104 @@ fn join(spec: &mut Spec, path: &Path) {
     }
 }
 
-/// Idmap a plain-directory rootfs onto `<rootfs_dir>/<id>` and point the spec at it.
-/// An overlay rootfs (containerd's snapshots) is left as is: overlayfs cannot be
+/// Idmap a plain-directory rootfs onto `<idmap_dir>/root/<id>` and point the spec at
+/// it. An overlay rootfs (containerd's snapshots) is left as is: overlayfs cannot be
 /// idmapped; its files then show as the overflow id inside the container, which the
 /// read-only rootfs default makes harmless for reading images.
 fn idmap_rootfs(
     id: &str,
     spec: &mut Spec,
-    range: HostRange,
-    rootfs_dir: &Path,
+    idmap: &userns::IdmapUserns,
+    idmap_dir: &Path,
 ) -> Result<Option<PathBuf>, CommandError> {
     let Some(mut root) = spec.root().clone() else {
         return Ok(None);
     };
     let source = root.path().clone();
-    let fs = nix::sys::statfs::statfs(&source).map_err(|e| CommandError::Io {
-        what: format!("cannot stat the rootfs {}", source.display()),
-        source: e.into(),
-    })?;
-    if fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC {
+    if is_overlay(&source)? {
         tracing::info!(rootfs = %source.display(), "overlay rootfs is not idmapped");
         return Ok(None);
     }
-    let target = rootfs_dir.join(id);
+    let target = idmap_dir.join("root").join(id);
+    make_dir_0711(target.parent().expect("joined path has a parent"))?;
     // A create that crashed may have left a mount here; never stack on it.
     userns::idmap::remove(&target).map_err(CommandError::Userns)?;
-    let (uid, gid) = userns::mappings_for(range, range.size);
-    userns::idmap::mount(&source, &target, &uid, &gid).map_err(CommandError::Userns)?;
+    idmap
+        .mount(&source, &target)
+        .map_err(CommandError::Userns)?;
     root.set_path(target.clone());
     spec.set_root(Some(root));
     Ok(Some(target))
+}
+
+/// Idmap every bind mount source so a volume owned by host root looks root-owned in
+/// the container's range, as the rootfs does. `rbind` sources are cloned with their
+/// submounts. A source on a filesystem that cannot be idmapped (overlayfs, some
+/// network filesystems) keeps its plain bind: its files show as the overflow id.
+fn idmap_binds(
+    id: &str,
+    spec: &mut Spec,
+    idmap: &userns::IdmapUserns,
+    idmap_dir: &Path,
+    made: &mut Vec<PathBuf>,
+) -> Result<(), CommandError> {
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return Ok(());
+    };
+    let dir = idmap_dir.join("binds").join(id);
+    for (index, m) in mounts.iter_mut().enumerate() {
+        let opts = m.options().clone().unwrap_or_default();
+        let recursive = opts.iter().any(|o| o == "rbind");
+        let is_bind =
+            recursive || opts.iter().any(|o| o == "bind") || m.typ().as_deref() == Some("bind");
+        let Some(source) = m.source().clone().filter(|s| is_bind && s.is_absolute()) else {
+            continue;
+        };
+        if !source.exists() || is_overlay(&source)? {
+            continue;
+        }
+        if made.is_empty() {
+            make_dir_0711(&dir)?;
+        }
+        let target = dir.join(index.to_string());
+        userns::idmap::remove(&target).map_err(CommandError::Userns)?;
+        let mounted = if recursive {
+            idmap.mount_recursive(&source, &target)
+        } else {
+            idmap.mount(&source, &target)
+        };
+        match mounted {
+            Ok(()) => {
+                made.push(target.clone());
+                m.set_source(Some(target));
+            }
+            Err(e) => tracing::info!(
+                source = %source.display(),
+                error = %crate::error_chain(&e),
+                "bind source cannot be idmapped; its files show as the overflow id"
+            ),
+        }
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+fn is_overlay(path: &Path) -> Result<bool, CommandError> {
+    let fs = nix::sys::statfs::statfs(path).map_err(|e| CommandError::Io {
+        what: format!("cannot stat {}", path.display()),
+        source: e.into(),
+    })?;
+    Ok(fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC)
+}
+
+/// The container's mapped root must traverse to its idmapped mounts: 0711, no more.
+fn make_dir_0711(dir: &Path) -> Result<(), CommandError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(dir)
+        .map_err(CommandError::io(format!("cannot create {}", dir.display())))
 }
 
 impl From<UsernsError> for CommandError {

@@ -75,6 +75,16 @@ impl IdmapUserns {
     /// directories of `target` must be searchable by the container's host ids, or
     /// its init cannot reach the mount.
     pub fn mount(&self, source: &Path, target: &Path) -> Result<(), UsernsError> {
+        self.mount_tree(source, target, false)
+    }
+
+    /// Like [`Self::mount`], but clones and idmaps every mount below `source` too
+    /// (what an `rbind` volume needs). Fails if any of them cannot be idmapped.
+    pub fn mount_recursive(&self, source: &Path, target: &Path) -> Result<(), UsernsError> {
+        self.mount_tree(source, target, true)
+    }
+
+    fn mount_tree(&self, source: &Path, target: &Path, recursive: bool) -> Result<(), UsernsError> {
         let span =
             tracing::debug_span!("idmap", source = %source.display(), target = %target.display());
         let _enter = span.enter();
@@ -83,7 +93,7 @@ impl IdmapUserns {
             source: e,
         })?;
         let created = create_target(source, target, &meta)?;
-        let result = self.attach(source, target);
+        let result = self.attach(source, target, recursive);
         if result.is_err() && created {
             // Leave nothing behind: the target was ours and nothing is mounted on it.
             let _ = if meta.is_dir() {
@@ -95,8 +105,9 @@ impl IdmapUserns {
         result
     }
 
-    fn attach(&self, source: &Path, target: &Path) -> Result<(), UsernsError> {
+    fn attach(&self, source: &Path, target: &Path, recursive: bool) -> Result<(), UsernsError> {
         let src = cstring(source);
+        let rec = if recursive { libc::AT_RECURSIVE } else { 0 };
         // SAFETY: src is a NUL-terminated path that outlives the call; open_tree
         // reads it and returns a new fd or -1, touching no other memory.
         let tree = unsafe {
@@ -104,7 +115,7 @@ impl IdmapUserns {
                 libc::SYS_open_tree,
                 libc::AT_FDCWD,
                 src.as_ptr(),
-                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec as libc::c_uint,
             )
         };
         if tree < 0 {
@@ -129,7 +140,7 @@ impl IdmapUserns {
                 libc::SYS_mount_setattr,
                 tree.as_raw_fd(),
                 c"".as_ptr(),
-                libc::AT_EMPTY_PATH,
+                libc::AT_EMPTY_PATH | rec,
                 &attr as *const libc::mount_attr,
                 std::mem::size_of::<libc::mount_attr>(),
             )
