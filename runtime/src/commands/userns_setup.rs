@@ -27,6 +27,10 @@ pub struct UsernsRecord {
     pub range: Option<HostRange>,
     /// Where the idmapped rootfs is mounted, if it was idmapped.
     pub idmapped_rootfs: Option<PathBuf>,
+    /// Where a rootfs that cannot be idmapped (overlayfs) is bound so the container's
+    /// root can reach it, if it was.
+    #[serde(default)]
+    pub bound_rootfs: Option<PathBuf>,
     /// The user namespace joined by path (pod member), if any.
     pub joined: Option<PathBuf>,
 }
@@ -72,7 +76,11 @@ pub fn setup(
         // A pod member shares its sandbox's range, and the sandbox's namespace maps
         // exactly that range, so the same idmapping fits the namespace it joins.
         // Without it the member's image would look owned by the overflow id.
-        record.idmapped_rootfs = idmap_rootfs(id, spec, range, rootfs_dir)?;
+        match idmap_rootfs(id, spec, range, rootfs_dir)? {
+            RootfsMount::Idmapped(t) => record.idmapped_rootfs = Some(t),
+            RootfsMount::Bound(t) => record.bound_rootfs = Some(t),
+            RootfsMount::None => {}
+        }
         Ok(())
     })();
     if let Err(e) = result {
@@ -84,9 +92,9 @@ pub fn setup(
 
 /// Undo [`setup`]; idempotent, used by a failed create and by delete.
 pub fn teardown(id: &str, record: &UsernsRecord) {
-    if let Some(target) = &record.idmapped_rootfs {
+    for target in record.idmapped_rootfs.iter().chain(&record.bound_rootfs) {
         if let Err(e) = userns::idmap::remove(target) {
-            tracing::warn!(error = %crate::error_chain(&e), "failed to remove the idmapped rootfs");
+            tracing::warn!(error = %crate::error_chain(&e), "failed to remove the rootfs mount");
         }
     }
     if record.range.is_some() {
@@ -129,36 +137,49 @@ fn join(spec: &mut Spec, path: &Path) {
     }
 }
 
+/// What [`idmap_rootfs`] mounted under the node's rootfs dir.
+enum RootfsMount {
+    Idmapped(PathBuf),
+    Bound(PathBuf),
+    None,
+}
+
 /// Idmap a plain-directory rootfs onto `<rootfs_dir>/<id>` and point the spec at it.
-/// An overlay rootfs (containerd's snapshots) is left as is: overlayfs cannot be
-/// idmapped; its files then show as the overflow id inside the container, which the
-/// read-only rootfs default makes harmless for reading images.
+/// An overlay rootfs (containerd's snapshots) cannot be idmapped: it is bound there
+/// as it is, because the caller's bundle directory may be closed to the container's
+/// unprivileged root (containerd makes it 0700 when its spec has no user namespace,
+/// and the container's init mounts the rootfs from inside the new user namespace).
+/// Its files then show as the overflow id inside the container, which the read-only
+/// rootfs default makes harmless for reading images.
 fn idmap_rootfs(
     id: &str,
     spec: &mut Spec,
     range: HostRange,
     rootfs_dir: &Path,
-) -> Result<Option<PathBuf>, CommandError> {
+) -> Result<RootfsMount, CommandError> {
     let Some(mut root) = spec.root().clone() else {
-        return Ok(None);
+        return Ok(RootfsMount::None);
     };
     let source = root.path().clone();
     let fs = nix::sys::statfs::statfs(&source).map_err(|e| CommandError::Io {
         what: format!("cannot stat the rootfs {}", source.display()),
         source: e.into(),
     })?;
-    if fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC {
-        tracing::info!(rootfs = %source.display(), "overlay rootfs is not idmapped");
-        return Ok(None);
-    }
     let target = rootfs_dir.join(id);
     // A create that crashed may have left a mount here; never stack on it.
     userns::idmap::remove(&target).map_err(CommandError::Userns)?;
-    let (uid, gid) = userns::mappings_for(range, range.size);
-    userns::idmap::mount(&source, &target, &uid, &gid).map_err(CommandError::Userns)?;
-    root.set_path(target.clone());
+    let mounted = if fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC {
+        tracing::info!(rootfs = %source.display(), "overlay rootfs is bound, not idmapped");
+        userns::idmap::bind(&source, &target).map_err(CommandError::Userns)?;
+        RootfsMount::Bound(target.clone())
+    } else {
+        let (uid, gid) = userns::mappings_for(range, range.size);
+        userns::idmap::mount(&source, &target, &uid, &gid).map_err(CommandError::Userns)?;
+        RootfsMount::Idmapped(target.clone())
+    };
+    root.set_path(target);
     spec.set_root(Some(root));
-    Ok(Some(target))
+    Ok(mounted)
 }
 
 impl From<UsernsError> for CommandError {
