@@ -121,7 +121,7 @@ fn moved_paths(d: &Path) -> [(&'static str, String); 6] {
         ),
         (
             "/etc/stockade/profiles",
-            crate::runtime::profiles_dir().display().to_string(),
+            d.join("profiles").display().to_string(),
         ),
         ("/usr/local/bin/stockade", runtime_binary()),
         (
@@ -225,6 +225,7 @@ impl Containerd {
         let d = dir.path();
         let socket = d.join("containerd.sock");
         install_cni(d)?;
+        install_profiles(d)?;
         fs::create_dir_all(d.join("etc/containerd"))?;
         for name in [
             "stockade-shim.toml",
@@ -494,6 +495,41 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| m.starts_with(&prefix))
         .map(str::to_string)
         .collect()
+}
+
+/// The repository's profiles, copied to `<d>/profiles` with one change: every
+/// `bind_source_prefixes` list also holds this containerd's CRI sandbox dirs (its
+/// root and state are under the temp dir, not `/var/lib/containerd` and
+/// `/run/containerd`), or every pod's `/dev/shm` and `/etc/resolv.conf` binds would
+/// be refused. A node with a non-default containerd root needs the same edit.
+fn install_profiles(d: &Path) -> io::Result<()> {
+    let dest = d.join("profiles");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(crate::runtime::profiles_dir())
+        .arg(&dest)
+        .status()?;
+    if !st.success() {
+        return Err(io::Error::other("copy profiles"));
+    }
+    let extra = format!(
+        "\n    {:?},\n    {:?},",
+        d.join("root/io.containerd.grpc.v1.cri/sandboxes"),
+        d.join("state/io.containerd.grpc.v1.cri/sandboxes"),
+    );
+    for e in fs::read_dir(&dest)?.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let text = fs::read_to_string(&path)?;
+        let patched = text.replace(
+            "bind_source_prefixes = [",
+            &format!("bind_source_prefixes = [{extra}"),
+        );
+        fs::write(&path, patched)?;
+    }
+    Ok(())
 }
 
 /// Name of the test-only CNI plugin (and of its network).
