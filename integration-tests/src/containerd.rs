@@ -1,11 +1,24 @@
 //! A private containerd for end-to-end tests of `containerd-shim-stockade-v2`.
 //!
 //! Debian's `/usr/bin/containerd` runs with its own config (version 2), root, state
-//! and socket under a temp dir. It knows `io.containerd.stockade.v2` (our shim, found
-//! through PATH: the shim's directory comes first) and `io.containerd.runc.v2`, and its
-//! CRI plugin has a runtime handler `stockade`, a locally built pause image and a
-//! loopback-only CNI config. Dropping the harness stops containerd by PID and
-//! unmounts everything under its root.
+//! and socket under a temp dir. The config is the harness's base plus the snippets
+//! shipped in `shim/examples/` (`containerd-v2.toml`, `containerd-v2-per-handler.toml`)
+//! with their `/etc/...`, `/run/...` and `/usr/local/bin/stockade` paths moved into
+//! the temp dir, so the documented configuration is the tested one. containerd knows
+//! `io.containerd.stockade.v2` (our shim, found through PATH: the shim's directory
+//! comes first) and `io.containerd.runc.v2`; its CRI plugin has the runtime handlers
+//! `stockade`, `stockade-runc` (the runc shim with `BinaryName` = stockade),
+//! `stockade-restricted` and `stockade-baseline`, a locally built pause image and a
+//! test-only CNI plugin (`integration-tests/cni/stockade-test-eth0`) that gives every
+//! pod a link-local dummy `eth0`.
+//!
+//! The runtime binary is the workspace's `stockade` (as for the runtime tests) unless
+//! `STOCKADE_RUNTIME_BINARY` names another (runc as the reference). Its node config
+//! (`STOCKADE_CONFIG`: the repository's profiles, default profile `default`) and host
+//! id range database (`STOCKADE_USERNS_DB`) are private to the harness and set in
+//! containerd's environment, which every shim and runtime invocation inherits.
+//! Dropping the harness stops containerd by PID and unmounts everything under its
+//! root.
 
 use std::{
     fs, io,
@@ -51,9 +64,94 @@ pub fn shim_dir() -> PathBuf {
     dir
 }
 
-/// Which runtime binary our shim drives (runc until `stockade` replaces it).
+/// Env var: the runtime binary the shims drive (default: the workspace's stockade).
+pub const RUNTIME_BINARY_ENV: &str = "STOCKADE_RUNTIME_BINARY";
+
+/// Which runtime binary the shims drive: `$STOCKADE_RUNTIME_BINARY`, else the
+/// workspace's built `stockade` (the lookup of [`crate::runtime::runtime_binary`]).
 pub fn runtime_binary() -> String {
-    std::env::var("STOCKADE_RUNTIME_BINARY").unwrap_or_else(|_| "/usr/sbin/runc".into())
+    std::env::var(RUNTIME_BINARY_ENV)
+        .unwrap_or_else(|_| crate::runtime::runtime_binary().display().to_string())
+}
+
+/// True when the shims drive Stockade (not a reference runtime such as runc).
+pub fn runtime_is_stockade() -> bool {
+    !crate::runtime::is_reference()
+        && Path::new(&runtime_binary())
+            .file_name()
+            .is_some_and(|n| n == "stockade")
+}
+
+/// Call at the top of a Stockade-specific test: true (after saying why) when the
+/// shims drive a reference runtime and the test must be skipped.
+pub fn skip_unless_stockade(reason: &str) -> bool {
+    if runtime_is_stockade() {
+        return false;
+    }
+    eprintln!(
+        "SKIPPED: runtime binary {} is not stockade: {reason}",
+        runtime_binary()
+    );
+    true
+}
+
+/// The repository's `shim/examples/` (documented containerd and shim configs).
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration-tests lives in the workspace")
+        .join("shim/examples")
+}
+
+/// The test-only CNI plugin's source (`integration-tests/cni/`).
+pub fn cni_plugin_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cni/stockade-test-eth0")
+}
+
+/// Where the documented paths land in the harness's temp dir `d`.
+fn moved_paths(d: &Path) -> [(&'static str, String); 6] {
+    [
+        (
+            "/etc/containerd/",
+            format!("{}/etc/containerd/", d.display()),
+        ),
+        (
+            "/etc/stockade/config.toml",
+            d.join("node-config.toml").display().to_string(),
+        ),
+        (
+            "/etc/stockade/profiles",
+            d.join("profiles").display().to_string(),
+        ),
+        ("/usr/local/bin/stockade", runtime_binary()),
+        (
+            "/run/containerd/stockade-runc",
+            d.join("runc-stockade-root").display().to_string(),
+        ),
+        (
+            "/run/containerd/stockade",
+            d.join("runtime-root").display().to_string(),
+        ),
+    ]
+}
+
+/// An example file with its documented paths moved into `d`; `version = N` lines
+/// dropped (the harness's base config has its own).
+pub fn templated_example(name: &str, d: &Path) -> io::Result<String> {
+    let text = fs::read_to_string(examples_dir().join(name))?;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("version =") {
+            continue;
+        }
+        let mut line = line.to_string();
+        for (from, to) in moved_paths(d) {
+            line = line.replace(from, &to);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 pub struct Containerd {
@@ -75,9 +173,10 @@ impl Containerd {
         self.dir.path()
     }
 
-    /// The shim runtime config file (`ConfigPath` of the runtime options).
+    /// The shim runtime config file (`ConfigPath` of the `stockade` handler's
+    /// options): `shim/examples/stockade-shim.toml`.
     pub fn runtime_config(&self) -> PathBuf {
-        self.dir.path().join("stockade-runtime.toml")
+        self.handler_options("stockade-shim.toml")
     }
 
     /// Runtime state root the shim passes to the runtime binary.
@@ -85,25 +184,68 @@ impl Containerd {
         self.dir.path().join("runtime-root")
     }
 
+    /// The Stockade node config every runtime invocation reads (`STOCKADE_CONFIG`):
+    /// `shim/examples/stockade-config.toml` with the repository's profiles.
+    pub fn node_config(&self) -> PathBuf {
+        self.dir.path().join("node-config.toml")
+    }
+
+    /// The host id range database of this containerd's containers (`STOCKADE_USERNS_DB`).
+    pub fn userns_db(&self) -> PathBuf {
+        self.dir.path().join("userns-ranges.json")
+    }
+
+    /// State root of `io.containerd.runc.v2` driving the runtime binary (ctr's
+    /// `--runc-root`, the `stockade-runc` handler's `Root`).
+    pub fn runc_shim_root(&self) -> PathBuf {
+        self.dir.path().join("runc-stockade-root")
+    }
+
+    /// An options file of the documented ones, by name (e.g. `stockade-restricted.toml`).
+    pub fn handler_options(&self, name: &str) -> PathBuf {
+        self.dir.path().join("etc/containerd").join(name)
+    }
+
+    /// Owners of the host id ranges currently allocated.
+    pub fn userns_range_owners(&self) -> Vec<String> {
+        let Ok(text) = fs::read_to_string(self.userns_db()) else {
+            return Vec::new();
+        };
+        let db: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        db["ranges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["owner"].as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn start() -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("stockade-ctrd").tempdir()?;
         let d = dir.path();
         let socket = d.join("containerd.sock");
-        fs::create_dir_all(d.join("cni"))?;
+        install_cni(d)?;
+        install_profiles(d)?;
+        fs::create_dir_all(d.join("etc/containerd"))?;
+        for name in [
+            "stockade-shim.toml",
+            "stockade-restricted.toml",
+            "stockade-baseline.toml",
+        ] {
+            fs::write(
+                d.join("etc/containerd").join(name),
+                templated_example(name, d)?,
+            )?;
+        }
         fs::write(
-            d.join("cni/10-loopback.conflist"),
-            r#"{"cniVersion":"0.4.0","name":"stockade-lo","plugins":[{"type":"loopback"}]}"#,
+            d.join("node-config.toml"),
+            templated_example("stockade-config.toml", d)?,
         )?;
-        let runtime_root = d.join("runtime-root");
-        fs::write(
-            d.join("stockade-runtime.toml"),
-            format!(
-                "binary_name = \"{}\"\nroot = \"{}\"\n",
-                runtime_binary(),
-                runtime_root.display()
-            ),
-        )?;
-        let config = config_toml(d, &socket);
+        let mut config = config_toml(d, &socket);
+        for snippet in ["containerd-v2.toml", "containerd-v2-per-handler.toml"] {
+            config.push_str(&format!("\n# from shim/examples/{snippet}\n"));
+            config.push_str(&templated_example(snippet, d)?);
+        }
         fs::write(d.join("config.toml"), config)?;
         let path = format!(
             "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -115,6 +257,10 @@ impl Containerd {
             .arg(d.join("config.toml"))
             .env_clear()
             .env("PATH", path)
+            // Inherited by every shim and so by every runtime invocation, including
+            // containerd's runc shim, which has no option for them.
+            .env("STOCKADE_CONFIG", d.join("node-config.toml"))
+            .env("STOCKADE_USERNS_DB", d.join("userns-ranges.json"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -247,25 +393,86 @@ impl Containerd {
                 .filter(|m| m.contains("/rootfs") || m.contains("io.containerd.runtime"))
                 .collect();
             let tasks = task_dirs(&self.state());
-            let runtime_state = fs::read_dir(self.runtime_root().join(NAMESPACE))
-                .map(|d| {
-                    d.flatten()
-                        .map(|e| e.path().display().to_string())
-                        .collect()
-                })
-                .unwrap_or_else(|_| Vec::<String>::new());
-            if shims.is_empty() && mounts.is_empty() && tasks.is_empty() && runtime_state.is_empty()
+            let runtime_state = self.runtime_state();
+            let ranges = self.userns_range_owners();
+            let rootfs_mounts = self.runtime_rootfs_mounts();
+            if shims.is_empty()
+                && mounts.is_empty()
+                && tasks.is_empty()
+                && runtime_state.is_empty()
+                && ranges.is_empty()
+                && rootfs_mounts.is_empty()
             {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "left behind: shims {shims:?}, mounts {mounts:?}, task dirs {tasks:?}, runtime state {runtime_state:?}"
+                    "left behind: shims {shims:?}, mounts {mounts:?}, task dirs {tasks:?}, \
+                     runtime state {runtime_state:?}, host id ranges of {ranges:?}, \
+                     runtime rootfs mounts {rootfs_mounts:?}"
                 );
             }
             sleep(Duration::from_millis(100));
         }
     }
+}
+
+impl Containerd {
+    /// The runtime state roots in use: our shim's and the runc shim's, per namespace.
+    fn runtime_state_roots(&self) -> Vec<PathBuf> {
+        let mut roots = Vec::new();
+        for base in [self.runtime_root(), self.runc_shim_root()] {
+            for ns in [NAMESPACE, "k8s.io"] {
+                roots.push(base.join(ns));
+            }
+        }
+        roots
+    }
+
+    /// Container state dirs and Stockade plans left in any runtime state root.
+    pub fn runtime_state(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for root in self.runtime_state_roots() {
+            let plans = root.join(".stockade/plans");
+            for dir in [root.as_path(), plans.as_path()] {
+                for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                    if e.file_name() != ".stockade" {
+                        left.push(e.path().display().to_string());
+                    }
+                }
+            }
+        }
+        left
+    }
+
+    /// Mounts under Stockade's node-wide rootfs dirs of this harness's state roots
+    /// (`/run/stockade/rootfs/<hash of the state root>/<id>`).
+    pub fn runtime_rootfs_mounts(&self) -> Vec<String> {
+        self.runtime_state_roots()
+            .iter()
+            .flat_map(|r| mounts_under(&stockade_rootfs_dir(r)))
+            .collect()
+    }
+
+    /// Removes the node-wide rootfs dirs Stockade made for our state roots (and
+    /// mount points a failed test left in them, once unmounted).
+    fn remove_runtime_rootfs_dirs(&self) {
+        for root in self.runtime_state_roots() {
+            let dir = stockade_rootfs_dir(&root);
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let _ = fs::remove_dir(e.path());
+            }
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Stockade's `StateRoot::rootfs_dir`: `/run/stockade/rootfs/<SipHash of the root>`.
+fn stockade_rootfs_dir(state_root: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    state_root.to_path_buf().hash(&mut h);
+    Path::new("/run/stockade/rootfs").join(format!("{:016x}", h.finish()))
 }
 
 fn task_dirs(state: &Path) -> Vec<String> {
@@ -288,6 +495,63 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| m.starts_with(&prefix))
         .map(str::to_string)
         .collect()
+}
+
+/// The repository's profiles, copied to `<d>/profiles` with one change: every
+/// `bind_source_prefixes` list also holds this containerd's CRI sandbox dirs (its
+/// root and state are under the temp dir, not `/var/lib/containerd` and
+/// `/run/containerd`), or every pod's `/dev/shm` and `/etc/resolv.conf` binds would
+/// be refused. A node with a non-default containerd root needs the same edit.
+fn install_profiles(d: &Path) -> io::Result<()> {
+    let dest = d.join("profiles");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(crate::runtime::profiles_dir())
+        .arg(&dest)
+        .status()?;
+    if !st.success() {
+        return Err(io::Error::other("copy profiles"));
+    }
+    let extra = format!(
+        "\n    {:?},\n    {:?},",
+        d.join("root/io.containerd.grpc.v1.cri/sandboxes"),
+        d.join("state/io.containerd.grpc.v1.cri/sandboxes"),
+    );
+    for e in fs::read_dir(&dest)?.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let text = fs::read_to_string(&path)?;
+        let patched = text.replace(
+            "bind_source_prefixes = [",
+            &format!("bind_source_prefixes = [{extra}"),
+        );
+        fs::write(&path, patched)?;
+    }
+    Ok(())
+}
+
+/// Name of the test-only CNI plugin (and of its network).
+pub const CNI_PLUGIN: &str = "stockade-test-eth0";
+
+/// A CNI bin dir with `loopback` (containerd's CRI always sets up `lo`) and our
+/// test plugin, and a conflist that gives each pod a link-local dummy `eth0`.
+fn install_cni(d: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = d.join("cni-bin");
+    fs::create_dir_all(&bin)?;
+    fs::create_dir_all(d.join("cni"))?;
+    std::os::unix::fs::symlink("/usr/lib/cni/loopback", bin.join("loopback"))?;
+    fs::copy(cni_plugin_source(), bin.join(CNI_PLUGIN))?;
+    fs::set_permissions(bin.join(CNI_PLUGIN), fs::Permissions::from_mode(0o755))?;
+    fs::write(
+        d.join("cni/10-stockade-test.conflist"),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"{CNI_PLUGIN}","plugins":[{{"type":"{CNI_PLUGIN}"}}]}}"#
+        ),
+    )?;
+    Ok(())
 }
 
 fn config_toml(d: &Path, socket: &Path) -> String {
@@ -322,17 +586,13 @@ disabled_plugins = [
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade]
-      runtime_type = "{runtime}"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.stockade.options]
-        ConfigPath = "{d}/stockade-runtime.toml"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "/usr/sbin/runc"
         Root = "{d}/runc-root"
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "{d}/cni-bin"
     conf_dir = "{d}/cni"
 "#,
         root = d.join("root").display(),
@@ -340,7 +600,6 @@ disabled_plugins = [
         socket = socket.display(),
         d = d.display(),
         pause = PAUSE_IMAGE,
-        runtime = RUNTIME,
     )
 }
 
@@ -407,6 +666,7 @@ impl Drop for Containerd {
             let _ = nix_kill(pid, libc::SIGKILL);
         }
         let mut mounts = mounts_under(self.dir.path());
+        mounts.extend(self.runtime_rootfs_mounts());
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             if let Ok(c) = std::ffi::CString::new(m) {
@@ -414,6 +674,7 @@ impl Drop for Containerd {
                 unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
             }
         }
+        self.remove_runtime_rootfs_dirs();
     }
 }
 

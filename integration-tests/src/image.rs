@@ -1,5 +1,6 @@
-//! Local OCI images for containerd tests: a busybox rootfs packed as an OCI image
-//! archive and imported with `ctr images import`. No registry involved.
+//! Local OCI images for containerd tests: the runtime tests' rootfs (busybox and our
+//! probe at /usr/bin/probe, see [`crate::rootfs`]) packed as an OCI image archive and
+//! imported with `ctr images import`. No registry involved.
 
 use std::{
     fs,
@@ -9,30 +10,29 @@ use std::{
     process::Command,
 };
 
-/// Applets linked into the test rootfs.
-const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "sleep", "ls", "id", "head", "tail", "dd", "true", "false", "env", "kill",
-    "ps", "grep", "tr", "wc", "printf", "stty", "tty", "hostname", "mkdir", "rm", "touch",
-];
+/// Applets the containerd tests use beyond the runtime tests' rootfs.
+const EXTRA_APPLETS: &[&str] = &["tr", "stty", "touch"];
 
 fn other(msg: String) -> io::Error {
     io::Error::other(msg)
 }
 
-/// A minimal rootfs: static busybox and applet symlinks, plus the dirs runtimes mount on.
-pub fn busybox_rootfs(dir: &Path) -> io::Result<()> {
-    for d in ["bin", "dev", "proc", "sys", "tmp", "etc", "root"] {
+/// The runtime tests' rootfs (busybox, applets, probe and its libraries) copied to
+/// `dir`, plus the applets only the containerd tests use.
+pub fn probe_rootfs(dir: &Path) -> io::Result<()> {
+    crate::rootfs::copy_to(dir)?;
+    // Mount points of the profiles' writable tmpfs: containerd's overlay rootfs is
+    // not idmapped, so the container's root cannot create them in `/` (owned by the
+    // unmapped host root) the way it can in the runtime tests' idmapped rootfs.
+    for d in ["run", "var/tmp"] {
         fs::create_dir_all(dir.join(d))?;
     }
-    fs::copy("/usr/bin/busybox", dir.join("bin/busybox"))?;
-    for applet in APPLETS {
+    for applet in EXTRA_APPLETS {
         let link = dir.join("bin").join(applet);
-        if !link.exists() {
+        if fs::symlink_metadata(&link).is_err() {
             symlink("busybox", link)?;
         }
     }
-    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
-    fs::write(dir.join("etc/group"), "root:x:0:\n")?;
     Ok(())
 }
 
@@ -79,7 +79,7 @@ pub fn oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) -> io::R
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
-        "config": { "Cmd": cmd, "Env": ["PATH=/bin"], "WorkingDir": "/" },
+        "config": { "Cmd": cmd, "Env": ["PATH=/bin:/usr/bin"], "WorkingDir": "/" },
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
     });
     let config_file = work.path().join("config.json");
@@ -135,10 +135,10 @@ pub const PAUSE_CMD: &[&str] = &[
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
 ];
 
-/// Builds the busybox test image and the pause image into `dir`; returns the archives.
+/// Builds the probe test image and the pause image into `dir`; returns the archives.
 pub fn build_test_images(dir: &Path, image: &str, pause: &str) -> io::Result<(PathBuf, PathBuf)> {
     let rootfs = dir.join("rootfs");
-    busybox_rootfs(&rootfs)?;
+    probe_rootfs(&rootfs)?;
     let img = dir.join("busybox.tar");
     oci_archive(&rootfs, image, &["/bin/sh"], &img)?;
     let pause_tar = dir.join("pause.tar");

@@ -20,6 +20,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{mpsc, Arc, Mutex},
+    time::Duration,
 };
 
 use anyhow::{bail, Context as _};
@@ -263,23 +264,57 @@ fn remove_dead_socket(bundle: &Path) {
 /// Publishes events in order from one thread, so request handlers never block on
 /// containerd.
 struct Publisher {
-    tx: Mutex<mpsc::Sender<(&'static str, Box<dyn MessageDyn>)>>,
+    tx: Mutex<mpsc::Sender<Outgoing>>,
 }
+
+enum Outgoing {
+    Event(&'static str, Box<dyn MessageDyn>),
+    /// Acknowledged once every event queued before it was sent.
+    Flush(mpsc::Sender<()>),
+}
+
+/// How long a shutting-down shim waits for its last events (TaskDelete) to reach
+/// containerd.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Publisher {
     fn start(remote: RemotePublisher, namespace: String) -> anyhow::Result<Self> {
-        let (tx, rx) = mpsc::channel::<(&'static str, Box<dyn MessageDyn>)>();
+        let (tx, rx) = mpsc::channel::<Outgoing>();
         std::thread::Builder::new()
             .name("events".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                for (topic, event) in rx {
-                    if let Err(e) = remote.publish(Context::default(), topic, &namespace, event) {
-                        error!("publish {topic}: {e}");
+                for msg in rx {
+                    match msg {
+                        Outgoing::Event(topic, event) => {
+                            if let Err(e) =
+                                remote.publish(Context::default(), topic, &namespace, event)
+                            {
+                                error!("publish {topic}: {e}");
+                            }
+                        }
+                        Outgoing::Flush(ack) => {
+                            let _ = ack.send(());
+                        }
                     }
                 }
             })?;
         Ok(Self { tx: Mutex::new(tx) })
+    }
+
+    /// Waits until the events published so far were sent. The process exits right
+    /// after Shutdown: without this the TaskDelete of the last container could be
+    /// lost with the queue.
+    fn flush(&self, timeout: Duration) {
+        let (ack, done) = mpsc::channel();
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Outgoing::Flush(ack));
+        if sent.is_ok() && done.recv_timeout(timeout).is_err() {
+            warn!("events not flushed within {timeout:?}");
+        }
     }
 }
 
@@ -289,7 +324,7 @@ impl EventSink for Publisher {
             .tx
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send((topic, event));
+            .send(Outgoing::Event(topic, event));
     }
 }
 
@@ -369,7 +404,8 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
     };
     let ttrpc_address = env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS not set")?;
     let remote = RemotePublisher::new(&ttrpc_address)?;
-    let events: Arc<dyn EventSink> = Arc::new(Publisher::start(remote, flags.namespace.clone())?);
+    let publisher = Arc::new(Publisher::start(remote, flags.namespace.clone())?);
+    let events: Arc<dyn EventSink> = Arc::clone(&publisher) as Arc<dyn EventSink>;
     let shutdown = Arc::new(ExitSignal::default());
     let service = Arc::new(TaskService::<CliInstance>::new(
         CliFactory {
@@ -422,6 +458,7 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
     info!("shim serving on {}", flags.socket);
     shutdown.wait();
     info!("shim shutting down");
+    publisher.flush(FLUSH_TIMEOUT);
     server.shutdown();
     let path = socket_path(&flags.socket);
     if let Err(e) = std::fs::remove_file(path) {

@@ -78,6 +78,11 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         None => None,
     };
     tracing::debug!("user namespace ready");
+    if let Some(range) = userns.as_ref().and_then(|u| u.range) {
+        // The caller chowned our stdio pipes for the spec it wrote, which had no
+        // mapping; the container's root is this range's first id.
+        crate::userns::stdio::chown_inherited_pipes(range);
+    }
     let undo = |g: &Global, userns: Option<&UsernsRecord>| {
         if let Err(e) = g.root.remove_plan(opts.id) {
             tracing::warn!(error = %e, "failed to remove the hardened bundle");

@@ -29,6 +29,10 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
             source: std::io::Error::other(e),
         })?;
     let record = g.root.read_plan(id)?;
+    if let Some(range) = record.userns.as_ref().and_then(|u| u.range) {
+        // As in create: the caller's process.json says nothing of our range.
+        crate::userns::stdio::chown_inherited_pipes(range);
+    }
     let executor = StockadeExecutor {
         seccomp: hardening::compile_seccomp(&spec)?,
         landlock: record.landlock,

@@ -30,6 +30,10 @@ pub struct UsernsRecord {
     /// Idmapped clones of the spec's bind mount sources.
     #[serde(default)]
     pub idmapped_binds: Vec<PathBuf>,
+    /// Where a rootfs that cannot be idmapped (overlayfs) is bound so the container's
+    /// root can reach it, if it was.
+    #[serde(default)]
+    pub bound_rootfs: Option<PathBuf>,
     /// The user namespace joined by path (pod member), if any.
     pub joined: Option<PathBuf>,
 }
@@ -77,7 +81,11 @@ pub fn setup(
         // Without it the member's image would look owned by the overflow id.
         let (uid, gid) = userns::mappings_for(range, range.size);
         let idmap = userns::IdmapUserns::new(&uid, &gid).map_err(CommandError::Userns)?;
-        record.idmapped_rootfs = idmap_rootfs(id, spec, &idmap, idmap_dir)?;
+        match idmap_rootfs(id, spec, &idmap, idmap_dir)? {
+            RootfsMount::Idmapped(t) => record.idmapped_rootfs = Some(t),
+            RootfsMount::Bound(t) => record.bound_rootfs = Some(t),
+            RootfsMount::None => {}
+        }
         idmap_binds(id, spec, &idmap, idmap_dir, &mut record.idmapped_binds)?;
         Ok(())
     })();
@@ -90,9 +98,13 @@ pub fn setup(
 
 /// Undo [`setup`]; idempotent, used by a failed create and by delete.
 pub fn teardown(id: &str, record: &UsernsRecord) {
-    for target in record.idmapped_binds.iter().chain(&record.idmapped_rootfs) {
+    let mounts = record.idmapped_binds.iter();
+    for target in mounts
+        .chain(&record.idmapped_rootfs)
+        .chain(&record.bound_rootfs)
+    {
         if let Err(e) = userns::idmap::remove(target) {
-            tracing::warn!(error = %crate::error_chain(&e), target = %target.display(), "failed to remove an idmapped mount");
+            tracing::warn!(error = %crate::error_chain(&e), target = %target.display(), "failed to remove a mount made for the container");
         }
     }
     if let Some(parent) = record.idmapped_binds.first().and_then(|t| t.parent()) {
@@ -138,34 +150,47 @@ fn join(spec: &mut Spec, path: &Path) {
     }
 }
 
+/// What [`idmap_rootfs`] mounted under the node's idmap dir.
+enum RootfsMount {
+    Idmapped(PathBuf),
+    Bound(PathBuf),
+    None,
+}
+
 /// Idmap a plain-directory rootfs onto `<idmap_dir>/root/<id>` and point the spec at
-/// it. An overlay rootfs (containerd's snapshots) is left as is: overlayfs cannot be
-/// idmapped; its files then show as the overflow id inside the container, which the
-/// read-only rootfs default makes harmless for reading images.
+/// it. An overlay rootfs (containerd's snapshots) cannot be idmapped: it is bound
+/// there as it is, because the caller's bundle directory may be closed to the
+/// container's unprivileged root (containerd makes it 0700 when its spec has no user
+/// namespace, and the container's init mounts the rootfs from inside the new user
+/// namespace). Its files then show as the overflow id inside the container, which
+/// the read-only rootfs default makes harmless for reading images.
 fn idmap_rootfs(
     id: &str,
     spec: &mut Spec,
     idmap: &userns::IdmapUserns,
     idmap_dir: &Path,
-) -> Result<Option<PathBuf>, CommandError> {
+) -> Result<RootfsMount, CommandError> {
     let Some(mut root) = spec.root().clone() else {
-        return Ok(None);
+        return Ok(RootfsMount::None);
     };
     let source = root.path().clone();
-    if is_overlay(&source)? {
-        tracing::info!(rootfs = %source.display(), "overlay rootfs is not idmapped");
-        return Ok(None);
-    }
     let target = idmap_dir.join("root").join(id);
     make_dir_0711(target.parent().expect("joined path has a parent"))?;
     // A create that crashed may have left a mount here; never stack on it.
     userns::idmap::remove(&target).map_err(CommandError::Userns)?;
-    idmap
-        .mount(&source, &target)
-        .map_err(CommandError::Userns)?;
-    root.set_path(target.clone());
+    let mounted = if is_overlay(&source)? {
+        tracing::info!(rootfs = %source.display(), "overlay rootfs is bound, not idmapped");
+        userns::idmap::bind(&source, &target).map_err(CommandError::Userns)?;
+        RootfsMount::Bound(target.clone())
+    } else {
+        idmap
+            .mount(&source, &target)
+            .map_err(CommandError::Userns)?;
+        RootfsMount::Idmapped(target.clone())
+    };
+    root.set_path(target);
     spec.set_root(Some(root));
-    Ok(Some(target))
+    Ok(mounted)
 }
 
 /// Idmap every bind mount source so a volume owned by host root looks root-owned in

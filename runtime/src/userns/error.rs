@@ -137,6 +137,14 @@ pub enum UsernsError {
         source: io::Error,
     },
 
+    #[error("cannot bind {} onto {}", from.display(), to.display())]
+    BindMount {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("cannot unmount idmapped mount {}", path.display())]
     Unmount {
         path: PathBuf,

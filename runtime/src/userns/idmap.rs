@@ -188,6 +188,34 @@ pub fn mount(
 
 /// Lazily unmount whatever is mounted on `target` and remove it. Idempotent: a
 /// missing target, or one with nothing mounted, is fine.
+/// A plain (not idmapped, non-recursive) bind of `source` onto `target`, for a rootfs
+/// that cannot be idmapped but must be reachable by an unprivileged container root:
+/// the caller's bundle directory may be closed to it (containerd makes it 0700 when
+/// the spec it wrote has no user namespace). Removed with [`remove`].
+pub fn bind(source: &Path, target: &Path) -> Result<(), UsernsError> {
+    let meta = fs::metadata(source).map_err(|e| UsernsError::StatSource {
+        path: source.to_path_buf(),
+        source: e,
+    })?;
+    let created = create_target(source, target, &meta)?;
+    let result = nix::mount::mount(
+        Some(source),
+        target,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| UsernsError::BindMount {
+        from: source.to_path_buf(),
+        to: target.to_path_buf(),
+        source: e.into(),
+    });
+    if result.is_err() && created {
+        let _ = fs::remove_dir(target);
+    }
+    result
+}
+
 pub fn remove(target: &Path) -> Result<(), UsernsError> {
     let path = cstring(target);
     // Bounded: a target with a stack of mounts is peeled one layer per round.
