@@ -638,7 +638,6 @@ fn probe_sees_default_profile_confinement_and_stdout_reopens() {
 /// the exec runs as host root; and `exec --process` takes the capabilities of the
 /// caller's process.json (containerd's defaults) without the profile's allow-list.
 #[test]
-#[ignore = "stockade exec does not join the injected user namespace (libcontainer 0.7 tenant builder)"]
 fn exec_runs_in_the_containers_user_namespace() {
     require_root!();
     if skip_unless_stockade("the default profile's confinement is Stockade's") {

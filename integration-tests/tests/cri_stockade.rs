@@ -189,7 +189,6 @@ async fn stop_and_remove_pod(cri: &mut RuntimeServiceClient<Channel>, pod_id: &s
 /// namespaces (exclude user and pid)": EPERM, no CAP_SYS_ADMIN over the host-owned
 /// netns). runc joins path namespaces before unsharing the user namespace.
 #[test]
-#[ignore = "pause container cannot join containerd's netns after stockade's injected userns (libcontainer 0.7 order)"]
 fn pods_run_confined_with_stockade_handler() {
     if !is_root() {
         eprintln!("skipped: needs root");

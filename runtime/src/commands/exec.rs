@@ -54,6 +54,16 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
             spec_process.map(|p| p.user().gid()),
         ),
     };
+    // Never more than the init holds: clamp a caller's process.json into a copy
+    // kept beside the hardened spec, and drop --cap additions outside the init's
+    // bounding set.
+    let (process_file, extra_caps) = match spec.process() {
+        Some(init) => (
+            clamped_process_file(g, id, a.process.as_deref(), init)?,
+            crate::exec_policy::allowed_extra_caps(&a.cap, init),
+        ),
+        None => (a.process.clone(), Vec::new()),
+    };
     if !a.detach {
         // The exec'd process is re-parented to us so we can report its exit status.
         nix::sys::prctl::set_child_subreaper(true).map_err(CommandError::SelfHarden)?;
@@ -72,10 +82,10 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
                 .with_detach(a.detach)
                 .with_cwd(cwd)
                 .with_env(env)
-                .with_process(a.process.as_deref())
+                .with_process(process_file.as_deref())
                 .with_no_new_privs(a.no_new_privs)
                 .with_container_args(a.command.clone())
-                .with_capabilities(a.cap.clone())
+                .with_capabilities(extra_caps)
                 .with_user(uid)
                 .with_group(gid)
                 .with_additional_gids(a.additional_gids.clone())
@@ -84,8 +94,11 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
                 .with_process_label(a.process_label.clone())
                 .with_apparmor(a.apparmor.clone())
         })
-        .and_then(|b| b.build())
-        .map_err(CommandError::container(id, "exec"))?;
+        .and_then(|b| b.build());
+    if let (Some(path), Some(_)) = (&process_file, &a.process) {
+        let _ = std::fs::remove_file(path);
+    }
+    let pid = pid.map_err(CommandError::container(id, "exec"))?;
     if a.detach {
         return Ok(0);
     }
@@ -94,4 +107,36 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
         source,
     })?;
     Ok(exit_code(status))
+}
+
+/// Write the caller's process.json, clamped to the init's privileges, beside the
+/// hardened spec; `None` when the caller gave none.
+fn clamped_process_file(
+    g: &Global,
+    id: &str,
+    requested: Option<&std::path::Path>,
+    init: &oci_spec::runtime::Process,
+) -> Result<Option<std::path::PathBuf>, CommandError> {
+    let Some(path) = requested else {
+        return Ok(None);
+    };
+    let bytes =
+        std::fs::read(path).map_err(CommandError::io(format!("cannot read {}", path.display())))?;
+    let mut process: oci_spec::runtime::Process =
+        serde_json::from_slice(&bytes).map_err(|source| CommandError::Io {
+            what: format!("{} is not a valid OCI process", path.display()),
+            source: std::io::Error::other(source),
+        })?;
+    crate::exec_policy::clamp_process(&mut process, init);
+    let out = g
+        .root
+        .plan_dir(id)
+        .join(format!("exec-{}.json", std::process::id()));
+    let json = serde_json::to_vec(&process).map_err(|e| CommandError::Io {
+        what: "cannot serialize the clamped process".into(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&out, json)
+        .map_err(CommandError::io(format!("cannot write {}", out.display())))?;
+    Ok(Some(out))
 }

@@ -87,6 +87,7 @@ pub fn setup(
             RootfsMount::None => {}
         }
         idmap_binds(id, spec, &idmap, idmap_dir, &mut record.idmapped_binds)?;
+        sysfs_for_foreign_netns(spec);
         Ok(())
     })();
     if let Err(e) = result {
@@ -180,6 +181,9 @@ fn idmap_rootfs(
     userns::idmap::remove(&target).map_err(CommandError::Userns)?;
     let mounted = if is_overlay(&source)? {
         tracing::info!(rootfs = %source.display(), "overlay rootfs is bound, not idmapped");
+        // Its files stay owned by host root, which the container's mapped root cannot
+        // write: make the spec's mount points now, as host root.
+        precreate_mount_points(&source, spec)?;
         userns::idmap::bind(&source, &target).map_err(CommandError::Userns)?;
         RootfsMount::Bound(target.clone())
     } else {
@@ -243,6 +247,85 @@ fn idmap_binds(
     }
     spec.set_mounts(Some(mounts));
     Ok(())
+}
+
+/// Create every mount destination the rootfs lacks (a directory, or an empty file
+/// for a bind of a file), resolving each path inside `rootfs` with libpathrs so a
+/// symlink in the image can never lead outside it (CVE-2021-30465).
+fn precreate_mount_points(rootfs: &Path, spec: &Spec) -> Result<(), CommandError> {
+    use pathrs::flags::OpenFlags;
+    use std::os::unix::fs::PermissionsExt;
+    let wrap = |dest: &Path, e: pathrs::error::Error| CommandError::Io {
+        what: format!("cannot create mount point {} in the rootfs", dest.display()),
+        source: std::io::Error::other(e),
+    };
+    let root = pathrs::Root::open(rootfs).map_err(|e| wrap(rootfs, e))?;
+    let dir_perm = std::fs::Permissions::from_mode(0o755);
+    for m in spec.mounts().iter().flatten() {
+        let dest = m.destination();
+        if root.resolve(dest).is_ok() {
+            continue;
+        }
+        let file_source = m
+            .source()
+            .as_ref()
+            .filter(|_| m.typ().as_deref() == Some("bind"))
+            .is_some_and(|s| s.is_file());
+        if file_source {
+            if let Some(parent) = dest.parent() {
+                root.mkdir_all(parent, &dir_perm)
+                    .map_err(|e| wrap(dest, e))?;
+            }
+            root.create_file(
+                dest,
+                OpenFlags::O_EXCL
+                    | OpenFlags::O_CREAT
+                    | OpenFlags::O_NOFOLLOW
+                    | OpenFlags::O_CLOEXEC,
+                &std::fs::Permissions::from_mode(0o644),
+            )
+            .map_err(|e| wrap(dest, e))?;
+        } else {
+            root.mkdir_all(dest, &dir_perm).map_err(|e| wrap(dest, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Mounting sysfs needs CAP_SYS_ADMIN over the user namespace that owns the network
+/// namespace. A pod's network namespace is pinned by containerd and owned by the
+/// host's user namespace, so inside the container's own user namespace the mount
+/// fails with EPERM. As runc does, such a container gets the host's /sys bound
+/// read-only instead (masked paths still apply on top of it). Runs after the
+/// profile check: this is the runtime's substitution, not the spec's request.
+fn sysfs_for_foreign_netns(spec: &mut Spec) {
+    let joins_netns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|nss| {
+            nss.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some())
+        });
+    if !joins_netns {
+        return;
+    }
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return;
+    };
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.typ().as_deref() == Some("sysfs"))
+    {
+        m.set_typ(Some("bind".into()));
+        m.set_source(Some(PathBuf::from("/sys")));
+        m.set_options(Some(
+            ["rbind", "nosuid", "noexec", "nodev", "ro"]
+                .map(String::from)
+                .to_vec(),
+        ));
+    }
+    spec.set_mounts(Some(mounts));
 }
 
 fn is_overlay(path: &Path) -> Result<bool, CommandError> {
