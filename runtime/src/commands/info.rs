@@ -110,16 +110,16 @@ pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
 }
 
 /// `events`: runc's event stream for one container. `--stats` prints one `stats`
-/// event and exits; otherwise one every `--interval` seconds until the container
+/// event and exits; otherwise one every `--interval` (a Go duration) until the container
 /// stops. Each event is one line, `{"type":"stats","id":ID,"data":STATS}` with
 /// STATS in runc's `types.Stats` shape (see [`runc_stats`]), what go-runc decodes.
 /// OOM notifications (runc's `oom` events) are not reported.
-pub fn events(g: &Global, a: &liboci_cli::Events) -> Result<(), CommandError> {
+pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError> {
     let id = a.container_id.as_str();
-    if !a.stats && a.interval == 0 {
+    if !a.stats && a.interval.is_zero() {
         return Err(CommandError::Unsupported {
-            what: "events interval (seconds, must be > 0)",
-            value: a.interval.to_string(),
+            what: "events interval (must be > 0)",
+            value: format!("{:?}", a.interval),
         });
     }
     let manager = cgroup_manager(g, id)?;
@@ -154,7 +154,7 @@ pub fn events(g: &Global, a: &liboci_cli::Events) -> Result<(), CommandError> {
         if a.stats {
             return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_secs(u64::from(a.interval)));
+        std::thread::sleep(a.interval);
     }
 }
 
