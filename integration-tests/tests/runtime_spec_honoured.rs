@@ -517,3 +517,57 @@ fn events_stats_data_has_runcs_shape() {
     assert!(data["blkio"].is_object(), "{data}");
     delete_and_check(c);
 }
+
+/// `events --interval=1s` (no `--stats`; a Go duration, the form go-runc's
+/// `Events` passes) streams one `stats` line per interval, in the same shape. The test reads two lines, then ends the stream it started.
+#[test]
+fn events_interval_streams_stats_lines() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .pids_limit(16)
+        .build();
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    let mut events = rt
+        .command(&["events", "--interval=1s", &c.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn events");
+    let stdout = events.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                let _ = events.kill();
+                panic!(
+                    "events streamed {lines:?}, then {e}\nlog: {}",
+                    rt.log_text()
+                );
+            }
+        }
+    }
+    events.kill().expect("end the events stream");
+    events.wait().expect("reap events");
+    for line in &lines {
+        let event: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(event["type"], "stats", "{event}");
+        assert_eq!(event["id"], c.id.as_str(), "{event}");
+        assert_eq!(event["data"]["pids"]["limit"], 16, "{event}");
+    }
+    delete_and_check(c);
+}
