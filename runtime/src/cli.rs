@@ -89,7 +89,7 @@ pub enum Command {
     /// List containers under the state root
     List(liboci_cli::List),
     /// Print container events (stats)
-    Events(liboci_cli::Events),
+    Events(EventsArgs),
     /// Print the OCI features this runtime supports, as JSON
     Features(liboci_cli::Features),
     /// Write a hardened default config.json
@@ -139,4 +139,78 @@ pub enum ProfileCmd {
         /// Profile name or path
         profile: String,
     },
+}
+
+/// runc's `events`. liboci-cli's struct takes `--interval` as bare seconds, but
+/// runc takes a Go duration and go-runc's `Events` passes `--interval=5s`.
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Stats collection interval: a Go duration (`5s`, `500ms`, `1m30s`) or seconds
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Display the container stats only once
+    #[arg(long)]
+    pub stats: bool,
+    /// Name of the container instance
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new(), required = true)]
+    pub container_id: String,
+}
+
+/// A Go `time.ParseDuration` string of unsigned decimal numbers with units
+/// (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), or a bare number of seconds.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {text:?} (e.g. 5s, 500ms, 1m30s)");
+    if let Ok(secs) = text.parse::<f64>() {
+        return std::time::Duration::try_from_secs_f64(secs).map_err(|_| bad());
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[unit_end..];
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn interval_accepts_go_durations_and_bare_seconds() {
+        for (text, want) in [
+            ("5s", Duration::from_secs(5)),
+            ("500ms", Duration::from_millis(500)),
+            ("1m30s", Duration::from_secs(90)),
+            ("1.5h", Duration::from_secs(5400)),
+            ("250us", Duration::from_micros(250)),
+            ("7", Duration::from_secs(7)),
+        ] {
+            assert_eq!(parse_interval(text), Ok(want), "{text}");
+        }
+        for text in ["", "s", "5x", "-1s", "-1", "1s5"] {
+            assert!(parse_interval(text).is_err(), "{text}");
+        }
+    }
 }

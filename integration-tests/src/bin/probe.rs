@@ -12,6 +12,9 @@
 //!   probe int80 getpid         i386 getpid (20) through `int $0x80` (x86_64 only)
 //!   probe x32 getpid           x32 getpid (__X32_SYSCALL_BIT | 39) (x86_64 only)
 //!   probe fds                  open fds (readlink of /proc/self/fd/*) and the cwd
+//!   probe cat PATH             PATH's text (e.g. /proc/self/limits), or its errno
+//!   probe stat PATH            lstat(2) of PATH: type, mode, owner, device numbers
+//!   probe open PATH            open(2) PATH read-only and non-blocking, close it
 
 use serde_json::{json, Map, Value};
 use std::ffi::CString;
@@ -48,6 +51,18 @@ fn main() {
             _ => usage("x32 knows only getpid"),
         },
         Some("fds") => open_fds(),
+        Some("cat") => match args.get(1) {
+            Some(path) => cat_file(path),
+            None => usage("cat needs a PATH"),
+        },
+        Some("stat") => match args.get(1) {
+            Some(path) => stat_path(path),
+            None => usage("stat needs a PATH"),
+        },
+        Some("open") => match args.get(1) {
+            Some(path) => open_only(path),
+            None => usage("open needs a PATH"),
+        },
         Some(other) => usage(&format!("unknown subcommand {other}")),
     };
     let mut out = std::io::stdout().lock();
@@ -415,6 +430,70 @@ fn read_file(path: &str) -> Value {
         Err(e) => {
             json!({"path": path, "ok": false, "bytes": 0, "errno": io_errno(&e), "error": e.to_string()})
         }
+    }
+}
+
+fn cat_file(path: &str) -> Value {
+    match std::fs::read(path) {
+        Ok(bytes) => json!({
+            "path": path,
+            "ok": true,
+            "text": String::from_utf8_lossy(&bytes),
+            "errno": 0
+        }),
+        Err(e) => json!({"path": path, "ok": false, "errno": io_errno(&e), "error": e.to_string()}),
+    }
+}
+
+/// lstat(2), so a device node is reported as itself: its type letter as in
+/// `linux.devices` (`c`, `b`, `p`) or `d`/`f`/`l`, permission bits, owner, and
+/// major:minor of the device it stands for.
+fn stat_path(path: &str) -> Value {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => {
+            let ft = m.file_type();
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else if ft.is_fifo() {
+                "p"
+            } else if ft.is_dir() {
+                "d"
+            } else if ft.is_symlink() {
+                "l"
+            } else {
+                "f"
+            };
+            let rdev = m.rdev();
+            json!({
+                "path": path,
+                "ok": true,
+                "type": kind,
+                "mode": m.mode() & 0o7777,
+                "uid": m.uid(),
+                "gid": m.gid(),
+                "major": libc::major(rdev),
+                "minor": libc::minor(rdev),
+                "errno": 0
+            })
+        }
+        Err(e) => json!({"path": path, "ok": false, "errno": io_errno(&e), "error": e.to_string()}),
+    }
+}
+
+/// Only open(2): for a device node, the devices cgroup decides at open time
+/// (EPERM), before any driver code runs.
+fn open_only(path: &str) -> Value {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(_) => json!({"path": path, "ok": true, "errno": 0}),
+        Err(e) => json!({"path": path, "ok": false, "errno": io_errno(&e), "error": e.to_string()}),
     }
 }
 

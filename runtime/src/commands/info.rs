@@ -1,12 +1,14 @@
 //! Read-mostly verbs: `ps`, `list`, `events`, `update`, `features`, `spec`.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt};
 use libcontainer::oci_spec::runtime::LinuxResources;
 
 use super::lifecycle::status_name;
 use super::{load, CommandError, Global};
+
+mod runc_stats;
 
 fn cgroup_manager(
     g: &Global,
@@ -107,35 +109,53 @@ pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
     }
 }
 
-pub fn events(g: &Global, a: &liboci_cli::Events) -> Result<(), CommandError> {
+/// `events`: runc's event stream for one container. `--stats` prints one `stats`
+/// event and exits; otherwise one every `--interval` (a Go duration) until the container
+/// stops. Each event is one line, `{"type":"stats","id":ID,"data":STATS}` with
+/// STATS in runc's `types.Stats` shape (see [`runc_stats`]), what go-runc decodes.
+/// OOM notifications (runc's `oom` events) are not reported.
+pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError> {
     let id = a.container_id.as_str();
-    if a.stats {
-        return print_stats_event(g, id);
+    if !a.stats && a.interval.is_zero() {
+        return Err(CommandError::Unsupported {
+            what: "events interval (must be > 0)",
+            value: format!("{:?}", a.interval),
+        });
     }
-    load(g, id)?
-        .events(a.interval, a.stats)
-        .map_err(CommandError::container(id, "events"))
-}
-
-/// `events --stats`: one event in runc's envelope, `{"type":"stats","id":ID,"data":...}`,
-/// which go-runc's `Stats` decodes (libcontainer prints the bare stats object).
-fn print_stats_event(g: &Global, id: &str) -> Result<(), CommandError> {
-    let status = load(g, id)?.status();
-    if status != libcontainer::container::ContainerStatus::Running {
-        return Err(CommandError::container(id, "events")(
-            libcontainer::error::LibcontainerError::IncorrectStatus(status),
-        ));
-    }
-    let stats = cgroup_manager(g, id)?
-        .stats()
-        .map_err(|e| CommandError::Cgroup {
+    let manager = cgroup_manager(g, id)?;
+    let unit = match manager {
+        libcgroups::common::AnyCgroupManager::V1(_) => runc_stats::CpuTimeUnit::v1_host(),
+        _ => runc_stats::CpuTimeUnit::V2,
+    };
+    let mut first = true;
+    loop {
+        let status = load(g, id)?.status();
+        if status == libcontainer::container::ContainerStatus::Stopped {
+            if first {
+                return Err(CommandError::container(id, "events")(
+                    libcontainer::error::LibcontainerError::IncorrectStatus(status),
+                ));
+            }
+            return Ok(());
+        }
+        first = false;
+        let stats = manager.stats().map_err(|e| CommandError::Cgroup {
             id: id.to_string(),
             op: "read stats",
             source: Box::new(e),
         })?;
-    let event = serde_json::json!({"type": "stats", "id": id, "data": stats});
-    println!("{event}");
-    Ok(())
+        let data = runc_stats::Stats::from_cgroup(&stats, unit);
+        let event = serde_json::json!({"type": "stats", "id": id, "data": data});
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() {
+            // The reader went away (containerd stopped listening): nothing to do.
+            return Ok(());
+        }
+        if a.stats {
+            return Ok(());
+        }
+        std::thread::sleep(a.interval);
+    }
 }
 
 /// `update --resources FILE|-` applies a LinuxResources document; the flag forms
