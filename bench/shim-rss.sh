@@ -6,7 +6,7 @@
 # Rss/Pss of the shim processes from /proc/<pid>/smaps_rollup. Benchmark, not a test.
 #
 # Usage (root): bench/shim-rss.sh [path/to/containerd-shim-stockade-v2]
-# Default shim: $CARGO_TARGET_DIR/release, then target/release, then debug.
+# Default shim: the release-shim profile (size-optimised), then release, then debug.
 set -eu
 
 COUNTS="${COUNTS:-1 10 50}"
@@ -14,11 +14,11 @@ RUNTIME_BINARY="${STOCKADE_RUNTIME_BINARY:-/usr/sbin/runc}"
 here=$(cd "$(dirname "$0")/.." && pwd)
 target="${CARGO_TARGET_DIR:-$here/target}"
 shim="${1:-}"
-for cand in "$target/release/containerd-shim-stockade-v2" "$target/debug/containerd-shim-stockade-v2"; do
+for cand in "$target/release-shim/containerd-shim-stockade-v2" "$target/release/containerd-shim-stockade-v2" "$target/debug/containerd-shim-stockade-v2"; do
     [ -n "$shim" ] && break
     [ -x "$cand" ] && shim="$cand"
 done
-[ -x "$shim" ] || { echo "build the shim first: cargo build --release -p containerd-shim-stockade-v2" >&2; exit 1; }
+[ -x "$shim" ] || { echo "build the shim first: cargo build --profile release-shim -p containerd-shim-stockade-v2" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/stockade-rss.XXXXXX)
 sock="$tmp/containerd.sock"
