@@ -9,73 +9,7 @@ use stockade_integration_tests::{
 
 const EXDEV: i64 = libc::EXDEV as i64;
 
-/// Capability names in kernel bit order (capability.h, Linux 6.x).
-const CAP_NAMES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-fn cap_mask(names: &[&str]) -> u64 {
-    names.iter().fold(0, |mask, name| {
-        let bit = CAP_NAMES
-            .iter()
-            .position(|c| c == name)
-            .unwrap_or_else(|| panic!("unknown capability {name}"));
-        mask | (1u64 << bit)
-    })
-}
-
-fn status_hex(report: &Value, field: &str) -> u64 {
-    let text = report["status"][field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {field} in report: {report}"));
-    u64::from_str_radix(text, 16).unwrap_or_else(|e| panic!("{field}={text}: {e}"))
-}
-
-fn status_str<'a>(report: &'a Value, field: &str) -> &'a str {
-    report["status"][field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {field} in report: {report}"))
-}
+use stockade_integration_tests::profiles::{cap_mask, status_hex, status_str};
 
 /// Allow everything except: keyctl and personality(8) fail with EXDEV (an errno
 /// nothing else would produce), socket(AF_PACKET) fails with EXDEV (masked-equal on
