@@ -96,3 +96,79 @@ fn exec_is_in_the_same_landlock_domain() {
     let status = c.exec(&["/usr/bin/probe"]).expect_ok(&rt).report();
     assert_eq!(status["status"]["NoNewPrivs"], "1", "{status}");
 }
+
+/// Only TCP port 8080 may be bound and only 9090 connected to; the filesystem is not
+/// handled, so the probe runs as usual.
+const TCP_RULES: &str = r#"{"tcp_bind":[8080],"tcp_connect":[9090]}"#;
+
+fn probe_report(
+    rt: &stockade_integration_tests::Runtime,
+    bundle: BundleBuilder,
+    args: &[&str],
+) -> Value {
+    let mut argv = vec!["/usr/bin/probe"];
+    argv.extend_from_slice(args);
+    rt.run_report(&bundle.args(&argv).build())
+}
+
+/// A connect Landlock lets through meets the container's empty network namespace:
+/// refused by the kernel (ECONNREFUSED), or unroutable while loopback is down
+/// (ENETUNREACH). Landlock's own refusal is EACCES, checked before routing.
+fn assert_connect_reached_the_network(report: &Value) {
+    let e = errno(report);
+    assert!(
+        e == i64::from(libc::ECONNREFUSED) || e == i64::from(libc::ENETUNREACH),
+        "an allowed connect must fail only for lack of a listener: {report}"
+    );
+}
+
+#[test]
+fn landlock_allows_binding_only_the_listed_tcp_port() {
+    if skip_on_reference("Landlock network rules from a Stockade hardening profile") {
+        return;
+    }
+    let rt = runtime!();
+    let allowed = probe_report(
+        &rt,
+        BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
+        &["tcp-bind", "8080"],
+    );
+    assert_eq!(allowed["ok"], true, "{allowed}");
+    let denied = probe_report(
+        &rt,
+        BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
+        &["tcp-bind", "8081"],
+    );
+    assert_eq!(denied["ok"], false, "{denied}");
+    assert_eq!(errno(&denied), i64::from(libc::EACCES), "{denied}");
+}
+
+#[test]
+fn landlock_allows_connecting_only_to_the_listed_tcp_port() {
+    if skip_on_reference("Landlock network rules from a Stockade hardening profile") {
+        return;
+    }
+    let rt = runtime!();
+    let allowed = probe_report(
+        &rt,
+        BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
+        &["tcp-connect", "9090"],
+    );
+    assert_connect_reached_the_network(&allowed);
+    let denied = probe_report(
+        &rt,
+        BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
+        &["tcp-connect", "9091"],
+    );
+    assert_eq!(errno(&denied), i64::from(libc::EACCES), "{denied}");
+}
+
+/// Control, valid on any runtime: without network rules both ports are free.
+#[test]
+fn without_network_rules_any_port_binds_and_connects() {
+    let rt = runtime!();
+    let bind = probe_report(&rt, BundleBuilder::new(), &["tcp-bind", "8081"]);
+    assert_eq!(bind["ok"], true, "{bind}");
+    let connect = probe_report(&rt, BundleBuilder::new(), &["tcp-connect", "9091"]);
+    assert_connect_reached_the_network(&connect);
+}

@@ -15,6 +15,16 @@
 //!   probe cat PATH             PATH's text (e.g. /proc/self/limits), or its errno
 //!   probe stat PATH            lstat(2) of PATH: type, mode, owner, device numbers
 //!   probe open PATH            open(2) PATH read-only and non-blocking, close it
+//!   probe tcp-bind PORT        bind a TCP socket to 127.0.0.1:PORT
+//!   probe tcp-connect PORT     connect a TCP socket to 127.0.0.1:PORT
+//!   probe abstract-listen NAME [NETNS]
+//!                              listen on the abstract unix socket `\0NAME` (first
+//!                              entering the network namespace file NETNS, if given),
+//!                              print the report, then hold the socket until stdin ends
+//!   probe abstract-connect NAME
+//!                              connect to the abstract unix socket `\0NAME`
+//!   probe abstract-self NAME   listen on `\0NAME` and connect to it from this process
+//!   probe signal PID SIG       kill(2) PID (`self`: this process) with SIG (0: check only)
 
 use serde_json::{json, Map, Value};
 use std::ffi::CString;
@@ -63,12 +73,138 @@ fn main() {
             Some(path) => open_only(path),
             None => usage("open needs a PATH"),
         },
+        Some("tcp-bind") => match args.get(1).and_then(|p| p.parse().ok()) {
+            Some(port) => tcp_bind(port),
+            None => usage("tcp-bind needs a PORT"),
+        },
+        Some("tcp-connect") => match args.get(1).and_then(|p| p.parse().ok()) {
+            Some(port) => tcp_connect(port),
+            None => usage("tcp-connect needs a PORT"),
+        },
+        Some("abstract-listen") => match args.get(1) {
+            Some(name) => return abstract_listen(name, args.get(2).map(String::as_str)),
+            None => usage("abstract-listen needs a NAME"),
+        },
+        Some("abstract-connect") => match args.get(1) {
+            Some(name) => abstract_connect(name),
+            None => usage("abstract-connect needs a NAME"),
+        },
+        Some("abstract-self") => match args.get(1) {
+            Some(name) => abstract_self(name),
+            None => usage("abstract-self needs a NAME"),
+        },
+        Some("signal") => match (args.get(1), args.get(2).and_then(|s| s.parse().ok())) {
+            (Some(pid), Some(sig)) => send_signal(pid, sig),
+            _ => usage("signal needs a PID and a SIG"),
+        },
         Some(other) => usage(&format!("unknown subcommand {other}")),
     };
+    print_report(&report);
+}
+
+fn print_report(report: &Value) {
     let mut out = std::io::stdout().lock();
     // One line, so a reader can take the last line of stdout as the report.
     let _ = writeln!(out, "{report}");
     let _ = out.flush();
+}
+
+fn outcome<T>(result: &std::io::Result<T>) -> Value {
+    match result {
+        Ok(_) => json!({"ok": true, "errno": 0}),
+        Err(e) => json!({"ok": false, "errno": io_errno(&e), "error": e.to_string()}),
+    }
+}
+
+fn with_field(mut report: Value, key: &str, value: Value) -> Value {
+    report[key] = value;
+    report
+}
+
+/// Loopback only: the container's own network namespace. Landlock's bind hook runs
+/// before the address is looked up, so a denied port is EACCES whatever the address.
+fn tcp_bind(port: u16) -> Value {
+    let result = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port));
+    with_field(outcome(&result), "port", json!(port))
+}
+
+/// Nothing listens in the container's namespace, so a connect Landlock allows ends in
+/// ECONNREFUSED (or ENETUNREACH with loopback down); a denied one in EACCES.
+fn tcp_connect(port: u16) -> Value {
+    let result = std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port));
+    with_field(outcome(&result), "port", json!(port))
+}
+
+fn abstract_addr(name: &str) -> std::io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+}
+
+/// Abstract unix sockets live per network namespace, so a listener outside the
+/// container (outside its Landlock domain) enters the container's namespace first.
+/// The socket is held until stdin reaches EOF, so the caller ends it by closing the
+/// pipe rather than by a signal.
+fn abstract_listen(name: &str, netns: Option<&str>) {
+    if let Some(path) = netns {
+        if let Err(e) = enter_netns(path) {
+            print_report(
+                &json!({"ok": false, "errno": io_errno(&e), "error": e.to_string(), "netns": path}),
+            );
+            std::process::exit(1);
+        }
+    }
+    let listener =
+        abstract_addr(name).and_then(|a| std::os::unix::net::UnixListener::bind_addr(&a));
+    let report = with_field(outcome(&listener), "name", json!(name));
+    print_report(&report);
+    if listener.is_ok() {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    }
+}
+
+fn enter_netns(path: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(path)?;
+    // SAFETY: ns is an open namespace file; setns(2) only changes this process's
+    // network namespace (the probe is single-threaded here).
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Landlock's abstract unix scope denies the connect with EPERM when the listening
+/// socket was created outside the caller's domain.
+fn abstract_connect(name: &str) -> Value {
+    let result = abstract_addr(name).and_then(|a| std::os::unix::net::UnixStream::connect_addr(&a));
+    with_field(outcome(&result), "name", json!(name))
+}
+
+/// Listener and connector in one process, hence in one Landlock domain.
+fn abstract_self(name: &str) -> Value {
+    let result = abstract_addr(name).and_then(|a| {
+        let listener = std::os::unix::net::UnixListener::bind_addr(&a)?;
+        let stream = std::os::unix::net::UnixStream::connect_addr(&a)?;
+        Ok((listener, stream))
+    });
+    with_field(outcome(&result), "name", json!(name))
+}
+
+fn send_signal(pid: &str, sig: libc::c_int) -> Value {
+    let target: libc::pid_t = if pid == "self" {
+        // SAFETY: getpid has no arguments and no side effects.
+        unsafe { libc::getpid() }
+    } else {
+        match pid.parse() {
+            Ok(p) => p,
+            Err(_) => return usage("signal needs a numeric PID or self"),
+        }
+    };
+    // SAFETY: integer-only arguments; the tests send signal 0, which only checks
+    // permission (kill(2)).
+    let ret = unsafe { libc::kill(target, sig) };
+    let errno = if ret < 0 { errno() } else { 0 };
+    json!({"pid": target, "signal": sig, "ok": ret == 0, "errno": errno})
 }
 
 fn usage(msg: &str) -> Value {
