@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 use stockade_integration_tests::{
-    assert_nothing_left_behind, runtime, skip_on_reference, BundleBuilder,
+    assert_nothing_left_behind, runtime, skip_on_reference, Bundle, BundleBuilder, Container,
+    Runtime,
 };
 
 /// The annotation Stockade reads Landlock rules from.
@@ -71,8 +72,10 @@ fn landlock_allows_a_write_inside_the_allowed_directory() {
     assert!(bundle.rootfs.join("tmp/landlock-allowed").exists());
 }
 
+/// The rules are the same for `exec`; the domain is not (each exec process enforces
+/// them anew, see the signal scope test below).
 #[test]
-fn exec_is_in_the_same_landlock_domain() {
+fn exec_is_confined_by_the_same_landlock_rules() {
     if skip_on_reference("Landlock rules from a Stockade hardening profile") {
         return;
     }
@@ -101,11 +104,7 @@ fn exec_is_in_the_same_landlock_domain() {
 /// handled, so the probe runs as usual.
 const TCP_RULES: &str = r#"{"tcp_bind":[8080],"tcp_connect":[9090]}"#;
 
-fn probe_report(
-    rt: &stockade_integration_tests::Runtime,
-    bundle: BundleBuilder,
-    args: &[&str],
-) -> Value {
+fn probe_report(rt: &Runtime, bundle: BundleBuilder, args: &[&str]) -> Value {
     let mut argv = vec!["/usr/bin/probe"];
     argv.extend_from_slice(args);
     rt.run_report(&bundle.args(&argv).build())
@@ -171,4 +170,137 @@ fn without_network_rules_any_port_binds_and_connects() {
     assert_eq!(bind["ok"], true, "{bind}");
     let connect = probe_report(&rt, BundleBuilder::new(), &["tcp-connect", "9091"]);
     assert_connect_reached_the_network(&connect);
+}
+
+/// An abstract unix socket held by a process on the host, outside every Landlock
+/// domain, but inside the container's network namespace (abstract names are per
+/// network namespace). The probe enters the namespace itself and holds the socket
+/// until its stdin closes, which dropping this does.
+struct HostAbstractListener {
+    child: std::process::Child,
+}
+
+impl HostAbstractListener {
+    fn start(init_pid: i64, name: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stockade-probe"))
+            .args(["abstract-listen", name, &format!("/proc/{init_pid}/ns/net")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the host-side probe");
+        // The report line is printed once the socket listens (or failed to).
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listener's report");
+        let listener = Self { child };
+        let report: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("listener report is not JSON ({e}): {line:?}"));
+        assert_eq!(report["ok"], true, "host-side listener: {report}");
+        listener
+    }
+}
+
+impl Drop for HostAbstractListener {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn init_pid(c: &Container<'_>) -> i64 {
+    let state = c.state();
+    state["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no pid in state {state}"))
+}
+
+fn sleeper(annotation: Option<&str>) -> Bundle {
+    let b = BundleBuilder::new().args(&["/usr/bin/probe", "sleep", "600"]);
+    match annotation {
+        Some(rules) => b.annotation(LANDLOCK_ANNOTATION, rules),
+        None => b,
+    }
+    .build()
+}
+
+/// Control, valid on any runtime: without a scope, a container process reaches an
+/// abstract socket the host opened in the container's network namespace.
+#[test]
+fn without_scopes_an_abstract_socket_from_outside_is_reachable() {
+    let rt = runtime!();
+    let bundle = sleeper(None);
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    let _listener = HostAbstractListener::start(init_pid(&c), "stockade-outside");
+    let report = c
+        .exec(&["/usr/bin/probe", "abstract-connect", "stockade-outside"])
+        .expect_ok(&rt)
+        .report();
+    assert_eq!(report["ok"], true, "{report}");
+}
+
+#[test]
+fn landlock_scope_denies_abstract_sockets_created_outside_the_domain() {
+    if skip_on_reference("Landlock scopes from a Stockade hardening profile") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = sleeper(Some(r#"{"scope_abstract_unix":true}"#));
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    let _listener = HostAbstractListener::start(init_pid(&c), "stockade-outside");
+    let denied = c
+        .exec(&["/usr/bin/probe", "abstract-connect", "stockade-outside"])
+        .expect_ok(&rt)
+        .report();
+    assert_eq!(errno(&denied), i64::from(libc::EPERM), "{denied}");
+    // Within one domain abstract sockets still work.
+    let own = c
+        .exec(&["/usr/bin/probe", "abstract-self", "stockade-inside"])
+        .expect_ok(&rt)
+        .report();
+    assert_eq!(own["ok"], true, "{own}");
+}
+
+/// Control, valid on any runtime: an `exec` process may signal the init.
+#[test]
+fn without_scopes_exec_may_signal_the_init() {
+    let rt = runtime!();
+    let bundle = sleeper(None);
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    // Signal 0: the permission check only, nothing is delivered (kill(2)).
+    let report = c
+        .exec(&["/usr/bin/probe", "signal", "1", "0"])
+        .expect_ok(&rt)
+        .report();
+    assert_eq!(report["ok"], true, "{report}");
+}
+
+/// Landlock cannot join an existing domain, so each `exec` process enforces the
+/// rules into a domain of its own, a sibling of the init's. With the signal scope
+/// the init is therefore outside the exec process's domain.
+#[test]
+fn landlock_scope_denies_signals_outside_the_domain_including_exec_to_init() {
+    if skip_on_reference("Landlock scopes from a Stockade hardening profile") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = sleeper(Some(r#"{"scope_signal":true}"#));
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    let denied = c
+        .exec(&["/usr/bin/probe", "signal", "1", "0"])
+        .expect_ok(&rt)
+        .report();
+    assert_eq!(denied["ok"], false, "{denied}");
+    assert_eq!(errno(&denied), i64::from(libc::EPERM), "{denied}");
+    let own = c
+        .exec(&["/usr/bin/probe", "signal", "self", "0"])
+        .expect_ok(&rt)
+        .report();
+    assert_eq!(own["ok"], true, "{own}");
 }

@@ -112,7 +112,7 @@ fn print_report(report: &Value) {
 fn outcome<T>(result: &std::io::Result<T>) -> Value {
     match result {
         Ok(_) => json!({"ok": true, "errno": 0}),
-        Err(e) => json!({"ok": false, "errno": io_errno(&e), "error": e.to_string()}),
+        Err(e) => json!({"ok": false, "errno": io_errno(e), "error": e.to_string()}),
     }
 }
 
