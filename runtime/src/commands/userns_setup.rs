@@ -30,6 +30,12 @@ pub struct UsernsRecord {
     /// Idmapped clones of the spec's bind mount sources.
     #[serde(default)]
     pub idmapped_binds: Vec<PathBuf>,
+    /// Idmapped clones of an overlay rootfs's lower layers.
+    #[serde(default)]
+    pub idmapped_layers: Vec<PathBuf>,
+    /// The caller's overlay rootfs, rebuilt over `idmapped_layers`: put back on delete.
+    #[serde(default)]
+    pub rebuilt_overlay: Option<userns::overlay::SavedOverlay>,
     /// Where a rootfs that cannot be idmapped (overlayfs) is bound so the container's
     /// root can reach it, if it was.
     #[serde(default)]
@@ -81,7 +87,15 @@ pub fn setup(
         // Without it the member's image would look owned by the overflow id.
         let (uid, gid) = userns::mappings_for(range, range.size);
         let idmap = userns::IdmapUserns::new(&uid, &gid).map_err(CommandError::Userns)?;
-        match idmap_rootfs(id, spec, &idmap, idmap_dir)? {
+        let rootfs = idmap_rootfs(
+            id,
+            spec,
+            &idmap,
+            idmap_dir,
+            &mut record.idmapped_layers,
+            &mut record.rebuilt_overlay,
+        )?;
+        match rootfs {
             RootfsMount::Idmapped(t) => record.idmapped_rootfs = Some(t),
             RootfsMount::Bound(t) => record.bound_rootfs = Some(t),
             RootfsMount::None => {}
@@ -108,8 +122,22 @@ pub fn teardown(id: &str, record: &UsernsRecord) {
             tracing::warn!(error = %crate::error_chain(&e), target = %target.display(), "failed to remove a mount made for the container");
         }
     }
-    if let Some(parent) = record.idmapped_binds.first().and_then(|t| t.parent()) {
-        let _ = std::fs::remove_dir(parent);
+    // The caller's overlay goes back before the layer clones it was rebuilt over
+    // are detached.
+    if let Some(saved) = &record.rebuilt_overlay {
+        if let Err(e) = saved.restore() {
+            tracing::warn!(error = %e, rootfs = %saved.mount_point.display(), "failed to put the original overlay rootfs back");
+        }
+    }
+    for target in &record.idmapped_layers {
+        if let Err(e) = userns::idmap::remove(target) {
+            tracing::warn!(error = %crate::error_chain(&e), target = %target.display(), "failed to remove a mount made for the container");
+        }
+    }
+    for made in [&record.idmapped_binds, &record.idmapped_layers] {
+        if let Some(parent) = made.first().and_then(|t| t.parent()) {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
     if record.range.is_some() {
         // Pool bounds do not matter for release.
@@ -170,6 +198,8 @@ fn idmap_rootfs(
     spec: &mut Spec,
     idmap: &userns::IdmapUserns,
     idmap_dir: &Path,
+    layers: &mut Vec<PathBuf>,
+    overlay: &mut Option<userns::overlay::SavedOverlay>,
 ) -> Result<RootfsMount, CommandError> {
     let Some(mut root) = spec.root().clone() else {
         return Ok(RootfsMount::None);
@@ -180,10 +210,21 @@ fn idmap_rootfs(
     // A create that crashed may have left a mount here; never stack on it.
     userns::idmap::remove(&target).map_err(CommandError::Userns)?;
     let mounted = if is_overlay(&source)? {
-        tracing::info!(rootfs = %source.display(), "overlay rootfs is bound, not idmapped");
-        // Its files stay owned by host root, which the container's mapped root cannot
-        // write: make the spec's mount points now, as host root.
-        precreate_mount_points(&source, spec)?;
+        let rebuilt = idmap_overlay_layers(id, &source, idmap, idmap_dir, layers).inspect_err(
+            |e| tracing::info!(error = %crate::error_chain(e), "cannot idmap the overlay's layers"),
+        );
+        match rebuilt {
+            Ok(Some(saved)) => *overlay = Some(saved),
+            Ok(None) | Err(_) => {
+                // Not an overlay we can rebuild (a read-only view, layers on a
+                // filesystem without idmap support): its files stay owned by host
+                // root, which the container's mapped root cannot write, so make the
+                // spec's mount points now, as host root.
+                tracing::info!(rootfs = %source.display(), "overlay rootfs used without idmapping");
+                precreate_mount_points(&source, spec)?;
+            }
+        }
+        // The caller's bundle dir may be closed to the container's mapped root.
         userns::idmap::bind(&source, &target).map_err(CommandError::Userns)?;
         RootfsMount::Bound(target.clone())
     } else {
@@ -195,6 +236,51 @@ fn idmap_rootfs(
     root.set_path(target);
     spec.set_root(Some(root));
     Ok(mounted)
+}
+
+/// Rebuild containerd's overlay at `source` over idmapped clones of its lower
+/// layers (see `userns::overlay`). `Ok(None)`: nothing to rebuild (no upper layer).
+fn idmap_overlay_layers(
+    id: &str,
+    source: &Path,
+    idmap: &userns::IdmapUserns,
+    idmap_dir: &Path,
+    made: &mut Vec<PathBuf>,
+) -> Result<Option<userns::overlay::SavedOverlay>, CommandError> {
+    let io = |what: &str| CommandError::io(format!("{what} {}", source.display()));
+    let Some(ov) = userns::overlay::find(source).map_err(io("cannot read the mounts of"))? else {
+        return Ok(None);
+    };
+    if !ov.has_upper() {
+        return Ok(None);
+    }
+    let dir = idmap_dir.join("layers").join(id);
+    make_dir_0711(&dir)?;
+    let mut lowers = Vec::new();
+    for (i, lower) in ov.lowerdirs().iter().enumerate() {
+        let clone = dir.join(i.to_string());
+        userns::idmap::remove(&clone).map_err(CommandError::Userns)?;
+        let mounted = idmap.mount(lower, &clone);
+        if let Err(e) = mounted {
+            undo_layers(made);
+            return Err(CommandError::Userns(e));
+        }
+        made.push(clone.clone());
+        lowers.push(clone);
+    }
+    match userns::overlay::remount_with_lowerdirs(&ov, &lowers) {
+        Ok(saved) => Ok(Some(saved)),
+        Err(e) => {
+            undo_layers(made);
+            Err(io("cannot rebuild the overlay at")(e))
+        }
+    }
+}
+
+fn undo_layers(made: &mut Vec<PathBuf>) {
+    for clone in made.drain(..) {
+        let _ = userns::idmap::remove(&clone);
+    }
 }
 
 /// Idmap every bind mount source so a volume owned by host root looks root-owned in

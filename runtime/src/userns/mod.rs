@@ -11,6 +11,7 @@ pub mod alloc;
 mod error;
 pub mod idmap;
 pub mod mapping;
+pub mod overlay;
 pub mod stdio;
 
 pub use alloc::{HostRange, RangeAllocator, DEFAULT_DB, SANDBOX_ANNOTATION};
