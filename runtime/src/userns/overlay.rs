@@ -156,8 +156,7 @@ pub fn find(path: &Path) -> io::Result<Option<OverlayMount>> {
     Ok(info
         .lines()
         .filter_map(parse_line)
-        .filter(|m| m.mount_point == path)
-        .last())
+        .rfind(|m| m.mount_point == path))
 }
 
 /// The caller's overlay as it was, so delete can put it back.
@@ -170,7 +169,7 @@ pub struct SavedOverlay {
 
 impl SavedOverlay {
     fn mount(&self) -> nix::Result<()> {
-        let flags = MsFlags::from_bits_truncate(self.flags as _);
+        let flags = MsFlags::from_bits_truncate(self.flags);
         mount(
             Some("overlay"),
             &self.mount_point,
@@ -193,7 +192,7 @@ impl SavedOverlay {
 pub fn remount_with_lowerdirs(ov: &OverlayMount, lowers: &[PathBuf]) -> io::Result<SavedOverlay> {
     let saved = SavedOverlay {
         mount_point: ov.mount_point.clone(),
-        flags: ov.flags.bits() as u64,
+        flags: ov.flags.bits(),
         data: ov.data(),
     };
     let target = &ov.mount_point;
