@@ -47,7 +47,7 @@ pub enum Error {
     },
     #[error("collect metrics")]
     Metrics(#[source] containerd_shim::Error),
-    #[error("collect cgroup v2 metrics")]
+    #[error("collect cgroup metrics")]
     CgroupStats(#[source] crate::stats::CgroupFileError),
     #[error("encode protobuf")]
     Protobuf(#[source] containerd_shim::protos::protobuf::Error),

@@ -58,11 +58,28 @@ fn number(path: &Path, value: &str) -> Result<u64, CgroupFileError> {
     })
 }
 
+/// Parses single-value content (one number) of the file at `path`.
+pub fn parse_single(path: &Path, content: &str) -> Result<u64, CgroupFileError> {
+    number(path, content.trim())
+}
+
 /// A single-value file such as `memory.current`.
 pub fn single(dir: &Path, name: &str) -> Result<Option<u64>, CgroupFileError> {
     read_optional(dir, name)?
-        .map(|c| number(&dir.join(name), c.trim()))
+        .map(|c| parse_single(&dir.join(name), &c))
         .transpose()
+}
+
+/// A protobuf setter for one key of a flat-keyed file.
+pub type Setter<T> = fn(&mut T, u64);
+
+/// Sets each field whose key is in `values`; absent keys leave the field at 0.
+pub fn fill<T>(target: &mut T, values: &HashMap<String, u64>, fields: &[(&str, Setter<T>)]) {
+    for (key, set) in fields {
+        if let Some(v) = values.get(*key) {
+            set(target, *v);
+        }
+    }
 }
 
 /// A limit file such as `memory.max`: a number, or `max` for none, given as `unlimited`.

@@ -6,23 +6,13 @@
 //! malformed counters into zeros, reads unlimited `memory.swap.max` as 0 and does not
 //! expose `memory.events` or `io.stat`.
 
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
 use containerd_shim::protos::cgroups_v2::metrics::{
     CPUStat, IOEntry, IOStat, MemoryEvents, MemoryStat, Metrics, PidsStat,
 };
 
-use super::cgroupfs::{self, CgroupFileError};
-
-type Setter<T> = fn(&mut T, u64);
-
-fn fill<T>(target: &mut T, values: &HashMap<String, u64>, fields: &[(&str, Setter<T>)]) {
-    for (key, set) in fields {
-        if let Some(v) = values.get(*key) {
-            set(target, *v);
-        }
-    }
-}
+use super::cgroupfs::{self, fill, CgroupFileError, Setter};
 
 const CPU_FIELDS: [(&str, Setter<CPUStat>); 8] = [
     ("usage_usec", CPUStat::set_usage_usec),
