@@ -47,6 +47,8 @@ pub enum Error {
     },
     #[error("collect metrics")]
     Metrics(#[source] containerd_shim::Error),
+    #[error("collect cgroup metrics")]
+    CgroupStats(#[source] crate::stats::CgroupFileError),
     #[error("encode protobuf")]
     Protobuf(#[source] containerd_shim::protos::protobuf::Error),
 }
@@ -76,6 +78,7 @@ impl Error {
             | Self::Io { .. }
             | Self::Sys { .. }
             | Self::Metrics(_)
+            | Self::CgroupStats(_)
             | Self::Protobuf(_) => Code::UNKNOWN,
         }
     }

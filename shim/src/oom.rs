@@ -19,6 +19,7 @@ use nix::sys::{
 use crate::{
     error::{Error, Result},
     instance::OomNotify,
+    stats::{parse_flat_keyed, CgroupFileError},
 };
 
 const WATCH_STACK: usize = 64 * 1024;
@@ -113,37 +114,71 @@ fn watch_v1(dir: PathBuf, notify: OomNotify) -> Result<()> {
         .map_err(Error::io("spawn OOM watcher"))
 }
 
-fn oom_kills(events: &Path) -> Option<u64> {
-    std::fs::read_to_string(events)
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
-        .and_then(|v| v.trim().parse().ok())
+/// The v2 OOM detector: a cgroup directory's `memory.events` `oom_kill` counter and
+/// the last value seen. The kernel counts a kill there each time the OOM killer picks
+/// a process in the cgroup (Documentation/admin-guide/cgroup-v2.rst, memory.events);
+/// `oom` alone (an OOM that killed nothing) or `max` (the limit was hit) is no kill.
+#[derive(Debug)]
+pub struct OomKills {
+    dir: PathBuf,
+    seen: u64,
+}
+
+impl OomKills {
+    /// Starts from the counter's current value: kills before the watch began are not
+    /// reported.
+    pub fn new(dir: PathBuf) -> Result<Self, CgroupFileError> {
+        let seen = read_oom_kills(&dir)?;
+        Ok(Self { dir, seen })
+    }
+
+    pub fn events_file(&self) -> PathBuf {
+        self.dir.join(MEMORY_EVENTS)
+    }
+
+    /// Re-reads the counter; true exactly when it has increased since the last read
+    /// (several kills between two reads are one notification).
+    pub fn increased(&mut self) -> Result<bool, CgroupFileError> {
+        let now = read_oom_kills(&self.dir)?;
+        let increased = now > self.seen;
+        self.seen = now;
+        Ok(increased)
+    }
+}
+
+const MEMORY_EVENTS: &str = "memory.events";
+
+/// `oom_kill` of `dir/memory.events`; 0 when the key is absent (kernels before 4.13).
+fn read_oom_kills(dir: &Path) -> Result<u64, CgroupFileError> {
+    let content = crate::stats::read_required(dir, MEMORY_EVENTS)?;
+    let events = parse_flat_keyed(&dir.join(MEMORY_EVENTS), &content)?;
+    Ok(events.get("oom_kill").copied().unwrap_or(0))
 }
 
 fn watch_v2(dir: PathBuf, notify: OomNotify) -> Result<()> {
-    let events = dir.join("memory.events");
+    let mut kills = OomKills::new(dir).map_err(Error::CgroupStats)?;
+    let events = kills.events_file();
     let inotify = Inotify::init(InitFlags::IN_CLOEXEC).map_err(Error::sys("inotify init"))?;
     inotify
         .add_watch(&events, AddWatchFlags::IN_MODIFY)
         .map_err(Error::sys(format!("watch {}", events.display())))?;
-    let mut seen = oom_kills(&events).unwrap_or(0);
     std::thread::Builder::new()
         .name("oom-v2".into())
         .stack_size(WATCH_STACK)
         .spawn(move || loop {
             match inotify.read_events() {
                 Ok(evs) => {
+                    // IN_IGNORED: the watch is gone with the cgroup (rmdir).
                     if evs
                         .iter()
                         .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
                     {
                         break;
                     }
-                    let Some(now) = oom_kills(&events) else { break };
-                    if now > seen {
-                        seen = now;
-                        notify();
+                    match kills.increased() {
+                        Ok(true) => notify(),
+                        Ok(false) => {}
+                        Err(_) => break, // cgroup removed between event and read
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -184,11 +219,94 @@ mod tests {
         );
     }
 
+    fn write_events(dir: &Path, oom: u64, oom_kill: u64) {
+        std::fs::write(
+            dir.join("memory.events"),
+            format!("low 0\nhigh 0\nmax 7\noom {oom}\noom_kill {oom_kill}\noom_group_kill 0\n"),
+        )
+        .unwrap();
+    }
+
     #[test]
-    fn oom_kill_counter_parses() {
+    fn oom_fires_exactly_when_oom_kill_increases() {
         let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("memory.events");
-        std::fs::write(&f, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n").unwrap();
-        assert_eq!(oom_kills(&f), Some(2));
+        write_events(dir.path(), 1, 1);
+        // A kill before the watch started is not reported.
+        let mut kills = OomKills::new(dir.path().to_owned()).unwrap();
+        // (oom, oom_kill) after each kernel write -> notification expected.
+        let steps = [
+            ((1, 1), false), // unrelated modification (e.g. `max` or `high` bumped)
+            ((2, 1), false), // OOM without a kill
+            ((3, 2), true),  // one kill
+            ((3, 2), false),
+            ((5, 5), true), // several kills between two reads: one notification
+            ((5, 5), false),
+        ];
+        for (i, ((oom, oom_kill), fires)) in steps.into_iter().enumerate() {
+            write_events(dir.path(), oom, oom_kill);
+            assert_eq!(kills.increased().unwrap(), fires, "step {i}");
+        }
+    }
+
+    #[test]
+    fn oom_kill_key_absent_counts_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("memory.events"),
+            "low 0\nhigh 0\nmax 0\noom 0\n",
+        )
+        .unwrap();
+        let mut kills = OomKills::new(dir.path().to_owned()).unwrap();
+        assert!(!kills.increased().unwrap());
+        write_events(dir.path(), 1, 1);
+        assert!(kills.increased().unwrap());
+    }
+
+    #[test]
+    fn oom_events_errors_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No memory.events: the cgroup is gone, or not a v2 memory cgroup.
+        assert!(matches!(
+            OomKills::new(dir.path().to_owned()),
+            Err(CgroupFileError::Read { .. })
+        ));
+        write_events(dir.path(), 0, 0);
+        let mut kills = OomKills::new(dir.path().to_owned()).unwrap();
+        std::fs::write(dir.path().join("memory.events"), "oom_kill lots\n").unwrap();
+        assert!(matches!(
+            kills.increased(),
+            Err(CgroupFileError::ParseValue { .. })
+        ));
+        std::fs::remove_file(dir.path().join("memory.events")).unwrap();
+        assert!(matches!(
+            kills.increased(),
+            Err(CgroupFileError::Read { .. })
+        ));
+    }
+
+    /// The watcher thread end to end on a tempdir: a write raising `oom_kill` is one
+    /// notification, and removing the file (as rmdir of the cgroup does) ends the thread.
+    #[test]
+    fn v2_watcher_notifies_on_oom_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        write_events(dir.path(), 0, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        watch_v2(
+            dir.path().to_owned(),
+            Box::new(move || tx.lock().unwrap().send(()).unwrap()),
+        )
+        .unwrap();
+        write_events(dir.path(), 1, 0);
+        write_events(dir.path(), 1, 1);
+        // Generous guard against a hang, not a timing assumption.
+        let guard = std::time::Duration::from_secs(30);
+        rx.recv_timeout(guard).expect("notification for the kill");
+        std::fs::remove_file(dir.path().join("memory.events")).unwrap();
+        // The thread drops the sender when it ends: no second notification.
+        assert_eq!(
+            rx.recv_timeout(guard),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
     }
 }

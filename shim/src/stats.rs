@@ -1,22 +1,80 @@
-//! Task metrics: the container's cgroup read with cgroups-rs (through containerd-shim's
-//! helpers), in containerd's `io.containerd.cgroups.v1.Metrics` / `.v2.Metrics` types.
+//! Task metrics: the container's cgroup in containerd's `io.containerd.cgroups.v1.Metrics`
+//! / `.v2.Metrics` types.
+//!
+//! Both are read from the container's cgroup directories by hand ([`v1::metrics`],
+//! [`v2::metrics`]), not through cgroups-rs 0.5 and containerd-shim's helpers: those
+//! turn malformed or unreadable counters into zeros (or panic on a malformed v1
+//! `cpu.stat`), never fill v1 CPU usage (they read v2 keys from v1's `cpu.stat`), and
+//! leave out v2 `io.stat` and most v1 memory fields.
 
-use containerd_shim::{
-    cgroup::{collect_metrics, collect_metrics_v2, get_cgroup},
-    protos::protobuf::well_known_types::any::Any,
-    util::convert_to_any,
+mod cgroupfs;
+pub mod v1;
+pub mod v2;
+
+use containerd_shim::{protos::protobuf::well_known_types::any::Any, util::convert_to_any};
+
+pub use cgroupfs::{parse_flat_keyed, read_required, CgroupFileError};
+
+use crate::{
+    error::{Error, Result},
+    oom::{memory_cgroup, MemoryCgroup},
 };
 
-use crate::error::{Error, Result};
-
 pub fn collect(pid: u32) -> Result<Any> {
-    let cgroup = get_cgroup(pid).map_err(Error::Metrics)?;
-    let any = if cgroup.v2() {
-        convert_to_any(Box::new(
-            collect_metrics_v2(&cgroup).map_err(Error::Metrics)?,
-        ))
-    } else {
-        convert_to_any(Box::new(collect_metrics(&cgroup).map_err(Error::Metrics)?))
+    // The same v1/v2 decision as the OOM watcher: v2 only when no v1 hierarchy holds
+    // the memory controller (on a hybrid host the unified tree has no controllers).
+    let any = match memory_cgroup(pid)? {
+        MemoryCgroup::V2(dir) => {
+            convert_to_any(Box::new(v2::metrics(&dir).map_err(Error::CgroupStats)?))
+        }
+        MemoryCgroup::V1(_) => {
+            let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .map_err(Error::io(format!("read cgroups of pid {pid}")))?;
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+                .map_err(Error::io("read mountinfo"))?;
+            let dirs = v1::V1Dirs::locate(&cgroups, &mountinfo);
+            convert_to_any(Box::new(v1::metrics(&dirs).map_err(Error::CgroupStats)?))
+        }
     };
     any.map_err(Error::Metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use containerd_shim::protos::{cgroups, cgroups_v2, protobuf::Message};
+
+    use super::*;
+
+    /// The real path on whatever host runs the tests (read-only): this test process's
+    /// own cgroup parses without error into the type of the host's cgroup version.
+    #[test]
+    fn reads_this_hosts_cgroup() {
+        let pid = std::process::id();
+        let Ok(version) = memory_cgroup(pid) else {
+            eprintln!("skipping reads_this_hosts_cgroup: no memory cgroup");
+            return;
+        };
+        let any = collect(pid).unwrap();
+        match version {
+            MemoryCgroup::V1(_) => {
+                assert!(
+                    any.type_url.ends_with("cgroups.v1.Metrics"),
+                    "{}",
+                    any.type_url
+                );
+                let m = cgroups::metrics::Metrics::parse_from_bytes(&any.value).unwrap();
+                assert!(m.memory.usage.usage > 0, "{m:?}");
+                assert!(m.cpu.usage.total > 0, "{m:?}");
+            }
+            MemoryCgroup::V2(_) => {
+                assert!(
+                    any.type_url.ends_with("cgroups.v2.Metrics"),
+                    "{}",
+                    any.type_url
+                );
+                let m = cgroups_v2::metrics::Metrics::parse_from_bytes(&any.value).unwrap();
+                assert!(m.cpu.usage_usec > 0, "{m:?}");
+            }
+        }
+    }
 }
