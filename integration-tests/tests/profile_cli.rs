@@ -271,3 +271,41 @@ fn spec_for_a_profile_passes_its_check() {
         assert_eq!(out.code, Some(0), "{p}: {out:?}");
     }
 }
+
+/// `profile import-seccomp` turns a Docker seccomp JSON into profile seccomp data
+/// that the profile loader accepts, and names on stderr what it could not carry
+/// over (foreign-architecture names, capability-conditional rules).
+#[test]
+fn import_seccomp_converts_docker_json_and_reports_drops() {
+    if skip_on_reference("profile tools are Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("docker.json");
+    fs::write(
+        &json,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,
+            "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86"]}],
+            "syscalls":[
+              {"names":["read","write","exit_group","_llseek"],"action":"SCMP_ACT_ALLOW"},
+              {"names":["clone3"],"action":"SCMP_ACT_ERRNO","errnoRet":38},
+              {"names":["mount"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}}]}"#,
+    )
+    .unwrap();
+    let out = rt.exec_cmd(&[
+        "profile",
+        "import-seccomp",
+        json.to_str().unwrap(),
+        "--name",
+        "docker",
+    ]);
+    assert!(out.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("_llseek"), "{}", out.stderr);
+    assert!(out.stderr.contains("mount"), "{}", out.stderr);
+    let filter = stockade::profile::load::parse_seccomp_filter(&out.stdout, "imported.toml")
+        .unwrap_or_else(|e| panic!("imported TOML loads: {e}\n{}", out.stdout));
+    let allowed: Vec<&str> = filter.allow.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(allowed, ["read", "write", "exit_group"]);
+    assert_eq!(filter.errno[0].errno, 38);
+}

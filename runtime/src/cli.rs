@@ -134,6 +134,15 @@ pub enum ProfileCmd {
         /// Profile name or path
         profile: String,
     },
+    /// Convert a Docker/OCI seccomp JSON into a profile's seccomp data (TOML on
+    /// stdout); what cannot be carried over is listed on stderr
+    ImportSeccomp {
+        /// Docker or OCI seccomp JSON file
+        file: PathBuf,
+        /// Name for the imported filter
+        #[arg(long, default_value = "imported")]
+        name: String,
+    },
     /// Explain a profile in plain language
     Explain {
         /// Profile name or path

@@ -124,8 +124,20 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
         } => profile_cmd::check(cfg, profile, spec, *json)?,
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
+        ProfileCmd::ImportSeccomp { file, name } => {
+            let (toml, dropped) = profile_cmd::import_seccomp(file, name)?;
+            for d in dropped {
+                eprintln!("not imported: {d}");
+            }
+            (toml, true)
+        }
     };
-    println!("{out}");
+    // A reader that stops early (`| head`) is not an error of ours.
+    use std::io::Write as _;
+    match writeln!(std::io::stdout(), "{out}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
     Ok(if ok { 0 } else { 1 })
 }
 

@@ -14,6 +14,10 @@ pub enum ProfileCmdError {
     Host(#[source] profile::host::HostProbeError),
     #[error("cannot evaluate the spec")]
     Evaluate(#[source] profile::plan::EvaluateError),
+    #[error("cannot import {0}")]
+    Import(String, #[source] profile::seccomp_import::ImportError),
+    #[error("cannot write the imported filter as TOML")]
+    ImportToml(#[source] toml::ser::Error),
     #[error("cannot generate a spec for profile {0:?}")]
     SpecGen(String, #[source] profile::spec_gen::SpecGenError),
 }
@@ -113,4 +117,17 @@ pub fn compliant_spec(
         profile::spec_gen::compliant_spec(&profile, &host, &StatNsLookup, &["sh".to_string()])
             .map_err(|e| ProfileCmdError::SpecGen(name.to_string(), e))?;
     Ok(hardened.spec)
+}
+
+/// `profile import-seccomp`: the TOML to review and commit, and what was dropped.
+pub fn import_seccomp(file: &Path, name: &str) -> Result<(String, Vec<String>), CommandError> {
+    let json = std::fs::read_to_string(file)
+        .map_err(CommandError::io(format!("cannot read {}", file.display())))?;
+    let source = file.display().to_string();
+    let imported = profile::seccomp_import::import(&json, name, &source)
+        .map_err(|e| ProfileCmdError::Import(source.clone(), e))?;
+    let toml =
+        profile::seccomp_import::to_toml(&imported.filter).map_err(ProfileCmdError::ImportToml)?;
+    let dropped = imported.dropped.iter().map(|d| format!("{d:?}")).collect();
+    Ok((toml, dropped))
 }
