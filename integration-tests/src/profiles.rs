@@ -217,87 +217,35 @@ pub fn all_host_caps() -> Vec<&'static str> {
     cap_names(bnd)
 }
 
-/// (fixture, expected (rule, spec path) pairs under `restricted`): the same table as
-/// the unit tests in `runtime/src/profile/tests.rs`.
-pub const POD_SECURITY: &[(&str, &[(&str, &str)])] = &[
-    (
-        "privileged",
-        &[
-            ("seccomp.required", "linux.seccomp"),
-            ("capabilities.allowed", "process.capabilities.bounding"),
-            ("capabilities.allowed", "process.capabilities.effective"),
-            ("capabilities.allowed", "process.capabilities.permitted"),
-            ("filesystem.masked_paths", "linux.maskedPaths"),
-            ("filesystem.readonly_paths", "linux.readonlyPaths"),
-        ],
-    ),
-    (
-        "host-pid",
-        &[("namespaces.host", "linux.namespaces[0].path")],
-    ),
-    (
-        "host-network",
-        &[("namespaces.host", "linux.namespaces[4].path")],
-    ),
-    (
-        "host-ipc",
-        &[("namespaces.host", "linux.namespaces[1].path")],
-    ),
-    (
-        "cap-sys-admin",
-        &[
-            ("capabilities.allowed", "process.capabilities.bounding"),
-            ("capabilities.allowed", "process.capabilities.effective"),
-            ("capabilities.allowed", "process.capabilities.permitted"),
-        ],
-    ),
-    ("no-seccomp", &[("seccomp.required", "linux.seccomp")]),
-    (
-        "no-new-privileges-false",
-        &[("process.no_new_privileges", "process.noNewPrivileges")],
-    ),
-    (
-        "uid0-without-userns",
-        &[("process.run_as_non_root", "process.user.uid")],
-    ),
-    (
-        "sysctl-core-pattern",
-        &[("sysctls.allowed", "linux.sysctl.kernel.core_pattern")],
-    ),
-    (
-        "unmasked-proc",
-        &[
-            ("filesystem.masked_paths", "linux.maskedPaths"),
-            ("filesystem.readonly_paths", "linux.readonlyPaths"),
-        ],
-    ),
-    (
-        "docker-sock",
-        &[("mounts.forbidden_source", "mounts[9].source")],
-    ),
-    (
-        "rshared-mount",
-        &[("mounts.propagation", "mounts[7].options")],
-    ),
-];
+/// (fixture, expected (rule, spec path) pairs under `restricted`): the table the
+/// unit tests in `runtime/src/profile/tests.rs` use too.
+pub fn pod_security() -> Vec<(String, std::collections::BTreeSet<(String, String)>)> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        fixture: String,
+        violations: Vec<(String, String)>,
+    }
+    let rows: Vec<Row> = serde_json::from_str(include_str!(
+        "../../runtime/src/profile/pod_security_expected.json"
+    ))
+    .expect("pod_security_expected.json parses");
+    rows.into_iter()
+        .map(|r| (r.fixture, r.violations.into_iter().collect()))
+        .collect()
+}
 
 /// The `(rule, path)` pairs `restricted` reports for fixture `name` (`all`: every
 /// control's).
 pub fn expected_violations(name: &str) -> std::collections::BTreeSet<(String, String)> {
-    let rows: Vec<&(&str, &str)> = if name == "all" {
-        POD_SECURITY.iter().flat_map(|(_, v)| v.iter()).collect()
-    } else {
-        POD_SECURITY
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("no expectation for fixture {name}"))
-            .1
-            .iter()
-            .collect()
-    };
-    rows.into_iter()
-        .map(|(r, p)| (r.to_string(), p.to_string()))
-        .collect()
+    let table = pod_security();
+    if name == "all" {
+        return table.into_iter().flat_map(|(_, v)| v).collect();
+    }
+    table
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no expectation for fixture {name}"))
+        .1
 }
 
 /// Fixture `name` with its namespace paths made real on this host: the pod sandbox

@@ -13,7 +13,7 @@
 use serde_json::Value;
 use std::collections::BTreeSet;
 use stockade_integration_tests::profiles::{
-    bundle_from_spec, expected_violations, fixture_on_this_host, PodSandbox, POD_SECURITY,
+    bundle_from_spec, expected_violations, fixture_on_this_host, pod_security, PodSandbox,
 };
 use stockade_integration_tests::runtime::CmdOutput;
 use stockade_integration_tests::{
@@ -228,7 +228,7 @@ fn every_fixture_is_covered_and_the_compliant_one_is_admitted() {
             continue;
         };
         assert!(
-            name == "all" || name == "compliant" || POD_SECURITY.iter().any(|(n, _)| *n == name),
+            name == "all" || name == "compliant" || pod_security().iter().any(|(n, _)| n == name),
             "fixture {file} has no expected violations in this test"
         );
     }

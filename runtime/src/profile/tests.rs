@@ -40,75 +40,30 @@ fn pairs(v: &[Violation]) -> BTreeSet<(&'static str, String)> {
     v.iter().map(|v| (v.rule, v.path.clone())).collect()
 }
 
-/// (fixture, expected (rule, path) pairs under `restricted`).
-const POD_SECURITY: &[(&str, &[(&str, &str)])] = &[
-    (
-        "privileged",
-        &[
-            ("seccomp.required", "linux.seccomp"),
-            ("capabilities.allowed", "process.capabilities.bounding"),
-            ("capabilities.allowed", "process.capabilities.effective"),
-            ("capabilities.allowed", "process.capabilities.permitted"),
-            ("filesystem.masked_paths", "linux.maskedPaths"),
-            ("filesystem.readonly_paths", "linux.readonlyPaths"),
-        ],
-    ),
-    (
-        "host-pid",
-        &[("namespaces.host", "linux.namespaces[0].path")],
-    ),
-    (
-        "host-network",
-        &[("namespaces.host", "linux.namespaces[4].path")],
-    ),
-    (
-        "host-ipc",
-        &[("namespaces.host", "linux.namespaces[1].path")],
-    ),
-    (
-        "cap-sys-admin",
-        &[
-            ("capabilities.allowed", "process.capabilities.bounding"),
-            ("capabilities.allowed", "process.capabilities.effective"),
-            ("capabilities.allowed", "process.capabilities.permitted"),
-        ],
-    ),
-    ("no-seccomp", &[("seccomp.required", "linux.seccomp")]),
-    (
-        "no-new-privileges-false",
-        &[("process.no_new_privileges", "process.noNewPrivileges")],
-    ),
-    (
-        "uid0-without-userns",
-        &[("process.run_as_non_root", "process.user.uid")],
-    ),
-    (
-        "sysctl-core-pattern",
-        &[("sysctls.allowed", "linux.sysctl.kernel.core_pattern")],
-    ),
-    (
-        "unmasked-proc",
-        &[
-            ("filesystem.masked_paths", "linux.maskedPaths"),
-            ("filesystem.readonly_paths", "linux.readonlyPaths"),
-        ],
-    ),
-    (
-        "docker-sock",
-        &[("mounts.forbidden_source", "mounts[9].source")],
-    ),
-    (
-        "rshared-mount",
-        &[("mounts.propagation", "mounts[7].options")],
-    ),
-];
+fn owned(pairs: BTreeSet<(&'static str, String)>) -> BTreeSet<(String, String)> {
+    pairs.into_iter().map(|(r, p)| (r.to_owned(), p)).collect()
+}
+
+/// (fixture, expected (rule, path) pairs under `restricted`), shared with the
+/// end-to-end tests: `pod_security_expected.json`.
+fn pod_security() -> Vec<(String, BTreeSet<(String, String)>)> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        fixture: String,
+        violations: Vec<(String, String)>,
+    }
+    let rows: Vec<Row> = serde_json::from_str(include_str!("pod_security_expected.json"))
+        .expect("pod_security_expected.json parses");
+    rows.into_iter()
+        .map(|r| (r.fixture, r.violations.into_iter().collect()))
+        .collect()
+}
 
 #[test]
 fn each_pod_security_fixture_is_refused_with_exactly_its_violations() {
-    for (name, want) in POD_SECURITY {
-        let got = refused("restricted", name);
-        let want: BTreeSet<_> = want.iter().map(|(r, p)| (*r, p.to_string())).collect();
-        assert_eq!(pairs(&got), want, "{name}");
+    for (name, want) in pod_security() {
+        let got = refused("restricted", &name);
+        assert_eq!(owned(pairs(&got)), want, "{name}");
         assert_eq!(
             got.len(),
             want.len(),
@@ -120,11 +75,8 @@ fn each_pod_security_fixture_is_refused_with_exactly_its_violations() {
 #[test]
 fn the_fixture_with_every_control_lists_every_violation() {
     let got = refused("restricted", "all");
-    let want: BTreeSet<_> = POD_SECURITY
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|(r, p)| (*r, p.to_string())))
-        .collect();
-    assert_eq!(pairs(&got), want);
+    let want: BTreeSet<_> = pod_security().into_iter().flat_map(|(_, v)| v).collect();
+    assert_eq!(owned(pairs(&got)), want);
 }
 
 #[test]
