@@ -176,8 +176,17 @@ fn no_host_fd_or_cwd_leaks_into_init_or_exec() {
     assert_eq!(init["root"], "/", "{init}");
 
     // From the host: the (exec'd) init holds stdio only, and its cwd and root
-    // resolve inside the bundle's rootfs.
+    // resolve inside the bundle's rootfs. Wait until the shell has exec'd the
+    // sleeping probe: between its commands the shell may hold fds of its own.
     let pid = c.pid.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proc_link(pid, "exe").ends_with("usr/bin/probe") {
+        assert!(
+            Instant::now() < deadline,
+            "init never exec'd the sleeping probe"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let host_fds: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("list init fds from the host")
         .flatten()
