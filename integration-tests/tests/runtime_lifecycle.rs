@@ -206,3 +206,39 @@ fn kill_sigterm_reaches_init() {
     c.wait_status("stopped");
     assert_eq!(c.stdout(), "got-term\n");
 }
+
+/// A foreground `run` passes the signals it gets on to the container (as runc
+/// does): SIGTERM to the runtime reaches the init's trap, the container's exit
+/// status comes back, and nothing is left behind.
+#[test]
+fn foreground_run_forwards_sigterm_to_the_container() {
+    use std::io::{BufRead, BufReader};
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .shell("trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done")
+        .build();
+    let mut child = rt
+        .command(&[
+            "run",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            bundle.id.as_str(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // SAFETY: kill(2) reads no memory; the pid is our own unreaped child.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    assert_eq!(lines.next().unwrap().unwrap(), "got-term");
+    let status = child.wait().expect("wait for run");
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "the container's exit status comes back"
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}

@@ -1,7 +1,10 @@
 //! `stockade run`: create + start, then (unless detached) wait for the init and
 //! delete the container, exiting with the workload's status.
 
-use nix::sys::wait::waitpid;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 use super::create::{create, CreateOpts};
 use super::lifecycle::{delete, start};
@@ -37,12 +40,51 @@ pub fn run(g: &Global, a: &liboci_cli::Run) -> Result<i32, CommandError> {
         what: format!("container {id:?} has no init pid"),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
-    let status = waitpid(pid, None).map_err(|source| CommandError::Wait {
-        pid: pid.as_raw(),
-        source,
-    })?;
+    let status = wait_forwarding_signals(pid)?;
     if !a.keep {
         delete(g, id, true)?;
     }
     Ok(exit_code(status))
+}
+
+/// Wait for the container's init, passing on the signals a foreground `run` gets
+/// (Ctrl-C, a supervisor's SIGTERM, ...) as runc does, so stopping `stockade run`
+/// stops the container instead of orphaning it. The signals are blocked only now:
+/// the init, forked during create, must not inherit a blocked mask into its
+/// workload. As subreaper we also reap whatever else gets re-parented to us.
+fn wait_forwarding_signals(pid: Pid) -> Result<WaitStatus, CommandError> {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(sig);
+    }
+    let wait_err = |source| CommandError::Wait {
+        pid: pid.as_raw(),
+        source,
+    };
+    set.thread_block().map_err(wait_err)?;
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(status) if status.pid() == Some(pid) => return Ok(status),
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(wait_err(e)),
+            }
+        }
+        let sig = set.wait().map_err(wait_err)?;
+        if sig != Signal::SIGCHLD {
+            // The init may have just exited; ESRCH is then expected.
+            let _ = kill(pid, sig);
+        }
+    }
 }
