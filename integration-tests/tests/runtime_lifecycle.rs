@@ -213,6 +213,8 @@ fn kill_sigterm_reaches_init() {
 #[test]
 fn foreground_run_forwards_sigterm_to_the_container() {
     use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
     let rt = runtime!();
     let bundle = BundleBuilder::new()
         .shell("trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done")
@@ -225,18 +227,51 @@ fn foreground_run_forwards_sigterm_to_the_container() {
             bundle.id.as_str(),
         ])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn run");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // Lines arrive through a thread so a regression fails the test instead of
+    // hanging it.
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no {what} line from the container"))
+    };
+    let ready = next("ready");
     // SAFETY: kill(2) reads no memory; the pid is our own unreaped child.
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    let status = if got.is_ok() {
+        child.wait().ok()
+    } else {
+        // The runtime died without forwarding: end it and its container.
+        let _ = child.kill();
+        let _ = child.wait();
+        stockade_integration_tests::runtime::cleanup_container(
+            &rt,
+            &bundle.id,
+            &bundle.cgroup_relative(),
+            None,
+        );
+        None
+    };
+    assert_eq!(ready, "ready");
     assert_eq!(rc, 0);
-    assert_eq!(lines.next().unwrap().unwrap(), "got-term");
-    let status = child.wait().expect("wait for run");
     assert_eq!(
-        status.code(),
+        got.ok().as_deref(),
+        Some("got-term"),
+        "SIGTERM reached the container"
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
         Some(7),
         "the container's exit status comes back"
     );

@@ -29,30 +29,35 @@ pub fn run(g: &Global, a: &liboci_cli::Run) -> Result<i32, CommandError> {
             detach: a.detach,
         },
     )?;
+    // Block the forwarded signals before the workload starts, so none can end us
+    // between `start` and the wait loop; the init, forked during create, does not
+    // inherit this mask.
+    let forwarded = if a.detach {
+        None
+    } else {
+        Some(block_forwarded_signals(id)?)
+    };
     if let Err(e) = start(g, id) {
         let _ = delete(g, id, true);
         return Err(e);
     }
-    if a.detach {
+    let Some(forwarded) = forwarded else {
         return Ok(0);
-    }
+    };
     let pid = load(g, id)?.pid().ok_or_else(|| CommandError::Io {
         what: format!("container {id:?} has no init pid"),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
-    let status = wait_forwarding_signals(pid)?;
+    let status = wait_forwarding_signals(pid, &forwarded)?;
     if !a.keep {
         delete(g, id, true)?;
     }
     Ok(exit_code(status))
 }
 
-/// Wait for the container's init, passing on the signals a foreground `run` gets
-/// (Ctrl-C, a supervisor's SIGTERM, ...) as runc does, so stopping `stockade run`
-/// stops the container instead of orphaning it. The signals are blocked only now:
-/// the init, forked during create, must not inherit a blocked mask into its
-/// workload. As subreaper we also reap whatever else gets re-parented to us.
-fn wait_forwarding_signals(pid: Pid) -> Result<WaitStatus, CommandError> {
+/// The signals a foreground `run` passes on to the container (Ctrl-C, a
+/// supervisor's SIGTERM, ...), as runc does, plus SIGCHLD to notice the init's exit.
+fn block_forwarded_signals(id: &str) -> Result<SigSet, CommandError> {
     let mut set = SigSet::empty();
     for sig in [
         Signal::SIGCHLD,
@@ -66,11 +71,21 @@ fn wait_forwarding_signals(pid: Pid) -> Result<WaitStatus, CommandError> {
     ] {
         set.add(sig);
     }
+    set.thread_block().map_err(|e| CommandError::Io {
+        what: format!("cannot block signals to forward to container {id:?}"),
+        source: e.into(),
+    })?;
+    Ok(set)
+}
+
+/// Wait for the container's init, passing on the blocked `set` of signals, so
+/// stopping `stockade run` stops the container instead of orphaning it. As
+/// subreaper we also reap whatever else gets re-parented to us.
+fn wait_forwarding_signals(pid: Pid, set: &SigSet) -> Result<WaitStatus, CommandError> {
     let wait_err = |source| CommandError::Wait {
         pid: pid.as_raw(),
         source,
     };
-    set.thread_block().map_err(wait_err)?;
     loop {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
