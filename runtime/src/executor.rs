@@ -87,7 +87,15 @@ impl StockadeExecutor {
             }
         }
         for plan in &self.landlock {
-            landlock_apply::enforce(plan).map_err(ConfineError::Landlock)?;
+            let enforced = landlock_apply::enforce(plan).map_err(ConfineError::Landlock)?;
+            if !enforced.fully {
+                // Only reachable under the profile's best_effort compat level (hard
+                // refuses); say so rather than let the gap pass unrecorded.
+                tracing::warn!(
+                    min_abi = plan.min_abi,
+                    "landlock enforced partially: the kernel lacks part of the requested rules (best_effort)"
+                );
+            }
         }
         if let Some(filter) = &self.seccomp {
             seccomp::load(filter).map_err(ConfineError::Seccomp)?;

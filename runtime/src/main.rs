@@ -47,7 +47,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         default_profile: cli.global.default_profile.clone(),
         handler: cli.global.handler.clone(),
         userns_db: cli.global.userns_db.clone(),
-        systemd_cgroup: cli.global.systemd_cgroup,
     };
     match &cli.command {
         Command::Create(a) => {

@@ -5,7 +5,6 @@ use std::io::{Read, Write};
 use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt};
 use libcontainer::oci_spec::runtime::LinuxResources;
 
-use super::lifecycle::status_name;
 use super::{load, CommandError, Global};
 
 mod runc_stats;
@@ -44,24 +43,17 @@ pub fn ps(g: &Global, a: &liboci_cli::Ps) -> Result<String, CommandError> {
     match a.format.as_str() {
         "json" => Ok(serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into())),
         "table" => {
-            let mut args = if a.ps_options.is_empty() {
-                vec!["-ef".to_string()]
-            } else {
-                a.ps_options.clone()
-            };
-            args.insert(0, "-o".into());
-            args.insert(1, "pid,user,time,cmd".into());
-            args.truncate(2);
-            args.push("-p".into());
-            args.push(
-                pids.iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
             if pids.is_empty() {
                 return Ok("PID USER TIME CMD".into());
             }
+            // The caller's ps options (runc passes them through), else our columns.
+            let mut args: Vec<String> = if a.ps_options.is_empty() {
+                vec!["-o".into(), "pid,user,time,cmd".into()]
+            } else {
+                a.ps_options.clone()
+            };
+            let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+            args.extend(["-p".into(), list.join(",")]);
             let out = std::process::Command::new("ps")
                 .args(&args)
                 .output()
@@ -256,8 +248,4 @@ pub fn features() -> serde_json::Value {
             "io.github.seccomp.libseccomp.version": "none (seccompiler)",
         },
     })
-}
-
-pub fn status_of(g: &Global, id: &str) -> Result<&'static str, CommandError> {
-    Ok(status_name(load(g, id)?.status()))
 }

@@ -27,7 +27,6 @@ pub struct Global {
     pub handler: Option<String>,
     /// Host id range allocation database, shared by every state root on the node.
     pub userns_db: PathBuf,
-    pub systemd_cgroup: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
