@@ -14,7 +14,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Parent of every test container's cgroup (absolute `cgroupsPath` = `/stockade-test/<id>`).
-pub const CGROUP_PARENT: &str = "stockade-test";
+pub fn cgroup_parent() -> &'static str {
+    static PARENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PARENT.get_or_init(|| {
+        std::env::var(CGROUP_PARENT_ENV)
+            .map(|p| p.trim_matches('/').to_string())
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "stockade-test".to_string())
+    })
+}
+
+/// Env var naming another test cgroup parent, so that several checkouts can run the
+/// suite on one machine at once without touching each other's cgroups.
+pub const CGROUP_PARENT_ENV: &str = "STOCKADE_TEST_CGROUP_PARENT";
 
 /// A unique name for this test process and call: `st-<pid>-<counter>-<random>`.
 /// Used as container id and cgroup leaf, so parallel tests (and parallel test
@@ -73,7 +86,7 @@ pub fn default_spec(id: &str) -> Value {
              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
         ],
         "linux": {
-            "cgroupsPath": format!("/{CGROUP_PARENT}/{id}"),
+            "cgroupsPath": format!("/{}/{id}", cgroup_parent()),
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [
                 {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
@@ -293,6 +306,6 @@ impl Bundle {
         self.spec["linux"]["cgroupsPath"]
             .as_str()
             .map(|p| p.trim_start_matches('/').to_string())
-            .unwrap_or_else(|| format!("{CGROUP_PARENT}/{}", self.id))
+            .unwrap_or_else(|| format!("{}/{}", cgroup_parent(), self.id))
     }
 }

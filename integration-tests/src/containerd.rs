@@ -35,8 +35,10 @@ pub const NAMESPACE: &str = "stockade-test";
 pub const IMAGE: &str = "docker.io/library/stockade-busybox:test";
 pub const PAUSE_IMAGE: &str = "docker.io/library/stockade-pause:test";
 pub const RUNTIME: &str = "io.containerd.stockade.v2";
-/// Parent of every test cgroup (absolute cgroupsPath).
-pub const CGROUP_PARENT: &str = "/stockade-test";
+/// Parent of every test cgroup (absolute cgroupsPath), e.g. `/stockade-test`.
+pub fn cgroup_parent() -> String {
+    format!("/{}", crate::bundle::cgroup_parent())
+}
 
 /// The directory holding the built `containerd-shim-stockade-v2`.
 pub fn shim_dir() -> PathBuf {
@@ -694,10 +696,7 @@ pub fn remove_test_cgroups(name: &str) {
         .flatten()
         .flatten()
     {
-        let p = e
-            .path()
-            .join(CGROUP_PARENT.trim_start_matches('/'))
-            .join(name);
+        let p = e.path().join(crate::bundle::cgroup_parent()).join(name);
         let _ = fs::remove_dir(&p);
     }
 }
@@ -708,11 +707,7 @@ pub fn test_cgroups(name: &str) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
-        .map(|e| {
-            e.path()
-                .join(CGROUP_PARENT.trim_start_matches('/'))
-                .join(name)
-        })
+        .map(|e| e.path().join(crate::bundle::cgroup_parent()).join(name))
         .filter(|p| p.exists())
         .collect()
 }

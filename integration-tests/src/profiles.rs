@@ -3,7 +3,7 @@
 //! them, a stand-in pod sandbox whose namespaces fixtures can join, and the probe's
 //! multi-line output.
 
-use crate::bundle::{BundleBuilder, CGROUP_PARENT};
+use crate::bundle::{cgroup_parent, BundleBuilder};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -139,7 +139,7 @@ pub fn bundle_from_spec(mut spec: Value) -> BundleBuilder {
     if !spec["linux"].is_object() {
         spec["linux"] = json!({});
     }
-    spec["linux"]["cgroupsPath"] = json!(format!("/{CGROUP_PARENT}/{id}"));
+    spec["linux"]["cgroupsPath"] = json!(format!("/{}/{id}", cgroup_parent()));
     builder.edit(|s| *s = spec)
 }
 

@@ -16,8 +16,8 @@ use std::{
 
 use serde_json::Value;
 use stockade_integration_tests::containerd::{
-    remove_test_cgroups, runtime_binary, skip_unless_stockade, test_cgroups, Containerd,
-    CGROUP_PARENT, IMAGE, RUNTIME,
+    cgroup_parent, remove_test_cgroups, runtime_binary, skip_unless_stockade, test_cgroups,
+    Containerd, IMAGE, RUNTIME,
 };
 use stockade_integration_tests::profiles::{cap_mask, parse_id_map, status_hex, status_str};
 use stockade_integration_tests::runtime::parse_report;
@@ -53,7 +53,7 @@ fn run_args(c: &Containerd, id: &str, extra: &[&str], cmd: &[&str]) -> Vec<Strin
         "--runtime-config-path".into(),
         c.runtime_config().display().to_string(),
         "--cgroup".into(),
-        format!("{CGROUP_PARENT}/{id}"),
+        format!("{}/{id}", cgroup_parent()),
     ];
     a.extend(extra.iter().map(|s| s.to_string()));
     a.push(IMAGE.into());
@@ -73,7 +73,7 @@ fn runc_shim_run_args(c: &Containerd, id: &str, extra: &[&str], cmd: &[&str]) ->
         "--runc-root".into(),
         c.runc_shim_root().display().to_string(),
         "--cgroup".into(),
-        format!("{CGROUP_PARENT}/{id}"),
+        format!("{}/{id}", cgroup_parent()),
     ];
     a.extend(extra.iter().map(|s| s.to_string()));
     a.push(IMAGE.into());

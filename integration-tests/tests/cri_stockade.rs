@@ -16,7 +16,7 @@ use k8s_cri::v1::{
 };
 use serde_json::Value;
 use stockade_integration_tests::containerd::{
-    remove_test_cgroups, skip_unless_stockade, test_cgroups, Containerd, CGROUP_PARENT, IMAGE,
+    cgroup_parent, remove_test_cgroups, skip_unless_stockade, test_cgroups, Containerd, IMAGE,
 };
 use stockade_integration_tests::profiles::{parse_id_map, status_str};
 use stockade_integration_tests::runtime::parse_report;
@@ -51,7 +51,7 @@ fn sandbox_config(pod: &str, logs: &std::path::Path) -> PodSandboxConfig {
         }),
         log_directory: logs.display().to_string(),
         linux: Some(LinuxPodSandboxConfig {
-            cgroup_parent: format!("{CGROUP_PARENT}/{pod}"),
+            cgroup_parent: format!("{}/{pod}", cgroup_parent()),
             ..Default::default()
         }),
         ..Default::default()
@@ -316,7 +316,8 @@ fn pods_run_confined_with_stockade_handler() {
         .await
         .expect("UpdateContainerResources");
         let limit = std::fs::read_to_string(format!(
-            "/sys/fs/cgroup/memory{CGROUP_PARENT}/{pod}/{a}/memory.limit_in_bytes"
+            "/sys/fs/cgroup/memory{}/{pod}/{a}/memory.limit_in_bytes",
+            cgroup_parent()
         ))
         .expect("container memory cgroup");
         assert_eq!(limit.trim(), "67108864");
