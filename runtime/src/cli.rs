@@ -97,6 +97,23 @@ pub enum Command {
     /// Tools for security teams: check, lint and explain hardening profiles
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Check this node: kernel features, cgroups, idmapped mounts, the node config and
+    /// every profile, containerd's runtime handlers (exit 1 when something fails)
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// containerd's config file to check for Stockade's runtime handlers
+    #[arg(long, default_value = "/etc/containerd/config.toml")]
+    pub containerd_config: PathBuf,
+    /// Directory to check for idmapped mount support (repeatable; default: containerd's,
+    /// the kubelet's and Stockade's directories under /var/lib, and /run)
+    #[arg(long = "idmap-dir")]
+    pub idmap_dirs: Vec<PathBuf>,
+    /// Print the facts and findings as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -107,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Profile(p) => return profile(&g, p),
+        Command::Doctor(a) => return doctor(&g, a),
     }
     Ok(0)
 }
@@ -138,6 +139,25 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
         _ => {}
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// `stockade doctor`: the findings, then exit 1 when any check failed.
+fn doctor(g: &Global, a: &stockade::cli::DoctorArgs) -> anyhow::Result<u8> {
+    use stockade::doctor::{self, probe, Status};
+    let facts = probe::probe(&probe::ProbeInputs {
+        node_config: g.config.clone(),
+        containerd_config: a.containerd_config.clone(),
+        idmap_dirs: (!a.idmap_dirs.is_empty()).then(|| a.idmap_dirs.clone()),
+    });
+    let findings = doctor::assess(&facts);
+    let worst = doctor::worst(&findings);
+    if a.json {
+        let doc = serde_json::json!({ "facts": facts, "findings": findings, "status": worst });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", commands::doctor::render(&findings));
+    }
+    Ok(if worst == Status::Fail { 1 } else { 0 })
 }
 
 /// Protections for verbs whose process enters a container.
