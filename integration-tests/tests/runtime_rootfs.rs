@@ -84,3 +84,41 @@ fn rootfs_propagation_rslave_under_default_profile() {
     let tags = root_tags_in(&runtime!(profile = "default"), "rprivate");
     assert!(tags.is_empty(), "rprivate: {tags:?}");
 }
+
+/// A bundle whose rootfs is one static binary (no /proc, /dev, /sys, /tmp, /run,
+/// /var): every mount point of the spec and of the profile's injected tmpfs is
+/// created, under the shipped `default` profile (user namespace, idmapped rootfs).
+#[test]
+fn minimal_rootfs_runs_under_default_profile() {
+    if skip_on_reference("Stockade profiles") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let script = "/busybox cat /proc/self/uid_map; \
+        for d in /proc /dev /dev/pts /dev/shm /sys /tmp /var/tmp /run; do \
+          test -d $d || echo missing $d; done; \
+        for d in /tmp /var/tmp /run; do echo w > $d/f && /busybox cat $d/f; done";
+    let bundle = BundleBuilder::new()
+        .without_rootfs()
+        .args(&["/busybox", "sh", "-c", script])
+        .build();
+    std::fs::create_dir(&bundle.rootfs).unwrap();
+    std::fs::copy("/bin/busybox", bundle.rootfs.join("busybox"))
+        .expect("busybox-static is installed");
+    let out = rt.run(&bundle).expect_ok(&rt);
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    assert!(!out.stdout.contains("missing"), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.lines().filter(|l| *l == "w").count(),
+        3,
+        "{}",
+        out.stdout
+    );
+    let uid_map = out.stdout.lines().next().unwrap_or_default();
+    let host: u64 = uid_map
+        .split_whitespace()
+        .nth(1)
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("uid_map: {uid_map:?}"));
+    assert!(host >= 1_000_000, "container root is host uid {host}");
+}
