@@ -582,10 +582,7 @@ fn events_interval_streams_stats_lines() {
 fn absolute_args0_runs_without_path() {
     let text = cat_inside("/proc/self/environ", |b| {
         b.edit(|s| {
-            s["process"]
-                .as_object_mut()
-                .expect("process")
-                .remove("env");
+            s["process"].as_object_mut().expect("process").remove("env");
         })
     });
     assert!(
