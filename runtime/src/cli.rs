@@ -83,6 +83,11 @@ pub struct GlobalOpts {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a container from a bundle (does not start the user process)
+    // liboci-cli's help texts have typos; ours are corrected here.
+    #[command(
+        mut_arg("no_pivot", |a| a.help(NO_PIVOT_HELP)),
+        mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
+    )]
     Create(liboci_cli::Create),
     /// Start the user process of a created container
     Start(liboci_cli::Start),
@@ -93,8 +98,13 @@ pub enum Command {
     /// Delete a container and everything it holds on the host
     Delete(liboci_cli::Delete),
     /// Create and start a container, and wait for it unless detached
+    #[command(
+        mut_arg("container_id", |a| a.help("Name of the container instance to be started")),
+        mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
+    )]
     Run(liboci_cli::Run),
     /// Run a new process inside a running container
+    #[command(mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP)))]
     Exec(liboci_cli::Exec),
     /// List the processes of a container
     Ps(liboci_cli::Ps),
@@ -105,6 +115,7 @@ pub enum Command {
     /// Change the cgroup resources of a running container
     Update(liboci_cli::Update),
     /// List containers under the state root
+    #[command(mut_arg("format", |a| a.help("Output format: table or json")))]
     List(liboci_cli::List),
     /// Print container events (stats)
     Events(EventsArgs),
@@ -112,7 +123,7 @@ pub enum Command {
     Features(liboci_cli::Features),
     /// Write a hardened default config.json
     Spec(SpecArgs),
-    /// Tools for security teams: check, lint and explain hardening profiles
+    /// Tools for security teams: check, lint, explain and import hardening profiles
     #[command(subcommand)]
     Profile(ProfileCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -145,6 +156,10 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+const NO_PIVOT_HELP: &str = "Do not use pivot root to jail the process inside the rootfs";
+const CONSOLE_SOCKET_HELP: &str =
+    "Unix socket (file) path which will receive the file descriptor of the pseudoterminal's master end";
+
 #[derive(Args, Debug)]
 pub struct SpecArgs {
     /// Directory to write config.json into
@@ -163,7 +178,7 @@ pub struct SpecArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCmd {
-    /// Check a config.json against a profile (exit 0 admitted, 1 refused)
+    /// Check a config.json against a profile (exit 0 admitted, 1 refused, 2 error)
     Check {
         /// Profile name (from the profiles dir) or path to a .toml file
         #[arg(long)]
@@ -188,6 +203,10 @@ pub enum ProfileCmd {
         /// Name for the imported filter
         #[arg(long, default_value = "imported")]
         name: String,
+        /// Syscall names to leave out of the import (e.g. ones the target profile
+        /// denies); repeat the flag or separate names with commas
+        #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
+        exclude: Vec<String>,
     },
     /// Explain a profile in plain language
     Explain {

@@ -25,19 +25,24 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = format!("{e:#}");
-            // containerd's runc shim shows the last `error` line of the log file; a
-            // terminal user reads stderr. Both get the full reason.
-            tracing::error!("{msg}");
-            // A refusal already starts with "stockade:"; don't say it twice.
-            if msg.starts_with("stockade:") {
-                eprintln!("{msg}");
-            } else {
-                eprintln!("stockade: {msg}");
-            }
+            report(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Render a failed verb once: to the log (containerd's runc shim shows the last `error`
+/// line of the log file) and to stderr for a terminal user. Both get the full reason.
+fn report(e: &anyhow::Error) -> String {
+    let msg = format!("{e:#}");
+    tracing::error!("{msg}");
+    // A refusal already starts with "stockade:"; don't say it twice.
+    if msg.starts_with("stockade:") {
+        eprintln!("{msg}");
+    } else {
+        eprintln!("stockade: {msg}");
+    }
+    msg
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -76,34 +81,31 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Start(a) => commands::lifecycle::start(&g, &a.container_id)?,
         Command::State(a) => {
             let s = commands::lifecycle::state(&g, &a.container_id)?;
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            print_out(&serde_json::to_string_pretty(&s)?)?;
         }
         Command::Kill(a) => commands::lifecycle::kill(&g, &a.container_id, &a.signal, a.all)?,
         Command::Delete(a) => commands::lifecycle::delete(&g, &a.container_id, a.force)?,
         Command::Pause(a) => commands::lifecycle::pause(&g, &a.container_id)?,
         Command::Resume(a) => commands::lifecycle::resume(&g, &a.container_id)?,
-        Command::Ps(a) => println!("{}", commands::info::ps(&g, a)?),
-        Command::List(a) => println!("{}", commands::info::list(&g, a)?),
+        Command::Ps(a) => print_out(&commands::info::ps(&g, a)?)?,
+        Command::List(a) => print_out(&commands::info::list(&g, a)?)?,
         Command::Events(a) => commands::info::events(&g, a)?,
         Command::Update(a) => commands::info::update(&g, a)?,
         Command::Features(_) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&commands::info::features())?
-            )
+            print_out(&serde_json::to_string_pretty(&commands::info::features())?)?
         }
         Command::Spec(a) => {
             let spec = match &a.profile {
                 Some(p) => commands::profile_cmd::compliant_spec(g.config.as_deref(), p)?,
                 None => stockade::default_spec::hardened_default(),
             };
-            let json = serde_json::to_string_pretty(&spec)?;
+            let json =
+                serde_json::to_string_pretty(&stockade::default_spec::to_stable_json(&spec)?)?;
             if a.stdout {
-                println!("{json}");
+                print_out(&json)?;
             } else {
                 let path = a.bundle.join("config.json");
-                std::fs::write(&path, json)
-                    .with_context(|| format!("failed to write {}", path.display()))?;
+                write_new(&path, &json)?;
             }
         }
         Command::Profile(p) => return profile(&g, p),
@@ -124,11 +126,35 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `stockade profile ...`: print the result; exit 1 when refused / lint errors.
+/// Exit status of `stockade profile ...` when the tool could not do its job (bad
+/// input, missing profile), distinct from 1 = refused / lint errors, so CI can tell
+/// a rejected workload from a broken pipeline.
+const PROFILE_TOOL_ERROR: u8 = 2;
+
+/// `stockade profile ...`: print the result; exit 0 admitted / clean, 1 refused / lint
+/// errors, 2 error. With `--json` an error is also a JSON document on stdout, so a
+/// consumer that parses stdout always gets one.
 fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
+    let json = matches!(cmd, ProfileCmd::Check { json: true, .. });
+    let (out, ok) = match profile_output(g, cmd) {
+        Ok(done) => done,
+        Err(e) => {
+            let msg = report(&e);
+            if json {
+                let doc = serde_json::json!({ "outcome": "error", "error": msg });
+                print_out(&serde_json::to_string_pretty(&doc)?)?;
+            }
+            return Ok(PROFILE_TOOL_ERROR);
+        }
+    };
+    print_out(&out)?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)> {
     use commands::profile_cmd;
     let cfg = g.config.as_deref();
-    let (out, ok) = match cmd {
+    Ok(match cmd {
         ProfileCmd::Check {
             profile,
             spec,
@@ -136,21 +162,54 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
         } => profile_cmd::check(cfg, profile, spec, *json)?,
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
-        ProfileCmd::ImportSeccomp { file, name } => {
-            let (toml, dropped) = profile_cmd::import_seccomp(file, name)?;
-            for d in dropped {
+        ProfileCmd::ImportSeccomp {
+            file,
+            name,
+            exclude,
+        } => {
+            let out = profile_cmd::import_seccomp(file, name, exclude)?;
+            for d in &out.dropped {
                 eprintln!("not imported: {d}");
             }
-            (toml, true)
+            if !out.unknown.is_empty() {
+                eprintln!(
+                    "error: not a syscall on any architecture (misspelt, or newer than this \
+                     runtime; fix the source or --exclude them): {}",
+                    out.unknown.join(", ")
+                );
+            }
+            (out.toml, out.unknown.is_empty())
         }
-    };
-    // A reader that stops early (`| head`) is not an error of ours.
+    })
+}
+
+/// Write a new file; like `runc spec`, never overwrite one that exists (it may be a
+/// reviewed spec).
+fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                anyhow::anyhow!("{} already exists; remove it first", path.display())
+            }
+            _ => anyhow::Error::new(e).context(format!("failed to create {}", path.display())),
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Print `out` and a newline. A reader that stops early (`| head`) is not an error of
+/// ours.
+fn print_out(out: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     match writeln!(std::io::stdout(), "{out}") {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    Ok(if ok { 0 } else { 1 })
 }
 
 /// `stockade doctor`: the findings, then exit 1 when any check failed.
