@@ -93,6 +93,7 @@ pub struct RuntimeCli {
     log: Option<PathBuf>,
     profile: Option<String>,
     config: Option<String>,
+    handler: Option<String>,
     systemd_cgroup: bool,
     reaping: Reaping,
 }
@@ -110,6 +111,7 @@ impl RuntimeCli {
             log: bundle.map(|b| b.join("log.json")),
             profile: opts.profile.clone(),
             config: opts.config.clone(),
+            handler: opts.handler.clone(),
             systemd_cgroup: opts.systemd_cgroup,
             reaping,
         }
@@ -237,6 +239,9 @@ impl RuntimeCli {
         }
         if let Some(c) = &self.config {
             env.push(("STOCKADE_CONFIG", c.as_str()));
+        }
+        if let Some(h) = &self.handler {
+            env.push(("STOCKADE_HANDLER", h.as_str()));
         }
         env
     }
@@ -470,6 +475,30 @@ not json
             err.to_string(),
             format!("{} exited with status 3: bad things", script.display())
         );
+    }
+
+    #[test]
+    fn handler_profile_and_config_reach_the_runtime_environment() {
+        let rt = RuntimeCli::new(
+            &RuntimeOptions {
+                profile: Some("restricted".into()),
+                config: Some("/etc/stockade/config.toml".into()),
+                handler: Some("stockade-restricted".into()),
+                ..Default::default()
+            },
+            "ns",
+            None,
+            Reaping::Direct,
+        );
+        assert_eq!(
+            rt.env(),
+            vec![
+                ("STOCKADE_PROFILE", "restricted"),
+                ("STOCKADE_CONFIG", "/etc/stockade/config.toml"),
+                ("STOCKADE_HANDLER", "stockade-restricted"),
+            ]
+        );
+        assert!(cli().env().is_empty());
     }
 
     #[test]
