@@ -2,7 +2,8 @@
 //! (0 admitted / clean, 1 refused / findings, 2 error) and a JSON document on stdout
 //! even on errors; `explain` on a machine without a node config; `import-seccomp`
 //! summaries, errors and `--exclude`; `spec` determinism and overwrite refusal;
-//! `list --format`; the shim's help. Outputs are compared with golden files under
+//! `list --format`; the shim's help; `lint` reporting every problem at once with
+//! `file:line:column`. Outputs are compared with golden files under
 //! `integration-tests/golden/` (`STOCKADE_UPDATE_GOLDEN=1` rewrites them).
 
 use serde_json::Value;
@@ -317,4 +318,103 @@ fn shim_prints_its_help() {
         );
         assert!(stdout.contains("-namespace"), "{stdout}");
     }
+}
+
+/// A copy of restricted.toml (and its seccomp data) in `dir` as `name`.toml, with each
+/// `(from, to)` replaced once.
+fn edited_restricted(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = fs::read_to_string(profiles_dir().join("restricted.toml")).expect("read");
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, text).expect("write");
+    let seccomp = dir.join("seccomp");
+    if !seccomp.exists() {
+        fs::create_dir(&seccomp).expect("mkdir");
+        fs::copy(
+            profiles_dir().join("seccomp/default.toml"),
+            seccomp.join("default.toml"),
+        )
+        .expect("copy");
+    }
+    path
+}
+
+#[test]
+fn lint_reports_every_problem_at_once_with_file_line_and_column() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A security team's `web` profile with the mistakes people make.
+    let path = edited_restricted(
+        dir.path(),
+        "web",
+        &[
+            ("name = \"restricted\"", "name = \"web\""),
+            ("\"CAP_NET_BIND_SERVICE\"", "\"NET_BIND_SERVICE\""),
+            ("name = \"bpf\"", "name = \"bfp\""),
+            (
+                "writable_tmpfs = []",
+                "writable_tmpfs = [\"tmp\", \"/x/../../etc\", \"/run/\"]",
+            ),
+            ("\"/proc/sys\"", "\"proc/sys\""),
+            (
+                "auto_rules = true\n",
+                "auto_rules = true\ntcp_connect = []\n",
+            ),
+        ],
+    );
+    let out = rt.exec_cmd(&["profile", "lint", &s(&path)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let text = out.stdout.replace(&s(dir.path()), "$DIR");
+    assert_golden("lint-web.txt", &text);
+    for line in text.lines().skip(1) {
+        assert!(
+            line.starts_with("$DIR/web.toml:"),
+            "every finding names the file: {line}"
+        );
+    }
+
+    // A missing filter file says what its path is relative to.
+    let path = edited_restricted(
+        dir.path(),
+        "nofilter",
+        &[("\"seccomp/default.toml\"", "\"seccomp/web.toml\"")],
+    );
+    let out = rt.exec_cmd(&["profile", "lint", &s(&path)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "cannot read {} (seccomp.default_filter \"seccomp/web.toml\" is relative to the \
+             profile's directory)",
+            dir.path().join("seccomp/web.toml").display()
+        )),
+        "{}",
+        out.stdout
+    );
+    // An unreadable profile is not a finding but an error: exit 2.
+    let out = rt.exec_cmd(&["profile", "lint", &s(&dir.path().join("missing.toml"))]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+}
+
+#[test]
+fn lint_of_a_syntax_error_points_at_it() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = edited_restricted(
+        dir.path(),
+        "typo",
+        &[("[capabilities]\n", "[capabilities]\nallowd = []\n")],
+    );
+    let out = rt.exec_cmd(&["profile", "lint", &s(&path)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let text = out.stdout.replace(&s(dir.path()), "$DIR");
+    assert_golden("lint-typo.txt", &text);
 }

@@ -1,7 +1,7 @@
 //! `stockade profile check|lint|explain` and `stockade spec --profile`: the tools a
 //! security team uses on profiles, built on the same code `create` runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::CommandError;
 use crate::profile::{self, evaluate, lint, Decision, HostFacts, Profile, StatNsLookup};
@@ -94,23 +94,119 @@ pub fn check(
     Ok((out, admitted))
 }
 
-/// `profile lint`: findings one per line; `Err`-severity findings fail the command.
+/// Where a profile named on the command line is: a file, or a compiled-in text.
+enum ProfileText {
+    File(PathBuf),
+    Builtin(&'static str),
+}
+
+/// The file `name` resolves to, the way [`resolve`] loads it.
+fn locate(config: Option<&Path>, name: &str) -> Result<ProfileText, ProfileCmdError> {
+    use crate::admission::ResolveError;
+    if name.contains('/') || name.ends_with(".toml") {
+        return Ok(ProfileText::File(name.into()));
+    }
+    let cfg_path = config.unwrap_or(Path::new(profile::node_config::DEFAULT_CONFIG_PATH));
+    match profile::node_config::NodeConfig::read(cfg_path) {
+        Ok(Some(cfg)) => Ok(ProfileText::File(
+            cfg.profiles_dir.join(format!("{name}.toml")),
+        )),
+        Ok(None) => profile::node_config::builtin_text(name)
+            .map(ProfileText::Builtin)
+            .ok_or_else(|| {
+                ProfileCmdError::Load(ResolveError::NoProfilesDir {
+                    name: name.to_owned(),
+                    config: cfg_path.display().to_string(),
+                })
+            }),
+        Err(e) => Err(ProfileCmdError::Load(ResolveError::Config(e))),
+    }
+}
+
+/// `profile lint`: every problem at once, one per line as `FILE:LINE:COLUMN: error: ...`
+/// (or `FILE: warning: ...` for the profile as a whole), after a summary line.
+/// Errors fail the command (exit 1); a file that cannot be read is exit 2.
 pub fn lint_cmd(config: Option<&Path>, name: &str) -> Result<(String, bool), CommandError> {
-    let profile = resolve(config, name)?;
+    let source = locate(config, name)?;
+    let (label, text, dir) = match &source {
+        ProfileText::File(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path)
+                .map_err(CommandError::io(format!("cannot read {}", path.display())))?,
+            path.parent().unwrap_or(Path::new(".")).to_owned(),
+        ),
+        ProfileText::Builtin(text) => (format!("<builtin>/{name}.toml"), text.to_string(), {
+            PathBuf::new()
+        }),
+    };
+    let loc = profile::locate::Locator::new(&text);
+    let at = |pos: Option<profile::locate::Position>| match pos {
+        Some(p) => format!("{label}:{}:{}", p.line, p.column),
+        None => label.clone(),
+    };
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut parsed: Profile = match toml::from_str(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            // Syntax and schema errors stop the parser: there is only one to show.
+            let pos = e.span().map(|r| loc.position(r.start));
+            let msg = format!("{}: error: {}", at(pos), e.message().trim());
+            return Ok((format!("{label}: 1 error\n{msg}"), false));
+        }
+    };
+    for inv in profile::load::problems(&parsed) {
+        let pos = loc.find(&inv.key, inv.value.as_deref());
+        errors.push(format!("{}: error: {}: {}", at(pos), inv.key, inv.problem));
+    }
+    if let Some(sc) = &parsed.seccomp {
+        let filter = match &source {
+            ProfileText::File(_) => {
+                profile::load::load_filter(&dir, sc).map_err(|e| crate::error_chain(&e))
+            }
+            ProfileText::Builtin(_) => profile::node_config::builtin(name)
+                .and_then(Result::ok)
+                .and_then(|p| p.seccomp_filter)
+                .ok_or_else(|| "the compiled-in seccomp filter does not load".to_owned()),
+        };
+        match filter {
+            Ok(f) => parsed.seccomp_filter = Some(f),
+            Err(e) => {
+                let pos = loc.find("seccomp.default_filter", None);
+                errors.push(format!("{}: error: {e}", at(pos)));
+            }
+        }
+    }
     let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
-    let findings = lint::lint(&profile, &host);
-    let clean = !findings
-        .iter()
-        .any(|f| f.severity() == lint::Severity::Error);
+    for f in lint::lint(&parsed, &host) {
+        // Loading already reported unknown names in the profile itself, with a suggestion.
+        if matches!(&f, lint::LintFinding::UnknownSyscall { list, .. } if *list == "seccomp.deny") {
+            continue;
+        }
+        // Without its filter the profile's other problems are already listed.
+        if f == lint::LintFinding::SeccompFilterNotLoaded && !errors.is_empty() {
+            continue;
+        }
+        let pos = f
+            .location()
+            .and_then(|(key, value)| loc.find(key, value.as_deref()));
+        match f.severity() {
+            lint::Severity::Error => errors.push(format!("{}: error: {f}", at(pos))),
+            lint::Severity::Warning => warnings.push(format!("{}: warning: {f}", at(pos))),
+        }
+    }
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let mut out = format!(
-        "profile \"{}\" v{}: {} finding{}",
-        profile.name,
-        profile.version,
-        findings.len(),
-        if findings.len() == 1 { "" } else { "s" }
+        "profile \"{}\" v{} ({label}): {}, {}",
+        parsed.name,
+        parsed.version,
+        plural(errors.len(), "error"),
+        plural(warnings.len(), "warning")
     );
-    for f in findings {
-        out.push_str(&format!("\n  {:?}: {f}", f.severity()));
+    let clean = errors.is_empty();
+    for line in errors.into_iter().chain(warnings) {
+        out.push('\n');
+        out.push_str(&line);
     }
     Ok((out, clean))
 }

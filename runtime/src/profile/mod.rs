@@ -8,6 +8,7 @@ pub mod explain;
 pub mod host;
 pub mod lint;
 pub mod load;
+pub mod locate;
 pub mod node_config;
 pub mod plan;
 pub mod rules;

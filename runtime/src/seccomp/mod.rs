@@ -104,7 +104,7 @@ mod behaviour_tests;
 
 pub use error::SeccompError;
 pub use load::load;
-pub use names::{is_known_syscall, syscall_number};
+pub use names::{closest_syscall, is_known_syscall, syscall_number};
 pub use translate::compile;
 
 /// A finished seccomp program plus the `SECCOMP_FILTER_FLAG_*` bits to load it with.
