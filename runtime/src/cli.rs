@@ -9,13 +9,31 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `stockade --version`, shaped like runc's (`runc version X`, `commit:`, `spec:`),
+/// plus what enforces the hardening.
+pub const LONG_VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("STOCKADE_COMMIT"),
+    "\nspec: 1.2.0",
+    "\nlibcontainer: 0.7.0 (vendored with fixes, third_party/PATCHES.md)",
+    "\nseccomp: seccompiler (filters compiled by the runtime; no libseccomp)",
+    "\nfeatures: hardening profiles, seccomp, landlock, user namespaces with idmapped mounts, cgroup v1 and v2",
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "stockade",
-    version,
+    // -v and --version both print everything, as runc's.
+    version = LONG_VERSION,
+    disable_version_flag = true,
     about = "A hardened, runc-compatible OCI runtime that enforces security profiles"
 )]
 pub struct Cli {
+    /// Print the version, commit, OCI spec version and features (as runc -v)
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
     #[command(flatten)]
     pub global: GlobalOpts,
     #[command(subcommand)]
@@ -108,6 +126,34 @@ pub enum Command {
     /// Tools for security teams: check, lint, explain and import hardening profiles
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for stockade and each of its verbs into a directory
+    #[command(hide = true)]
+    Man {
+        /// Directory to write stockade.8 and stockade-VERB.8 into
+        dir: PathBuf,
+    },
+    /// Check this node: kernel features, cgroups, idmapped mounts, the node config and
+    /// every profile, containerd's runtime handlers (exit 1 when something fails)
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// containerd's config file to check for Stockade's runtime handlers
+    #[arg(long, default_value = "/etc/containerd/config.toml")]
+    pub containerd_config: PathBuf,
+    /// Directory to check for idmapped mount support (repeatable; default: containerd's,
+    /// the kubelet's and Stockade's directories under /var/lib, and /run)
+    #[arg(long = "idmap-dir")]
+    pub idmap_dirs: Vec<PathBuf>,
+    /// Print the facts and findings as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 const NO_PIVOT_HELP: &str = "Do not use pivot root to jail the process inside the rootfs";

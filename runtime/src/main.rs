@@ -109,6 +109,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Profile(p) => return profile(&g, p),
+        Command::Doctor(a) => return doctor(&g, a),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "stockade", &mut script);
+            // A reader that stops early (`| head`) is not an error of ours.
+            use std::io::Write as _;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Command::Man { dir } => man_pages(dir)?,
     }
     Ok(0)
 }
@@ -197,6 +210,51 @@ fn print_out(out: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// `stockade doctor`: the findings, then exit 1 when any check failed.
+fn doctor(g: &Global, a: &stockade::cli::DoctorArgs) -> anyhow::Result<u8> {
+    use stockade::doctor::{self, probe, Status};
+    let facts = probe::probe(&probe::ProbeInputs {
+        node_config: g.config.clone(),
+        containerd_config: a.containerd_config.clone(),
+        idmap_dirs: (!a.idmap_dirs.is_empty()).then(|| a.idmap_dirs.clone()),
+    });
+    let findings = doctor::assess(&facts);
+    let worst = doctor::worst(&findings);
+    if a.json {
+        let doc = serde_json::json!({ "facts": facts, "findings": findings, "status": worst });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", commands::doctor::render(&findings));
+    }
+    Ok(if worst == Status::Fail { 1 } else { 0 })
+}
+
+/// One man page for `stockade` and one per verb (`stockade-create.8`, ...), from the
+/// same clap definition that parses the command line.
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    fn write(cmd: clap::Command, name: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.8"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone().name(name.to_string()))
+            .section("8")
+            .render(&mut out)
+            .with_context(|| format!("render {name}"))?;
+        std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            write(sub.clone(), &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    // Man pages carry the one-line version (.TH), not --version's full text.
+    let mut cmd = <Cli as clap::CommandFactory>::command().version(env!("CARGO_PKG_VERSION"));
+    cmd.build();
+    write(cmd, "stockade", dir)
 }
 
 /// Protections for verbs whose process enters a container.
