@@ -418,3 +418,108 @@ fn lint_of_a_syntax_error_points_at_it() {
     let text = out.stdout.replace(&s(dir.path()), "$DIR");
     assert_golden("lint-typo.txt", &text);
 }
+
+#[test]
+fn diff_lists_what_each_profile_allows_that_the_other_does_not() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let out = rt.exec_cmd(&["profile", "diff", "baseline", "restricted"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_golden("diff-baseline-restricted.txt", &out.stdout);
+    let out = rt.exec_cmd(&["profile", "diff", "baseline", "restricted", "--json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let j: Value = serde_json::from_str(&out.stdout).expect("diff JSON");
+    assert_golden(
+        "diff-baseline-restricted.json",
+        &(serde_json::to_string_pretty(&j).expect("json") + "\n"),
+    );
+    // Swapped, the same rules with the sides swapped.
+    let back: Value = serde_json::from_str(
+        &rt.exec_cmd(&["profile", "diff", "restricted", "baseline", "--json"])
+            .stdout,
+    )
+    .expect("diff JSON");
+    let rules = |j: &Value, a: &str, b: &str| -> Vec<(String, Value, Value)> {
+        j["differences"]
+            .as_array()
+            .expect("differences")
+            .iter()
+            .map(|d| (d["rule"].to_string(), d[a].clone(), d[b].clone()))
+            .collect()
+    };
+    assert_eq!(
+        rules(&j, "only_a", "only_b"),
+        rules(&back, "only_b", "only_a")
+    );
+    let out = rt.exec_cmd(&["profile", "diff", "restricted", "restricted"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.ends_with("they allow the same\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn show_prints_the_filter_and_a_containers_plan() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let out = rt.exec_cmd(&["profile", "show", "default"]).expect_ok(&rt);
+    assert_golden("show-default.txt", &out.stdout);
+    let j: Value = serde_json::from_str(
+        &rt.exec_cmd(&["profile", "show", "default", "--json"])
+            .expect_ok(&rt)
+            .stdout,
+    )
+    .expect("show JSON");
+    let bpf = j["seccomp"]["bpf_instructions"]
+        .as_u64()
+        .expect("bpf length");
+    let allow = j["seccomp"]["allow"].as_array().expect("allow");
+    assert!(allow.iter().any(|n| n == "read") && !allow.iter().any(|n| n == "bpf"));
+
+    // A bare spec created under `default`: its plan carries the injected filter, whose
+    // program is the one `show default` measured.
+    let bundle = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "30"])
+        .build();
+    let container = rt.create(&bundle).expect("create under default");
+    let out = rt
+        .exec_cmd(&["profile", "show", "--container", &bundle.id])
+        .expect_ok(&rt);
+    assert!(
+        out.stdout.contains("profile: default v1.0.0"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("BPF program of {bpf} instructions")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("no_new_privileges: true"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("landlock domain 1:"), "{}", out.stdout);
+    let j: Value = serde_json::from_str(
+        &rt.exec_cmd(&["profile", "show", "--container", &bundle.id, "--json"])
+            .expect_ok(&rt)
+            .stdout,
+    )
+    .expect("plan JSON");
+    assert_eq!(j["seccomp_bpf_instructions"], bpf);
+    assert_eq!(
+        Path::new(j["plan_dir"].as_str().expect("plan_dir")),
+        rt.plan_dir(&bundle.id)
+    );
+    drop(container);
+    let out = rt.exec_cmd(&["profile", "show", "--container", &bundle.id]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+}

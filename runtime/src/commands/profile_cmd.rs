@@ -20,6 +20,20 @@ pub enum ProfileCmdError {
     Import(String, #[source] profile::seccomp_import::ImportError),
     #[error("cannot write the imported filter as TOML")]
     ImportToml(#[source] toml::ser::Error),
+    #[error("cannot show the profile")]
+    Show(#[source] profile::show::ShowError),
+    #[error("container {id:?}: cannot read its plan")]
+    Plan {
+        id: String,
+        #[source]
+        source: crate::state_root::StateRootError,
+    },
+    #[error("container {id:?}: cannot compile its seccomp filter")]
+    PlanSeccomp {
+        id: String,
+        #[source]
+        source: crate::seccomp::SeccompError,
+    },
     #[error("cannot generate a spec for profile {0:?}")]
     SpecGen(String, #[source] profile::spec_gen::SpecGenError),
 }
@@ -213,6 +227,215 @@ pub fn lint_cmd(config: Option<&Path>, name: &str) -> Result<(String, bool), Com
 
 pub fn explain(config: Option<&Path>, name: &str) -> Result<String, CommandError> {
     Ok(profile::explain::explain(&resolve(config, name)?))
+}
+
+/// `profile diff A B`: the differences, and whether there are none (exit 0).
+pub fn diff(
+    config: Option<&Path>,
+    a: &str,
+    b: &str,
+    json: bool,
+) -> Result<(String, bool), CommandError> {
+    let (pa, pb) = (resolve(config, a)?, resolve(config, b)?);
+    let d = profile::diff::diff(&pa, &pb);
+    let same = d.is_empty();
+    let out = if json {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "a": format!("{} v{}", pa.name, pa.version),
+            "b": format!("{} v{}", pb.name, pb.version),
+            "differences": d,
+        }))
+        .unwrap_or_default()
+    } else {
+        let mut out = format!(
+            "A = profile \"{}\" v{} ({a}), B = profile \"{}\" v{} ({b}): {}",
+            pa.name,
+            pa.version,
+            pb.name,
+            pb.version,
+            if same {
+                "they allow the same".to_owned()
+            } else {
+                format!(
+                    "{} rule{} differ{}",
+                    d.len(),
+                    if d.len() == 1 { "" } else { "s" },
+                    if d.len() == 1 { "s" } else { "" }
+                )
+            }
+        );
+        for x in &d {
+            out.push_str(&format!("\n{x}"));
+        }
+        out
+    };
+    Ok((out, same))
+}
+
+/// `profile show`: a profile's effective seccomp filter, or a container's plan.
+pub fn show(
+    config: Option<&Path>,
+    root: &crate::state_root::StateRoot,
+    name: Option<&str>,
+    container: Option<&str>,
+    json: bool,
+) -> Result<String, CommandError> {
+    if let Some(id) = container {
+        return show_container(root, id, json);
+    }
+    let p = resolve(config, name.unwrap_or_default())?;
+    let sc = profile::show::seccomp(&p).map_err(ProfileCmdError::Show)?;
+    Ok(if json {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "profile": p.name,
+            "version": p.version,
+            "seccomp": sc,
+        }))
+        .unwrap_or_default()
+    } else {
+        match sc {
+            Some(sc) => format!("profile \"{}\" v{}\n{sc}", p.name, p.version),
+            None => format!(
+                "profile \"{}\" v{}\nno [seccomp] section: containers get no default filter",
+                p.name, p.version
+            ),
+        }
+    })
+}
+
+/// A container's plan: the hardened spec `create` wrote to
+/// `<root>/.stockade/plans/<id>/config.json` (what libcontainer runs and `exec`
+/// reads back) and the record beside it (`plan.json`: profile, Landlock domains,
+/// user namespace range).
+fn show_container(
+    root: &crate::state_root::StateRoot,
+    id: &str,
+    json: bool,
+) -> Result<String, CommandError> {
+    let plan_err = |source| ProfileCmdError::Plan {
+        id: id.to_owned(),
+        source,
+    };
+    let record = root.read_plan(id).map_err(plan_err)?;
+    let dir = root.plan_dir(id);
+    let spec_path = dir.join("config.json");
+    let bytes = std::fs::read(&spec_path).map_err(CommandError::io(format!(
+        "cannot read {}",
+        spec_path.display()
+    )))?;
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(|source| {
+        crate::bundle::BundleError::ParseConfig {
+            path: spec_path.clone(),
+            source,
+        }
+    })?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let bpf = match &seccomp {
+        Some(s) => Some(
+            crate::seccomp::compile(s)
+                .map_err(|source| ProfileCmdError::PlanSeccomp {
+                    id: id.to_owned(),
+                    source,
+                })?
+                .len(),
+        ),
+        None => None,
+    };
+    let spec_json = crate::default_spec::to_stable_json(&spec).unwrap_or_default();
+    if json {
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({
+            "id": id,
+            "plan_dir": dir,
+            "profile": record.profile,
+            "seccomp_bpf_instructions": bpf,
+            "landlock": record.landlock,
+            "userns": record.userns,
+            "spec": spec_json,
+        }))
+        .unwrap_or_default());
+    }
+    let caps = |set: &str| -> String {
+        spec_json
+            .pointer(&format!("/process/capabilities/{set}"))
+            .and_then(serde_json::Value::as_array)
+            .map(|v| {
+                let names: Vec<&str> = v.iter().filter_map(serde_json::Value::as_str).collect();
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            })
+            .unwrap_or_else(|| "none".to_owned())
+    };
+    let mut out = format!(
+        "container {id:?}: plan in {}\n  profile: {}\n  seccomp: {}\n  capabilities (bounding): {}\n  no_new_privileges: {}\n  user: uid {} gid {}\n  read-only root: {}",
+        dir.display(),
+        record.profile.as_deref().unwrap_or("none"),
+        match (&seccomp, bpf) {
+            (Some(s), Some(n)) => format!(
+                "{} rules, default {:?}, BPF program of {n} instructions",
+                s.syscalls().as_ref().map_or(0, Vec::len),
+                s.default_action()
+            ),
+            _ => "no filter".to_owned(),
+        },
+        caps("bounding"),
+        spec_json
+            .pointer("/process/noNewPrivileges")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        spec_json
+            .pointer("/process/user/uid")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+        spec_json
+            .pointer("/process/user/gid")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+        spec_json
+            .pointer("/root/readonly")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+    );
+    for (i, l) in record.landlock.iter().enumerate() {
+        out.push_str(&format!(
+            "\n  landlock domain {}: ABI {}, {} path rule{}{}{}",
+            i + 1,
+            l.min_abi,
+            l.fs_rules.len(),
+            if l.fs_rules.len() == 1 { "" } else { "s" },
+            match &l.tcp_bind {
+                Some(p) => format!(", TCP bind {p:?}"),
+                None => String::new(),
+            },
+            match &l.tcp_connect {
+                Some(p) => format!(", TCP connect {p:?}"),
+                None => String::new(),
+            }
+        ));
+        for r in &l.fs_rules {
+            let access: Vec<String> = r
+                .access
+                .iter()
+                .map(|a| {
+                    serde_json::to_value(a)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .collect();
+            out.push_str(&format!(
+                "\n    {}: {}",
+                r.path.display(),
+                access.join(", ")
+            ));
+        }
+    }
+    if record.landlock.is_empty() {
+        out.push_str("\n  landlock: none");
+    }
+    Ok(out)
 }
 
 /// `spec --profile P`: a config.json that P admits as written.

@@ -4,6 +4,7 @@
 //! violations, or a hardened spec plus the plans (Landlock, user namespace) the runtime
 //! applies. See `profiles/README.md` for the format and semantics.
 
+pub mod diff;
 pub mod explain;
 pub mod host;
 pub mod lint;
@@ -15,6 +16,7 @@ pub mod rules;
 pub mod schema;
 pub mod seccomp_data;
 pub mod seccomp_import;
+pub mod show;
 pub mod spec_gen;
 pub mod violation;
 
