@@ -179,7 +179,17 @@ pub fn explain(p: &Profile) -> String {
                 "allowed types: {}; host directories may only come from {}; never {}; {}; \
                  binds get {} ({}).",
                 list(&m.allowed_types),
-                list(&m.bind_source_prefixes),
+                list(
+                    &m.bind_source_prefixes
+                        .iter()
+                        .zip(&m.resolved_bind_source_prefixes)
+                        .map(|(t, r)| if t == r {
+                            t.clone()
+                        } else {
+                            format!("{t} (here {r})")
+                        })
+                        .collect::<Vec<_>>()
+                ),
                 list(
                     &m.forbidden_sources
                         .iter()

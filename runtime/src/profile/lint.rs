@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::host::HostFacts;
+use super::node_paths::{NodePaths, VARIABLES};
 use super::rules::landlock::abi_of;
 use super::schema::{
     LandlockSection, OnMissing, Profile, RootPolicy, SeccompAction, SeccompSection,
@@ -120,6 +121,12 @@ pub enum LintFinding {
         abi: u8,
         min_abi: u8,
     },
+    /// A bind source prefix spells out a standard node directory instead of its
+    /// variable: it breaks on nodes whose directories differ.
+    HardcodedNodePath {
+        prefix: String,
+        variable: &'static str,
+    },
     /// No spec a supported containerd (1.6, 1.7, 2.x) sends through the CRI can satisfy
     /// this rule: every pod, or every pod of a kind, would be refused.
     NeverSatisfied {
@@ -166,6 +173,7 @@ impl fmt::Display for LintFinding {
             LandlockUnenforceable { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {} and compat is hard: every container will be refused", abi(host)),
             LandlockDegraded { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {}: enforced best effort", abi(host)),
             LandlockRightAboveAbi { path, right, abi, min_abi } => write!(f, "landlock.fs {path}: {right} needs ABI {abi} > min_abi {min_abi}"),
+            HardcodedNodePath { prefix, variable } => write!(f, "mounts.bind_source_prefixes: {prefix:?} hard-codes the standard {variable} directory: write ${{{variable}}}{} so nodes that name their own directories keep working", prefix.strip_prefix(&NodePaths::default().resolve(&format!("${{{variable}}}")).unwrap_or_default()).unwrap_or("")),
             NeverSatisfied { key, why } => write!(f, "{key}: no spec from containerd 1.6, 1.7 or 2.x can satisfy it: {why}"),
         }
     }
@@ -304,7 +312,20 @@ pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
         }
     }
     if let Some(m) = &profile.mounts {
-        for p in &m.bind_source_prefixes {
+        let standard = NodePaths::default();
+        for prefix in &m.bind_source_prefixes {
+            let hard_coded = VARIABLES.into_iter().find(|v| {
+                let dir = standard.resolve(&format!("${{{v}}}")).unwrap_or_default();
+                prefix == &dir || prefix.starts_with(&format!("{dir}/"))
+            });
+            if let Some(variable) = hard_coded {
+                out.push(LintFinding::HardcodedNodePath {
+                    prefix: prefix.clone(),
+                    variable,
+                });
+            }
+        }
+        for p in &m.resolved_bind_source_prefixes {
             if matches!(
                 p.trim_end_matches('/'),
                 "" | "/var" | "/etc" | "/usr" | "/home" | "/root"
@@ -672,6 +693,32 @@ mod tests {
         let mut p = shipped("restricted");
         p.filesystem.as_mut().unwrap().on_missing = OnMissing::Refuse;
         assert!(lint(&p, &host()).is_empty());
+    }
+
+    #[test]
+    fn hard_coded_node_directories_are_warned_about() {
+        let mut p = shipped("default");
+        let m = p.mounts.as_mut().unwrap();
+        m.bind_source_prefixes = vec![
+            "/var/lib/kubelet/pods".into(),
+            "/run/containerd/io.containerd.grpc.v1.cri/sandboxes".into(),
+            "${containerd_root}/io.containerd.grpc.v1.cri/sandboxes".into(),
+            "/var/lib/kubeletx".into(),
+        ];
+        p.resolve_node_paths(&NodePaths::default()).unwrap();
+        let f: Vec<String> = lint(&p, &host()).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            f,
+            [
+                "mounts.bind_source_prefixes: \"/var/lib/kubelet/pods\" hard-codes the standard \
+                 kubelet_root directory: write ${kubelet_root}/pods so nodes that name their own \
+                 directories keep working",
+                "mounts.bind_source_prefixes: \"/run/containerd/io.containerd.grpc.v1.cri/sandboxes\" \
+                 hard-codes the standard containerd_state directory: write \
+                 ${containerd_state}/io.containerd.grpc.v1.cri/sandboxes so nodes that name their \
+                 own directories keep working",
+            ]
+        );
     }
 
     #[test]

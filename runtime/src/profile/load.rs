@@ -5,6 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use super::node_paths::NodePaths;
 use super::schema::{IdRange, Limit, Profile, SeccompSection, SCHEMA_VERSION};
 use super::seccomp_data::SeccompFilter;
 
@@ -55,6 +56,9 @@ pub enum Problem {
     NotRelative,
     #[error("must be an absolute path")]
     NotAbsolute,
+    // Displayed inline in `LoadError::Invalid`, which has no source: printed once.
+    #[error("{0}")]
+    PathTemplate(super::node_paths::PathTemplateError),
 }
 
 fn invalid(file: &str, key: impl Into<String>, problem: Problem) -> LoadError {
@@ -72,7 +76,12 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, LoadError> {
         file: file.to_owned(),
         source,
     })?;
+    let mut profile = profile;
     validate(&profile, file)?;
+    // Standard node directories until a node config names its own.
+    profile
+        .resolve_node_paths(&NodePaths::default())
+        .map_err(|(key, e)| invalid(file, key, Problem::PathTemplate(e)))?;
     Ok(profile)
 }
 
@@ -259,11 +268,12 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
         .into_iter()
         .flat_map(|f| f.masked_paths.iter().chain(&f.readonly_paths))
         .chain(p.process.iter().flat_map(|pr| &pr.forbidden_cwd))
-        .chain(mounts.into_iter().flat_map(|m| {
-            m.bind_source_prefixes
-                .iter()
-                .chain(m.forbidden_sources.iter().map(|f| &f.path))
-        }))
+        // bind_source_prefixes may hold node directory variables: checked when resolved.
+        .chain(
+            mounts
+                .into_iter()
+                .flat_map(|m| m.forbidden_sources.iter().map(|f| &f.path)),
+        )
         .chain(
             landlock
                 .into_iter()

@@ -9,6 +9,7 @@ pub mod host;
 pub mod lint;
 pub mod load;
 pub mod node_config;
+pub mod node_paths;
 pub mod plan;
 pub mod rules;
 pub mod schema;

@@ -9,6 +9,7 @@
 use crate::landlock_plan::{Compat, FsAccess};
 use serde::{Deserialize, Serialize};
 
+use super::node_paths::{NodePaths, PathTemplateError};
 use super::seccomp_data::SeccompFilter;
 
 /// The only schema version this runtime understands.
@@ -90,6 +91,29 @@ pub struct Profile {
     /// (`None` when the profile has no `[seccomp]` section).
     #[serde(skip)]
     pub seccomp_filter: Option<SeccompFilter>,
+}
+
+impl Profile {
+    /// Substitute `paths` into every path template of the profile. `Err` names the key
+    /// of the first template that does not resolve.
+    pub fn resolve_node_paths(
+        &mut self,
+        paths: &NodePaths,
+    ) -> Result<(), (String, PathTemplateError)> {
+        if let Some(m) = &mut self.mounts {
+            m.resolved_bind_source_prefixes = m
+                .bind_source_prefixes
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    paths
+                        .resolve(t)
+                        .map_err(|e| (format!("mounts.bind_source_prefixes[{i}]"), e))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(())
+    }
 }
 
 /// Seccomp actions a profile may name (OCI `SCMP_ACT_*`).
@@ -231,8 +255,15 @@ pub struct MountsSection {
     pub reason: String,
     pub mode: Option<Mode>,
     pub allowed_types: Vec<String>,
-    /// Bind sources must be under one of these directories.
+    /// Bind sources must be under one of these directories, as written: an entry may
+    /// start with a node directory variable such as `${containerd_state}` (see
+    /// `node_paths`).
     pub bind_source_prefixes: Vec<String>,
+    /// `bind_source_prefixes` with this node's directories substituted: what rules
+    /// check. Set by the loader (standard paths) and again for the node config's
+    /// `[paths]` ([`Profile::resolve_node_paths`]).
+    #[serde(skip)]
+    pub resolved_bind_source_prefixes: Vec<String>,
     /// Checked before the prefixes: a forbidden source is refused even under a prefix.
     pub forbidden_sources: Vec<ForbiddenSource>,
     /// Refuse `shared`/`rshared` propagation on mounts and on the rootfs.
