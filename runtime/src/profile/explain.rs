@@ -226,6 +226,33 @@ pub fn explain(p: &Profile) -> String {
     });
     section(&mut s, p, "Namespaces", "namespaces", rule);
 
+    let rule = p.devices.as_ref().map(|d| {
+        (
+            d.mode,
+            d.reason.as_str(),
+            format!(
+                "host devices only {}; other device nodes and device cgroup allow rules are {}.",
+                list(
+                    &d.allowed
+                        .iter()
+                        .map(|a| format!(
+                            "{} ({} {}:{})",
+                            a.path,
+                            a.kind.letter(),
+                            a.major,
+                            a.minor
+                        ))
+                        .collect::<Vec<_>>()
+                ),
+                match d.on_excess {
+                    OnExcess::Strip => "removed",
+                    OnExcess::Refuse => "refused",
+                }
+            ),
+        )
+    });
+    section(&mut s, p, "Devices", "devices", rule);
+
     let rule = p.cgroups.as_ref().map(|g| {
         (
             g.mode,

@@ -183,7 +183,7 @@ impl fmt::Display for LintFinding {
 /// file order. Absence is a warning, not an error: a profile may deliberately leave a
 /// control to the spec (see `unconfined.toml`), but a reviewer must see it.
 fn absent_sections(p: &Profile) -> Vec<LintFinding> {
-    let sections: [(&'static str, bool, &'static str); 11] = [
+    let sections: [(&'static str, bool, &'static str); 12] = [
         (
             "seccomp",
             p.seccomp.is_none(),
@@ -218,6 +218,11 @@ fn absent_sections(p: &Profile) -> Vec<LintFinding> {
             "namespaces",
             p.namespaces.is_none(),
             "containers may share the host's namespaces",
+        ),
+        (
+            "devices",
+            p.devices.is_none(),
+            "containers get every host device node their spec lists",
         ),
         (
             "cgroups",
@@ -350,6 +355,19 @@ const CONTAINERD_MOUNT_TYPES: [&str; 7] = [
 ];
 /// Options containerd's CRI gives its bind mounts (volumes, /etc/hosts, ...).
 const CONTAINERD_BIND_OPTIONS: [&str; 4] = ["rbind", "rprivate", "rw", "ro"];
+/// Single-device allow rules containerd's CRI puts in every container's device cgroup
+/// (char major:minor): null, zero, full, random, urandom, tty, console, ptmx, tun.
+const CONTAINERD_DEVICE_RULES: [(i64, i64); 9] = [
+    (1, 3),
+    (1, 5),
+    (1, 7),
+    (1, 8),
+    (1, 9),
+    (5, 0),
+    (5, 1),
+    (5, 2),
+    (10, 200),
+];
 /// Namespaces containerd's CRI always creates or joins for a pod container.
 const CONTAINERD_NAMESPACES: [super::schema::NsType; 5] = [
     super::schema::NsType::Pid,
@@ -433,6 +451,31 @@ fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
                  false), so those pods are refused; \"inject\" allocates one"
                     .into(),
             );
+        }
+    }
+    if let Some(d) = &p.devices {
+        if d.on_excess == super::schema::OnExcess::Refuse {
+            let missing: Vec<String> = CONTAINERD_DEVICE_RULES
+                .iter()
+                .filter(|(major, minor)| {
+                    !d.allowed.iter().any(|a| {
+                        a.kind == super::schema::DeviceType::Char
+                            && a.major == *major
+                            && a.minor == *minor
+                    })
+                })
+                .map(|(major, minor)| format!("c {major}:{minor}"))
+                .collect();
+            if !missing.is_empty() {
+                finding(
+                    "devices.allowed",
+                    format!(
+                        "containerd allows {} in every pod's device cgroup and on_excess = \
+                         \"refuse\"",
+                        missing.join(", ")
+                    ),
+                );
+            }
         }
     }
     if let Some(c) = &p.cgroups {
@@ -616,6 +659,7 @@ mod tests {
                 "filesystem",
                 "mounts",
                 "namespaces",
+                "devices",
                 "cgroups",
                 "sysctls",
                 "landlock",
@@ -667,6 +711,11 @@ mod tests {
             .extend([super::super::schema::NsType::Time]);
         p.user_namespace.as_mut().unwrap().on_missing = OnMissing::Refuse;
         p.cgroups.as_mut().unwrap().on_missing = OnMissing::Refuse;
+        p.devices
+            .as_mut()
+            .unwrap()
+            .allowed
+            .retain(|d| d.path != "/dev/net/tun");
         let keys: Vec<&str> = lint(&p, &host())
             .into_iter()
             .map(|f| match f {
@@ -685,6 +734,7 @@ mod tests {
                 "mounts.bind_required_options",
                 "namespaces.required",
                 "user_namespace.on_missing",
+                "devices.allowed",
                 "cgroups.on_missing",
             ]
         );

@@ -56,6 +56,8 @@ pub enum Problem {
     NotRelative,
     #[error("must be an absolute path")]
     NotAbsolute,
+    #[error("must be a path under /dev/")]
+    NotUnderDev,
     // Displayed inline in `LoadError::Invalid`, which has no source: printed once.
     #[error("{0}")]
     PathTemplate(super::node_paths::PathTemplateError),
@@ -206,6 +208,7 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
             "namespaces.reason",
             p.namespaces.as_ref().map(|s| &s.reason),
         ),
+        ("devices.reason", p.devices.as_ref().map(|s| &s.reason)),
         ("cgroups.reason", p.cgroups.as_ref().map(|s| &s.reason)),
         ("sysctls.reason", p.sysctls.as_ref().map(|s| &s.reason)),
         ("landlock.reason", p.landlock.as_ref().map(|s| &s.reason)),
@@ -289,6 +292,22 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
             return Err(invalid(
                 file,
                 format!("mounts.forbidden_sources.{}.reason", f.path),
+                Problem::Empty,
+            ));
+        }
+    }
+    for (i, d) in p.devices.iter().flat_map(|s| &s.allowed).enumerate() {
+        if !d.path.starts_with("/dev/") {
+            return Err(invalid(
+                file,
+                format!("devices.allowed[{i}].path"),
+                Problem::NotUnderDev,
+            ));
+        }
+        if d.reason.trim().is_empty() {
+            return Err(invalid(
+                file,
+                format!("devices.allowed[{i}].reason"),
                 Problem::Empty,
             ));
         }

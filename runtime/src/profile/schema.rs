@@ -80,6 +80,8 @@ pub struct Profile {
     #[serde(default)]
     pub namespaces: Option<NamespacesSection>,
     #[serde(default)]
+    pub devices: Option<DevicesSection>,
+    #[serde(default)]
     pub cgroups: Option<CgroupsSection>,
     #[serde(default)]
     pub sysctls: Option<SysctlsSection>,
@@ -347,6 +349,52 @@ pub struct NamespacesSection {
     pub required: Vec<NsType>,
     /// Joining the runtime's own namespace of these kinds by `path` is refused.
     pub host_forbidden: Vec<NsType>,
+}
+
+/// Device node kinds, as `linux.devices[].type` spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceType {
+    /// Character device (`u`, unbuffered, is the same node).
+    #[serde(rename = "c")]
+    Char,
+    #[serde(rename = "b")]
+    Block,
+}
+
+impl DeviceType {
+    pub fn letter(self) -> &'static str {
+        match self {
+            DeviceType::Char => "c",
+            DeviceType::Block => "b",
+        }
+    }
+}
+
+/// One device a container may have: the node `linux.devices` may create, and the
+/// device-cgroup allow rule `linux.resources.devices` may add for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedDevice {
+    /// Path inside the container (`/dev/...`).
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: DeviceType,
+    pub major: i64,
+    pub minor: i64,
+    pub reason: String,
+}
+
+/// Host devices are decided at admission, never left to fail at rootfs preparation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Device nodes or device-cgroup allow rules outside `allowed`: remove them from the
+    /// spec, or refuse.
+    pub on_excess: OnExcess,
+    /// Devices a spec may ask for; a node must match path, type, major and minor.
+    pub allowed: Vec<AllowedDevice>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
