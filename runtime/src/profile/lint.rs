@@ -5,6 +5,7 @@
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::Path;
 
 use super::host::HostFacts;
 use super::node_paths::{NodePaths, VARIABLES};
@@ -407,6 +408,31 @@ fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
                 ),
             );
         }
+        // Where containerd's CRI and the kubelet keep what every pod binds: volumes and
+        // /etc/hosts (kubelet), /etc/hosts, /etc/resolv.conf, /etc/hostname (containerd
+        // root) and /dev/shm (containerd state).
+        for dir in [
+            "${kubelet_root}/pods",
+            "${containerd_root}/io.containerd.grpc.v1.cri/sandboxes",
+            "${containerd_state}/io.containerd.grpc.v1.cri/sandboxes",
+        ] {
+            let Ok(here) = p.node_paths.resolve(dir) else {
+                continue;
+            };
+            let covered = m
+                .resolved_bind_source_prefixes
+                .iter()
+                .any(|prefix| Path::new(&here).starts_with(prefix));
+            if !covered {
+                finding(
+                    "mounts.bind_source_prefixes",
+                    format!(
+                        "nothing covers {dir} ({here} on this node), where every pod's \
+                         volumes or sandbox files are bound from"
+                    ),
+                );
+            }
+        }
         if m.on_missing == OnMissing::Refuse {
             let missing: Vec<&str> = m
                 .bind_required_options
@@ -703,6 +729,8 @@ mod tests {
             .retain(|a| *a != SeccompAction::Errno);
         let m = p.mounts.as_mut().unwrap();
         m.allowed_types.retain(|t| t != "mqueue");
+        m.resolved_bind_source_prefixes
+            .retain(|d| !d.starts_with("/run/containerd"));
         m.on_missing = OnMissing::Refuse;
         p.namespaces
             .as_mut()
@@ -731,6 +759,7 @@ mod tests {
             [
                 "seccomp.allowed_default_actions",
                 "mounts.allowed_types",
+                "mounts.bind_source_prefixes",
                 "mounts.bind_required_options",
                 "namespaces.required",
                 "user_namespace.on_missing",

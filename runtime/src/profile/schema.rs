@@ -93,6 +93,10 @@ pub struct Profile {
     /// (`None` when the profile has no `[seccomp]` section).
     #[serde(skip)]
     pub seccomp_filter: Option<SeccompFilter>,
+    /// The node directories the path templates were last resolved with
+    /// ([`Profile::resolve_node_paths`]); the standard paths right after loading.
+    #[serde(skip)]
+    pub node_paths: NodePaths,
 }
 
 impl Profile {
@@ -114,6 +118,7 @@ impl Profile {
                 })
                 .collect::<Result<_, _>>()?;
         }
+        self.node_paths = paths.clone();
         Ok(())
     }
 }
