@@ -68,6 +68,13 @@ pub fn ps(g: &Global, a: &liboci_cli::Ps) -> Result<String, CommandError> {
 }
 
 pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
+    // liboci-cli takes any string; an unknown format must not silently print a table.
+    if !matches!(a.format.as_str(), "table" | "json") {
+        return Err(CommandError::Unsupported {
+            what: "list format (table or json)",
+            value: a.format.clone(),
+        });
+    }
     let ids = g
         .root
         .list()

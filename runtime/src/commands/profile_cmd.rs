@@ -10,6 +10,8 @@ use crate::profile::{self, evaluate, lint, Decision, HostFacts, Profile, StatNsL
 pub enum ProfileCmdError {
     #[error(transparent)]
     Load(crate::admission::ResolveError),
+    #[error("cannot load the compiled-in profile")]
+    Builtin(#[source] profile::node_config::NodeConfigError),
     #[error("cannot probe host facts")]
     Host(#[source] profile::host::HostProbeError),
     #[error("cannot evaluate the spec")]
@@ -29,11 +31,22 @@ impl From<ProfileCmdError> for CommandError {
 }
 
 /// A profile named on the command line (see [`crate::admission::resolve_named`]).
+/// Without a node config, a shipped profile's name means its compiled-in copy, so the
+/// tools work on a machine that runs no containers yet (`profile explain restricted`).
 pub fn resolve(config: Option<&Path>, name: &str) -> Result<Profile, ProfileCmdError> {
-    crate::admission::resolve_named(config, name).map_err(ProfileCmdError::Load)
+    match crate::admission::resolve_named(config, name) {
+        Err(e @ crate::admission::ResolveError::NoProfilesDir { .. }) => {
+            match profile::node_config::builtin(name) {
+                Some(builtin) => builtin.map_err(ProfileCmdError::Builtin),
+                None => Err(ProfileCmdError::Load(e)),
+            }
+        }
+        other => other.map_err(ProfileCmdError::Load),
+    }
 }
 
-/// `profile check`: exit status 0 when admitted, 1 when refused.
+/// `profile check`: the decision, and whether it admits (exit 0) or refuses (exit 1).
+/// Errors (unreadable spec, missing profile) are exit 2, in main.rs.
 pub fn check(
     config: Option<&Path>,
     name: &str,
@@ -119,15 +132,33 @@ pub fn compliant_spec(
     Ok(hardened.spec)
 }
 
-/// `profile import-seccomp`: the TOML to review and commit, and what was dropped.
-pub fn import_seccomp(file: &Path, name: &str) -> Result<(String, Vec<String>), CommandError> {
+/// What `profile import-seccomp` produced.
+pub struct ImportOutcome {
+    /// The seccomp data TOML to review and commit.
+    pub toml: String,
+    /// What was not carried over, one line each.
+    pub dropped: Vec<String>,
+    /// Names that are no syscall on any architecture: the import is incomplete.
+    pub unknown: Vec<String>,
+}
+
+/// `profile import-seccomp`: the TOML to review and commit, what was dropped, and the
+/// names nobody knows (which fail the command).
+pub fn import_seccomp(
+    file: &Path,
+    name: &str,
+    exclude: &[String],
+) -> Result<ImportOutcome, CommandError> {
     let json = std::fs::read_to_string(file)
         .map_err(CommandError::io(format!("cannot read {}", file.display())))?;
     let source = file.display().to_string();
-    let imported = profile::seccomp_import::import(&json, name, &source)
+    let imported = profile::seccomp_import::import(&json, name, &source, exclude)
         .map_err(|e| ProfileCmdError::Import(source.clone(), e))?;
     let toml =
         profile::seccomp_import::to_toml(&imported.filter).map_err(ProfileCmdError::ImportToml)?;
-    let dropped = imported.dropped.iter().map(|d| format!("{d:?}")).collect();
-    Ok((toml, dropped))
+    Ok(ImportOutcome {
+        toml,
+        dropped: imported.dropped.iter().map(ToString::to_string).collect(),
+        unknown: imported.unknown,
+    })
 }

@@ -578,13 +578,7 @@ fn landlock(l: &LandlockSection, host: &HostFacts, out: &mut Vec<LintFinding>) {
     if !l.enabled {
         return;
     }
-    let mut needed = l.min_abi;
-    if l.tcp_bind.is_some() || l.tcp_connect.is_some() {
-        needed = needed.max(4);
-    }
-    if l.scope_abstract_unix || l.scope_signal {
-        needed = needed.max(6);
-    }
+    let needed = super::rules::landlock::needed_abi(l);
     if host.landlock_abi.unwrap_or(0) < needed {
         out.push(match l.compat {
             Compat::Hard => LintFinding::LandlockUnenforceable {
