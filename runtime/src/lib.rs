@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod default_spec;
+pub mod doctor;
 pub mod exec_policy;
 pub mod executor;
 pub mod hardening;

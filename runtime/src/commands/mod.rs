@@ -2,6 +2,7 @@
 //! library; errors are typed here and rendered once, in main.rs.
 
 pub mod create;
+pub mod doctor;
 pub mod exec;
 pub mod info;
 pub mod lifecycle;
