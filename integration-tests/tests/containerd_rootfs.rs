@@ -201,16 +201,39 @@ fn features_advertise_idmap_and_the_shim_can_hold_an_idmapping() {
         "{features}"
     );
 
-    let mut holder = std::process::Command::new(shim_dir().join("containerd-shim-stockade-v2"))
-        .arg("--stockade-userns-holder")
+    // Spawned as the shim spawns it: in a new user namespace, whose mapping is then
+    // written from here.
+    let mut cmd = std::process::Command::new(shim_dir().join("containerd-shim-stockade-v2"));
+    cmd.arg("--stockade-userns-holder")
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // unshare(2) system call.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut holder = cmd.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
         holder.try_wait().unwrap().is_none(),
         "the holder exited before its stdin closed"
+    );
+    let proc_dir = PathBuf::from(format!("/proc/{}", holder.id()));
+    fs::write(proc_dir.join("uid_map"), "0 1230000 65536\n").expect("write the holder's uid_map");
+    assert_eq!(
+        parse_id_map(&fs::read_to_string(proc_dir.join("uid_map")).unwrap()),
+        [(0, 1_230_000, 65536)]
+    );
+    assert_ne!(
+        fs::metadata(proc_dir.join("ns/user")).unwrap().ino(),
+        fs::metadata("/proc/self/ns/user").unwrap().ino(),
+        "the holder has its own user namespace"
     );
     drop(holder.stdin.take());
     let out = holder.wait_with_output().unwrap();
