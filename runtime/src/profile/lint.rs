@@ -469,6 +469,23 @@ fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
             finding("namespaces.required", format!("{}: {why}", ns.oci_name()));
         }
     }
+    if let Some(l) = &p.lsm {
+        // containerd's RuntimeDefault AppArmor profile, on every AppArmor host.
+        let runtime_default = "cri-containerd.apparmor.d";
+        if !l
+            .apparmor_profiles
+            .iter()
+            .any(|a| super::rules::lsm::matches(a, runtime_default))
+        {
+            finding(
+                "lsm.apparmor_profiles",
+                format!(
+                    "containerd gives every pod on an AppArmor host the profile \
+                     {runtime_default:?} unless it asks for another"
+                ),
+            );
+        }
+    }
     if let Some(u) = &p.user_namespace {
         if u.required && u.on_missing == OnMissing::Refuse {
             finding(
@@ -738,6 +755,11 @@ mod tests {
             .unwrap()
             .allowed
             .retain(|d| d.path != "/dev/net/tun");
+        p.lsm
+            .as_mut()
+            .unwrap()
+            .apparmor_profiles
+            .retain(|a| a != "cri-containerd.apparmor.d");
         let keys: Vec<&str> = lint(&p, &host())
             .into_iter()
             .map(|f| match f {
@@ -756,6 +778,7 @@ mod tests {
                 "mounts.bind_source_prefixes",
                 "mounts.bind_required_options",
                 "namespaces.required",
+                "lsm.apparmor_profiles",
                 "user_namespace.on_missing",
                 "devices.allowed",
                 "cgroups.on_missing",
