@@ -2,7 +2,8 @@
 //! (0 admitted / clean, 1 refused / findings, 2 error) and a JSON document on stdout
 //! even on errors; `explain` on a machine without a node config; `import-seccomp`
 //! summaries, errors and `--exclude`; `spec` determinism and overwrite refusal;
-//! `list --format`; the shim's help. Outputs are compared with golden files under
+//! `list --format`; the shim's help; `lint` reporting every problem at once with
+//! `file:line:column`. Outputs are compared with golden files under
 //! `integration-tests/golden/` (`STOCKADE_UPDATE_GOLDEN=1` rewrites them).
 
 use serde_json::Value;
@@ -317,4 +318,208 @@ fn shim_prints_its_help() {
         );
         assert!(stdout.contains("-namespace"), "{stdout}");
     }
+}
+
+/// A copy of restricted.toml (and its seccomp data) in `dir` as `name`.toml, with each
+/// `(from, to)` replaced once.
+fn edited_restricted(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = fs::read_to_string(profiles_dir().join("restricted.toml")).expect("read");
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, text).expect("write");
+    let seccomp = dir.join("seccomp");
+    if !seccomp.exists() {
+        fs::create_dir(&seccomp).expect("mkdir");
+        fs::copy(
+            profiles_dir().join("seccomp/default.toml"),
+            seccomp.join("default.toml"),
+        )
+        .expect("copy");
+    }
+    path
+}
+
+#[test]
+fn lint_reports_every_problem_at_once_with_file_line_and_column() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A security team's `web` profile with the mistakes people make.
+    let path = edited_restricted(
+        dir.path(),
+        "web",
+        &[
+            ("name = \"restricted\"", "name = \"web\""),
+            ("\"CAP_NET_BIND_SERVICE\"", "\"NET_BIND_SERVICE\""),
+            ("name = \"bpf\"", "name = \"bfp\""),
+            (
+                "writable_tmpfs = []",
+                "writable_tmpfs = [\"tmp\", \"/x/../../etc\", \"/run/\"]",
+            ),
+            ("\"/proc/sys\"", "\"proc/sys\""),
+            (
+                "auto_rules = true\n",
+                "auto_rules = true\ntcp_connect = []\n",
+            ),
+        ],
+    );
+    let out = rt.exec_cmd(&["profile", "lint", &s(&path)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let text = out.stdout.replace(&s(dir.path()), "$DIR");
+    assert_golden("lint-web.txt", &text);
+    for line in text.lines().skip(1) {
+        assert!(
+            line.starts_with("$DIR/web.toml:"),
+            "every finding names the file: {line}"
+        );
+    }
+
+    // A missing filter file says what its path is relative to.
+    let path = edited_restricted(
+        dir.path(),
+        "nofilter",
+        &[("\"seccomp/default.toml\"", "\"seccomp/web.toml\"")],
+    );
+    let out = rt.exec_cmd(&["profile", "lint", &s(&path)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "cannot read {} (seccomp.default_filter \"seccomp/web.toml\" is relative to the \
+             profile's directory)",
+            dir.path().join("seccomp/web.toml").display()
+        )),
+        "{}",
+        out.stdout
+    );
+    // An unreadable profile is not a finding but an error: exit 2.
+    let out = rt.exec_cmd(&["profile", "lint", &s(&dir.path().join("missing.toml"))]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+}
+
+#[test]
+fn lint_of_a_syntax_error_points_at_it() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = edited_restricted(
+        dir.path(),
+        "typo",
+        &[("[capabilities]\n", "[capabilities]\nallowd = []\n")],
+    );
+    let out = rt.exec_cmd(&["profile", "lint", &s(&path)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let text = out.stdout.replace(&s(dir.path()), "$DIR");
+    assert_golden("lint-typo.txt", &text);
+}
+
+#[test]
+fn diff_lists_what_each_profile_allows_that_the_other_does_not() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let out = rt.exec_cmd(&["profile", "diff", "baseline", "restricted"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_golden("diff-baseline-restricted.txt", &out.stdout);
+    let out = rt.exec_cmd(&["profile", "diff", "baseline", "restricted", "--json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let j: Value = serde_json::from_str(&out.stdout).expect("diff JSON");
+    assert_golden(
+        "diff-baseline-restricted.json",
+        &(serde_json::to_string_pretty(&j).expect("json") + "\n"),
+    );
+    // Swapped, the same rules with the sides swapped.
+    let back: Value = serde_json::from_str(
+        &rt.exec_cmd(&["profile", "diff", "restricted", "baseline", "--json"])
+            .stdout,
+    )
+    .expect("diff JSON");
+    let rules = |j: &Value, a: &str, b: &str| -> Vec<(String, Value, Value)> {
+        j["differences"]
+            .as_array()
+            .expect("differences")
+            .iter()
+            .map(|d| (d["rule"].to_string(), d[a].clone(), d[b].clone()))
+            .collect()
+    };
+    assert_eq!(
+        rules(&j, "only_a", "only_b"),
+        rules(&back, "only_b", "only_a")
+    );
+    let out = rt.exec_cmd(&["profile", "diff", "restricted", "restricted"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.ends_with("they allow the same\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn show_prints_the_filter_and_a_containers_plan() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let out = rt.exec_cmd(&["profile", "show", "default"]).expect_ok(&rt);
+    assert_golden("show-default.txt", &out.stdout);
+    let j: Value = serde_json::from_str(
+        &rt.exec_cmd(&["profile", "show", "default", "--json"])
+            .expect_ok(&rt)
+            .stdout,
+    )
+    .expect("show JSON");
+    let bpf = j["seccomp"]["bpf_instructions"]
+        .as_u64()
+        .expect("bpf length");
+    let allow = j["seccomp"]["allow"].as_array().expect("allow");
+    assert!(allow.iter().any(|n| n == "read") && !allow.iter().any(|n| n == "bpf"));
+
+    // A bare spec created under `default`: its plan carries the injected filter, whose
+    // program is the one `show default` measured.
+    let bundle = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "30"])
+        .build();
+    let container = rt.create(&bundle).expect("create under default");
+    let out = rt
+        .exec_cmd(&["profile", "show", "--container", &bundle.id])
+        .expect_ok(&rt);
+    assert!(
+        out.stdout.contains("profile: default v1.0.0"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("BPF program of {bpf} instructions")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("no_new_privileges: true"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("landlock domain 1:"), "{}", out.stdout);
+    let j: Value = serde_json::from_str(
+        &rt.exec_cmd(&["profile", "show", "--container", &bundle.id, "--json"])
+            .expect_ok(&rt)
+            .stdout,
+    )
+    .expect("plan JSON");
+    assert_eq!(j["seccomp_bpf_instructions"], bpf);
+    assert_eq!(
+        Path::new(j["plan_dir"].as_str().expect("plan_dir")),
+        rt.plan_dir(&bundle.id)
+    );
+    drop(container);
+    let out = rt.exec_cmd(&["profile", "show", "--container", &bundle.id]);
+    assert_eq!(out.code, Some(2), "{out:?}");
 }

@@ -213,6 +213,30 @@ pub enum ProfileCmd {
         /// Profile name or path
         profile: String,
     },
+    /// What profile A allows that profile B does not, and the reverse, rule by rule
+    /// (exit 0 when they allow the same, 1 when they differ)
+    Diff {
+        /// Profile name or path
+        a: String,
+        /// Profile name or path
+        b: String,
+        /// Print the differences as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a profile's effective seccomp allow-list and BPF length, or (with
+    /// --container) the plan a container runs under, from <root>/.stockade/plans/<id>
+    Show {
+        /// Profile name or path
+        #[arg(required_unless_present = "container", conflicts_with = "container")]
+        profile: Option<String>,
+        /// A container under --root: its hardened spec and plan record
+        #[arg(long, value_name = "ID")]
+        container: Option<String>,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// runc's `events`. liboci-cli's struct takes `--interval` as bare seconds, but

@@ -135,7 +135,12 @@ const PROFILE_TOOL_ERROR: u8 = 2;
 /// errors, 2 error. With `--json` an error is also a JSON document on stdout, so a
 /// consumer that parses stdout always gets one.
 fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
-    let json = matches!(cmd, ProfileCmd::Check { json: true, .. });
+    let json = matches!(
+        cmd,
+        ProfileCmd::Check { json: true, .. }
+            | ProfileCmd::Diff { json: true, .. }
+            | ProfileCmd::Show { json: true, .. }
+    );
     let (out, ok) = match profile_output(g, cmd) {
         Ok(done) => done,
         Err(e) => {
@@ -162,6 +167,21 @@ fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)
         } => profile_cmd::check(cfg, profile, spec, *json)?,
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
+        ProfileCmd::Diff { a, b, json } => profile_cmd::diff(cfg, a, b, *json)?,
+        ProfileCmd::Show {
+            profile,
+            container,
+            json,
+        } => (
+            profile_cmd::show(
+                cfg,
+                &g.root,
+                profile.as_deref(),
+                container.as_deref(),
+                *json,
+            )?,
+            true,
+        ),
         ProfileCmd::ImportSeccomp {
             file,
             name,

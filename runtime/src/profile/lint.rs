@@ -122,6 +122,8 @@ pub enum LintFinding {
         abi: u8,
         min_abi: u8,
     },
+    /// `tcp_connect = []`: no outbound TCP at all (DNS over TCP, HTTPS, databases).
+    NoOutboundTcp,
     /// A bind source prefix spells out a standard node directory instead of its
     /// variable: it breaks on nodes whose directories differ.
     HardcodedNodePath {
@@ -151,6 +153,39 @@ impl LintFinding {
     }
 }
 
+impl LintFinding {
+    /// The profile key the finding is about and the list entry within it, so the
+    /// command line can point at `file:line:column`. `None` for findings about the
+    /// profile as a whole (an absent section).
+    pub fn location(&self) -> Option<(&'static str, Option<String>)> {
+        use LintFinding::*;
+        Some(match self {
+            SectionAbsent { .. } => return None,
+            SeccompFilterNotLoaded => ("seccomp.default_filter", None),
+            UnknownSyscall { list, name } if *list == "seccomp.deny" => {
+                ("seccomp.deny", Some(name.clone()))
+            }
+            UnknownSyscall { .. } => ("seccomp.default_filter", None),
+            AllowedAndDenied { name } => ("seccomp.deny", Some(name.clone())),
+            DuplicateSyscall { .. } => ("seccomp.default_filter", None),
+            PermissiveDefaultAction { .. } => ("seccomp.allowed_default_actions", None),
+            DangerousCapability { name } => ("capabilities.allowed", Some(name.clone())),
+            RootWithoutUserns => ("process.root", None),
+            MissingKubernetesDefault { key, .. } => (*key, None),
+            UnsafeSysctl { name } => ("sysctls.allowed", Some(name.clone())),
+            HostNamespaceAllowed { .. } => ("namespaces.host_forbidden", None),
+            AnyBindSource { prefix } => ("mounts.bind_source_prefixes", Some(prefix.clone())),
+            LandlockUnenforceable { .. } | LandlockDegraded { .. } => ("landlock.min_abi", None),
+            LandlockRightAboveAbi { path, .. } => ("landlock.fs", Some(path.clone())),
+            NoOutboundTcp => ("landlock.tcp_connect", None),
+            HardcodedNodePath { prefix, .. } => {
+                ("mounts.bind_source_prefixes", Some(prefix.clone()))
+            }
+            NeverSatisfied { key, .. } => (*key, None),
+        })
+    }
+}
+
 fn abi(a: &Option<u8>) -> String {
     a.map_or("none".to_owned(), |a| a.to_string())
 }
@@ -161,7 +196,7 @@ impl fmt::Display for LintFinding {
         match self {
             SectionAbsent { section, consequence } => write!(f, "{section}: section absent — {consequence}"),
             SeccompFilterNotLoaded => write!(f, "seccomp: the default filter is not loaded but the profile injects it"),
-            UnknownSyscall { list, name } => write!(f, "seccomp: {list}: unknown syscall {name:?}"),
+            UnknownSyscall { list, name } => write!(f, "seccomp: {list}: unknown syscall {name:?}{}", crate::seccomp::closest_syscall(name).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()),
             AllowedAndDenied { name } => write!(f, "seccomp: {name} is both allowed by the default filter and denied"),
             DuplicateSyscall { name } => write!(f, "seccomp: {name} is allowed unconditionally more than once"),
             PermissiveDefaultAction { action } => write!(f, "seccomp.allowed_default_actions: {action:?} lets unlisted syscalls run"),
@@ -174,6 +209,7 @@ impl fmt::Display for LintFinding {
             LandlockUnenforceable { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {} and compat is hard: every container will be refused", abi(host)),
             LandlockDegraded { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {}: enforced best effort", abi(host)),
             LandlockRightAboveAbi { path, right, abi, min_abi } => write!(f, "landlock.fs {path}: {right} needs ABI {abi} > min_abi {min_abi}"),
+            NoOutboundTcp => write!(f, "landlock.tcp_connect = []: containers may not open any TCP connection (no DNS over TCP, HTTPS or databases); omit the key to leave outbound TCP unrestricted"),
             HardcodedNodePath { prefix, variable } => write!(f, "mounts.bind_source_prefixes: {prefix:?} hard-codes the standard {variable} directory: write ${{{variable}}}{} so nodes that name their own directories keep working", prefix.strip_prefix(&NodePaths::default().resolve(&format!("${{{variable}}}")).unwrap_or_default()).unwrap_or("")),
             NeverSatisfied { key, why } => write!(f, "{key}: no spec from containerd 1.6, 1.7 or 2.x can satisfy it: {why}"),
         }
@@ -595,6 +631,9 @@ fn landlock(l: &LandlockSection, host: &HostFacts, out: &mut Vec<LintFinding>) {
     if !l.enabled {
         return;
     }
+    if l.tcp_connect.as_ref().is_some_and(Vec::is_empty) {
+        out.push(LintFinding::NoOutboundTcp);
+    }
     let needed = super::rules::landlock::needed_abi(l);
     if host.landlock_abi.unwrap_or(0) < needed {
         out.push(match l.compat {
@@ -822,5 +861,16 @@ mod tests {
         let mut p = shipped("default");
         p.seccomp_filter = None;
         assert_eq!(lint(&p, &host()), vec![LintFinding::SeccompFilterNotLoaded]);
+    }
+
+    #[test]
+    fn empty_tcp_connect_is_a_warning() {
+        let mut p = shipped("restricted");
+        p.landlock.as_mut().unwrap().tcp_connect = Some(vec![]);
+        let mut h = host();
+        h.landlock_abi = Some(6);
+        let f = lint(&p, &h);
+        assert_eq!(f, vec![LintFinding::NoOutboundTcp]);
+        assert_eq!(f[0].severity(), Severity::Warning);
     }
 }

@@ -331,6 +331,14 @@ pub fn builtin_default() -> Result<Profile, NodeConfigError> {
     builtin("default").unwrap_or_else(|| unreachable!("default is compiled in"))
 }
 
+/// The text of the shipped profile `name`, if there is one.
+pub fn builtin_text(name: &str) -> Option<&'static str> {
+    BUILTIN_PROFILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
 /// The shipped profile `name` compiled into the binary, with its seccomp filter, or
 /// `None` when no shipped profile has that name.
 pub fn builtin(name: &str) -> Option<Result<Profile, NodeConfigError>> {
