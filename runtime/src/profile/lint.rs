@@ -367,7 +367,7 @@ pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
                 });
             }
         }
-        for p in &m.resolved_bind_source_prefixes {
+        for p in &bind_prefixes(profile, m) {
             if matches!(
                 p.trim_end_matches('/'),
                 "" | "/var" | "/etc" | "/usr" | "/home" | "/root"
@@ -414,6 +414,16 @@ const CONTAINERD_NAMESPACES: [super::schema::NsType; 5] = [
     super::schema::NsType::Mount,
 ];
 
+/// The profile's bind source prefixes on the node its templates were resolved for
+/// (`Profile::node_paths`; the standard directories for a profile only parsed, as
+/// `profile lint` does). Templates that do not resolve are load problems, not here.
+fn bind_prefixes(p: &Profile, m: &super::schema::MountsSection) -> Vec<String> {
+    m.bind_source_prefixes
+        .iter()
+        .filter_map(|t| p.node_paths.resolve(t).ok())
+        .collect()
+}
+
 /// Rules that refuse what every spec from a supported containerd looks like. The
 /// shapes are containerd's CRI defaults (1.6 to 2.x); where a rule can *inject*, the
 /// runtime fixes the spec and nothing is reported.
@@ -455,8 +465,7 @@ fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
             let Ok(here) = p.node_paths.resolve(dir) else {
                 continue;
             };
-            let covered = m
-                .resolved_bind_source_prefixes
+            let covered = bind_prefixes(p, m)
                 .iter()
                 .any(|prefix| Path::new(&here).starts_with(prefix));
             if !covered {
@@ -779,8 +788,8 @@ mod tests {
             .retain(|a| *a != SeccompAction::Errno);
         let m = p.mounts.as_mut().unwrap();
         m.allowed_types.retain(|t| t != "mqueue");
-        m.resolved_bind_source_prefixes
-            .retain(|d| !d.starts_with("/run/containerd"));
+        m.bind_source_prefixes
+            .retain(|d| !d.starts_with("${containerd_state}"));
         m.on_missing = OnMissing::Refuse;
         p.namespaces
             .as_mut()
