@@ -542,3 +542,60 @@ fn shipped_containerd_configs_are_complete_and_up_to_date() {
         }
     }
 }
+
+/// Issue 7: a node whose containerd keeps its root and state elsewhere gets a node
+/// config whose `[paths]` say so (and the kubelet's root from KUBELET_ROOT_DIR), so
+/// the shipped profiles, installed unchanged, allow that node's sandbox binds; the
+/// installed runtime reads it and explains the resolved prefixes.
+#[test]
+fn installer_names_the_nodes_containerd_and_kubelet_dirs_in_the_node_config() {
+    let node = Node::new(Some(&OPERATOR_CONFIG_V2.replacen(
+        "root = \"/var/lib/containerd\"\n",
+        "root = \"/data/containerd\"\nstate = \"/run/k8s-containerd\"\n",
+        1,
+    )));
+    let out = Command::new(repo().join("deploy/installer/stockade-node-install.sh"))
+        .arg("install")
+        .env("HOST_ROOT", &node.root)
+        .env("ARTIFACTS", &node.artifacts)
+        .env("KUBECTL", node.bin.join("kubectl"))
+        .env("KUBELET_ROOT_DIR", "/data/kubelet")
+        .env("RESTART_CONTAINERD", "")
+        .output()
+        .expect("run the installer");
+    assert!(out.status.success(), "{out:?}");
+    let config = fs::read_to_string(node.root.join("etc/stockade/config.toml")).unwrap();
+    for line in [
+        "containerd_root = \"/data/containerd\"",
+        "containerd_state = \"/run/k8s-containerd\"",
+        "kubelet_root = \"/data/kubelet\"",
+    ] {
+        assert!(config.lines().any(|l| l == line), "{line} in:\n{config}");
+    }
+    // The installed config, with its profiles dir moved into the scratch root.
+    let moved = node.root.join("etc/stockade/test-config.toml");
+    fs::write(
+        &moved,
+        config.replace(
+            "/etc/stockade/profiles",
+            &node.root.join("etc/stockade/profiles").to_string_lossy(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(node.root.join("usr/local/bin/stockade"))
+        .args(["profile", "explain", "restricted"])
+        .env("STOCKADE_CONFIG", &moved)
+        .output()
+        .expect("stockade profile explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for resolved in [
+        "(here /data/kubelet/pods)",
+        "(here /data/containerd/io.containerd.grpc.v1.cri/sandboxes)",
+        "(here /run/k8s-containerd/io.containerd.grpc.v1.cri/sandboxes)",
+    ] {
+        assert!(text.contains(resolved), "{resolved} in:\n{text}");
+    }
+    fs::remove_file(&moved).unwrap();
+    node.installer("uninstall");
+}

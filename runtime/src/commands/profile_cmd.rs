@@ -173,6 +173,14 @@ pub fn lint_cmd(config: Option<&Path>, name: &str) -> Result<(String, bool), Com
         let pos = loc.find(&inv.key, inv.value.as_deref());
         errors.push(format!("{}: error: {}: {}", at(pos), inv.key, inv.problem));
     }
+    // The node's directories, for the bind source prefixes' variables (the standard
+    // ones without a node config).
+    let config_path = config.unwrap_or(Path::new(profile::node_config::DEFAULT_CONFIG_PATH));
+    match profile::node_config::NodeConfig::read(config_path) {
+        Ok(Some(cfg)) => parsed.node_paths = cfg.paths,
+        Ok(None) => {}
+        Err(e) => errors.push(format!("{label}: error: {}", crate::error_chain(&e))),
+    }
     if let Some(sc) = &parsed.seccomp {
         let filter = match &source {
             ProfileText::File(_) => {

@@ -509,6 +509,21 @@ pub fn problems(p: &Profile) -> Vec<Invalid> {
             }
         }
     }
+    // Templates resolve against the standard directories here; a node config's own
+    // directories are checked when it is parsed, so any valid template resolves there.
+    for (i, t) in mounts
+        .into_iter()
+        .flat_map(|m| &m.bind_source_prefixes)
+        .enumerate()
+    {
+        if let Err(e) = NodePaths::default().resolve(t) {
+            out.push(Invalid::at(
+                format!("mounts.bind_source_prefixes[{i}]"),
+                t,
+                Problem::PathTemplate(e),
+            ));
+        }
+    }
     for f in mounts.into_iter().flat_map(|m| &m.forbidden_sources) {
         if f.reason.trim().is_empty() {
             out.push(Invalid::at(
