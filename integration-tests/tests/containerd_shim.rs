@@ -16,8 +16,8 @@ use std::{
 
 use serde_json::Value;
 use stockade_integration_tests::containerd::{
-    cgroup_parent, remove_test_cgroups, runtime_binary, skip_unless_stockade, test_cgroups,
-    Containerd, IMAGE, RUNTIME,
+    cgroup_parent, remove_test_cgroups, runtime_binary, runtime_is_stockade, skip_unless_stockade,
+    test_cgroups, Containerd, IMAGE, RUNTIME,
 };
 use stockade_integration_tests::profiles::{cap_mask, parse_id_map, status_hex, status_str};
 use stockade_integration_tests::runtime::parse_report;
@@ -708,4 +708,90 @@ fn runc_shim_with_stockade_binary() {
     assert_refused_with_every_violation(&c, &id, &out);
     remove(&c, &id);
     assert_all_clean(&c, &id);
+}
+
+/// Issue 7 item 8: a create that fails while the init prepares the rootfs (a volume
+/// whose host directory is gone) reaches `ctr` with the mount's source and the errno,
+/// each exactly once, through our shim and through containerd's runc shim.
+#[test]
+fn rootfs_failure_reaches_ctr_with_path_and_errno_once() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    // Under the kubelet's pods directory, where the shipped profiles allow volumes.
+    let missing = format!(
+        "/var/lib/kubelet/pods/stockade-missing-{}/volumes/data",
+        std::process::id()
+    );
+    assert!(!std::path::Path::new(&missing).exists());
+    let mount = format!("type=bind,src={missing},dst=/data,options=rbind:rw");
+    let extra = ["--rm", "--mount", mount.as_str()];
+    for (shim, id) in [
+        ("stockade", unique("rootfs-err")),
+        ("runc", unique("rootfs-err-runc")),
+    ] {
+        let args = if shim == "stockade" {
+            run_args(&c, &id, &extra, &["true"])
+        } else {
+            runc_shim_run_args(&c, &id, &extra, &["true"])
+        };
+        let out = ctr(&c, &args);
+        assert!(!out.status.success(), "{shim}: ran: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        eprintln!("{shim}: ctr stderr: {err}");
+        assert!(err.contains(&missing), "{shim}: source named: {err}");
+        assert!(
+            err.to_lowercase().contains("no such file or directory"),
+            "{shim}: errno named: {err}"
+        );
+        if runtime_is_stockade() {
+            assert_eq!(err.matches(&missing).count(), 1, "{shim}: once: {err}");
+            assert_eq!(
+                err.matches("No such file or directory").count(),
+                1,
+                "{shim}: once: {err}"
+            );
+            assert!(err.contains("/data"), "{shim}: destination named: {err}");
+        }
+        let _ = c.ctr(&["container", "rm", &id]);
+        remove(&c, &id);
+        assert_all_clean(&c, &id);
+    }
+}
+
+/// Issue 7 item 9: kill of an exited task answers NotFound, as from containerd's
+/// runc shim over runc: through our shim, and through the runc shim driving
+/// stockade (whose `kill` of a stopped container must say "container not running").
+#[test]
+fn kill_of_exited_task_is_not_found() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    for (shim, id) in [
+        ("stockade", unique("killexited")),
+        ("runc", unique("killexited-runc")),
+    ] {
+        let args = if shim == "stockade" {
+            run_args(&c, &id, &["-d"], &["true"])
+        } else {
+            runc_shim_run_args(&c, &id, &["-d"], &["true"])
+        };
+        let out = ctr(&c, &args);
+        assert!(out.status.success(), "{shim}: {}", text(&out.stderr));
+        wait_status(&c, &id, "STOPPED");
+        let out = c.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+        assert!(
+            !out.status.success(),
+            "{shim}: kill of an exited task succeeded"
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("not found"),
+            "{shim}: NotFound expected: {err}"
+        );
+        assert!(
+            c.ctr(&["task", "rm", &id]).status.success(),
+            "{shim}: task rm after the refused kill"
+        );
+        let _ = c.ctr(&["container", "rm", &id]);
+        assert_all_clean(&c, &id);
+    }
 }
