@@ -117,6 +117,10 @@ impl Instance for Stub {
     fn watch_oom(&self, _pid: u32, _notify: OomNotify) -> Result<()> {
         Ok(())
     }
+    fn init_exited(&self) -> Result<()> {
+        self.call("init-exited");
+        Ok(())
+    }
 }
 
 fn service() -> (TaskService<Stub>, Arc<Recorder>) {
@@ -345,5 +349,37 @@ fn checkpoint_is_unimplemented() {
     assert_eq!(
         code::<()>(Err(Error::NotImplemented { op: "checkpoint" })),
         Code::UNIMPLEMENTED
+    );
+}
+
+/// The instance sweeps what an exited init left (shared pid namespace) before the
+/// exit is published; an exec's exit does not trigger it.
+#[test]
+fn init_exit_sweeps_before_the_exit_event() {
+    let (svc, rec) = service();
+    let pid = create(&svc, "c");
+    start(&svc, "c", "").unwrap();
+    svc.do_exec(exec_req("c", "e")).unwrap();
+    let epid = start(&svc, "c", "e").unwrap().pid;
+    rec.take();
+    svc.process_exit(epid as i32, 0);
+    assert!(!svc
+        .factory
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|c| c == "init-exited"));
+    // The sweep sees the container still running: no exit published yet.
+    svc.process_exit(pid as i32, 0);
+    let calls = svc.factory.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("init-exited"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        rec.take(),
+        [topics::TASK_EXIT_EVENT_TOPIC, topics::TASK_EXIT_EVENT_TOPIC]
     );
 }
