@@ -120,6 +120,12 @@ pub enum LintFinding {
         abi: u8,
         min_abi: u8,
     },
+    /// No spec a supported containerd (1.6, 1.7, 2.x) sends through the CRI can satisfy
+    /// this rule: every pod, or every pod of a kind, would be refused.
+    NeverSatisfied {
+        key: &'static str,
+        why: String,
+    },
 }
 
 impl LintFinding {
@@ -160,6 +166,7 @@ impl fmt::Display for LintFinding {
             LandlockUnenforceable { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {} and compat is hard: every container will be refused", abi(host)),
             LandlockDegraded { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {}: enforced best effort", abi(host)),
             LandlockRightAboveAbi { path, right, abi, min_abi } => write!(f, "landlock.fs {path}: {right} needs ABI {abi} > min_abi {min_abi}"),
+            NeverSatisfied { key, why } => write!(f, "{key}: no spec from containerd 1.6, 1.7 or 2.x can satisfy it: {why}"),
         }
     }
 }
@@ -309,7 +316,114 @@ pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
     if let Some(l) = &profile.landlock {
         landlock(l, host, &mut out);
     }
+    out.extend(never_satisfied(profile));
     out.sort_by_key(LintFinding::severity);
+    out
+}
+
+/// Mount types containerd's CRI puts in every container's spec (runtime defaults
+/// /proc, /dev, /dev/pts, /dev/mqueue, /sys, /sys/fs/cgroup, and binds for /dev/shm,
+/// /etc/hosts, /etc/resolv.conf, /etc/hostname).
+const CONTAINERD_MOUNT_TYPES: [&str; 7] = [
+    "bind", "proc", "tmpfs", "devpts", "mqueue", "sysfs", "cgroup",
+];
+/// Options containerd's CRI gives its bind mounts (volumes, /etc/hosts, ...).
+const CONTAINERD_BIND_OPTIONS: [&str; 4] = ["rbind", "rprivate", "rw", "ro"];
+/// Namespaces containerd's CRI always creates or joins for a pod container.
+const CONTAINERD_NAMESPACES: [super::schema::NsType; 5] = [
+    super::schema::NsType::Pid,
+    super::schema::NsType::Network,
+    super::schema::NsType::Ipc,
+    super::schema::NsType::Uts,
+    super::schema::NsType::Mount,
+];
+
+/// Rules that refuse what every spec from a supported containerd looks like. The
+/// shapes are containerd's CRI defaults (1.6 to 2.x); where a rule can *inject*, the
+/// runtime fixes the spec and nothing is reported.
+fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
+    let mut out = Vec::new();
+    let mut finding = |key, why: String| out.push(LintFinding::NeverSatisfied { key, why });
+    if let Some(s) = &p.seccomp {
+        if !s.allowed_default_actions.contains(&SeccompAction::Errno) {
+            finding(
+                "seccomp.allowed_default_actions",
+                "containerd's RuntimeDefault filter has defaultAction SCMP_ACT_ERRNO, so every \
+                 RuntimeDefault pod is refused; add \"errno\""
+                    .into(),
+            );
+        }
+    }
+    if let Some(m) = &p.mounts {
+        let missing: Vec<&str> = CONTAINERD_MOUNT_TYPES
+            .into_iter()
+            .filter(|t| !m.allowed_types.iter().any(|a| a == t))
+            .collect();
+        if !missing.is_empty() {
+            finding(
+                "mounts.allowed_types",
+                format!(
+                    "containerd mounts {} in every container",
+                    missing.join(", ")
+                ),
+            );
+        }
+        if m.on_missing == OnMissing::Refuse {
+            let missing: Vec<&str> = m
+                .bind_required_options
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !CONTAINERD_BIND_OPTIONS.contains(o))
+                .collect();
+            if !missing.is_empty() {
+                finding(
+                    "mounts.bind_required_options",
+                    format!(
+                        "containerd binds volumes, /etc/hosts and /etc/resolv.conf with {} only \
+                         and on_missing = \"refuse\" will not add {}",
+                        CONTAINERD_BIND_OPTIONS.join(","),
+                        missing.join(",")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(n) = &p.namespaces {
+        for ns in &n.required {
+            let why = match ns {
+                _ if CONTAINERD_NAMESPACES.contains(ns) => continue,
+                super::schema::NsType::User => {
+                    "containerd 1.6 and 1.7 never send a user namespace (2.x only for \
+                     hostUsers: false); user_namespace.on_missing = \"inject\" adds one instead"
+                }
+                super::schema::NsType::Cgroup => {
+                    "containerd sends a cgroup namespace only on cgroup v2 hosts"
+                }
+                _ => "containerd never sends this namespace",
+            };
+            finding("namespaces.required", format!("{}: {why}", ns.oci_name()));
+        }
+    }
+    if let Some(u) = &p.user_namespace {
+        if u.required && u.on_missing == OnMissing::Refuse {
+            finding(
+                "user_namespace.on_missing",
+                "containerd 1.6 and 1.7 never send a user namespace (2.x only for hostUsers: \
+                 false), so those pods are refused; \"inject\" allocates one"
+                    .into(),
+            );
+        }
+    }
+    if let Some(c) = &p.cgroups {
+        if c.on_missing == OnMissing::Refuse {
+            finding(
+                "cgroups.on_missing",
+                "containerd sets no per-container pids limit (the kubelet limits the pod \
+                 cgroup), so every container is refused; \"inject\" sets the default"
+                    .into(),
+            );
+        }
+    }
     out
 }
 
@@ -512,6 +626,52 @@ mod tests {
                 "user_namespace: section absent — container root is host root unless the spec maps it",
             ]
         );
+    }
+
+    #[test]
+    fn rules_no_containerd_spec_can_satisfy_are_warned_about() {
+        let mut p = shipped("default");
+        p.seccomp
+            .as_mut()
+            .unwrap()
+            .allowed_default_actions
+            .retain(|a| *a != SeccompAction::Errno);
+        let m = p.mounts.as_mut().unwrap();
+        m.allowed_types.retain(|t| t != "mqueue");
+        m.on_missing = OnMissing::Refuse;
+        p.namespaces
+            .as_mut()
+            .unwrap()
+            .required
+            .extend([super::super::schema::NsType::Time]);
+        p.user_namespace.as_mut().unwrap().on_missing = OnMissing::Refuse;
+        p.cgroups.as_mut().unwrap().on_missing = OnMissing::Refuse;
+        let keys: Vec<&str> = lint(&p, &host())
+            .into_iter()
+            .map(|f| match f {
+                LintFinding::NeverSatisfied { key, .. } => {
+                    assert_eq!(f.severity(), Severity::Warning);
+                    key
+                }
+                other => panic!("unexpected finding {other}"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "seccomp.allowed_default_actions",
+                "mounts.allowed_types",
+                "mounts.bind_required_options",
+                "namespaces.required",
+                "user_namespace.on_missing",
+                "cgroups.on_missing",
+            ]
+        );
+        // Refusing a silent spec is satisfiable where the pod author can comply
+        // (readOnlyRootFilesystem, RuntimeDefault), and masked paths are completed.
+        let mut p = shipped("restricted");
+        p.filesystem.as_mut().unwrap().on_missing = OnMissing::Refuse;
+        assert!(lint(&p, &host()).is_empty());
     }
 
     #[test]
