@@ -795,3 +795,65 @@ fn kill_of_exited_task_is_not_found() {
         assert_all_clean(&c, &id);
     }
 }
+
+/// Host pids in the cgroup `/<parent>/<id>` (v1 pids hierarchy, or v2).
+fn cgroup_procs(id: &str) -> Vec<String> {
+    let rel = format!("{}/{id}", cgroup_parent().trim_start_matches('/'));
+    for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+        let p = std::path::Path::new(base).join(&rel).join("cgroup.procs");
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            return text.lines().map(str::to_string).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// Issue 7 item 9: when the init of a container that shares a pid namespace (here
+/// the host's, joined by path) exits, the shim kills what it left in the container's
+/// cgroup before reporting the exit (runc's shim does the same), so no child of an
+/// exited container keeps running or holds its output open. Runs under the
+/// `unconfined` profile (a handler options file naming it), the only shipped one
+/// that lets a container share the host's pid namespace.
+#[test]
+fn exited_init_in_a_shared_pid_namespace_leaves_nothing_running() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let options = c.dir().join("stockade-unconfined.toml");
+    let base = std::fs::read_to_string(c.runtime_config()).unwrap();
+    std::fs::write(&options, format!("{base}\nprofile = \"unconfined\"\n")).unwrap();
+    let id = unique("killall");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "--runtime".into(),
+        RUNTIME.into(),
+        "--runtime-config-path".into(),
+        options.display().to_string(),
+        "--cgroup".into(),
+        format!("{}/{id}", cgroup_parent()),
+        "--with-ns".into(),
+        // This test's own pid namespace: the runtime's, i.e. the host's here.
+        format!("pid:/proc/{}/ns/pid", std::process::id()),
+        IMAGE.into(),
+        id.clone(),
+    ];
+    args.extend(
+        ["sh", "-c", "sleep 1000 & echo started; exit 3"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let out = ctr(&c, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_status(&c, &id, "STOPPED");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cgroup_procs(&id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the init exited, but its child still runs: {:?}",
+            cgroup_procs(&id)
+        );
+        sleep(Duration::from_millis(50));
+    }
+    remove(&c, &id);
+    assert_all_clean(&c, &id);
+}
