@@ -452,6 +452,58 @@ fn cgroup_procs(rel: &str) -> Vec<String> {
     Vec::new()
 }
 
+/// Issue 7 item 8: a container whose volume disappeared between CreateContainer and
+/// StartContainer (containerd creates missing host paths at create; the runtime
+/// runs at start) fails in rootfs preparation, and the CRI error names the volume's
+/// path and the errno exactly once, through both shims.
+#[test]
+fn rootfs_failure_reaches_the_cri_error_with_path_and_errno_once() {
+    require_root!();
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    let pod_dir = PathBuf::from(format!(
+        "/var/lib/kubelet/pods/stockade-gone-{}",
+        std::process::id()
+    ));
+    let _guard = VolumeGuard(pod_dir.join("volumes/data"));
+    for (n, handler) in ["stockade", "stockade-runc"].into_iter().enumerate() {
+        let what = format!("vanished volume under {handler}");
+        let vol = pod_dir.join(format!("volumes/data/v{n}"));
+        std::fs::create_dir_all(&vol).unwrap();
+        let shape = PodShape::default();
+        let config = pod_config(&unique("gone", n), logs.path(), shape);
+        let pod = cri
+            .run_pod(handler, &config)
+            .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+        let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
+        cc.mounts = vec![Mount {
+            container_path: "/data".into(),
+            host_path: vol.display().to_string(),
+            ..Default::default()
+        }];
+        let cid = cri
+            .create(&pod, &config, cc)
+            .unwrap_or_else(|e| panic!("{what}: CreateContainer: {e}"));
+        std::fs::remove_dir(&vol).unwrap();
+        let err = cri
+            .start_container(&cid)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: started without its volume"));
+        eprintln!("{what}: {err}");
+        let path = vol.display().to_string();
+        assert_eq!(err.matches(&path).count(), 1, "{what}: path once: {err}");
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{what}: errno once: {err}"
+        );
+        assert!(err.contains("/data"), "{what}: destination named: {err}");
+        cri.stop_and_remove(&cid);
+        cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+    }
+    cri.assert_nothing_left();
+}
+
 /// Issue 7 item 3: a volume with HostToContainer propagation (containerd sends
 /// `rootfsPropagation: rslave` and an `rslave` bind) starts, and a mount made on the
 /// host under the volume after the start appears inside; a Bidirectional one
@@ -550,6 +602,7 @@ fn umount(p: &Path) {
     let _ = std::process::Command::new("umount")
         .arg("-l")
         .arg(p)
+        .stderr(std::process::Stdio::null())
         .status();
 }
 
