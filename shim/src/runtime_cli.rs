@@ -392,10 +392,10 @@ pub fn error_messages(log: &str) -> String {
         msg: String,
     }
     log.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| l.level == "error" || l.level == "fatal")
+        .find(|l| l.level == "error" || l.level == "fatal")
         .map(|l| l.msg.trim().to_string())
-        .last()
         .unwrap_or_default()
 }
 
