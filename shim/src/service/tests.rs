@@ -352,34 +352,42 @@ fn checkpoint_is_unimplemented() {
     );
 }
 
+/// Events and instance calls in one log, to check their relative order.
+struct SharedLog(Arc<Mutex<Vec<String>>>);
+
+impl EventSink for SharedLog {
+    fn publish(&self, topic: &'static str, _event: Box<dyn MessageDyn>) {
+        self.0.lock().unwrap().push(topic.to_string());
+    }
+}
+
 /// The instance sweeps what an exited init left (shared pid namespace) before the
-/// exit is published; an exec's exit does not trigger it.
+/// init's exit is published; an exec's exit does not trigger it.
 #[test]
 fn init_exit_sweeps_before_the_exit_event() {
-    let (svc, rec) = service();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let factory = StubFactory {
+        calls: Arc::clone(&log),
+        ..Default::default()
+    };
+    let svc = TaskService::new(
+        factory,
+        Arc::new(SharedLog(Arc::clone(&log))) as Arc<dyn EventSink>,
+        Arc::new(ExitSignal::default()),
+    );
     let pid = create(&svc, "c");
     start(&svc, "c", "").unwrap();
     svc.do_exec(exec_req("c", "e")).unwrap();
     let epid = start(&svc, "c", "e").unwrap().pid;
-    rec.take();
+    log.lock().unwrap().clear();
     svc.process_exit(epid as i32, 0);
-    assert!(!svc
-        .factory
-        .calls
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|c| c == "init-exited"));
-    // The sweep sees the container still running: no exit published yet.
     svc.process_exit(pid as i32, 0);
-    let calls = svc.factory.calls.lock().unwrap().clone();
     assert_eq!(
-        calls.last().map(String::as_str),
-        Some("init-exited"),
-        "{calls:?}"
-    );
-    assert_eq!(
-        rec.take(),
-        [topics::TASK_EXIT_EVENT_TOPIC, topics::TASK_EXIT_EVENT_TOPIC]
+        *log.lock().unwrap(),
+        [
+            topics::TASK_EXIT_EVENT_TOPIC,
+            "init-exited",
+            topics::TASK_EXIT_EVENT_TOPIC
+        ]
     );
 }
