@@ -391,3 +391,28 @@ fn init_exit_sweeps_before_the_exit_event() {
         ]
     );
 }
+
+/// A kill of a deleted task or exec is NotFound too (containerd's CRI ignores
+/// NotFound when it stops what already went away).
+#[test]
+fn kill_after_delete_is_not_found() {
+    let (svc, _) = service();
+    let pid = create(&svc, "c");
+    start(&svc, "c", "").unwrap();
+    svc.do_exec(exec_req("c", "e")).unwrap();
+    let epid = start(&svc, "c", "e").unwrap().pid;
+    svc.process_exit(epid as i32, 0);
+    delete(&svc, "c", "e").unwrap();
+    let kill = |exec_id: &str| {
+        svc.do_kill(KillRequest {
+            id: "c".into(),
+            exec_id: exec_id.into(),
+            signal: 9,
+            ..Default::default()
+        })
+    };
+    assert_eq!(code(kill("e")), Code::NOT_FOUND);
+    svc.process_exit(pid as i32, 137);
+    delete(&svc, "c", "").unwrap();
+    assert_eq!(code(kill("")), Code::NOT_FOUND);
+}
