@@ -239,11 +239,17 @@ impl Containerd {
     }
 
     pub fn start() -> io::Result<Self> {
-        Self::start_with(&CriOptions::default())
+        Self::start_with_cri_options("")
     }
 
     /// A containerd whose CRI plugin is configured by `opts`.
     pub fn start_with(opts: &CriOptions) -> io::Result<Self> {
+        Self::start_with_cri_options(&opts.cri_toml())
+    }
+
+    /// Like [`Self::start`], with `cri_options` (TOML `key = value` lines) added to
+    /// the CRI plugin's section, e.g. `netns_mounts_under_state_dir = true`.
+    pub fn start_with_cri_options(cri_options: &str) -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("stockade-ctrd").tempdir()?;
         let d = dir.path();
         let socket = d.join("containerd.sock");
@@ -264,7 +270,7 @@ impl Containerd {
             d.join("node-config.toml"),
             templated_example("stockade-config.toml", d)?,
         )?;
-        let mut config = config_toml(d, &socket, opts);
+        let mut config = config_toml(d, &socket, cri_options);
         for snippet in [
             "containerd-v2.toml",
             "containerd-v2-per-handler.toml",
@@ -599,7 +605,17 @@ pub const CRI_HANDLERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn config_toml(d: &Path, socket: &Path, opts: &CriOptions) -> String {
+impl CriOptions {
+    /// The CRI plugin's `key = value` lines for these options.
+    pub fn cri_toml(&self) -> String {
+        format!(
+            "  netns_mounts_under_state_dir = {}",
+            self.netns_mounts_under_state_dir
+        )
+    }
+}
+
+fn config_toml(d: &Path, socket: &Path, cri_options: &str) -> String {
     format!(
         r#"version = 2
 root = "{root}"
@@ -628,7 +644,7 @@ disabled_plugins = [
   # This machine withholds CAP_SYS_RESOURCE, so no process may lower its
   # oom_score_adj (the pause container asks for -998): clamp to containerd's own.
   restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = {netns_under_state}
+{cri_options}
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -646,7 +662,6 @@ disabled_plugins = [
         socket = socket.display(),
         d = d.display(),
         pause = PAUSE_IMAGE,
-        netns_under_state = opts.netns_mounts_under_state_dir,
     )
 }
 
