@@ -52,9 +52,10 @@ macro_rules! require_root {
     };
 }
 
-/// The uid a restricted pod's containers run as, and the pause container's.
+/// The pod's `securityContext.runAsUser` / `runAsGroup`: a kubelet sends them for
+/// the sandbox (pause) and every container.
 const APP_UID: i64 = 1000;
-const PAUSE_UID: i64 = 65535;
+const APP_GID: i64 = 1000;
 
 /// A private containerd and a CRI client on it.
 struct Cri {
@@ -338,7 +339,8 @@ fn pod_config(name: &str, logs: &Path, shape: PodShape) -> PodSandboxConfig {
             cgroup_parent: format!("{}/{name}", cgroup_parent()),
             security_context: Some(LinuxSandboxSecurityContext {
                 namespace_options: shape.namespaces(),
-                run_as_user: Some(Int64Value { value: PAUSE_UID }),
+                run_as_user: Some(Int64Value { value: APP_UID }),
+                run_as_group: Some(Int64Value { value: APP_GID }),
                 privileged: shape.privileged,
                 seccomp: runtime_default(),
                 ..Default::default()
@@ -373,6 +375,7 @@ fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfi
                 privileged: shape.privileged,
                 namespace_options: shape.namespaces(),
                 run_as_user: Some(Int64Value { value: APP_UID }),
+                run_as_group: Some(Int64Value { value: APP_GID }),
                 readonly_rootfs: true,
                 no_new_privs: true,
                 seccomp: runtime_default(),
