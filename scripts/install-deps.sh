@@ -12,6 +12,7 @@ packages=(
   procps               # ps, used by `stockade ps`
   iproute2
   protobuf-compiler    # protoc, for the CRI client used by the Kubernetes-path tests
+  gcc libc6-dev        # gcc -static: the CRI tests' pause image (integration-tests/pause)
 )
 
 missing=()

@@ -82,6 +82,12 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), Command
     let _s = tracing::info_span!("kill", id, signal).entered();
     let sig = Signal::try_from(signal).map_err(|_| CommandError::Signal(signal.to_string()))?;
     let mut c = load(g, id)?;
+    // As runc: signalling the init of a stopped container is an error a caller can
+    // recognise (containerd's runc shim answers NotFound); `--all` still sweeps
+    // whatever is left in the container's cgroup.
+    if !all && c.status() == ContainerStatus::Stopped {
+        return Err(CommandError::NotRunning);
+    }
     c.kill(sig, all)
         .map_err(CommandError::container(id, "kill"))
 }

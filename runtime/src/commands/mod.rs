@@ -55,6 +55,10 @@ pub enum CommandError {
     },
     #[error("invalid signal {0:?}")]
     Signal(String),
+    /// runc's exact text (libcontainer's `ErrNotRunning`): containerd's runc shim
+    /// turns it into NotFound for a kill of an exited task.
+    #[error("container not running")]
+    NotRunning,
     #[error("{what}")]
     Io {
         what: String,

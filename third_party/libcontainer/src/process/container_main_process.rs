@@ -76,8 +76,10 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             ) {
                 Ok(_) => 0,
                 Err(err) => {
+                    // [stockade patch] the whole cause chain crosses to the main process.
+                    let err = crate::utils::error_chain(&err);
                     tracing::error!("failed to run intermediate process {}", err);
-                    match intermediate_main_sender.send_error(err.to_string()) {
+                    match intermediate_main_sender.send_error(err.clone()) {
                         Ok(_) => {}
                         Err(e) => {
                             tracing::error!(
