@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod bundle;
+pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;
 pub mod default_spec;

@@ -5,6 +5,7 @@ use libcontainer::signal::Signal;
 use serde::Serialize;
 
 use super::{load, CommandError, Global};
+use crate::cgroup_placement::CgroupDriver;
 
 pub fn start(g: &Global, id: &str) -> Result<(), CommandError> {
     let _s = tracing::info_span!("start", id).entered();
@@ -26,6 +27,9 @@ pub struct RuncState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<std::collections::HashMap<String, String>>,
     pub owner: String,
+    /// Stockade: the cgroup driver the container was created with
+    /// (`cgroupfs` or `systemd`).
+    pub cgroup_driver: CgroupDriver,
 }
 
 pub fn status_name(s: ContainerStatus) -> &'static str {
@@ -63,6 +67,11 @@ pub fn state(g: &Global, id: &str) -> Result<RuncState, CommandError> {
             .unwrap_or_default(),
         annotations: c.state.annotations.clone(),
         owner: String::new(),
+        cgroup_driver: if c.systemd() {
+            CgroupDriver::Systemd
+        } else {
+            CgroupDriver::Cgroupfs
+        },
     })
 }
 
