@@ -138,7 +138,7 @@ fn systemd_driver_places_kubelet_path_in_its_scope() {
     assert_eq!(state["cgroupDriver"], "systemd", "{state}");
     c.start();
     let want_cgroup = format!(
-        "cgroup={}",
+        "cgroup=/{}",
         scope.strip_prefix("/sys/fs/cgroup").unwrap().display()
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
