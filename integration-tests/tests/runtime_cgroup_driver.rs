@@ -156,6 +156,17 @@ fn systemd_driver_places_kubelet_path_in_its_scope() {
     );
     let host_max = std::fs::read_to_string(scope.join("memory.max")).unwrap();
     assert_eq!(host_max.trim(), (48u64 << 20).to_string());
+    // Later verbs reach the scope through the driver recorded at create.
+    let pid = c.pid.expect("init pid");
+    assert!(c.ps().contains(&i64::from(pid)), "ps lists the init {pid}");
+    let resources = json!({"memory": {"limit": 80u64 << 20}});
+    let out = rt.exec_cmd_stdin(
+        &["update", "--resources", "-", &c.id],
+        resources.to_string().as_bytes(),
+    );
+    assert!(out.success(), "update: {out:?}\nlog: {}", rt.log_text());
+    let host_max = std::fs::read_to_string(scope.join("memory.max")).unwrap();
+    assert_eq!(host_max.trim(), (80u64 << 20).to_string(), "update applied");
     let out = c.delete_force();
     assert!(out.success(), "delete --force: {out:?}");
     for _ in 0..100 {
