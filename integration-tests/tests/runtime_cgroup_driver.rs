@@ -159,6 +159,15 @@ fn systemd_driver_places_kubelet_path_in_its_scope() {
     // Later verbs reach the scope through the driver recorded at create.
     let pid = c.pid.expect("init pid");
     assert!(c.ps().contains(&i64::from(pid)), "ps lists the init {pid}");
+    // An exec'd process joins the same scope (systemd attaches it to the unit).
+    let out = c.exec(&["/bin/cat", "/proc/self/cgroup"]).expect_ok(&rt);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == format!("0::{}", &want_cgroup["cgroup=".len()..])),
+        "exec'd process in the scope: {}",
+        out.stdout
+    );
     let resources = json!({"memory": {"limit": 80u64 << 20}});
     let out = rt.exec_cmd_stdin(
         &["update", "--resources", "-", &c.id],
