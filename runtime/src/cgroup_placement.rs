@@ -52,7 +52,8 @@ pub const DEFAULT_SLICE: &str = "system.slice";
 pub enum PlacementError {
     #[error(
         "linux.cgroupsPath {path:?} has the systemd form slice:prefix:name, but the \
-         cgroupfs driver is in use: pass --systemd-cgroup (shim option SystemdCgroup = true) \
+         cgroupfs driver is in use: pass --systemd-cgroup (Stockade's shim: \
+         systemd_cgroup = true in its options file; runc's shim: SystemdCgroup = true) \
          or give a cgroup path such as /kubepods/besteffort/pod<uid>/<id>"
     )]
     SystemdFormWithoutDriver { path: String },
