@@ -186,3 +186,25 @@ fn systemd_driver_places_kubelet_path_in_its_scope() {
     }
     assert!(!scope.exists(), "delete left the scope {}", scope.display());
 }
+
+/// `features` says the systemd driver exists; `state` says which driver a
+/// container was created with.
+#[test]
+fn features_and_state_name_the_cgroup_driver() {
+    if skip_on_reference("cgroupDriver in state is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    let out = rt.exec_cmd(&["features"]).expect_ok(&rt);
+    let features: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(features["linux"]["cgroup"]["systemd"], true, "{features}");
+    let bundle = BundleBuilder::new().shell("sleep 60").build();
+    let c = rt
+        .create(&bundle)
+        .unwrap_or_else(|f| panic!("create: {:?}\nlog: {}", f.out, rt.log_text()));
+    let state = c.state();
+    assert_eq!(state["cgroupDriver"], "cgroupfs", "{state}");
+    let out = c.delete_force();
+    assert!(out.success(), "delete --force: {out:?}");
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}
