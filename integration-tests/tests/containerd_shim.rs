@@ -857,3 +857,88 @@ fn exited_init_in_a_shared_pid_namespace_leaves_nothing_running() {
     remove(&c, &id);
     assert_all_clean(&c, &id);
 }
+
+/// `systemd_cgroup = true` in the shim's options (runc's `SystemdCgroup`): the shim
+/// passes `--systemd-cgroup` and the task runs in the transient scope of a kubelet
+/// path, with its memory limit, and delete removes the scope (the VM lane's systemd
+/// boot). Where systemd cannot place it (no systemd as PID 1, or no cgroup v2), the
+/// create fails with the runtime's reason and nothing is left.
+#[test]
+fn systemd_cgroup_option_runs_the_task_in_its_scope() {
+    require_root!();
+    if skip_unless_stockade("the refusal text is Stockade's") {
+        return;
+    }
+    let c = Containerd::start().expect("containerd");
+    let id = unique("sdcg");
+    let options = c.dir().join("stockade-systemd.toml");
+    let base = std::fs::read_to_string(c.runtime_config()).expect("runtime options");
+    std::fs::write(&options, format!("{base}\nsystemd_cgroup = true\n")).unwrap();
+    let pod = format!("{}", std::process::id());
+    let cgroups_path = format!("kubepods-besteffort-pod{pod}.slice:cri-containerd:{id}");
+    let scope = std::path::PathBuf::from(format!(
+        "/sys/fs/cgroup/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{pod}.slice/cri-containerd-{id}.scope"
+    ));
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        options.to_str().unwrap(),
+        "--cgroup",
+        &cgroups_path,
+        "--memory-limit",
+        &(40u64 << 20).to_string(),
+        IMAGE,
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let systemd_v2 = std::path::Path::new("/run/systemd/system").is_dir()
+        && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !systemd_v2 {
+        assert!(!out.status.success(), "ran without systemd: {out:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("--systemd-cgroup") && err.contains("systemd"),
+            "names the driver and what is missing: {err}"
+        );
+        let _ = c.ctr(&["container", "rm", &id]);
+        assert!(!scope.exists());
+        c.assert_clean();
+        return;
+    }
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), c.log());
+    wait_status(&c, &id, "RUNNING");
+    let procs = std::fs::read_to_string(scope.join("cgroup.procs"))
+        .unwrap_or_else(|e| panic!("scope {}: {e}", scope.display()));
+    let pids = c.ctr(&["task", "ls"]);
+    let task_pid = text(&pids.stdout)
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        procs.lines().any(|p| p == task_pid),
+        "task pid {task_pid} in the scope: {procs}"
+    );
+    let max = std::fs::read_to_string(scope.join("memory.max")).unwrap();
+    assert_eq!(max.trim(), (40u64 << 20).to_string());
+    // The shim's stats find the systemd-placed cgroup.
+    let metrics = c.ctr(&["task", "metrics", &id]);
+    assert!(metrics.status.success(), "{}", text(&metrics.stderr));
+    assert!(
+        text(&metrics.stdout).contains("memory"),
+        "{}",
+        text(&metrics.stdout)
+    );
+    remove(&c, &id);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while scope.exists() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    assert!(!scope.exists(), "delete left {}", scope.display());
+    c.assert_clean();
+}

@@ -55,7 +55,8 @@ pub struct GlobalOpts {
     /// Enable debug logging
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Accepted for runc compatibility; cgroups are always managed through cgroupfs
+    /// Place containers with systemd: cgroupsPath is slice:prefix:name and the
+    /// container runs in the transient scope <prefix>-<name>.scope (cgroup v2 hosts)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Node configuration file (profiles dir, default profile, handler mapping);

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use stockade::cgroup_placement::CgroupDriver;
 use stockade::cli::{Cli, Command, ProfileCmd};
 use stockade::commands::{self, create::CreateOpts, Global};
 use stockade::logging::{self, Format};
@@ -52,6 +53,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         default_profile: cli.global.default_profile.clone(),
         handler: cli.global.handler.clone(),
         userns_db: cli.global.userns_db.clone(),
+        cgroup_driver: if cli.global.systemd_cgroup {
+            CgroupDriver::Systemd
+        } else {
+            CgroupDriver::Cgroupfs
+        },
     };
     match &cli.command {
         Command::Create(a) => {

@@ -455,6 +455,19 @@ mod tests {
         );
     }
 
+    /// runc's shim passes `--systemd-cgroup` when the options say SystemdCgroup; the
+    /// runtime then reads cgroupsPath as slice:prefix:name.
+    #[test]
+    fn systemd_cgroup_option_becomes_the_global_flag() {
+        let opts = RuntimeOptions {
+            systemd_cgroup: true,
+            ..Default::default()
+        };
+        let args = RuntimeCli::new(&opts, "ns", None, Reaping::Direct).global_args();
+        assert!(args.iter().any(|a| a == "--systemd-cgroup"), "{args:?}");
+        assert!(!cli().global_args().iter().any(|a| a == "--systemd-cgroup"));
+    }
+
     #[test]
     fn last_error_line_is_the_message() {
         let log = r#"{"level":"info","msg":"hello","time":"x"}

@@ -5,6 +5,7 @@ use libcontainer::signal::Signal;
 use serde::Serialize;
 
 use super::{load, CommandError, Global};
+use crate::cgroup_placement::CgroupDriver;
 
 pub fn start(g: &Global, id: &str) -> Result<(), CommandError> {
     let _s = tracing::info_span!("start", id).entered();
@@ -30,6 +31,9 @@ pub struct RuncState {
     /// addition to runc's fields, which runc's readers ignore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Stockade: the cgroup driver the container was created with
+    /// (`cgroupfs` or `systemd`).
+    pub cgroup_driver: CgroupDriver,
 }
 
 pub fn status_name(s: ContainerStatus) -> &'static str {
@@ -69,6 +73,11 @@ pub fn state(g: &Global, id: &str) -> Result<RuncState, CommandError> {
         annotations: c.state.annotations.clone(),
         owner: String::new(),
         profile,
+        cgroup_driver: if c.systemd() {
+            CgroupDriver::Systemd
+        } else {
+            CgroupDriver::Cgroupfs
+        },
     })
 }
 

@@ -28,6 +28,9 @@ pub struct Global {
     pub handler: Option<String>,
     /// Host id range allocation database, shared by every state root on the node.
     pub userns_db: PathBuf,
+    /// cgroup driver for containers this invocation creates (`--systemd-cgroup`);
+    /// later verbs use the one recorded in the container's state.
+    pub cgroup_driver: crate::cgroup_placement::CgroupDriver,
 }
 
 #[derive(Debug, thiserror::Error)]
