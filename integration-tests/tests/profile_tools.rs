@@ -523,3 +523,127 @@ fn show_prints_the_filter_and_a_containers_plan() {
     let out = rt.exec_cmd(&["profile", "show", "--container", &bundle.id]);
     assert_eq!(out.code, Some(2), "{out:?}");
 }
+
+/// Manifests written by hand after the Kubernetes documentation's examples.
+fn manifest(name: &str) -> String {
+    s(&Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests")
+        .join(name))
+}
+
+#[test]
+fn check_judges_every_container_of_kubernetes_manifests() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let file = manifest("workloads.yaml");
+    let dir = s(Path::new(&file).parent().expect("dir"));
+    let norm = |t: &str| t.replace(&dir, "$MANIFESTS");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["profile", "check", "--profile", "restricted", file.as_str()];
+        args.extend_from_slice(extra);
+        rt.exec_cmd(&args)
+    };
+
+    let out = check(&[]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_golden("k8s-workloads.txt", &norm(&out.stdout));
+    // One verdict per container of every workload kind; the Service is skipped.
+    for who in [
+        "Deployment/nginx-deployment container \"nginx\"",
+        "StatefulSet/web container \"nginx\"",
+        "DaemonSet/fluentd-elasticsearch container \"fluentd-elasticsearch\"",
+        "Job/pi container \"pi\"",
+        "CronJob/hello container \"hello\"",
+        "Pod/security-context-demo container \"sec-ctx-demo\"",
+    ] {
+        assert!(out.stdout.contains(who), "{who}: {}", out.stdout);
+    }
+    assert!(
+        out.stdout.contains("Service/nginx: skipped"),
+        "{}",
+        out.stdout
+    );
+    // hostNetwork and a hostPath volume are what the DaemonSet adds.
+    assert!(out
+        .stdout
+        .contains("/proc/1/ns/net is the host network namespace"));
+    assert!(out.stdout.contains("mounts[11].source: /var/log"));
+
+    let out = check(&["--json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let j: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(j["containers"].as_array().map(Vec::len), Some(6), "{j}");
+    assert!(j["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|c| c["outcome"] == "refused"));
+    assert_golden(
+        "k8s-workloads.json",
+        &norm(&(serde_json::to_string_pretty(&j).expect("json") + "\n")),
+    );
+
+    let out = check(&["--sarif"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let sarif: Value = serde_json::from_str(&out.stdout).expect("SARIF");
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 48, "one result per violation");
+    let rules: Vec<&str> = sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    for r in results {
+        assert!(
+            rules.contains(&r["ruleId"].as_str().expect("ruleId")),
+            "{r}"
+        );
+        assert!(r["locations"][0]["physicalLocation"]["region"]["startLine"].is_u64());
+    }
+    assert_golden(
+        "k8s-workloads.sarif",
+        &norm(&(serde_json::to_string_pretty(&sarif).expect("json") + "\n"))
+            .replace(env!("CARGO_PKG_VERSION"), "$VERSION"),
+    );
+}
+
+#[test]
+fn check_admits_a_restricted_deployment_and_cannot_judge_a_localhost_filter() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let file = manifest("restricted-web.yaml");
+    for profile in ["restricted", "baseline"] {
+        let out = rt.exec_cmd(&["profile", "check", "--profile", profile, &file]);
+        assert_eq!(out.code, Some(0), "{profile}: {out:?}");
+        assert_eq!(
+            out.stdout.matches(": admitted by profile").count(),
+            2,
+            "{}",
+            out.stdout
+        );
+    }
+    let file = manifest("localhost-seccomp.yaml");
+    let out = rt.exec_cmd(&[
+        "profile",
+        "check",
+        "--profile",
+        "restricted",
+        &file,
+        "--json",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let j: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(j["containers"][0]["outcome"], "error", "{j}");
+    assert!(
+        j["containers"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Localhost")),
+        "{j}"
+    );
+}

@@ -178,17 +178,22 @@ pub struct SpecArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCmd {
-    /// Check a config.json against a profile (exit 0 admitted, 1 refused, 2 error)
+    /// Check a config.json, or the containers of Kubernetes manifests (.yaml/.yml:
+    /// Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob), against a
+    /// profile (exit 0 admitted, 1 refused, 2 error)
     Check {
         /// Profile name (from the profiles dir) or path to a .toml file
         #[arg(long)]
         profile: String,
-        /// Path to the config.json to check
-        #[arg(value_name = "CONFIG_JSON")]
+        /// Path to the config.json or manifest file to check
+        #[arg(value_name = "CONFIG_JSON|MANIFEST")]
         spec: PathBuf,
         /// Print the decision as JSON
         #[arg(long)]
         json: bool,
+        /// Print SARIF 2.1.0 for code scanning (Kubernetes manifests)
+        #[arg(long, conflicts_with = "json")]
+        sarif: bool,
     },
     /// Lint a profile: schema, unknown syscalls, contradictions, unenforceable rules
     Lint {

@@ -138,10 +138,11 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
     let json = matches!(
         cmd,
         ProfileCmd::Check { json: true, .. }
+            | ProfileCmd::Check { sarif: true, .. }
             | ProfileCmd::Diff { json: true, .. }
             | ProfileCmd::Show { json: true, .. }
     );
-    let (out, ok) = match profile_output(g, cmd) {
+    let (out, code) = match profile_output(g, cmd) {
         Ok(done) => done,
         Err(e) => {
             let msg = report(&e);
@@ -153,10 +154,29 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
         }
     };
     print_out(&out)?;
-    Ok(if ok { 0 } else { 1 })
+    Ok(code)
 }
 
-fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)> {
+/// A tool's output and its exit status.
+fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, u8)> {
+    match cmd {
+        ProfileCmd::Check {
+            profile,
+            spec,
+            json,
+            sarif,
+        } if commands::profile_cmd::is_manifest(spec) => Ok(commands::profile_cmd::check_manifest(
+            g.config.as_deref(),
+            profile,
+            spec,
+            *json,
+            *sarif,
+        )?),
+        _ => profile_result(g, cmd).map(|(out, ok)| (out, u8::from(!ok))),
+    }
+}
+
+fn profile_result(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)> {
     use commands::profile_cmd;
     let cfg = g.config.as_deref();
     Ok(match cmd {
@@ -164,6 +184,7 @@ fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)
             profile,
             spec,
             json,
+            ..
         } => profile_cmd::check(cfg, profile, spec, *json)?,
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
