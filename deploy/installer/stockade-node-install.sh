@@ -182,14 +182,17 @@ install_containerd_handlers() {
   rm -f "$tmp"
 }
 
+# Options of runtime handler $1 (profile $2): the handler's name reaches the runtime,
+# so a node config's [[handler]] mapping applies to it.
 shim_options() {
   cat <<EOF
-# Options of the containerd runtime handler for Stockade profile "$1"
-# (installed by stockade-node-install.sh).
+# Options of the containerd runtime handler "$1" (Stockade profile "$2"),
+# installed by stockade-node-install.sh.
 binary_name = "/usr/local/bin/stockade"
 root = "/run/containerd/stockade"
 config = "/etc/stockade/config.toml"
-profile = "$1"
+handler = "$1"
+profile = "$2"
 EOF
 }
 
@@ -256,7 +259,7 @@ do_install() {
     node_config | put_text /etc/stockade/config.toml 0644
   fi
   for h in "${HANDLERS[@]}"; do
-    shim_options "${h#*:}" | put_text "/etc/containerd/stockade-${h#*:}.toml" 0644
+    shim_options "${h%%:*}" "${h#*:}" | put_text "/etc/containerd/stockade-${h#*:}.toml" 0644
   done
   install_containerd_handlers
   restart_containerd

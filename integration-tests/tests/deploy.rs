@@ -311,6 +311,12 @@ fn installer_installs_reinstalls_and_uninstalls_without_a_trace() {
         let opts = fs::read_to_string(node.root.join(format!("etc/containerd/stockade-{p}.toml")))
             .unwrap();
         assert!(opts.contains(&format!("profile = \"{p}\"")), "{opts}");
+        let handler = if p == "default" {
+            "stockade".to_string()
+        } else {
+            format!("stockade-{p}")
+        };
+        assert!(opts.contains(&format!("handler = \"{handler}\"")), "{opts}");
     }
     assert!(node
         .root

@@ -17,8 +17,7 @@ use stockade_integration_tests::{
 fn root_propagation(mountinfo: &str) -> Vec<String> {
     let line = mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some("/"))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
         .unwrap_or_else(|| panic!("no mountinfo line for / in {mountinfo}"));
     let (left, _) = line.split_once(" - ").expect("mountinfo separator");
     left.split(' ')

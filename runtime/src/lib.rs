@@ -15,6 +15,7 @@ pub mod hardening;
 pub mod landlock_apply;
 pub mod landlock_plan;
 pub mod logging;
+pub mod netns_sysctl;
 pub mod profile;
 pub mod seccomp;
 pub mod self_protect;

@@ -378,6 +378,16 @@ pub fn lint_cmd(config: Option<&Path>, name: &str) -> Result<(String, bool), Com
         let pos = loc.find(&inv.key, inv.value.as_deref());
         errors.push(format!("{}: error: {}: {}", at(pos), inv.key, inv.problem));
     }
+    // Node directory variables (`${kubelet_root}`), resolved as on a node with the
+    // standard layout, as loading does.
+    let mut resolved = parsed.clone();
+    match resolved.resolve_node_paths(&profile::node_paths::NodePaths::default()) {
+        Ok(()) => parsed = resolved,
+        Err((key, e)) => {
+            let pos = loc.find(&key, None);
+            errors.push(format!("{}: error: {key}: {e}", at(pos)));
+        }
+    }
     if let Some(sc) = &parsed.seccomp {
         let filter = match &source {
             ProfileText::File(_) => {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::load::{self, LoadError};
+use super::node_paths::{NodePaths, PathTemplateError};
 use super::schema::{Profile, SCHEMA_VERSION};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/stockade/config.toml";
@@ -59,6 +60,18 @@ pub enum NodeConfigError {
         "node config {path}: unsupported schema {found} (this runtime reads {SCHEMA_VERSION})"
     )]
     UnsupportedSchema { path: PathBuf, found: u32 },
+    #[error("node config {path}: paths.{key}: {problem}")]
+    InvalidPath {
+        path: PathBuf,
+        key: &'static str,
+        problem: PathTemplateError,
+    },
+    #[error("profile {name:?}: {key} with this node config's paths: {problem}")]
+    ResolvePath {
+        name: String,
+        key: String,
+        problem: PathTemplateError,
+    },
     #[error("invalid profile name {name:?} from {origin}: use letters, digits, '-' and '_'")]
     InvalidProfileName { name: String, origin: &'static str },
     #[error("cannot load profile {name:?}")]
@@ -91,6 +104,10 @@ pub struct NodeConfig {
     pub handler: Vec<HandlerProfile>,
     #[serde(default)]
     pub state_root: Vec<StateRootProfile>,
+    /// This node's containerd, kubelet and volume directories, which profiles name
+    /// as `${containerd_root}` etc. (default: the standard paths).
+    #[serde(default)]
+    pub paths: NodePaths,
 }
 
 /// Containers started for this runtime handler (Kubernetes RuntimeClass) get `profile`.
@@ -166,6 +183,13 @@ impl NodeConfig {
                 found: cfg.schema,
             });
         }
+        cfg.paths
+            .validate()
+            .map_err(|(key, problem)| NodeConfigError::InvalidPath {
+                path: path.to_owned(),
+                key,
+                problem,
+            })?;
         valid_name(&cfg.default_profile, "default_profile")?;
         for n in &cfg.annotation_allowed {
             valid_name(n, "annotation_allowed")?;
@@ -198,12 +222,25 @@ impl NodeConfig {
     }
 
     fn load(&self, name: &str) -> Result<Profile, NodeConfigError> {
-        load::load_profile(&self.profiles_dir, name).map_err(|source| {
+        let profile = load::load_profile(&self.profiles_dir, name).map_err(|source| {
             NodeConfigError::LoadProfile {
                 name: name.to_owned(),
                 source: Box::new(source),
             }
-        })
+        })?;
+        self.localize(profile)
+    }
+
+    /// `profile` with this node's directories substituted for its path variables.
+    pub fn localize(&self, mut profile: Profile) -> Result<Profile, NodeConfigError> {
+        profile
+            .resolve_node_paths(&self.paths)
+            .map_err(|(key, problem)| NodeConfigError::ResolvePath {
+                name: profile.name.clone(),
+                key,
+                problem,
+            })?;
+        Ok(profile)
     }
 
     /// The profile for one container.
