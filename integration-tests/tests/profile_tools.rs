@@ -647,3 +647,63 @@ fn check_admits_a_restricted_deployment_and_cannot_judge_a_localhost_filter() {
         "{j}"
     );
 }
+
+/// `profile learn` records a busybox workload (SECCOMP_RET_LOG, iterated until a run
+/// logs nothing new), drafts a profile that then admits and runs the same workload in
+/// a real container, and whose filter denies a syscall the workload never made.
+#[test]
+fn learn_drafts_a_profile_that_runs_the_workload_and_denies_the_rest() {
+    if skip_on_reference("profile learn is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    // Two commands, so the shell forks for the first (a last command is exec'd).
+    let script = "echo learned > /tmp/out; cat /tmp/out; cat /tmp/out > /dev/null";
+    let bundle = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/bin/sh", "-c", script])
+        .build();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = rt.exec_cmd(&[
+        "profile",
+        "learn",
+        "--bundle",
+        &s(bundle.path()),
+        "--out",
+        &s(dir.path()),
+        "--name",
+        "busybox-learned",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("learned "), "{}", out.stdout);
+    let filter = fs::read_to_string(dir.path().join("seccomp/busybox-learned.toml"))
+        .expect("learned seccomp data");
+    for used in ["execve", "write", "openat", "exit_group"] {
+        assert!(
+            filter.contains(&format!("name = \"{used}\"")),
+            "{used} not learned:\n{filter}"
+        );
+    }
+    assert!(!filter.contains("name = \"mkdir\""), "{filter}");
+    // The draft is a valid profile without lint errors.
+    let profile = s(&dir.path().join("busybox-learned.toml"));
+    let lint = rt.exec_cmd(&["profile", "lint", &profile]);
+    assert_eq!(lint.code, Some(0), "{lint:?}");
+
+    // Under the learned profile, the same workload runs, with the learned filter.
+    rt.set_node_config(&format!(
+        "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"busybox-learned\"\n",
+        dir.path()
+    ));
+    let run = rt.run(&bundle);
+    assert_eq!(run.code, Some(0), "{run:?}\n{}", rt.log_text());
+    assert_eq!(run.stdout.trim(), "learned", "{run:?}");
+    // mkdir was never used: EPERM from the injected default-deny filter.
+    let other = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/bin/sh", "-c", "mkdir /tmp/made; echo mkdir=$?"])
+        .build();
+    let run = rt.run(&other);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout.trim(), "mkdir=1", "{run:?}");
+    assert!(run.stderr.contains("Operation not permitted"), "{run:?}");
+    assert!(!other.rootfs.join("tmp/made").exists());
+}

@@ -218,6 +218,23 @@ pub enum ProfileCmd {
         /// Profile name or path
         profile: String,
     },
+    /// Run a bundle's workload under a recording seccomp filter (SECCOMP_RET_LOG) until
+    /// it makes no new syscall, and draft a profile from what it used:
+    /// <out>/<name>.toml and <out>/seccomp/<name>.toml
+    Learn {
+        /// Bundle directory holding config.json (its rootfs is used as is)
+        #[arg(long, default_value = ".")]
+        bundle: PathBuf,
+        /// Directory to write the draft profile into
+        #[arg(long)]
+        out: PathBuf,
+        /// Name of the drafted profile
+        #[arg(long, default_value = "learned")]
+        name: String,
+        /// Give up after this many recorded runs
+        #[arg(long, default_value_t = 40)]
+        max_runs: usize,
+    },
     /// What profile A allows that profile B does not, and the reverse, rule by rule
     /// (exit 0 when they allow the same, 1 when they differ)
     Diff {

@@ -189,6 +189,21 @@ fn profile_result(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
         ProfileCmd::Diff { a, b, json } => profile_cmd::diff(cfg, a, b, *json)?,
+        ProfileCmd::Learn {
+            bundle,
+            out,
+            name,
+            max_runs,
+        } => (
+            commands::learn::learn(&commands::learn::LearnOpts {
+                bundle,
+                out,
+                name,
+                max_runs: *max_runs,
+            })
+            .map_err(commands::CommandError::from)?,
+            true,
+        ),
         ProfileCmd::Show {
             profile,
             container,
