@@ -707,3 +707,34 @@ fn learn_drafts_a_profile_that_runs_the_workload_and_denies_the_rest() {
     assert!(run.stderr.contains("Operation not permitted"), "{run:?}");
     assert!(!other.rootfs.join("tmp/made").exists());
 }
+
+/// Stockade is not youki: the created init is named for Stockade (ps, seccomp audit
+/// records), and libcontainer's console errors do not name youki.
+#[test]
+fn processes_and_errors_do_not_say_youki() {
+    if skip_on_reference("runc names its own processes") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "30"])
+        .build();
+    let container = rt.create(&bundle).expect("create");
+    let pid = container.state()["pid"].as_i64().expect("pid");
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "stockade-init");
+    drop(container);
+
+    let tty = stockade_integration_tests::BundleBuilder::new()
+        .terminal(true)
+        .args(&["/bin/true"])
+        .build();
+    match rt.create(&tty) {
+        Ok(c) => panic!("{c:?} created with a terminal and no console socket"),
+        Err(failed) => {
+            let out = failed.disarm();
+            assert!(out.stderr.contains("without a console socket"), "{out:?}");
+            assert!(!out.stderr.to_lowercase().contains("youki"), "{out:?}");
+        }
+    };
+}
