@@ -738,3 +738,37 @@ fn processes_and_errors_do_not_say_youki() {
         }
     };
 }
+
+/// Without `--log`, log lines go to stderr: an error is still printed once there.
+#[test]
+fn an_error_is_printed_once_without_a_log_file() {
+    if skip_on_reference("Stockade's error rendering") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let out = Command::new(rt.binary())
+        .args([
+            "profile",
+            "check",
+            "--profile",
+            "restricted",
+            "/nonexistent/config.json",
+        ])
+        .env("STOCKADE_CONFIG", rt.node_config_path())
+        .output()
+        .expect("run stockade");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("/nonexistent/config.json"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with("stockade: cannot read /nonexistent/config.json"),
+        "{stderr}"
+    );
+}

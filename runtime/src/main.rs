@@ -11,8 +11,15 @@ use stockade::logging::{self, Format};
 use stockade::self_protect;
 use stockade::state_root::StateRoot;
 
+/// Whether `--log` names a file (else log lines go to stderr).
+static LOG_TO_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    LOG_TO_FILE.store(
+        cli.global.log.is_some(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let format = if cli.global.log_format == "json" {
         Format::Json
     } else {
@@ -35,7 +42,10 @@ fn main() -> ExitCode {
 /// line of the log file) and to stderr for a terminal user. Both get the full reason.
 fn report(e: &anyhow::Error) -> String {
     let msg = format!("{e:#}");
-    tracing::error!("{msg}");
+    // Without --log the log *is* stderr: the line below says it once.
+    if LOG_TO_FILE.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!("{msg}");
+    }
     // A refusal already starts with "stockade:"; don't say it twice.
     if msg.starts_with("stockade:") {
         eprintln!("{msg}");
