@@ -234,6 +234,12 @@ impl Containerd {
     }
 
     pub fn start() -> io::Result<Self> {
+        Self::start_with_cri_options("")
+    }
+
+    /// Like [`Self::start`], with `cri_options` (TOML `key = value` lines) added to
+    /// the CRI plugin's section, e.g. `netns_mounts_under_state_dir = true`.
+    pub fn start_with_cri_options(cri_options: &str) -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("stockade-ctrd").tempdir()?;
         let d = dir.path();
         let socket = d.join("containerd.sock");
@@ -254,7 +260,7 @@ impl Containerd {
             d.join("node-config.toml"),
             templated_example("stockade-config.toml", d)?,
         )?;
-        let mut config = config_toml(d, &socket);
+        let mut config = config_toml(d, &socket, cri_options);
         for snippet in ["containerd-v2.toml", "containerd-v2-per-handler.toml"] {
             config.push_str(&format!("\n# from shim/examples/{snippet}\n"));
             config.push_str(&templated_example(snippet, d)?);
@@ -547,7 +553,7 @@ fn install_cni(d: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn config_toml(d: &Path, socket: &Path) -> String {
+fn config_toml(d: &Path, socket: &Path, cri_options: &str) -> String {
     format!(
         r#"version = 2
 root = "{root}"
@@ -576,6 +582,7 @@ disabled_plugins = [
   # This machine withholds CAP_SYS_RESOURCE, so no process may lower its
   # oom_score_adj (the pause container asks for -998): clamp to containerd's own.
   restrict_oom_score_adj = true
+{cri_options}
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -130,14 +130,15 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
         }
     })?;
     let record = decision.audit_record(Some(container_id));
+    let audit_id = crate::audit_log::record(src.config, &record);
     let event = serde_json::to_string(&record).unwrap_or_default();
     match decision {
         Decision::Refused(r) => {
-            tracing::warn!(target: "stockade::audit", audit = %event, "container refused by profile");
+            tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "container refused by profile");
             Err(AdmissionError::Refused(Box::new(r)))
         }
         Decision::Admitted(h) => {
-            tracing::info!(target: "stockade::audit", audit = %event, "container admitted by profile");
+            tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "container admitted by profile");
             // The filter got stricter than the spec asked: say so outside the audit
             // record too, for whoever wonders why a syscall is now denied.
             for i in h
