@@ -5,6 +5,7 @@ pub mod create;
 pub mod doctor;
 pub mod exec;
 pub mod info;
+pub mod learn;
 pub mod lifecycle;
 pub mod profile_cmd;
 pub mod run;
@@ -43,6 +44,8 @@ pub enum CommandError {
     Admission(Box<crate::admission::AdmissionError>),
     #[error(transparent)]
     Profile(Box<profile_cmd::ProfileCmdError>),
+    #[error("profile learn failed")]
+    Learn(#[source] Box<learn::LearnError>),
     #[error("user namespace setup failed")]
     Userns(#[source] crate::userns::UsernsError),
     #[error("network sysctls of the joined network namespace")]

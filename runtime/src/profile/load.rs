@@ -294,7 +294,7 @@ fn unknown_capability(name: &str) -> Problem {
 }
 
 /// Every capability name the OCI spec knows, for suggestions.
-const ALL_CAPABILITIES: [&str; 41] = [
+pub const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_AUDIT_CONTROL",
     "CAP_AUDIT_READ",
     "CAP_AUDIT_WRITE",

@@ -175,7 +175,8 @@ pub fn container_intermediate_process(
 
     let cb: CloneCb = {
         Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
+            // [stockade patch] named for the runtime that runs it (ps, audit records).
+            if let Err(ret) = prctl::set_name("stockade-init") {
                 tracing::error!(?ret, "failed to set name for child process");
                 return ret;
             }

@@ -62,7 +62,8 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
 
     let cb: CloneCb = {
         Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
+            // [stockade patch] named for the runtime that runs it (ps, audit records).
+            if let Err(ret) = prctl::set_name("stockade-inter") {
                 tracing::error!(?ret, "failed to set name for child process");
                 return ret;
             }
