@@ -5,7 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::schema::{IdRange, Limit, Profile, SeccompSection, SCHEMA_VERSION};
+use super::schema::{IdRange, Limit, NsType, Profile, SeccompSection, SCHEMA_VERSION};
 use super::seccomp_data::SeccompFilter;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,8 @@ pub enum Problem {
     NotRelative,
     #[error("must be an absolute path")]
     NotAbsolute,
+    #[error("a user namespace is requested by [user_namespace], not injected here")]
+    UserNamespaceInjected,
 }
 
 fn invalid(file: &str, key: impl Into<String>, problem: Problem) -> LoadError {
@@ -281,6 +283,15 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
                 format!("mounts.forbidden_sources.{}.reason", f.path),
                 Problem::Empty,
             ));
+        }
+    }
+    for i in p.namespaces.iter().flat_map(|n| &n.inject) {
+        let key = format!("namespaces.inject.{}", i.kind.oci_name());
+        if i.kind == NsType::User {
+            return Err(invalid(file, key, Problem::UserNamespaceInjected));
+        }
+        if i.reason.trim().is_empty() {
+            return Err(invalid(file, format!("{key}.reason"), Problem::Empty));
         }
     }
     if let Some(g) = &p.cgroups {
