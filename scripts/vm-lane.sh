@@ -42,6 +42,7 @@ TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 # TCG makes a container start ~25x slower than the host: keep the lane <= 15 min.
 DEFAULT_V2=(
   runtime_spec_honoured::devices_cgroup
+  runtime_spec_honoured::block_io_weight
   runtime_confinement::memory_and_pids_limits_are_visible
   runtime_confinement::pids_limit_is_in_effect
   runtime_confinement::user_namespace

@@ -335,6 +335,13 @@ fn cgroup_limits() -> Value {
             "/sys/fs/cgroup/memory.max",
         ]),
         "pids_max": first(&["/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"]),
+        // blockIO.weight: v1 CFQ or BFQ file, v2 BFQ (same scale) or io.weight (1-10000).
+        "io_weight": first(&[
+            "/sys/fs/cgroup/blkio/blkio.weight",
+            "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+            "/sys/fs/cgroup/io.bfq.weight",
+            "/sys/fs/cgroup/io.weight",
+        ]),
         "self": trimmed("/proc/self/cgroup"),
     })
 }
