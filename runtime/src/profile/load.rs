@@ -383,6 +383,16 @@ mod tests {
             ),
             ("name = \"bpf\"", "name = \"bpff\"", "seccomp.deny"),
             ("min_abi = ", "min_abi = 9 #", "landlock.min_abi"),
+            (
+                "{ type = \"cgroup\", reason = \"",
+                "{ type = \"user\", reason = \"",
+                "namespaces.inject.user",
+            ),
+            (
+                "\"without its own cgroup namespace a container sees the node's whole cgroup tree (every pod and QoS class) in /proc/self/cgroup and its cgroup mount\"",
+                "\" \"",
+                "namespaces.inject.cgroup.reason",
+            ),
         ];
         for (from, to, key) in cases {
             assert!(RESTRICTED.contains(from), "{from}");
