@@ -4,16 +4,19 @@
 //! (thin, privileged) -> exec. See ARCHITECTURE.md.
 
 pub mod admission;
+pub mod audit_log;
 pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod default_spec;
+pub mod doctor;
 pub mod exec_policy;
 pub mod executor;
 pub mod hardening;
 pub mod landlock_apply;
 pub mod landlock_plan;
 pub mod logging;
+pub mod netns_sysctl;
 pub mod profile;
 pub mod seccomp;
 pub mod self_protect;
