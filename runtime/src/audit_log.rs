@@ -19,7 +19,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-
 use crate::profile::plan::{AuditRecord, Outcome};
 
 pub use crate::profile::node_config::AuditConfig;
