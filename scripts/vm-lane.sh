@@ -58,12 +58,16 @@ DEFAULT_V2=(
   containerd_shim::run_prints_output_and_exit_code_with_events_in_order
   containerd_shim::exec_kill_pause_resume
   containerd_shim::memory_hog_is_oom_killed_with_event
+  profile_injection::tmpfs_volume_is_idmapped_or_refused_naming_the_kernel
+  runtime_cgroup_driver
 )
 # With systemd as PID 1 (the systemd cgroup driver's tests join this list).
 DEFAULT_SYSTEMD=(
   runtime_confinement::memory_and_pids_limits_are_visible
   runtime_confinement::pids_limit_is_in_effect
   containerd_shim::run_prints_output_and_exit_code_with_events_in_order
+  runtime_cgroup_driver
+  containerd_shim::systemd_cgroup_option_runs_the_task_in_its_scope
 )
 
 log() { echo "vm-lane: $*" >&2; }
