@@ -46,7 +46,9 @@ pub fn unique_id() -> String {
     )
 }
 
-/// The default spec: namespaces pid, ipc, uts, mount, network; runc's default
+/// The default spec, as `runc spec` (1.1+) writes it: namespaces pid, ipc, uts, mount,
+/// network and cgroup (so /sys/fs/cgroup shows the container's own limits on v1 and
+/// v2, and /proc/self/cgroup `/`); runc's default
 /// mounts, masked and readonly paths; writable root (tests opt into readonly).
 pub fn default_spec(id: &str) -> Value {
     json!({
@@ -90,7 +92,7 @@ pub fn default_spec(id: &str) -> Value {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [
                 {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
             ],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",

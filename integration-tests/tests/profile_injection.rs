@@ -30,7 +30,7 @@ fn shipped(name: &str) -> Profile {
 }
 
 /// What a container spec looks like when nobody thought about security: every
-/// capability (that this host has) in the bounding, effective and permitted sets, no seccomp, no user namespace, no resources at all,
+/// capability (that this host has) in the bounding, effective and permitted sets, no seccomp, no user namespace, no cgroup namespace, no resources at all,
 /// noNewPrivileges false, writable root.
 fn bare() -> BundleBuilder {
     BundleBuilder::new()
@@ -45,6 +45,11 @@ fn bare() -> BundleBuilder {
                 .as_object_mut()
                 .expect("linux object")
                 .remove("resources");
+            // No cgroup namespace, as `runc spec` before 1.1 and Docker on cgroup v1.
+            s["linux"]["namespaces"]
+                .as_array_mut()
+                .expect("namespaces")
+                .retain(|n| n["type"] != "cgroup");
             assert!(s["linux"].get("seccomp").is_none());
             assert!(s["linux"].get("uidMappings").is_none());
         })
@@ -160,6 +165,53 @@ fn bare_spec_runs_hardened_under_the_node_default() {
     // And the host agrees: every trace of the container is gone after `run`.
     assert_clean(&rt, &bundle);
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
+}
+
+/// Issue 8, item 6: a spec without a cgroup namespace sees the node's cgroup tree
+/// (its own full path in /proc/self/cgroup, and every other cgroup through a cgroup2
+/// mount). The node default injects one: every line of /proc/self/cgroup is `/`, and
+/// the container's own limits are what it reads at /sys/fs/cgroup (v1 and v2). The
+/// same spec under `unconfined` is the control: there the node's path shows.
+#[test]
+fn node_default_gives_a_silent_spec_its_own_cgroup_namespace() {
+    if skip_on_reference("hardening profiles are Stockade's") {
+        return;
+    }
+    let self_cgroup = |r: &Value| -> Vec<String> {
+        let text = r["cgroup"]["self"].as_str().unwrap_or_default();
+        assert!(!text.is_empty(), "no /proc/self/cgroup: {r}");
+        text.lines().map(str::to_owned).collect()
+    };
+
+    let profile = shipped("default");
+    let rt = runtime!(profile = "default");
+    let bundle = bare().args(&["/usr/bin/probe"]).build();
+    assert!(bundle.spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|a| a.iter().all(|n| n["type"] != "cgroup")));
+    let r = rt.run_report(&bundle);
+    let lines = self_cgroup(&r);
+    assert!(
+        lines.iter().all(|l| l.ends_with(":/")),
+        "the node's cgroup paths show inside: {lines:?}"
+    );
+    let cg = profile.cgroups.as_ref().expect("cgroups");
+    assert_eq!(
+        r["cgroup"]["memory_limit"]["value"],
+        cg.memory_bytes.default.to_string(),
+        "{r}"
+    );
+    assert_clean(&rt, &bundle);
+
+    let rt = runtime!();
+    let bundle = bare().args(&["/usr/bin/probe"]).build();
+    let r = rt.run_report(&bundle);
+    let own = format!("/{}", bundle.cgroup_relative());
+    assert!(
+        self_cgroup(&r).iter().any(|l| l.ends_with(&own)),
+        "control: without a cgroup namespace the node's path {own} shows: {r}"
+    );
+    assert_clean(&rt, &bundle);
 }
 
 /// Control for the seccomp and Landlock checks below: without a profile, the same

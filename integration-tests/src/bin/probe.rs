@@ -320,6 +320,8 @@ fn hostname() -> Value {
 }
 
 /// Limits as seen from inside; v1 controller paths first, then the v2 unified files.
+/// `self` is /proc/self/cgroup: the paths are relative to the cgroup namespace's
+/// root, so inside a cgroup namespace of its own every line ends in `:/`.
 fn cgroup_limits() -> Value {
     let first = |paths: &[&str]| {
         paths
@@ -333,6 +335,14 @@ fn cgroup_limits() -> Value {
             "/sys/fs/cgroup/memory.max",
         ]),
         "pids_max": first(&["/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"]),
+        // blockIO.weight: v1 CFQ or BFQ file, v2 BFQ (same scale) or io.weight (1-10000).
+        "io_weight": first(&[
+            "/sys/fs/cgroup/blkio/blkio.weight",
+            "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+            "/sys/fs/cgroup/io.bfq.weight",
+            "/sys/fs/cgroup/io.weight",
+        ]),
+        "self": trimmed("/proc/self/cgroup"),
     })
 }
 

@@ -244,15 +244,21 @@ pub fn explain(p: &Profile) -> String {
             .collect::<Vec<_>>()
     };
     let rule = p.namespaces.as_ref().map(|n| {
-        (
-            n.mode,
-            n.reason.as_str(),
-            format!(
+        (n.mode, n.reason.as_str(), {
+            let mut text = format!(
                 "the container must have its own {}; sharing the host's {} is refused.",
                 list(&names(&n.required)),
                 list(&names(&n.host_forbidden))
-            ),
-        )
+            );
+            for i in &n.inject {
+                text.push_str(&format!(
+                    " A spec without a {} namespace gets a new one ({}).",
+                    i.kind.oci_name(),
+                    i.reason
+                ));
+            }
+            text
+        })
     });
     section(&mut s, p, "Namespaces", "namespaces", rule);
 

@@ -6,7 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::node_paths::NodePaths;
-use super::schema::{IdRange, Limit, Profile, SeccompSection, SCHEMA_VERSION};
+use super::schema::{IdRange, Limit, NsType, Profile, SeccompSection, SCHEMA_VERSION};
 use super::seccomp_data::SeccompFilter;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,8 @@ pub enum Problem {
     DotDot(String),
     #[error("{path:?} is not normalised; write {normal:?}")]
     NotNormalised { path: String, normal: String },
+    #[error("a user namespace is requested by [user_namespace], not injected here")]
+    UserNamespaceInjected,
 }
 
 fn suggest(s: &Option<String>) -> String {
@@ -548,6 +550,15 @@ pub fn problems(p: &Profile) -> Vec<Invalid> {
             ));
         }
     }
+    for i in p.namespaces.iter().flat_map(|n| &n.inject) {
+        let key = format!("namespaces.inject.{}", i.kind.oci_name());
+        if i.kind == NsType::User {
+            out.push(Invalid::new(key.clone(), Problem::UserNamespaceInjected));
+        }
+        if i.reason.trim().is_empty() {
+            out.push(Invalid::new(format!("{key}.reason"), Problem::Empty));
+        }
+    }
     if let Some(g) = &p.cgroups {
         out.extend(limit_problem("cgroups.memory_bytes", &g.memory_bytes));
         out.extend(limit_problem("cgroups.cpu_millicores", &g.cpu_millicores));
@@ -634,6 +645,16 @@ mod tests {
             ),
             ("name = \"bpf\"", "name = \"bpff\"", "seccomp.deny"),
             ("min_abi = ", "min_abi = 9 #", "landlock.min_abi"),
+            (
+                "{ type = \"cgroup\", reason = \"",
+                "{ type = \"user\", reason = \"",
+                "namespaces.inject.user",
+            ),
+            (
+                "\"without its own cgroup namespace a container sees the node's whole cgroup tree (every pod and QoS class) in /proc/self/cgroup and its cgroup mount\"",
+                "\" \"",
+                "namespaces.inject.cgroup.reason",
+            ),
         ];
         for (from, to, key) in cases {
             assert!(RESTRICTED.contains(from), "{from}");

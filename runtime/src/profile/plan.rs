@@ -157,6 +157,9 @@ fn harden(doc: &mut Value, p: &Profile) -> Vec<Injection> {
     if let Some(s) = &p.mounts {
         out.extend(rules::mounts::harden(doc, s));
     }
+    if let Some(s) = &p.namespaces {
+        out.extend(rules::namespaces::harden(doc, s));
+    }
     if let Some(s) = &p.cgroups {
         out.extend(rules::cgroups::harden(doc, s));
     }

@@ -360,6 +360,20 @@ pub struct NamespacesSection {
     pub required: Vec<NsType>,
     /// Joining the runtime's own namespace of these kinds by `path` is refused.
     pub host_forbidden: Vec<NsType>,
+    /// A spec without a namespace of one of these kinds gets a new one instead of
+    /// sharing the runtime's (e.g. `cgroup`: the node's cgroup tree stays hidden).
+    /// `user` is not allowed here: `[user_namespace]` decides that one.
+    #[serde(default)]
+    pub inject: Vec<NsInjection>,
+}
+
+/// A namespace kind the runtime adds when the spec has none, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NsInjection {
+    #[serde(rename = "type")]
+    pub kind: NsType,
+    pub reason: String,
 }
 
 /// Device node kinds, as `linux.devices[].type` spells them.

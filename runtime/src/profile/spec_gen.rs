@@ -56,11 +56,16 @@ pub fn compliant_spec(
         None => RUNC_CAPABILITIES.to_vec(),
     };
     let mut namespaces: Vec<serde_json::Value> = match &profile.namespaces {
-        Some(n) => n
-            .required
-            .iter()
-            .map(|n| json!({ "type": n.oci_name() }))
-            .collect(),
+        Some(n) => {
+            let mut kinds = n.required.clone();
+            kinds.extend(n.inject.iter().map(|i| i.kind));
+            kinds.sort();
+            kinds.dedup();
+            kinds
+                .iter()
+                .map(|n| json!({ "type": n.oci_name() }))
+                .collect()
+        }
         None => RUNC_NAMESPACES
             .iter()
             .map(|n| json!({ "type": n.oci_name() }))

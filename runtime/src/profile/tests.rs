@@ -130,6 +130,37 @@ fn node_default_hardens_a_bare_spec_instead_of_refusing() {
         .any(|r| r.path == std::path::Path::new("/tmp")));
 }
 
+/// Issue 8, item 6: every shipped profile but `unconfined` gives a spec without a
+/// cgroup namespace one of its own, and says so in the audit record.
+#[test]
+fn shipped_profiles_inject_a_cgroup_namespace() {
+    for profile in ["default", "baseline", "restricted"] {
+        let Decision::Admitted(h) = decide(profile, "compliant") else {
+            panic!("compliant refused under {profile}")
+        };
+        let spec = serde_json::to_value(&h.spec).unwrap();
+        let cgroup_entries = spec["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == "cgroup")
+            .count();
+        assert_eq!(cgroup_entries, 1, "{profile}: {spec}");
+        assert!(
+            h.injected
+                .iter()
+                .any(|i| i.rule == "namespaces.inject" && i.change.contains("cgroup")),
+            "{profile}: {:?}",
+            h.injected
+        );
+    }
+    let Decision::Admitted(h) = decide("unconfined", "compliant") else {
+        panic!("compliant refused under unconfined")
+    };
+    let spec = serde_json::to_value(&h.spec).unwrap();
+    assert!(!spec["linux"]["namespaces"].to_string().contains("cgroup"));
+}
+
 #[test]
 fn node_default_still_refuses_host_namespaces_and_runtime_sockets() {
     let got = refused("default", "all");

@@ -1,13 +1,17 @@
 //! `namespaces.*`: the required namespaces exist, and none of the forbidden kinds is the
 //! runtime's own (what `hostPID`/`hostNetwork`/`hostIPC` look like to a runtime: a
-//! `path` to a namespace whose inode is the host's, or no entry at all).
+//! `path` to a namespace whose inode is the host's, or no entry at all). `inject` adds
+//! a new namespace of a kind the spec left out (a spec without a cgroup namespace
+//! sees the node's whole cgroup tree in `/proc/self/cgroup` and a cgroup mount).
 
 use serde_json::Value;
 use std::path::Path;
 
 use crate::profile::host::{HostFacts, NsInodeLookup};
 use crate::profile::schema::{NamespacesSection, NsType};
-use crate::profile::violation::{RuleMeta, Violation};
+use crate::profile::violation::{Injection, RuleMeta, Violation};
+
+use super::ensure_object;
 
 fn k8s_field(ns: NsType) -> &'static str {
     match ns {
@@ -17,6 +21,42 @@ fn k8s_field(ns: NsType) -> &'static str {
         NsType::User => "spec.hostUsers",
         _ => "none (set by the container runtime)",
     }
+}
+
+fn has_entry(doc: &Value, ns: NsType) -> bool {
+    doc.pointer("/linux/namespaces")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter()
+                .any(|n| n.get("type").and_then(Value::as_str) == Some(ns.oci_name()))
+        })
+}
+
+/// Adds a new namespace of every `inject` kind the spec has no entry for. An entry
+/// with a `path` is the spec's choice and is left to `check`.
+pub fn harden(doc: &mut Value, section: &NamespacesSection) -> Vec<Injection> {
+    let mut out = Vec::new();
+    for i in &section.inject {
+        if has_entry(doc, i.kind) {
+            continue;
+        }
+        let linux = ensure_object(doc, "/linux");
+        let list = linux
+            .entry("namespaces")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if !list.is_array() {
+            *list = Value::Array(Vec::new());
+        }
+        if let Value::Array(a) = list {
+            a.push(serde_json::json!({ "type": i.kind.oci_name() }));
+        }
+        out.push(Injection::new(
+            "namespaces.inject",
+            "linux.namespaces",
+            format!("added a {} namespace: {}", i.kind.oci_name(), i.reason),
+        ));
+    }
+    out
 }
 
 pub fn check(
@@ -98,6 +138,7 @@ mod tests {
             mode: None,
             required: vec![NsType::Pid, NsType::Network],
             host_forbidden: vec![NsType::Pid, NsType::Network, NsType::Ipc],
+            inject: Vec::new(),
         };
         let h = host();
         let fake = FakeNs::new(&h);
@@ -138,5 +179,87 @@ mod tests {
                 "{spec}"
             );
         }
+    }
+
+    fn injecting(kinds: &[NsType]) -> NamespacesSection {
+        NamespacesSection {
+            reason: "r".into(),
+            mode: None,
+            required: vec![NsType::Cgroup],
+            host_forbidden: vec![NsType::Cgroup],
+            inject: kinds
+                .iter()
+                .map(|&kind| crate::profile::schema::NsInjection {
+                    kind,
+                    reason: "hide the node's cgroup tree".into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn types(doc: &Value) -> Vec<String> {
+        doc["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn inject_adds_a_missing_namespace_and_keeps_the_specs_own() {
+        let s = injecting(&[NsType::Cgroup]);
+        let h = host();
+        let fake = FakeNs::new(&h);
+        let cases: &[(&str, &[&str], usize)] = &[
+            // Silent spec: a new cgroup namespace, and `required` is then satisfied.
+            (
+                r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#,
+                &[r#"{"type":"pid"}"#, r#"{"type":"cgroup"}"#],
+                1,
+            ),
+            (r#"{}"#, &[r#"{"type":"cgroup"}"#], 1),
+            // The spec's own cgroup namespace, new or joined by path, is kept as is.
+            (
+                r#"{"linux":{"namespaces":[{"type":"cgroup"}]}}"#,
+                &[r#"{"type":"cgroup"}"#],
+                0,
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"cgroup","path":"/proc/42/ns/cgroup"}]}}"#,
+                &[r#"{"path":"/proc/42/ns/cgroup","type":"cgroup"}"#],
+                0,
+            ),
+        ];
+        for (spec, want, n) in cases {
+            let mut d = doc(spec);
+            let injected = harden(&mut d, &s);
+            assert_eq!(injected.len(), *n, "{spec}");
+            assert_eq!(types(&d), *want, "{spec}");
+            assert!(ids(&check(&d, &s, &h, &fake, meta())).is_empty(), "{spec}");
+        }
+        let mut d = doc(r#"{}"#);
+        let i = harden(&mut d, &s);
+        assert_eq!(i[0].rule, "namespaces.inject");
+        assert!(i[0].change.contains("cgroup") && i[0].change.contains("node's cgroup tree"));
+    }
+
+    #[test]
+    fn without_inject_a_missing_required_namespace_is_refused() {
+        let s = injecting(&[]);
+        let h = host();
+        let fake = FakeNs::new(&h);
+        let mut d = doc(r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#);
+        assert!(harden(&mut d, &s).is_empty());
+        assert_eq!(
+            ids(&check(&d, &s, &h, &fake, meta())),
+            ["namespaces.required"]
+        );
+        // Joining the host's own cgroup namespace by path is refused, injection or not.
+        let s = injecting(&[NsType::Cgroup]);
+        let mut d =
+            doc(r#"{"linux":{"namespaces":[{"type":"cgroup","path":"/proc/1/ns/cgroup"}]}}"#);
+        assert!(harden(&mut d, &s).is_empty());
+        assert_eq!(ids(&check(&d, &s, &h, &fake, meta())), ["namespaces.host"]);
     }
 }
