@@ -13,6 +13,7 @@ pub mod executor;
 pub mod hardening;
 pub mod landlock_apply;
 pub mod landlock_plan;
+pub mod lockfile;
 pub mod logging;
 pub mod profile;
 pub mod seccomp;

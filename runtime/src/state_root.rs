@@ -6,6 +6,7 @@
 //! <root>/<id>/state.json                  libcontainer's state
 //! <root>/.stockade/plans/<id>/config.json  the hardened spec libcontainer runs
 //! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, audit
+//! <root>/.stockade/locks/<id>              flock held by create and delete of <id>
 //! /run/stockade/rootfs/<hash(root)>/root/<id>       idmapped rootfs (see `rootfs_dir`)
 //! /run/stockade/rootfs/<hash(root)>/binds/<id>/<n>  idmapped bind mount sources
 //! ```
@@ -19,6 +20,7 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::landlock_plan::LandlockPlan;
+use crate::lockfile::{FileLock, Kind};
 
 /// Node-wide parent of idmapped rootfs mounts (see [`StateRoot::rootfs_dir`]).
 pub const IDMAP_ROOT: &str = "/run/stockade/rootfs";
@@ -27,6 +29,13 @@ pub const IDMAP_ROOT: &str = "/run/stockade/rootfs";
 pub enum StateRootError {
     #[error("state root {path}: cannot create or use it")]
     CreateRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container {id:?}: cannot lock {}", path.display())]
+    Lock {
+        id: String,
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -114,11 +123,13 @@ impl StateRoot {
             path: self.root.clone(),
             source,
         };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(self.root.join(".stockade").join("plans"))
-            .map_err(wrap)?;
+        for sub in ["plans", "locks"] {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(self.root.join(".stockade").join(sub))
+                .map_err(wrap)?;
+        }
         let idmap = self.rootfs_dir();
         DirBuilder::new()
             .recursive(true)
@@ -133,6 +144,26 @@ impl StateRoot {
                 .map_err(wrap)?;
         }
         Ok(())
+    }
+
+    /// Take the lock of container `id`, waiting for whoever holds it. `create` holds
+    /// it from its existence check until libcontainer has written the state (or the
+    /// failed create is undone), `delete` for its whole run: two creates of one id
+    /// cannot both pass the check, and neither can undo what the other made.
+    pub fn lock(&self, id: &str) -> Result<FileLock, StateRootError> {
+        let dir = self.root.join(".stockade").join("locks");
+        let path = dir.join(id);
+        let wrap = |source| StateRootError::Lock {
+            id: id.to_string(),
+            path: path.clone(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(wrap)?;
+        FileLock::acquire(&path, Kind::Process).map_err(wrap)
     }
 
     pub fn exists(&self, id: &str) -> bool {

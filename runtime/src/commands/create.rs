@@ -61,10 +61,15 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
     tracing::debug!("hardening plan compiled");
 
+    g.root.ensure()?;
+    // One create or delete of this id at a time, from the existence check until
+    // libcontainer has written the state or everything made here is undone: two
+    // creates of one id can no longer both pass the check, so no create ever undoes
+    // what another made. Released on return (not inherited by the init).
+    let _lock = g.root.lock(opts.id)?;
     if g.root.exists(opts.id) {
         return Err(StateRootError::Exists(opts.id.to_string()).into());
     }
-    g.root.ensure()?;
 
     // Side effects start here; each later failure runs `undo`.
     let userns = match &admitted.userns {
@@ -73,6 +78,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             &mut plan.spec,
             req,
             &g.userns_db,
+            g.root.path(),
             &g.root.rootfs_dir(),
         )?),
         None => None,

@@ -82,6 +82,17 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), Command
 
 pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
     let _s = tracing::info_span!("delete", id, force).entered();
+    // Never tear down what a create of this id in progress is making.
+    let lock = g.root.lock(id)?;
+    delete_locked(g, id, force)?;
+    // Gone: the lock file goes too (waiters retry on a fresh one).
+    if let Err(e) = lock.remove() {
+        tracing::warn!(error = %e, "failed to remove the container's lock file");
+    }
+    Ok(())
+}
+
+fn delete_locked(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
     let dir = g.root.container_dir(id);
     if !dir.join("state.json").exists() {
         // Like runc: a create that died before writing state may leave a directory

@@ -1,0 +1,144 @@
+//! Crash safety and races (Stockade only): concurrent verbs on one id, a runtime
+//! killed or failing half-way, hooks that fail. Whatever happens, the container that
+//! won keeps everything it made, and `delete --force` leaves no mount, cgroup, host
+//! id range, state dir or process behind.
+
+use std::fs;
+use stockade_integration_tests::profiles::parse_id_map;
+use stockade_integration_tests::{
+    assert_nothing_left_behind, runtime, skip_on_reference, Bundle, BundleBuilder, Container,
+    Runtime,
+};
+
+fn assert_clean(rt: &Runtime, bundle: &Bundle) {
+    assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}
+
+/// `(host start, size)` of the mapping of container id 0 of a live init.
+fn host_root(c: &Container<'_>) -> (u64, u64) {
+    let pid = c.pid.expect("init pid");
+    let map = fs::read_to_string(format!("/proc/{pid}/uid_map")).expect("read uid_map");
+    let maps = parse_id_map(&map);
+    assert_eq!(maps.len(), 1, "one mapping expected: {map:?}");
+    assert_eq!(maps[0].0, 0, "{map:?}");
+    (maps[0].1, maps[0].2)
+}
+
+/// Mount points under the node's idmap tree that belong to container `id`.
+fn idmapped_mounts(id: &str) -> Vec<String> {
+    let root = format!("/root/{id}");
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with("/run/stockade/rootfs/") && m.ends_with(&root))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A container that waits in its init under `default` (own user namespace, idmapped
+/// rootfs, a host id range).
+fn sleeper() -> BundleBuilder {
+    BundleBuilder::new().args(&["/usr/bin/probe", "sleep", "600"])
+}
+
+#[test]
+fn parallel_creates_of_one_id_one_wins_and_keeps_everything() {
+    if skip_on_reference("user namespace ranges are Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    for round in 0..3 {
+        let bundle = sleeper().build();
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| rt.create(&bundle))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("create thread"))
+                .collect()
+        });
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        for r in results {
+            match r {
+                Ok(c) => winners.push(c),
+                // The id belongs to the winner: a loser's guard must not delete it.
+                Err(failed) => losers.push(failed.disarm()),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one create of {} must win; losers: {losers:#?}\nlog: {}",
+            bundle.id,
+            rt.log_text()
+        );
+        for out in &losers {
+            assert_eq!(out.code, Some(1), "{out:?}");
+            assert!(
+                out.stderr.contains("already exists"),
+                "a loser must say why: {out:?}"
+            );
+        }
+        let c = winners.pop().expect("one winner");
+        // Nothing of the winner was taken away by a loser's cleanup.
+        let (start, size) = host_root(&c);
+        let db = rt.userns_ranges();
+        assert_eq!(db.len(), 1, "round {round}: {db:?}");
+        assert_eq!(db[0].1, start, "the winner's range is recorded: {db:?}");
+        assert_eq!(db[0].2, vec![bundle.id.clone()], "{db:?}");
+        assert_eq!(idmapped_mounts(&bundle.id).len(), 1, "idmapped rootfs");
+        assert!(rt.plan_dir(&bundle.id).join("config.json").is_file());
+        // A later container never gets the winner's range.
+        let other = sleeper().build();
+        let o = rt.create(&other).expect("create another container");
+        let (o_start, o_size) = host_root(&o);
+        assert!(
+            o_start + o_size <= start || start + size <= o_start,
+            "ranges overlap: {start}+{size} and {o_start}+{o_size}"
+        );
+        // And the winner still works end to end.
+        c.start();
+        let out = c.exec(&["/usr/bin/probe"]).expect_ok(&rt);
+        assert!(out.stdout.contains("uid_map"), "{}", out.stdout);
+        o.delete_force().expect_ok(&rt);
+        assert_clean(&rt, &other);
+        c.delete_force().expect_ok(&rt);
+        assert_clean(&rt, &bundle);
+    }
+    assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
+}
+
+/// The same id in two state roots (two containerd namespaces) are two containers:
+/// they must never share a host id range.
+#[test]
+fn one_id_in_two_state_roots_gets_two_ranges() {
+    if skip_on_reference("user namespace ranges are Stockade's") {
+        return;
+    }
+    let a = runtime!(profile = "default");
+    let b = Runtime::beside(&a);
+    let bundle = sleeper().build();
+    let ca = a.create(&bundle).expect("create in the first root");
+    // Its own bundle (and cgroup), the same id.
+    let other = sleeper().build();
+    let cb = b
+        .create_with_id(&other, &bundle.id)
+        .expect("create in the second root");
+    let (sa, na) = host_root(&ca);
+    let (sb, nb) = host_root(&cb);
+    assert!(
+        sa + na <= sb || sb + nb <= sa,
+        "ranges overlap: {sa}+{na} and {sb}+{nb}"
+    );
+    cb.delete_force().expect_ok(&b);
+    // The first container keeps its range.
+    assert_eq!(host_root(&ca), (sa, na));
+    let db = a.userns_ranges();
+    assert_eq!(db.len(), 1, "{db:?}");
+    assert_eq!(db[0].1, sa, "{db:?}");
+    ca.delete_force().expect_ok(&a);
+    assert_clean(&a, &bundle);
+    assert_nothing_left_behind(&b, &bundle.id, &other.cgroup_relative(), &other.rootfs);
+    assert!(a.userns_ranges().is_empty(), "{:?}", a.userns_db());
+}
