@@ -142,3 +142,29 @@ fn one_id_in_two_state_roots_gets_two_ranges() {
     assert_nothing_left_behind(&b, &bundle.id, &other.cgroup_relative(), &other.rootfs);
     assert!(a.userns_ranges().is_empty(), "{:?}", a.userns_db());
 }
+
+/// A runtime killed while writing `state.json` used to leave it empty; whatever the
+/// state file holds, `delete --force` removes the container and everything it had.
+#[test]
+fn delete_force_removes_a_container_whose_state_is_unreadable() {
+    if skip_on_reference("runc refuses to delete a container it cannot load") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    for broken in ["", "{\"id\": \"trunc"] {
+        let bundle = sleeper().build();
+        let c = rt.create(&bundle).expect("create");
+        c.start();
+        let state = rt.state_root().join(&bundle.id).join("state.json");
+        fs::write(&state, broken).expect("break the state");
+        let out = rt.exec_cmd(&["delete", "--force", bundle.id.as_str()]);
+        assert!(
+            out.success(),
+            "delete --force failed: {out:?}\nlog: {}",
+            rt.log_text()
+        );
+        assert_clean(&rt, &bundle);
+        drop(c);
+    }
+    assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
+}

@@ -256,4 +256,36 @@ mod tests {
         root.remove_plan("c1").unwrap();
         assert!(root.list().unwrap().is_empty(), "plans are not containers");
     }
+
+    /// libcontainer's state is replaced, never truncated in place: a runtime killed
+    /// mid-write must leave a loadable state. A reader that opened the old file keeps
+    /// reading the whole old document, and no temp file is left beside it.
+    #[test]
+    fn libcontainer_state_is_replaced_atomically() {
+        use libcontainer::container::{ContainerStatus, State};
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let created = State::new("c1", ContainerStatus::Created, Some(42), "/b".into());
+        created.save(dir.path()).unwrap();
+        let mut old = fs::File::open(State::file_path(dir.path())).unwrap();
+        let running = State::new("c1", ContainerStatus::Running, Some(42), "/b".into());
+        running.save(dir.path()).unwrap();
+        let mut text = String::new();
+        old.read_to_string(&mut text).unwrap();
+        let seen: State = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            seen.status,
+            ContainerStatus::Created,
+            "old file changed in place"
+        );
+        assert_eq!(
+            State::load(dir.path()).unwrap().status,
+            ContainerStatus::Running
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
 }
