@@ -168,3 +168,87 @@ fn delete_force_removes_a_container_whose_state_is_unreadable() {
     }
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
 }
+
+/// runtime-spec: a failing poststop hook is logged and the remaining hooks and the
+/// deletion go on; it used to make every `delete` fail, forever.
+#[test]
+fn failing_poststop_hook_is_logged_and_delete_continues() {
+    let rt = runtime!();
+    let markers = tempfile::tempdir().expect("marker dir");
+    let marker = markers.path().join("second-hook-ran");
+    let bundle = BundleBuilder::new()
+        .args(&["/bin/true"])
+        .edit(|s| {
+            s["hooks"] = serde_json::json!({"poststop": [
+                {"path": "/bin/false"},
+                {"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", marker.display())]},
+            ]});
+        })
+        .build();
+    let c = rt.create(&bundle).expect("create");
+    c.start();
+    assert_eq!(c.wait(), Some(0));
+    let out = c.delete();
+    assert!(out.success(), "delete: {out:?}\nlog: {}", rt.log_text());
+    assert!(marker.exists(), "the hook after the failing one ran too");
+    if !skip_on_reference("the log format is Stockade's") {
+        assert!(
+            rt.log_text().contains("poststop"),
+            "the failure is logged: {}",
+            rt.log_text()
+        );
+    }
+    assert_clean(&rt, &bundle);
+}
+
+/// `exec --process` with `"args": []` is the caller's error, named, never a panic.
+#[test]
+fn exec_process_with_empty_args_is_refused_not_a_panic() {
+    let rt = runtime!();
+    let bundle = sleeper().build();
+    let c = rt.create(&bundle).expect("create");
+    c.start();
+    let process = bundle.path().join("empty-args.json");
+    fs::write(
+        &process,
+        serde_json::json!({
+            "args": [], "cwd": "/", "env": ["PATH=/bin:/usr/bin"],
+            "user": {"uid": 0, "gid": 0}
+        })
+        .to_string(),
+    )
+    .expect("write process.json");
+    let out = rt.exec_cmd(&[
+        "exec".as_ref(),
+        "--process".as_ref(),
+        process.as_os_str(),
+        bundle.id.as_ref(),
+    ]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+    assert!(out.stderr.contains("args"), "names the field: {out:?}");
+    // The container is unharmed.
+    c.exec(&["/usr/bin/probe"]).expect_ok(&rt);
+    c.delete_force().expect_ok(&rt);
+    assert_clean(&rt, &bundle);
+}
+
+/// A reader that went away (`stockade list | head -0`, a closed pipe) makes the
+/// runtime exit quietly, never panic.
+#[test]
+fn output_verbs_exit_quietly_on_a_closed_stdout() {
+    let rt = runtime!();
+    for verb in [&["features"][..], &["list"], &["list", "--format", "json"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = rt
+            .command(verb)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("spawn");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{verb:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{verb:?}: {stderr}");
+    }
+}

@@ -59,6 +59,8 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<(), Logg
             .with_default(default)
             .with_target("libcontainer", Level::ERROR)
             .with_target("libcgroups", Level::ERROR)
+            // The OCI spec asks for a warning when a poststop hook fails.
+            .with_target("libcontainer::container::container_delete", Level::WARN)
     };
     let writer = match path {
         Some(p) => {

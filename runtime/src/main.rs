@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Format::Text
     };
     if let Err(e) = logging::init(cli.global.log.as_deref(), format, cli.global.debug) {
-        eprintln!("stockade: {}", stockade::error_chain(&e));
+        print_err(&format!("stockade: {}", stockade::error_chain(&e)));
         return ExitCode::FAILURE;
     }
     match run(cli) {
@@ -31,9 +31,9 @@ fn main() -> ExitCode {
             tracing::error!("{msg}");
             // A refusal already starts with "stockade:"; don't say it twice.
             if msg.starts_with("stockade:") {
-                eprintln!("{msg}");
+                print_err(&msg);
             } else {
-                eprintln!("stockade: {msg}");
+                print_err(&format!("stockade: {msg}"));
             }
             ExitCode::FAILURE
         }
@@ -76,21 +76,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Start(a) => commands::lifecycle::start(&g, &a.container_id)?,
         Command::State(a) => {
             let s = commands::lifecycle::state(&g, &a.container_id)?;
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            print_out(&serde_json::to_string_pretty(&s)?)?;
         }
         Command::Kill(a) => commands::lifecycle::kill(&g, &a.container_id, &a.signal, a.all)?,
         Command::Delete(a) => commands::lifecycle::delete(&g, &a.container_id, a.force)?,
         Command::Pause(a) => commands::lifecycle::pause(&g, &a.container_id)?,
         Command::Resume(a) => commands::lifecycle::resume(&g, &a.container_id)?,
-        Command::Ps(a) => println!("{}", commands::info::ps(&g, a)?),
-        Command::List(a) => println!("{}", commands::info::list(&g, a)?),
+        Command::Ps(a) => print_out(&commands::info::ps(&g, a)?)?,
+        Command::List(a) => print_out(&commands::info::list(&g, a)?)?,
         Command::Events(a) => commands::info::events(&g, a)?,
         Command::Update(a) => commands::info::update(&g, a)?,
         Command::Features(_) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&commands::info::features())?
-            )
+            print_out(&serde_json::to_string_pretty(&commands::info::features())?)?
         }
         Command::Spec(a) => {
             let spec = match &a.profile {
@@ -99,7 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             let json = serde_json::to_string_pretty(&spec)?;
             if a.stdout {
-                println!("{json}");
+                print_out(&json)?;
             } else {
                 let path = a.bundle.join("config.json");
                 std::fs::write(&path, json)
@@ -126,18 +123,31 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
         ProfileCmd::ImportSeccomp { file, name } => {
             let (toml, dropped) = profile_cmd::import_seccomp(file, name)?;
             for d in dropped {
-                eprintln!("not imported: {d}");
+                print_err(&format!("not imported: {d}"));
             }
             (toml, true)
         }
     };
-    // A reader that stops early (`| head`) is not an error of ours.
-    use std::io::Write as _;
-    match writeln!(std::io::stdout(), "{out}") {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
+    print_out(&out)?;
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Print `text` and a newline on stdout. A reader that went away (`| head`, a
+/// closed pipe: EPIPE, SIGPIPE being ignored) is not an error of ours; the print
+/// macros would panic there.
+fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Print a line on stderr; a closed stderr loses it (the macro would panic).
+fn print_err(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// Protections for verbs whose process enters a container.

@@ -127,6 +127,16 @@ fn clamped_process_file(
             what: format!("{} is not a valid OCI process", path.display()),
             source: std::io::Error::other(source),
         })?;
+    // The process's program is its first arg; nothing to run is the caller's error.
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(CommandError::Io {
+            what: format!(
+                "{}: args: empty (the process needs a program to run)",
+                path.display()
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        });
+    }
     crate::exec_policy::clamp_process(&mut process, init);
     let out = g
         .root

@@ -98,18 +98,22 @@ impl Container {
                         err
                     })?;
 
-                    if let Some(hooks) = config.hooks.as_ref() {
-                        hooks::run_hooks(
-                            hooks.poststop().as_ref(),
-                            Some(&self.state),
-                            None,
-                            None,
-                            None,
-                        )
-                        .map_err(|err| {
-                            tracing::error!(err = ?err, "failed to run post stop hooks");
-                            err
-                        })?;
+                    // [stockade patch] The OCI runtime spec: "If any poststop hook
+                    // fails, the runtime MUST log a warning, but the remaining hooks
+                    // and lifecycle continue as if the hook had succeeded." A failing
+                    // hook made every delete fail, forever.
+                    let poststop = config.hooks.as_ref().and_then(|h| h.poststop().as_ref());
+                    for hook in poststop.into_iter().flatten() {
+                        let one = vec![hook.clone()];
+                        if let Err(err) =
+                            hooks::run_hooks(Some(&one), Some(&self.state), None, None, None)
+                        {
+                            tracing::warn!(
+                                hook = ?hook.path(),
+                                err = %err,
+                                "poststop hook failed; deleting the container anyway"
+                            );
+                        }
                     }
                 }
                 Err(err) => {
