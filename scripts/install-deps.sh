@@ -12,6 +12,7 @@ packages=(
   procps               # ps, used by `stockade ps`
   iproute2
   protobuf-compiler    # protoc, for the CRI client used by the Kubernetes-path tests
+  strace               # fault injection tests (runtime_faults: -e inject=...)
 )
 
 missing=()

@@ -287,7 +287,24 @@ impl Runtime {
 
     /// `RUNTIME --root S --log L --log-format json ARGS...`, not yet run.
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        self.command_via::<&str, S>(&[], args)
+    }
+
+    /// [`Runtime::command`] run under `wrapper` (e.g. `strace -e inject=...`): the
+    /// runtime binary and its arguments follow the wrapper's own.
+    pub fn command_via<W: AsRef<std::ffi::OsStr>, S: AsRef<std::ffi::OsStr>>(
+        &self,
+        wrapper: &[W],
+        args: &[S],
+    ) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.arg("--root")
             .arg(&self.state_root)
             .arg("--log")

@@ -252,3 +252,44 @@ fn output_verbs_exit_quietly_on_a_closed_stdout() {
         assert_eq!(out.status.code(), Some(0), "{verb:?}: {stderr}");
     }
 }
+
+/// A create that fails inside libcontainer (a prestart hook failing, a mount the
+/// kernel refuses) leaves no cgroup, no state and no "stopped" container in `list`.
+#[test]
+fn failed_creates_leave_no_cgroup_and_no_stopped_container() {
+    let rt = runtime!();
+    let failing: [(&str, fn(&mut serde_json::Value)); 3] = [
+        ("prestart hook", |s| {
+            s["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false"}]})
+        }),
+        (
+            "createRuntime hook",
+            |s| s["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false"}]}),
+        ),
+        ("mount error", |s| {
+            s["mounts"]
+                .as_array_mut()
+                .expect("mounts")
+                .push(serde_json::json!({
+                    "destination": "/mnt", "type": "no-such-filesystem", "source": "none"
+                }))
+        }),
+    ];
+    for (what, edit) in failing {
+        let bundle = BundleBuilder::new().args(&["/bin/true"]).edit(edit).build();
+        let failed = match rt.create(&bundle) {
+            Ok(c) => panic!("{what}: create succeeded ({c:?})"),
+            Err(f) => f,
+        };
+        assert_eq!(failed.out.code, Some(1), "{what}: {:?}", failed.out);
+        // Give a straggling child of the failed create time to do damage.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let list = rt.exec_cmd(&["list", "--quiet"]).expect_ok(&rt);
+        assert!(
+            !list.stdout.contains(&bundle.id),
+            "{what}: the failed container is listed: {}",
+            list.stdout
+        );
+        assert_clean(&rt, &bundle);
+    }
+}
