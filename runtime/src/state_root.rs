@@ -40,6 +40,12 @@ pub enum StateRootError {
         #[source]
         source: io::Error,
     },
+    #[error("{field}: {} is inside the runtime's own state ({}); a container may not see it", path.display(), state.display())]
+    RuntimeStateSource {
+        field: String,
+        path: PathBuf,
+        state: PathBuf,
+    },
     #[error("container {0:?} already exists")]
     Exists(String),
     #[error("container {0:?} does not exist")]
@@ -164,6 +170,43 @@ impl StateRoot {
             .create(&dir)
             .map_err(wrap)?;
         FileLock::acquire(&path, Kind::Process).map_err(wrap)
+    }
+
+    /// Refuse a rootfs that is, holds or lies inside the runtime's own state (this
+    /// state root, or the node-wide `/run/stockade`: ranges, idmapped mounts,
+    /// protected binaries), and a bind mount source inside it. Whatever the
+    /// profile: a container that can write there can rewrite another container's
+    /// plan or its own range. Paths are resolved (symlinks followed) where they
+    /// exist.
+    pub fn refuse_runtime_state(&self, spec: &Spec, rootfs: &Path) -> Result<(), StateRootError> {
+        let resolve = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let state_dirs = [resolve(&self.root), PathBuf::from("/run/stockade")];
+        let check = |field: String, path: &Path, holding: bool| {
+            let real = resolve(path);
+            match state_dirs
+                .iter()
+                .find(|s| real.starts_with(s) || (holding && s.starts_with(&real)))
+            {
+                Some(state) => Err(StateRootError::RuntimeStateSource {
+                    field,
+                    path: real,
+                    state: state.clone(),
+                }),
+                None => Ok(()),
+            }
+        };
+        check("root.path".into(), rootfs, true)?;
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            let bind = m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind");
+            if let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) {
+                check(format!("mounts[{i}].source"), source, false)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn exists(&self, id: &str) -> bool {

@@ -48,6 +48,14 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
 
     let loaded = bundle::load(opts.bundle)?;
     tracing::debug!("bundle loaded");
+    g.root.refuse_runtime_state(&loaded.spec, &loaded.rootfs)?;
+    // The profile judges the rootfs the container will really get: resolved
+    // against the bundle, symlinks followed (`rootfs -> /` is the host's root).
+    let mut judged = loaded.spec.clone();
+    if let Some(mut root) = judged.root().clone() {
+        root.set_path(loaded.rootfs.clone());
+        judged.set_root(Some(root));
+    }
     let admitted = admission::admit(
         Source {
             config: g.config.as_deref(),
@@ -55,7 +63,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             handler: g.handler.as_deref(),
             state_root: g.root.path(),
         },
-        &loaded.spec,
+        &judged,
         opts.id,
     )?;
     let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
