@@ -74,10 +74,12 @@ pub struct LoadedBundle {
 pub fn load(bundle: &Path) -> Result<LoadedBundle, BundleError> {
     let dir = bundle.to_path_buf();
     let config_path = bundle.join("config.json");
-    let bytes = fs::read(&config_path).map_err(|source| BundleError::ReadConfig {
-        path: dir.clone(),
-        source,
-    })?;
+    let bytes = crate::bounded_read::read(&config_path, crate::bounded_read::SPEC_CAP).map_err(
+        |source| BundleError::ReadConfig {
+            path: dir.clone(),
+            source,
+        },
+    )?;
     let spec: Spec = serde_json::from_slice(&bytes).map_err(|source| BundleError::ParseConfig {
         path: dir.clone(),
         source,

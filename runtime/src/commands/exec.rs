@@ -120,8 +120,8 @@ fn clamped_process_file(
     let Some(path) = requested else {
         return Ok(None);
     };
-    let bytes =
-        std::fs::read(path).map_err(CommandError::io(format!("cannot read {}", path.display())))?;
+    let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
+        .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
     let mut process: oci_spec::runtime::Process =
         serde_json::from_slice(&bytes).map_err(|source| CommandError::Io {
             what: format!("{} is not a valid OCI process", path.display()),

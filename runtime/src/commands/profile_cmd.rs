@@ -41,10 +41,9 @@ pub fn check(
     json: bool,
 ) -> Result<(String, bool), CommandError> {
     let profile = resolve(config, name)?;
-    let bytes = std::fs::read(spec_path).map_err(CommandError::io(format!(
-        "cannot read {}",
-        spec_path.display()
-    )))?;
+    let bytes = crate::bounded_read::read(spec_path, crate::bounded_read::SPEC_CAP).map_err(
+        CommandError::io(format!("cannot read {}", spec_path.display())),
+    )?;
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(|source| {
         crate::bundle::BundleError::ParseConfig {
             path: spec_path.to_path_buf(),
@@ -121,7 +120,7 @@ pub fn compliant_spec(
 
 /// `profile import-seccomp`: the TOML to review and commit, and what was dropped.
 pub fn import_seccomp(file: &Path, name: &str) -> Result<(String, Vec<String>), CommandError> {
-    let json = std::fs::read_to_string(file)
+    let json = crate::bounded_read::read_to_string(file, crate::bounded_read::SPEC_CAP)
         .map_err(CommandError::io(format!("cannot read {}", file.display())))?;
     let source = file.display().to_string();
     let imported = profile::seccomp_import::import(&json, name, &source)

@@ -112,9 +112,12 @@ pub fn parse_seccomp_filter(text: &str, file: &str) -> Result<SeccompFilter, Loa
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
+    // A profile or its seccomp data named a FIFO or device: never hang or fill memory.
+    crate::bounded_read::read_to_string(path, crate::bounded_read::CONFIG_CAP).map_err(|source| {
+        LoadError::Read {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
