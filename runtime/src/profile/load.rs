@@ -53,8 +53,8 @@ pub enum Problem {
     UnknownLandlockAbi(u8),
     #[error("must be a relative path without '..'")]
     NotRelative,
-    #[error("must be an absolute path")]
-    NotAbsolute,
+    #[error("{0:?} must be an absolute path")]
+    NotAbsolute(String),
 }
 
 fn invalid(file: &str, key: impl Into<String>, problem: Problem) -> LoadError {
@@ -258,30 +258,53 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
     let fs = p.filesystem.as_ref();
     let mounts = p.mounts.as_ref();
     let landlock = p.landlock.as_ref();
-    let paths = fs
-        .into_iter()
-        .flat_map(|f| f.masked_paths.iter().chain(&f.readonly_paths))
-        .chain(p.process.iter().flat_map(|pr| &pr.forbidden_cwd))
-        .chain(mounts.into_iter().flat_map(|m| {
-            m.bind_source_prefixes
-                .iter()
-                .chain(m.forbidden_sources.iter().map(|f| &f.path))
-        }))
-        .chain(
-            landlock
-                .into_iter()
-                .flat_map(|l| l.fs.iter().map(|r| &r.path)),
-        );
-    for path in paths {
-        if !path.starts_with('/') {
-            return Err(invalid(file, path.clone(), Problem::NotAbsolute));
+    // Every path a profile lists, with the key it sits under: the error names the
+    // key and shows the value (it used to print the value where the key belongs).
+    fn indexed<'v>(
+        key: &'static str,
+        values: &'v [String],
+    ) -> impl Iterator<Item = (String, &'v String)> + 'v {
+        values
+            .iter()
+            .enumerate()
+            .map(move |(i, v)| (format!("{key}[{i}]"), v))
+    }
+    let mut paths: Vec<(String, &String)> = Vec::new();
+    if let Some(f) = fs {
+        paths.extend(indexed("filesystem.masked_paths", &f.masked_paths));
+        paths.extend(indexed("filesystem.readonly_paths", &f.readonly_paths));
+    }
+    if let Some(pr) = &p.process {
+        paths.extend(indexed("process.forbidden_cwd", &pr.forbidden_cwd));
+    }
+    if let Some(m) = mounts {
+        paths.extend(indexed(
+            "mounts.bind_source_prefixes",
+            &m.bind_source_prefixes,
+        ));
+        for (i, f) in m.forbidden_sources.iter().enumerate() {
+            paths.push((format!("mounts.forbidden_sources[{i}].path"), &f.path));
         }
     }
-    for f in mounts.into_iter().flat_map(|m| &m.forbidden_sources) {
+    if let Some(l) = landlock {
+        for (i, r) in l.fs.iter().enumerate() {
+            paths.push((format!("landlock.fs[{i}].path"), &r.path));
+        }
+    }
+    for (key, path) in paths {
+        if !path.starts_with('/') {
+            return Err(invalid(file, key, Problem::NotAbsolute(path.clone())));
+        }
+    }
+    for (i, f) in mounts
+        .into_iter()
+        .flat_map(|m| &m.forbidden_sources)
+        .enumerate()
+    {
         if f.reason.trim().is_empty() {
             return Err(invalid(
                 file,
-                format!("mounts.forbidden_sources.{}.reason", f.path),
+                format!("mounts.forbidden_sources[{i}].reason"),
                 Problem::Empty,
             ));
         }
@@ -292,11 +315,11 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
         check_limit(file, "cgroups.pids", &g.pids)?;
     }
     if let Some(l) = landlock {
-        for r in &l.fs {
+        for (i, r) in l.fs.iter().enumerate() {
             if r.reason.trim().is_empty() {
                 return Err(invalid(
                     file,
-                    format!("landlock.fs.{}.reason", r.path),
+                    format!("landlock.fs[{i}].reason"),
                     Problem::Empty,
                 ));
             }
@@ -381,6 +404,17 @@ mod tests {
             let e = err(&RESTRICTED.replacen(from, to, 1));
             assert!(e.starts_with("invalid p.toml: ") && e.contains(key), "{e}");
         }
+    }
+
+    /// A relative path names its key and shows its value (the value used to stand
+    /// where the key belongs: "invalid p.toml: proc: must be an absolute path").
+    #[test]
+    fn relative_path_names_key_and_value() {
+        let t = RESTRICTED.replacen("masked_paths = [", "masked_paths = [\"proc/kcore\", ", 1);
+        assert_eq!(
+            err(&t),
+            "invalid p.toml: filesystem.masked_paths[0]: \"proc/kcore\" must be an absolute path"
+        );
     }
 
     #[test]
