@@ -256,3 +256,18 @@ fn runtime_state_as_rootfs_or_volume_is_refused() {
         .build();
     assert_create_refused(&rt, &volume, &["mounts[", "runtime's own state"]);
 }
+
+/// containerd writes config.json on one line: "line 1 column 1234" names nothing,
+/// so the error names the JSON path of the bad value.
+#[test]
+fn type_error_names_the_json_path() {
+    if skip_on_reference("runc names the Go field, not the JSON path") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .user_namespace(1_000_000, 65536)
+        .edit(|s| s["linux"]["uidMappings"][0]["size"] = json!("65536"))
+        .build();
+    assert_create_refused(&rt, &bundle, &["linux.uidMappings[0].size"]);
+}

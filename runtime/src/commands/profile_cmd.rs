@@ -44,12 +44,14 @@ pub fn check(
     let bytes = crate::bounded_read::read(spec_path, crate::bounded_read::SPEC_CAP).map_err(
         CommandError::io(format!("cannot read {}", spec_path.display())),
     )?;
-    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(|source| {
-        crate::bundle::BundleError::ParseConfig {
-            path: spec_path.to_path_buf(),
-            source,
-        }
-    })?;
+    let spec: oci_spec::runtime::Spec =
+        crate::bundle::parse_json(&bytes).map_err(|(field, source)| {
+            crate::bundle::BundleError::ParseConfig {
+                path: spec_path.to_path_buf(),
+                field,
+                source,
+            }
+        })?;
     let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
     let decision =
         evaluate(&spec, &profile, &host, &StatNsLookup).map_err(ProfileCmdError::Evaluate)?;
