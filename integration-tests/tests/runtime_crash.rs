@@ -258,7 +258,8 @@ fn output_verbs_exit_quietly_on_a_closed_stdout() {
 #[test]
 fn failed_creates_leave_no_cgroup_and_no_stopped_container() {
     let rt = runtime!();
-    let failing: [(&str, fn(&mut serde_json::Value)); 3] = [
+    type Edit = fn(&mut serde_json::Value);
+    let failing: [(&str, Edit); 3] = [
         ("prestart hook", |s| {
             s["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false"}]})
         }),

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::load::{self, LoadError};
+use super::node_paths::{NodePaths, PathTemplateError};
 use super::schema::{Profile, SCHEMA_VERSION};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/stockade/config.toml";
@@ -23,6 +24,23 @@ pub const PROFILE_ANNOTATION: &str = "org.stockade.profile";
 
 const BUILTIN_DEFAULT: &str = include_str!("../../../profiles/default.toml");
 const BUILTIN_SECCOMP: &str = include_str!("../../../profiles/seccomp/default.toml");
+/// The shipped profiles, compiled in so the tools (`profile explain restricted`, `spec
+/// --profile baseline`) work on a machine without a node config. `create` only ever
+/// falls back to `default` (see [`builtin_default`]).
+const BUILTIN_PROFILES: [(&str, &str); 4] = [
+    ("default", BUILTIN_DEFAULT),
+    (
+        "restricted",
+        include_str!("../../../profiles/restricted.toml"),
+    ),
+    ("baseline", include_str!("../../../profiles/baseline.toml")),
+    (
+        "unconfined",
+        include_str!("../../../profiles/unconfined.toml"),
+    ),
+];
+/// The seccomp data the shipped profiles name, by their `default_filter` path.
+const BUILTIN_FILTERS: [(&str, &str); 1] = [("seccomp/default.toml", BUILTIN_SECCOMP)];
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeConfigError {
@@ -42,6 +60,18 @@ pub enum NodeConfigError {
         "node config {path}: unsupported schema {found} (this runtime reads {SCHEMA_VERSION})"
     )]
     UnsupportedSchema { path: PathBuf, found: u32 },
+    #[error("node config {path}: paths.{key}: {problem}")]
+    InvalidPath {
+        path: PathBuf,
+        key: &'static str,
+        problem: PathTemplateError,
+    },
+    #[error("profile {name:?}: {key} with this node config's paths: {problem}")]
+    ResolvePath {
+        name: String,
+        key: String,
+        problem: PathTemplateError,
+    },
     #[error("invalid profile name {name:?} from {origin}: use letters, digits, '-' and '_'")]
     InvalidProfileName { name: String, origin: &'static str },
     #[error("cannot load profile {name:?}")]
@@ -74,6 +104,10 @@ pub struct NodeConfig {
     pub handler: Vec<HandlerProfile>,
     #[serde(default)]
     pub state_root: Vec<StateRootProfile>,
+    /// This node's containerd, kubelet and volume directories, which profiles name
+    /// as `${containerd_root}` etc. (default: the standard paths).
+    #[serde(default)]
+    pub paths: NodePaths,
 }
 
 /// Containers started for this runtime handler (Kubernetes RuntimeClass) get `profile`.
@@ -149,6 +183,13 @@ impl NodeConfig {
                 found: cfg.schema,
             });
         }
+        cfg.paths
+            .validate()
+            .map_err(|(key, problem)| NodeConfigError::InvalidPath {
+                path: path.to_owned(),
+                key,
+                problem,
+            })?;
         valid_name(&cfg.default_profile, "default_profile")?;
         for n in &cfg.annotation_allowed {
             valid_name(n, "annotation_allowed")?;
@@ -181,12 +222,25 @@ impl NodeConfig {
     }
 
     fn load(&self, name: &str) -> Result<Profile, NodeConfigError> {
-        load::load_profile(&self.profiles_dir, name).map_err(|source| {
+        let profile = load::load_profile(&self.profiles_dir, name).map_err(|source| {
             NodeConfigError::LoadProfile {
                 name: name.to_owned(),
                 source: Box::new(source),
             }
-        })
+        })?;
+        self.localize(profile)
+    }
+
+    /// `profile` with this node's directories substituted for its path variables.
+    pub fn localize(&self, mut profile: Profile) -> Result<Profile, NodeConfigError> {
+        profile
+            .resolve_node_paths(&self.paths)
+            .map_err(|(key, problem)| NodeConfigError::ResolvePath {
+                name: profile.name.clone(),
+                key,
+                problem,
+            })?;
+        Ok(profile)
     }
 
     /// The profile for one container.
@@ -274,16 +328,39 @@ pub fn tighten_by_annotation(
 
 /// The node default profile compiled into the binary, with its seccomp filter.
 pub fn builtin_default() -> Result<Profile, NodeConfigError> {
+    builtin("default").unwrap_or_else(|| unreachable!("default is compiled in"))
+}
+
+/// The text of the shipped profile `name`, if there is one.
+pub fn builtin_text(name: &str) -> Option<&'static str> {
+    BUILTIN_PROFILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+/// The shipped profile `name` compiled into the binary, with its seccomp filter, or
+/// `None` when no shipped profile has that name.
+pub fn builtin(name: &str) -> Option<Result<Profile, NodeConfigError>> {
+    let (_, text) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name)?;
     let wrap = |source| NodeConfigError::LoadProfile {
-        name: "default".to_owned(),
+        name: name.to_owned(),
         source: Box::new(source),
     };
-    let mut p = load::parse_profile(BUILTIN_DEFAULT, "<builtin>/default.toml").map_err(wrap)?;
-    p.seccomp_filter = Some(
-        load::parse_seccomp_filter(BUILTIN_SECCOMP, "<builtin>/seccomp/default.toml")
-            .map_err(wrap)?,
-    );
-    Ok(p)
+    let load = || {
+        let mut p = load::parse_profile(text, &format!("<builtin>/{name}.toml")).map_err(wrap)?;
+        if let Some(sc) = &p.seccomp {
+            let filter = BUILTIN_FILTERS
+                .iter()
+                .find(|(path, _)| *path == sc.default_filter)
+                .map(|(_, text)| *text)
+                .unwrap_or_default();
+            let file = format!("<builtin>/{}", sc.default_filter);
+            p.seccomp_filter = Some(load::parse_seccomp_filter(filter, &file).map_err(wrap)?);
+        }
+        Ok(p)
+    };
+    Some(load())
 }
 
 /// The profile for one container, from the config at `config_path` (the default path

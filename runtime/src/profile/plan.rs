@@ -78,7 +78,10 @@ pub fn evaluate(
         return Err(EvaluateError::SeccompFilterNotLoaded(profile.name.clone()));
     }
     let mut doc = serde_json::to_value(spec).map_err(EvaluateError::SerializeSpec)?;
-    let mut injected = harden(&mut doc, profile);
+    // Before any profile rule, whatever the profile: the runtime's reading of the
+    // spec's filter (issue 7: names newer than our syscall table).
+    let mut injected = rules::seccomp::drop_unknown_names(&mut doc);
+    injected.extend(harden(&mut doc, profile));
     let userns = profile
         .user_namespace
         .as_ref()
@@ -145,6 +148,9 @@ fn harden(doc: &mut Value, p: &Profile) -> Vec<Injection> {
     if let Some(s) = &p.cgroups {
         out.extend(rules::cgroups::harden(doc, s));
     }
+    if let Some(s) = &p.devices {
+        out.extend(rules::devices::harden(doc, s));
+    }
     out
 }
 
@@ -194,6 +200,9 @@ fn check(
             ns,
             m(&s.reason, s.mode),
         ));
+    }
+    if let Some(s) = &p.devices {
+        out.extend(rules::devices::check(doc, s, m(&s.reason, s.mode)));
     }
     if let Some(s) = &p.cgroups {
         out.extend(rules::cgroups::check(doc, s, m(&s.reason, s.mode)));
