@@ -36,6 +36,7 @@ fn run_injected(rt: &Runtime, inject: &[&str], args: &[&std::ffi::OsStr]) -> Opt
             wrapper.push(format!("inject={i}"));
         }
     }
+    // Null stdio: a child the killed runtime leaks must not hold the test's pipes.
     rt.command_via(&wrapper, args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -121,4 +122,115 @@ fn create_failing_before_its_child_made_the_cgroup_leaves_nothing() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
     assert_force_delete_cleans(&rt, &bundle, "slow cgroup");
+}
+
+/// Live processes (not zombies) whose command line names `id`: the runtime
+/// processes of that container's verbs, and anything they forked.
+fn processes_naming(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if cmdline.contains(id) && !zombie {
+            found.push(format!("{name}: {cmdline}"));
+        }
+    }
+    found
+}
+
+/// `create` killed (-9) while it builds the idmapped rootfs: after its host id range
+/// was taken, before any plan records it, while a namespace holder child runs.
+/// The holder dies with it, and `delete --force`, `gc` or the next `create` of
+/// the id reclaim the range and the mounts.
+#[test]
+fn create_killed_during_userns_setup_is_reclaimed() {
+    if skip_on_reference("fault injection targets Stockade's process layout") {
+        return;
+    }
+    require_strace();
+    let rt = runtime!(profile = "default");
+    for recovery in ["delete --force", "gc", "create again"] {
+        let bundle = BundleBuilder::new()
+            .args(&["/usr/bin/probe", "sleep", "600"])
+            .build();
+        let args = create_args(&bundle);
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        // The create's first kill(2) is the one that ends its namespace holder.
+        let code = run_injected(&rt, &["kill:signal=KILL:when=1"], &args);
+        assert_eq!(code, None, "{recovery}: create was not killed");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            processes_naming(&bundle.id),
+            Vec::<String>::new(),
+            "{recovery}: a child of the killed create outlived it"
+        );
+        assert!(
+            !rt.userns_ranges().is_empty(),
+            "{recovery}: the kill landed before a range was taken: the test proves nothing"
+        );
+        match recovery {
+            "delete --force" => {
+                rt.exec_cmd(&["delete", "--force", bundle.id.as_str()])
+                    .expect_ok(&rt);
+            }
+            "gc" => {
+                let out = rt.exec_cmd(&["gc"]).expect_ok(&rt);
+                assert!(out.stdout.contains(&bundle.id), "gc reports it: {out:?}");
+            }
+            _ => {
+                let c = rt.create(&bundle).expect("create after a killed create");
+                assert_eq!(rt.userns_ranges().len(), 1, "{:?}", rt.userns_db());
+                c.delete_force().expect_ok(&rt);
+            }
+        }
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    }
+}
+
+/// Idmapped mounts and a range left by a container whose state is gone (a runtime
+/// of an older version killed, a state root wiped by hand): `gc` reclaims them.
+#[test]
+fn gc_reclaims_idmapped_mounts_and_ranges_of_vanished_containers() {
+    if skip_on_reference("gc is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let c = rt.create(&bundle).expect("create");
+    let pid = c.pid.expect("init pid");
+    // SAFETY: kill has no memory effects; pid is our container's init.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    c.wait();
+    std::fs::remove_dir_all(rt.state_root().join(&bundle.id)).expect("wipe state");
+    std::fs::remove_dir_all(rt.plan_dir(&bundle.id)).expect("wipe plan");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .filter(|m| {
+                m.starts_with("/run/stockade/rootfs/")
+                    && m.ends_with(&format!("/root/{}", bundle.id))
+            })
+            .count()
+    };
+    assert_eq!(mounted(), 1, "the idmapped rootfs outlived the state");
+    assert_eq!(rt.userns_ranges().len(), 1);
+    let out = rt.exec_cmd(&["gc"]).expect_ok(&rt);
+    assert!(out.stdout.contains(&bundle.id), "gc reports it: {out:?}");
+    assert_eq!(mounted(), 0, "gc left the idmapped rootfs");
+    assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
+    // The guard removes the cgroup libcontainer made (gc cannot know it).
+    drop(c);
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }

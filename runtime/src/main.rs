@@ -110,6 +110,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Profile(p) => return profile(&g, p),
         Command::Doctor(a) => return doctor(&g, a),
+        Command::Gc => {
+            let report = commands::recover::gc(&g)?;
+            print_out(&serde_json::to_string_pretty(&report)?)?;
+        }
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

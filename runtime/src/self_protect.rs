@@ -91,6 +91,16 @@ fn prepare_protected_binary() -> std::io::Result<PathBuf> {
 /// Unmount protected copies of binaries that have since been deleted or replaced
 /// (an upgrade): a mount keeps the old inode alive, and nothing execs it any more.
 /// Best effort: a failure leaves a stale mount, never a wrong one.
+/// `stockade gc`: unmount protected copies of binaries that were replaced since
+/// (see [`remove_stale_mounts`]), keeping the running binary's.
+pub fn remove_replaced_binaries() {
+    let Ok(exe) = fs::metadata("/proc/self/exe") else {
+        return;
+    };
+    let keep = Path::new(PROTECTED_BINARY_DIR).join(format!("{:x}-{:x}", exe.dev(), exe.ino()));
+    remove_stale_mounts(&keep);
+}
+
 fn remove_stale_mounts(keep: &Path) {
     let Ok(entries) = fs::read_dir(PROTECTED_BINARY_DIR) else {
         return;

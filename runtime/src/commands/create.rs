@@ -17,6 +17,7 @@ use std::path::Path;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
+use super::recover;
 use super::userns_setup::{self, UsernsRecord};
 use super::{CommandError, Global};
 use crate::admission::{self, Source};
@@ -67,7 +68,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         &judged,
         opts.id,
     )?;
-    let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
+    let plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
     tracing::debug!("hardening plan compiled");
 
     g.root.ensure()?;
@@ -79,9 +80,37 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     if g.root.exists(opts.id) {
         return Err(StateRootError::Exists(opts.id.to_string()).into());
     }
+    if recover::pending(g, opts.id) {
+        // A create of this id was killed (its lock died with it): reclaim first.
+        recover::reclaim(g, opts.id)?;
+    }
+    // Intent before the first side effect, so a kill from here on leaks nothing.
+    recover::begin(g, opts.id)?;
 
     // Side effects start here; each later failure runs `undo`.
-    let userns = match &admitted.userns {
+    let result = make(
+        g,
+        opts,
+        builder,
+        plan,
+        admitted.userns.as_ref(),
+        &admitted.profile,
+    );
+    // Done: the container exists, or everything made was undone.
+    recover::end(g, opts.id);
+    result
+}
+
+/// The side effects of [`create`], in order; a failure undoes what was made.
+fn make(
+    g: &Global,
+    opts: &CreateOpts<'_>,
+    builder: ContainerBuilder,
+    mut plan: hardening::Plan,
+    userns_req: Option<&crate::profile::UsernsRequest>,
+    profile: &str,
+) -> Result<(), CommandError> {
+    let userns = match userns_req {
         Some(req) => Some(userns_setup::setup(
             opts.id,
             &mut plan.spec,
@@ -117,7 +146,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     let record = PlanRecord {
         bundle: std::fs::canonicalize(opts.bundle).unwrap_or_else(|_| opts.bundle.to_path_buf()),
         landlock: plan.landlock.clone(),
-        profile: Some(admitted.profile.clone()),
+        profile: Some(profile.to_string()),
         userns: userns.clone(),
     };
     let plan_dir = match g.root.write_plan(opts.id, &plan.spec, &record) {

@@ -109,12 +109,8 @@ fn delete_locked(g: &Global, id: &str, force: bool) -> Result<(), CommandError> 
                 dir.display()
             )))?;
         }
-        if let Some(userns) = g.root.read_plan(id).ok().and_then(|r| r.userns) {
-            super::userns_setup::teardown(id, &userns);
-        }
-        g.root
-            .remove_plan(id)
-            .map_err(CommandError::io("failed to remove the hardened bundle"))?;
+        // A create killed half-way: its plan record or its journal name what it made.
+        super::recover::reclaim(g, id)?;
         return if force {
             Ok(())
         } else {
@@ -146,6 +142,8 @@ fn delete_locked(g: &Global, id: &str, force: bool) -> Result<(), CommandError> 
             tracing::warn!(error = %crate::error_chain(&e), "no plan record: nothing of the user namespace to give back")
         }
     }
+    // A create killed after libcontainer wrote the state left its journal.
+    super::recover::end(g, id);
     g.root
         .remove_plan(id)
         .map_err(CommandError::io("failed to remove the hardened bundle"))

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod info;
 pub mod lifecycle;
 pub mod profile_cmd;
+pub mod recover;
 pub mod run;
 pub mod userns_setup;
 
