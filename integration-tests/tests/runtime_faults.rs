@@ -234,3 +234,75 @@ fn gc_reclaims_idmapped_mounts_and_ranges_of_vanished_containers() {
     drop(c);
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
+
+/// Which verb the fault hits; the verbs before it ran normally.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Create,
+    Start,
+    Delete,
+}
+
+/// A representative set of kills and failures at side-effecting syscalls of each
+/// verb (the create's user-namespace steps are covered above). Whatever the verb
+/// was doing, `delete --force` afterwards leaves nothing.
+#[test]
+fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
+    if skip_on_reference("fault injection targets Stockade's process layout") {
+        return;
+    }
+    require_strace();
+    let rt = runtime!(profile = "default");
+    let cases: &[(Stage, &str)] = &[
+        // libcontainer's wait for its intermediate child: the init exists, the
+        // state says "creating".
+        (Stage::Create, "wait4:signal=KILL:when=2"),
+        // The state file replaced by rename(2): killed before, the old state stays.
+        (Stage::Start, "rename:signal=KILL:when=1"),
+        (Stage::Start, "fsync:signal=KILL:when=1"),
+        (Stage::Start, "rename:error=EIO:when=1"),
+        // delete --force killed while it kills the container, then while it
+        // removes the cgroup.
+        (Stage::Delete, "kill:signal=KILL:when=1"),
+        (Stage::Delete, "rmdir:signal=KILL:when=1"),
+        (Stage::Delete, "rmdir:error=EBUSY:when=1"),
+    ];
+    for &(stage, inject) in cases {
+        let what = format!("{stage:?} with {inject}");
+        let bundle = BundleBuilder::new()
+            .args(&["/usr/bin/probe", "sleep", "600"])
+            .build();
+        let id = bundle.id.clone();
+        let code = match stage {
+            Stage::Create => {
+                let args = create_args(&bundle);
+                let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+                run_injected(&rt, &[inject], &args)
+            }
+            Stage::Start | Stage::Delete => {
+                let c = rt
+                    .create(&bundle)
+                    .unwrap_or_else(|f| panic!("{what}: create: {f:?}"));
+                let verb: Vec<&std::ffi::OsStr> = match stage {
+                    Stage::Start => vec!["start".as_ref(), id.as_ref()],
+                    _ => {
+                        c.start();
+                        vec!["delete".as_ref(), "--force".as_ref(), id.as_ref()]
+                    }
+                };
+                let code = run_injected(&rt, &[inject], &verb);
+                // From here on the runtime, not the guard, must clean up.
+                std::mem::forget(c);
+                code
+            }
+        };
+        if inject.contains("signal=KILL") {
+            assert_eq!(code, None, "{what}: the kill did not land");
+        }
+        // An injected error may be retried away (libcgroups retries rmdir): fine.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_force_delete_cleans(&rt, &bundle, &what);
+        assert_eq!(processes_naming(&id), Vec::<String>::new(), "{what}");
+    }
+    assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
+}
