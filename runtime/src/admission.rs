@@ -8,6 +8,7 @@ use std::path::Path;
 
 use oci_spec::runtime::Spec;
 
+use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
 use crate::landlock_plan::LandlockPlan;
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
@@ -22,6 +23,9 @@ pub enum AdmissionError {
     Profile(#[source] NodeConfigError),
     #[error("no valid hardening profile, refusing every container")]
     Override(#[source] ResolveError),
+    /// `linux.cgroupsPath` or the cgroup driver cannot place the container exactly.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     #[error("cannot probe host facts")]
     Host(#[source] crate::profile::host::HostProbeError),
     #[error("cannot evaluate the spec against profile {profile:?}")]
@@ -43,6 +47,8 @@ pub struct Admitted {
     pub userns: Option<UsernsRequest>,
     /// `name vVERSION`, for the plan record.
     pub profile: String,
+    /// Where the container's cgroup goes; `spec` already names it.
+    pub placement: Placement,
 }
 
 /// Where the profile comes from.
@@ -53,6 +59,8 @@ pub struct Source<'a> {
     pub default_profile: Option<&'a str>,
     pub handler: Option<&'a str>,
     pub state_root: &'a Path,
+    /// The cgroup driver the caller asked for (`--systemd-cgroup`).
+    pub cgroup_driver: CgroupDriver,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +130,14 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
         }
     };
     let host = HostFacts::probe().map_err(AdmissionError::Host)?;
+    // The cgroup placement is the caller's choice, not the profile's: checked first,
+    // and the profile sees the path the container will really get.
+    let placement = place(spec, src.cgroup_driver, &host, container_id)?;
+    let mut spec = spec.clone();
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(placement.spec_path.clone().into()));
+    }
+    let spec = &spec;
     let profile = &profile;
     let decision = evaluate(spec, profile, &host, &StatNsLookup).map_err(|source| {
         AdmissionError::Evaluate {
@@ -130,14 +146,15 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
         }
     })?;
     let record = decision.audit_record(Some(container_id));
+    let audit_id = crate::audit_log::record(src.config, &record);
     let event = serde_json::to_string(&record).unwrap_or_default();
     match decision {
         Decision::Refused(r) => {
-            tracing::warn!(target: "stockade::audit", audit = %event, "container refused by profile");
+            tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "container refused by profile");
             Err(AdmissionError::Refused(Box::new(r)))
         }
         Decision::Admitted(h) => {
-            tracing::info!(target: "stockade::audit", audit = %event, "container admitted by profile");
+            tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container admitted by profile");
             // The filter got stricter than the spec asked: say so outside the audit
             // record too, for whoever wonders why a syscall is now denied.
             for i in h
@@ -156,7 +173,25 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
                 landlock: h.landlock,
                 userns: h.userns,
                 profile: label,
+                placement,
             })
         }
     }
+}
+
+/// Check the spec's `linux.cgroupsPath` under the caller's cgroup driver on this host.
+fn place(
+    spec: &Spec,
+    driver: CgroupDriver,
+    host: &HostFacts,
+    container_id: &str,
+) -> Result<Placement, PlacementError> {
+    // The field first: a malformed path is named whatever the host offers.
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    let placement = cgroup_placement::resolve(path, driver, container_id)?;
+    cgroup_placement::check_host(driver, host.cgroup, cgroup_placement::systemd_booted())?;
+    Ok(placement)
 }

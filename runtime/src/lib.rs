@@ -4,8 +4,10 @@
 //! (thin, privileged) -> exec. See ARCHITECTURE.md.
 
 pub mod admission;
+pub mod audit_log;
 pub mod bounded_read;
 pub mod bundle;
+pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;
 pub mod default_spec;

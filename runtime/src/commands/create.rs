@@ -22,6 +22,7 @@ use super::userns_setup::{self, UsernsRecord};
 use super::{CommandError, Global};
 use crate::admission::{self, Source};
 use crate::bundle;
+use crate::cgroup_placement::CgroupDriver;
 use crate::executor::StockadeExecutor;
 use crate::hardening;
 use crate::state_root::{PlanRecord, StateRootError};
@@ -42,6 +43,7 @@ pub struct CreateOpts<'a> {
 pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     let span = tracing::info_span!("create", id = opts.id);
     let _enter = span.enter();
+    let started = std::time::Instant::now();
 
     // Reject a bad id before anything, with libcontainer's own rules.
     let builder = ContainerBuilder::new(opts.id.to_string(), SyscallType::default())
@@ -64,10 +66,12 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             default_profile: g.default_profile.as_deref(),
             handler: g.handler.as_deref(),
             state_root: g.root.path(),
+            cgroup_driver: g.cgroup_driver,
         },
         &judged,
         opts.id,
     )?;
+    let systemd = admitted.placement.driver == CgroupDriver::Systemd;
     let plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
     tracing::debug!("hardening plan compiled");
 
@@ -88,17 +92,24 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     recover::begin(g, opts.id)?;
 
     // Side effects start here; each later failure runs `undo`.
-    let result = make(
-        g,
-        opts,
-        builder,
-        plan,
-        admitted.userns.as_ref(),
-        &admitted.profile,
-    );
+    let decided = Decided {
+        userns: admitted.userns.as_ref(),
+        profile: &admitted.profile,
+        systemd,
+        started,
+    };
+    let result = make(g, opts, builder, plan, &decided);
     // Done: the container exists, or everything made was undone.
     recover::end(g, opts.id);
     result
+}
+
+/// What admission decided that [`make`] applies, besides the plan.
+struct Decided<'a> {
+    userns: Option<&'a crate::profile::UsernsRequest>,
+    profile: &'a str,
+    systemd: bool,
+    started: std::time::Instant,
 }
 
 /// The side effects of [`create`], in order; a failure undoes what was made.
@@ -107,10 +118,9 @@ fn make(
     opts: &CreateOpts<'_>,
     builder: ContainerBuilder,
     mut plan: hardening::Plan,
-    userns_req: Option<&crate::profile::UsernsRequest>,
-    profile: &str,
+    decided: &Decided<'_>,
 ) -> Result<(), CommandError> {
-    let userns = match userns_req {
+    let userns = match decided.userns {
         Some(req) => Some(userns_setup::setup(
             opts.id,
             &mut plan.spec,
@@ -146,7 +156,7 @@ fn make(
     let record = PlanRecord {
         bundle: std::fs::canonicalize(opts.bundle).unwrap_or_else(|_| opts.bundle.to_path_buf()),
         landlock: plan.landlock.clone(),
-        profile: Some(profile.to_string()),
+        profile: Some(decided.profile.to_string()),
         userns: userns.clone(),
     };
     let plan_dir = match g.root.write_plan(opts.id, &plan.spec, &record) {
@@ -169,7 +179,7 @@ fn make(
                 .with_preserved_fds(opts.preserve_fds)
                 .with_executor(executor)
                 .as_init(&plan_dir)
-                .with_systemd(false)
+                .with_systemd(decided.systemd)
                 .with_detach(opts.detach)
                 .with_no_pivot(opts.no_pivot)
         })
@@ -177,6 +187,10 @@ fn make(
     match result {
         Ok(_) => {
             tracing::debug!("container created");
+            crate::audit_log::record_create_time(
+                g.config.as_deref(),
+                decided.started.elapsed().as_secs_f64(),
+            );
             Ok(())
         }
         Err(source) => {

@@ -7,6 +7,7 @@
 pub mod diff;
 pub mod explain;
 pub mod host;
+pub mod k8s;
 pub mod lint;
 pub mod load;
 pub mod locate;

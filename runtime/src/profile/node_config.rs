@@ -108,6 +108,62 @@ pub struct NodeConfig {
     /// as `${containerd_root}` etc. (default: the standard paths).
     #[serde(default)]
     pub paths: NodePaths,
+    /// Where decisions are recorded beyond the container's own log (`audit_log`).
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+pub const DEFAULT_AUDIT_LOG: &str = "/var/log/stockade/audit.jsonl";
+
+/// `[audit]`: the node-wide audit log and metrics file (written by `audit_log`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The JSON-lines audit log; an empty string turns it off.
+    #[serde(default = "default_audit_log")]
+    pub log: PathBuf,
+    /// Rotate when the log would grow past this many bytes.
+    #[serde(default = "default_audit_max_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept (`audit.jsonl.1` .. `.N`).
+    #[serde(default = "default_audit_keep")]
+    pub keep: u32,
+    /// Prometheus text file (node_exporter textfile collector); unset: no metrics.
+    #[serde(default)]
+    pub metrics: Option<PathBuf>,
+}
+
+fn default_audit_log() -> PathBuf {
+    DEFAULT_AUDIT_LOG.into()
+}
+fn default_audit_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_audit_keep() -> u32 {
+    5
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            log: default_audit_log(),
+            max_bytes: default_audit_max_bytes(),
+            keep: default_audit_keep(),
+            metrics: None,
+        }
+    }
+}
+
+/// The audit settings of the node config at `path` (default path when `None`); the
+/// defaults when there is no node config, or it cannot be read (that failure refuses
+/// the container elsewhere, and its decision is still recorded).
+pub fn audit_config(path: Option<&Path>) -> AuditConfig {
+    let path = path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    NodeConfig::read(path)
+        .ok()
+        .flatten()
+        .map(|c| c.audit)
+        .unwrap_or_default()
 }
 
 /// Containers started for this runtime handler (Kubernetes RuntimeClass) get `profile`.
@@ -329,6 +385,11 @@ pub fn tighten_by_annotation(
 /// The node default profile compiled into the binary, with its seccomp filter.
 pub fn builtin_default() -> Result<Profile, NodeConfigError> {
     builtin("default").unwrap_or_else(|| unreachable!("default is compiled in"))
+}
+
+/// The shipped default-deny seccomp data (`profiles/seccomp/default.toml`).
+pub fn builtin_seccomp_default() -> Result<super::seccomp_data::SeccompFilter, LoadError> {
+    load::parse_seccomp_filter(BUILTIN_SECCOMP, "<builtin>/seccomp/default.toml")
 }
 
 /// The text of the shipped profile `name`, if there is one.

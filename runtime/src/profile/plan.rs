@@ -96,6 +96,18 @@ pub fn evaluate(
         None => (None, Vec::new()),
     };
     violations.splice(0..0, check(&doc, profile, host, ns, userns.is_some()));
+    // Volumes are idmapped only in a user namespace the runtime allocates.
+    if let (Some(u), Some(_)) = (&profile.user_namespace, &userns) {
+        let (v, notes) = rules::user_namespace::idmap_volumes(
+            &doc,
+            u,
+            host,
+            ns,
+            meta(profile, &u.reason, u.mode),
+        );
+        violations.extend(v);
+        injected.extend(notes);
+    }
 
     let (enforced, warnings): (Vec<_>, Vec<_>) = violations
         .into_iter()
