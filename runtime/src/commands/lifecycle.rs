@@ -202,6 +202,7 @@ fn remove_unloadable(g: &Global, id: &str) -> Result<(), CommandError> {
                     .freeze(FreezerState::Thawed)
                     .map_err(|e| cgroup(Box::new(e)))?;
             }
+            libcontainer::container::wait_for_empty_cgroup(&manager);
             manager.remove().map_err(|e| cgroup(Box::new(e)))?;
         }
         None => tracing::warn!("neither libcontainer's config nor the hardened spec names the cgroup: no process killed"),
