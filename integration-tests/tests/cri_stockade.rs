@@ -353,6 +353,26 @@ fn pod_config(name: &str, logs: &Path, shape: PodShape) -> PodSandboxConfig {
 
 /// A restricted-compliant container of the workload image running `cmd` (absolute
 /// paths: the image has no PATH).
+const KUBELET_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+const KUBELET_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfig {
     ContainerConfig {
         metadata: Some(ContainerMetadata {
@@ -379,6 +399,14 @@ fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfi
                 readonly_rootfs: true,
                 no_new_privs: true,
                 seccomp: runtime_default(),
+                // What a kubelet sends for `procMount: Default` (its list before
+                // Kubernetes added /sys/devices/virtual/powercap: the profiles add
+                // that one).
+                masked_paths: KUBELET_MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
+                readonly_paths: KUBELET_READONLY_PATHS
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -544,10 +572,17 @@ fn privileged_and_host_network_pods_are_refused_with_their_rules() {
                 privileged: true,
                 ..Default::default()
             },
-            // Any of these: host devices, or every capability (a privileged pause
-            // has no devices; a privileged container both).
+            // Any of these: host devices or every capability (a privileged
+            // container), or no seccomp filter (a privileged pause under
+            // `restricted`: its capabilities are dropped, not refused, but PSS
+            // restricted requires a filter, which privileged pods do not get).
             (
-                ["[devices.node]", "[capabilities.allowed]"].as_slice(),
+                [
+                    "[devices.node]",
+                    "[capabilities.allowed]",
+                    "[seccomp.required]",
+                ]
+                .as_slice(),
                 false,
             ),
         ),

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{join, str_items};
+use super::{is_pod_sandbox, join, str_items};
 use crate::profile::schema::{CapabilitiesSection, OnExcess};
 use crate::profile::violation::{Injection, RuleMeta, Violation};
 
@@ -53,22 +53,6 @@ pub fn check(doc: &Value, section: &CapabilitiesSection, meta: RuleMeta) -> Vec<
         });
     }
     out
-}
-
-/// The annotation containerd's CRI puts on every container: `sandbox` for a pod's
-/// pause container.
-pub const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
-
-/// A CRI pod sandbox (pause) container: containerd gives it its default capability
-/// set (CAP_NET_RAW, CAP_CHOWN, ...) and no kubelet setting can change that, so a
-/// profile that refuses excess capabilities would refuse every pod. Its excess is
-/// dropped instead: the result still complies, and pause needs none of them.
-/// Claiming to be a sandbox gains a container nothing: it only loses capabilities.
-fn is_pod_sandbox(doc: &Value) -> bool {
-    doc.pointer("/annotations")
-        .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
-        .and_then(Value::as_str)
-        == Some("sandbox")
 }
 
 /// With `on_excess = "strip"` (and always for a CRI pod sandbox), drop every
