@@ -144,6 +144,8 @@ pub struct Runtime {
     dir: tempfile::TempDir,
     state_root: PathBuf,
     config: PathBuf,
+    /// Range database of another runtime on the same node (see [`Runtime::beside`]).
+    shared_db: Option<PathBuf>,
 }
 
 /// The profile conformance tests run under: `unconfined` enforces and injects
@@ -188,7 +190,18 @@ impl Runtime {
     /// This runtime's private host id range database (`STOCKADE_USERNS_DB`), so a
     /// test sees only its own allocations and never touches the node's.
     pub fn userns_db_path(&self) -> PathBuf {
-        self.dir.path().join("userns-ranges.json")
+        self.shared_db
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("userns-ranges.json"))
+    }
+
+    /// A second state root on the same node as `other` (as two containerd
+    /// namespaces are): the same node config and the same range database.
+    pub fn beside(other: &Runtime) -> Self {
+        let mut rt = Self::with_state_root(None);
+        rt.set_node_config(&fs::read_to_string(&other.config).expect("read node config"));
+        rt.shared_db = Some(other.userns_db_path());
+        rt
     }
 
     /// The allocation database parsed (`{"version":1,"ranges":[...]}`), or `None`
@@ -246,6 +259,7 @@ impl Runtime {
             dir,
             state_root,
             config,
+            shared_db: None,
         };
         rt.set_node_config(&format!(
             "schema = 1\nprofiles_dir = {:?}\ndefault_profile = {CONFORMANCE_PROFILE:?}\n",
@@ -273,7 +287,24 @@ impl Runtime {
 
     /// `RUNTIME --root S --log L --log-format json ARGS...`, not yet run.
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        self.command_via::<&str, S>(&[], args)
+    }
+
+    /// [`Runtime::command`] run under `wrapper` (e.g. `strace -e inject=...`): the
+    /// runtime binary and its arguments follow the wrapper's own.
+    pub fn command_via<W: AsRef<std::ffi::OsStr>, S: AsRef<std::ffi::OsStr>>(
+        &self,
+        wrapper: &[W],
+        args: &[S],
+    ) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.arg("--root")
             .arg(&self.state_root)
             .arg("--log")

@@ -407,3 +407,79 @@ fn annotation_can_make_a_container_stricter() {
     assert_ne!(event["outcome"], "refused", "{event}");
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
+
+/// A profile, its seccomp data or a spec naming a FIFO or a device is refused at
+/// once, naming the file: reading one used to hang forever (FIFO) or fill memory
+/// (`/dev/zero`).
+#[test]
+fn profile_and_spec_files_must_be_regular_files() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = |name: &str| {
+        let path = dir.path().join(name);
+        mkfifo(&path);
+        path
+    };
+    let spec = dir.path().join("config.json");
+    std::fs::write(
+        &spec,
+        serde_json::to_string(&stockade_integration_tests::bundle::default_spec("x")).unwrap(),
+    )
+    .expect("spec");
+    let timeout = std::time::Duration::from_secs(10);
+    let check = |profile: &Path, spec: &Path| {
+        rt.exec_cmd_timeout(
+            &[
+                "profile".as_ref(),
+                "check".as_ref(),
+                "--profile".as_ref(),
+                profile.as_os_str(),
+                spec.as_os_str(),
+            ],
+            timeout,
+        )
+    };
+    // --profile naming a FIFO.
+    let out = check(&fifo("team.toml"), &spec);
+    assert_eq!(out.code, Some(2), "the tool could not do its job: {out:?}");
+    assert!(out.stderr.contains("FIFO"), "{out:?}");
+    // A profile whose seccomp default_filter is a FIFO.
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(profiles.join("seccomp")).expect("profiles dir");
+    std::fs::copy(
+        profiles_dir().join("default.toml"),
+        profiles.join("default.toml"),
+    )
+    .expect("copy profile");
+    mkfifo(&profiles.join("seccomp/default.toml"));
+    let out = check(&profiles.join("default.toml"), &spec);
+    assert_eq!(out.code, Some(2), "the tool could not do its job: {out:?}");
+    assert!(
+        out.stderr.contains("seccomp/default.toml") && out.stderr.contains("FIFO"),
+        "{out:?}"
+    );
+    // The spec itself a device.
+    let out = check(
+        &profiles_dir().join("unconfined.toml"),
+        Path::new("/dev/zero"),
+    );
+    assert_eq!(out.code, Some(2), "the tool could not do its job: {out:?}");
+    assert!(out.stderr.contains("device"), "{out:?}");
+}
+
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}

@@ -210,3 +210,64 @@ fn seccomp_unsupported_architecture_is_refused() {
         .build();
     assert_create_refused(&rt, &bundle, &["SCMP_ARCH_S390X", "architecture"]);
 }
+
+/// The rootfs gets the forbidden-source rules of bind mounts: `root.path: "/"`
+/// (or a `rootfs -> /` symlink) would show the container the host's /etc/shadow.
+#[test]
+fn host_root_as_rootfs_is_refused() {
+    if skip_on_reference("runc runs a container on the host's root") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let direct = BundleBuilder::new()
+        .edit(|s| s["root"]["path"] = json!("/"))
+        .build();
+    assert_create_refused(&rt, &direct, &["root.path"]);
+    let link = BundleBuilder::new()
+        .edit(|s| s["root"]["path"] = json!("host"))
+        .build();
+    std::os::unix::fs::symlink("/", link.path().join("host")).expect("symlink");
+    assert_create_refused(&rt, &link, &["root.path"]);
+    let proc_root = BundleBuilder::new()
+        .edit(|s| s["root"]["path"] = json!("/proc/1/root"))
+        .build();
+    assert_create_refused(&rt, &proc_root, &["root.path"]);
+}
+
+/// Whatever the profile, a container never gets the runtime's own state as its
+/// rootfs or a volume: it could rewrite plans and ranges.
+#[test]
+fn runtime_state_as_rootfs_or_volume_is_refused() {
+    if skip_on_reference("the state layout is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    std::fs::create_dir_all(rt.state_root()).expect("state root");
+    let root = BundleBuilder::new()
+        .edit(|s| s["root"]["path"] = json!("/"))
+        .build();
+    assert_create_refused(&rt, &root, &["root.path", "runtime's own state"]);
+    let state = rt.state_root().to_path_buf();
+    let volume = BundleBuilder::new()
+        .mount(json!({
+            "destination": "/state", "type": "bind",
+            "source": state, "options": ["rbind", "ro"]
+        }))
+        .build();
+    assert_create_refused(&rt, &volume, &["mounts[", "runtime's own state"]);
+}
+
+/// containerd writes config.json on one line: "line 1 column 1234" names nothing,
+/// so the error names the JSON path of the bad value.
+#[test]
+fn type_error_names_the_json_path() {
+    if skip_on_reference("runc names the Go field, not the JSON path") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .user_namespace(1_000_000, 65536)
+        .edit(|s| s["linux"]["uidMappings"][0]["size"] = json!("65536"))
+        .build();
+    assert_create_refused(&rt, &bundle, &["linux.uidMappings[0].size"]);
+}

@@ -17,9 +17,12 @@ pub enum BundleError {
         #[source]
         source: io::Error,
     },
-    #[error("bundle {path}: config.json is not a valid OCI runtime spec")]
+    #[error("bundle {path}: config.json is not a valid OCI runtime spec{}", at_field(.field))]
     ParseConfig {
         path: PathBuf,
+        /// JSON path of the offending value (`linux.uidMappings[0].size`); `.` when
+        /// the document itself is at fault.
+        field: String,
         #[source]
         source: serde_json::Error,
     },
@@ -88,12 +91,15 @@ pub struct LoadedBundle {
 pub fn load(bundle: &Path) -> Result<LoadedBundle, BundleError> {
     let dir = bundle.to_path_buf();
     let config_path = bundle.join("config.json");
-    let bytes = fs::read(&config_path).map_err(|source| BundleError::ReadConfig {
+    let bytes = crate::bounded_read::read(&config_path, crate::bounded_read::SPEC_CAP).map_err(
+        |source| BundleError::ReadConfig {
+            path: dir.clone(),
+            source,
+        },
+    )?;
+    let spec: Spec = parse_json(&bytes).map_err(|(field, source)| BundleError::ParseConfig {
         path: dir.clone(),
-        source,
-    })?;
-    let spec: Spec = serde_json::from_slice(&bytes).map_err(|source| BundleError::ParseConfig {
-        path: dir.clone(),
+        field,
         source,
     })?;
     validate(&spec)?;
@@ -112,6 +118,28 @@ pub fn load(bundle: &Path) -> Result<LoadedBundle, BundleError> {
         return Err(BundleError::RootfsNotDir(rootfs));
     }
     Ok(LoadedBundle { dir, spec, rootfs })
+}
+
+/// Parse a JSON document; on error also the JSON path of the value at fault (e.g.
+/// `linux.uidMappings[0].size`), `.` for the document itself. containerd writes
+/// specs on one line, so serde's "line 1 column 1234" alone names nothing.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, (String, serde_json::Error)> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (e.path().to_string(), e.into_inner()))?;
+    de.end().map_err(|e| (".".to_string(), e))?;
+    Ok(value)
+}
+
+/// ` at FIELD` for a field path, nothing for the whole document.
+pub fn at_field(field: &str) -> String {
+    if field.is_empty() || field == "." {
+        String::new()
+    } else {
+        format!(" at {field}")
+    }
 }
 
 /// Structural checks that need no host access.

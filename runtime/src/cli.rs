@@ -138,6 +138,10 @@ pub enum Command {
         /// Directory to write stockade.8 and stockade-VERB.8 into
         dir: PathBuf,
     },
+    /// Reclaim what killed runtimes left under the state root: interrupted creates
+    /// (host id ranges, idmapped mounts, plans), idmapped mounts of containers that
+    /// no longer exist, and protected copies of replaced runtime binaries
+    Gc,
     /// Check this node: kernel features, cgroups, idmapped mounts, the node config and
     /// every profile, containerd's runtime handlers (exit 1 when something fails)
     Doctor(DoctorArgs),

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod audit_log;
+pub mod bounded_read;
 pub mod bundle;
 pub mod cgroup_placement;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod executor;
 pub mod hardening;
 pub mod landlock_apply;
 pub mod landlock_plan;
+pub mod lockfile;
 pub mod logging;
 pub mod netns_sysctl;
 pub mod profile;

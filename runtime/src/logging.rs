@@ -61,6 +61,11 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<(), Logg
             .with_default(default)
             .with_target("libcontainer", LevelFilter::OFF)
             .with_target("libcgroups", LevelFilter::OFF)
+            // The OCI spec asks for a warning when a poststop hook fails.
+            .with_target(
+                "libcontainer::container::container_delete",
+                LevelFilter::WARN,
+            )
     };
     let writer = match path {
         Some(p) => {

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Format::Text
     };
     if let Err(e) = logging::init(cli.global.log.as_deref(), format, cli.global.debug) {
-        eprintln!("stockade: {}", stockade::error_chain(&e));
+        print_err(&format!("stockade: {}", stockade::error_chain(&e)));
         return ExitCode::FAILURE;
     }
     match run(cli) {
@@ -49,9 +49,9 @@ fn report(e: &anyhow::Error) -> String {
     }
     // A refusal already starts with "stockade:"; don't say it twice.
     if msg.starts_with("stockade:") {
-        eprintln!("{msg}");
+        print_err(&msg);
     } else {
-        eprintln!("stockade: {msg}");
+        print_err(&format!("stockade: {msg}"));
     }
     msg
 }
@@ -126,6 +126,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Profile(p) => return profile(&g, p),
         Command::Doctor(a) => return doctor(&g, a),
+        Command::Gc => {
+            let report = commands::recover::gc(&g)?;
+            print_out(&serde_json::to_string_pretty(&report)?)?;
+        }
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -241,14 +245,14 @@ fn profile_result(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)
         } => {
             let out = profile_cmd::import_seccomp(file, name, exclude)?;
             for d in &out.dropped {
-                eprintln!("not imported: {d}");
+                print_err(&format!("not imported: {d}"));
             }
             if !out.unknown.is_empty() {
-                eprintln!(
+                print_err(&format!(
                     "error: not a syscall on any architecture (misspelt, or newer than this \
                      runtime; fix the source or --exclude them): {}",
                     out.unknown.join(", ")
-                );
+                ));
             }
             (out.toml, out.unknown.is_empty())
         }
@@ -274,14 +278,30 @@ fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("failed to write {}", path.display()))
 }
 
-/// Print `out` and a newline. A reader that stops early (`| head`) is not an error of
-/// ours.
+/// Print `out` and a newline. A reader that stops early (`| head`, a closed pipe:
+/// EPIPE, SIGPIPE being ignored) is not an error of ours; the print macros would
+/// panic there.
 fn print_out(out: &str) -> anyhow::Result<()> {
+    print_raw(&format!("{out}\n"))
+}
+
+/// Print `out` as it is (see [`print_out`]).
+fn print_raw(out: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
-    match writeln!(std::io::stdout(), "{out}") {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// Print a line on stderr; a closed stderr loses it (the macro would panic).
+fn print_err(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// `stockade doctor`: the findings, then exit 1 when any check failed.
@@ -296,9 +316,9 @@ fn doctor(g: &Global, a: &stockade::cli::DoctorArgs) -> anyhow::Result<u8> {
     let worst = doctor::worst(&findings);
     if a.json {
         let doc = serde_json::json!({ "facts": facts, "findings": findings, "status": worst });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        print_out(&serde_json::to_string_pretty(&doc)?)?;
     } else {
-        print!("{}", commands::doctor::render(&findings));
+        print_raw(&commands::doctor::render(&findings))?;
     }
     Ok(if worst == Status::Fail { 1 } else { 0 })
 }

@@ -1,16 +1,16 @@
 //! Protections of the runtime process itself, applied before it touches a container.
 
 use std::ffi::{CString, OsString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 
 use crate::commands::CommandError;
+use crate::lockfile::{FileLock, Kind};
 
 /// Where the runtime re-executes itself from: `<dir>/<dev>-<inode>/stockade`, a
 /// read-only bind mount of the installed binary. Keyed by the binary's identity, so
@@ -62,13 +62,7 @@ fn prepare_protected_binary() -> std::io::Result<PathBuf> {
     let target = dir.join("stockade");
     fs::create_dir_all(&dir)?;
     // Serialise concurrent first invocations: one mounts, the others see it done.
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join(".lock"))?;
-    let _guard = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| e)?;
+    let _guard = FileLock::acquire(&dir.join(".lock"), Kind::Shared)?;
 
     let mounted = statvfs(&target)
         .map(|s| s.flags().contains(FsFlags::ST_RDONLY))
@@ -97,6 +91,16 @@ fn prepare_protected_binary() -> std::io::Result<PathBuf> {
 /// Unmount protected copies of binaries that have since been deleted or replaced
 /// (an upgrade): a mount keeps the old inode alive, and nothing execs it any more.
 /// Best effort: a failure leaves a stale mount, never a wrong one.
+/// `stockade gc`: unmount protected copies of binaries that were replaced since
+/// (see [`remove_stale_mounts`]), keeping the running binary's.
+pub fn remove_replaced_binaries() {
+    let Ok(exe) = fs::metadata("/proc/self/exe") else {
+        return;
+    };
+    let keep = Path::new(PROTECTED_BINARY_DIR).join(format!("{:x}-{:x}", exe.dev(), exe.ino()));
+    remove_stale_mounts(&keep);
+}
+
 fn remove_stale_mounts(keep: &Path) {
     let Ok(entries) = fs::read_dir(PROTECTED_BINARY_DIR) else {
         return;

@@ -6,6 +6,7 @@
 //! <root>/<id>/state.json                  libcontainer's state
 //! <root>/.stockade/plans/<id>/config.json  the hardened spec libcontainer runs
 //! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, audit
+//! <root>/.stockade/locks/<id>              flock held by create and delete of <id>
 //! /run/stockade/rootfs/<hash(root)>/root/<id>       idmapped rootfs (see `rootfs_dir`)
 //! /run/stockade/rootfs/<hash(root)>/binds/<id>/<n>  idmapped bind mount sources
 //! ```
@@ -19,6 +20,7 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::landlock_plan::LandlockPlan;
+use crate::lockfile::{FileLock, Kind};
 
 /// Node-wide parent of idmapped rootfs mounts (see [`StateRoot::rootfs_dir`]).
 pub const IDMAP_ROOT: &str = "/run/stockade/rootfs";
@@ -30,6 +32,19 @@ pub enum StateRootError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    #[error("container {id:?}: cannot lock {}", path.display())]
+    Lock {
+        id: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{field}: {} is inside the runtime's own state ({}); a container may not see it", path.display(), state.display())]
+    RuntimeStateSource {
+        field: String,
+        path: PathBuf,
+        state: PathBuf,
     },
     #[error("container {0:?} already exists")]
     Exists(String),
@@ -114,11 +129,13 @@ impl StateRoot {
             path: self.root.clone(),
             source,
         };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(self.root.join(".stockade").join("plans"))
-            .map_err(wrap)?;
+        for sub in ["plans", "locks"] {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(self.root.join(".stockade").join(sub))
+                .map_err(wrap)?;
+        }
         let idmap = self.rootfs_dir();
         DirBuilder::new()
             .recursive(true)
@@ -131,6 +148,63 @@ impl StateRoot {
         {
             std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
                 .map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    /// Take the lock of container `id`, waiting for whoever holds it. `create` holds
+    /// it from its existence check until libcontainer has written the state (or the
+    /// failed create is undone), `delete` for its whole run: two creates of one id
+    /// cannot both pass the check, and neither can undo what the other made.
+    pub fn lock(&self, id: &str) -> Result<FileLock, StateRootError> {
+        let dir = self.root.join(".stockade").join("locks");
+        let path = dir.join(id);
+        let wrap = |source| StateRootError::Lock {
+            id: id.to_string(),
+            path: path.clone(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(wrap)?;
+        FileLock::acquire(&path, Kind::Process).map_err(wrap)
+    }
+
+    /// Refuse a rootfs that is, holds or lies inside the runtime's own state (this
+    /// state root, or the node-wide `/run/stockade`: ranges, idmapped mounts,
+    /// protected binaries), and a bind mount source inside it. Whatever the
+    /// profile: a container that can write there can rewrite another container's
+    /// plan or its own range. Paths are resolved (symlinks followed) where they
+    /// exist.
+    pub fn refuse_runtime_state(&self, spec: &Spec, rootfs: &Path) -> Result<(), StateRootError> {
+        let resolve = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let state_dirs = [resolve(&self.root), PathBuf::from("/run/stockade")];
+        let check = |field: String, path: &Path, holding: bool| {
+            let real = resolve(path);
+            match state_dirs
+                .iter()
+                .find(|s| real.starts_with(s) || (holding && s.starts_with(&real)))
+            {
+                Some(state) => Err(StateRootError::RuntimeStateSource {
+                    field,
+                    path: real,
+                    state: state.clone(),
+                }),
+                None => Ok(()),
+            }
+        };
+        check("root.path".into(), rootfs, true)?;
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            let bind = m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind");
+            if let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) {
+                check(format!("mounts[{i}].source"), source, false)?;
+            }
         }
         Ok(())
     }
@@ -224,5 +298,37 @@ mod tests {
         root.remove_plan("c1").unwrap();
         root.remove_plan("c1").unwrap();
         assert!(root.list().unwrap().is_empty(), "plans are not containers");
+    }
+
+    /// libcontainer's state is replaced, never truncated in place: a runtime killed
+    /// mid-write must leave a loadable state. A reader that opened the old file keeps
+    /// reading the whole old document, and no temp file is left beside it.
+    #[test]
+    fn libcontainer_state_is_replaced_atomically() {
+        use libcontainer::container::{ContainerStatus, State};
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let created = State::new("c1", ContainerStatus::Created, Some(42), "/b".into());
+        created.save(dir.path()).unwrap();
+        let mut old = fs::File::open(State::file_path(dir.path())).unwrap();
+        let running = State::new("c1", ContainerStatus::Running, Some(42), "/b".into());
+        running.save(dir.path()).unwrap();
+        let mut text = String::new();
+        old.read_to_string(&mut text).unwrap();
+        let seen: State = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            seen.status,
+            ContainerStatus::Created,
+            "old file changed in place"
+        );
+        assert_eq!(
+            State::load(dir.path()).unwrap().status,
+            ContainerStatus::Running
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
     }
 }

@@ -17,6 +17,7 @@ use std::path::Path;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
+use super::recover;
 use super::userns_setup::{self, UsernsRecord};
 use super::{CommandError, Global};
 use crate::admission::{self, Source};
@@ -51,6 +52,14 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
 
     let loaded = bundle::load(opts.bundle)?;
     tracing::debug!("bundle loaded");
+    g.root.refuse_runtime_state(&loaded.spec, &loaded.rootfs)?;
+    // The profile judges the rootfs the container will really get: resolved
+    // against the bundle, symlinks followed (`rootfs -> /` is the host's root).
+    let mut judged = loaded.spec.clone();
+    if let Some(mut root) = judged.root().clone() {
+        root.set_path(loaded.rootfs.clone());
+        judged.set_root(Some(root));
+    }
     let admitted = admission::admit(
         Source {
             config: g.config.as_deref(),
@@ -59,25 +68,65 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             state_root: g.root.path(),
             cgroup_driver: g.cgroup_driver,
         },
-        &loaded.spec,
+        &judged,
         opts.id,
     )?;
     let systemd = admitted.placement.driver == CgroupDriver::Systemd;
-    let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
+    let plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
     tracing::debug!("hardening plan compiled");
 
+    g.root.ensure()?;
+    // One create or delete of this id at a time, from the existence check until
+    // libcontainer has written the state or everything made here is undone: two
+    // creates of one id can no longer both pass the check, so no create ever undoes
+    // what another made. Released on return (not inherited by the init).
+    let _lock = g.root.lock(opts.id)?;
     if g.root.exists(opts.id) {
         return Err(StateRootError::Exists(opts.id.to_string()).into());
     }
-    g.root.ensure()?;
+    if recover::pending(g, opts.id) {
+        // A create of this id was killed (its lock died with it): reclaim first.
+        recover::reclaim(g, opts.id)?;
+    }
+    // Intent before the first side effect, so a kill from here on leaks nothing.
+    recover::begin(g, opts.id)?;
 
     // Side effects start here; each later failure runs `undo`.
-    let userns = match &admitted.userns {
+    let decided = Decided {
+        userns: admitted.userns.as_ref(),
+        profile: &admitted.profile,
+        systemd,
+        started,
+    };
+    let result = make(g, opts, builder, plan, &decided);
+    // Done: the container exists, or everything made was undone.
+    recover::end(g, opts.id);
+    result
+}
+
+/// What admission decided that [`make`] applies, besides the plan.
+struct Decided<'a> {
+    userns: Option<&'a crate::profile::UsernsRequest>,
+    profile: &'a str,
+    systemd: bool,
+    started: std::time::Instant,
+}
+
+/// The side effects of [`create`], in order; a failure undoes what was made.
+fn make(
+    g: &Global,
+    opts: &CreateOpts<'_>,
+    builder: ContainerBuilder,
+    mut plan: hardening::Plan,
+    decided: &Decided<'_>,
+) -> Result<(), CommandError> {
+    let userns = match decided.userns {
         Some(req) => Some(userns_setup::setup(
             opts.id,
             &mut plan.spec,
             req,
             &g.userns_db,
+            g.root.path(),
             &g.root.rootfs_dir(),
         )?),
         None => None,
@@ -107,7 +156,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     let record = PlanRecord {
         bundle: std::fs::canonicalize(opts.bundle).unwrap_or_else(|_| opts.bundle.to_path_buf()),
         landlock: plan.landlock.clone(),
-        profile: Some(admitted.profile.clone()),
+        profile: Some(decided.profile.to_string()),
         userns: userns.clone(),
     };
     let plan_dir = match g.root.write_plan(opts.id, &plan.spec, &record) {
@@ -130,7 +179,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
                 .with_preserved_fds(opts.preserve_fds)
                 .with_executor(executor)
                 .as_init(&plan_dir)
-                .with_systemd(systemd)
+                .with_systemd(decided.systemd)
                 .with_detach(opts.detach)
                 .with_no_pivot(opts.no_pivot)
         })
@@ -140,7 +189,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             tracing::debug!("container created");
             crate::audit_log::record_create_time(
                 g.config.as_deref(),
-                started.elapsed().as_secs_f64(),
+                decided.started.elapsed().as_secs_f64(),
             );
             Ok(())
         }

@@ -120,13 +120,27 @@ fn clamped_process_file(
     let Some(path) = requested else {
         return Ok(None);
     };
-    let bytes =
-        std::fs::read(path).map_err(CommandError::io(format!("cannot read {}", path.display())))?;
+    let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
+        .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
     let mut process: oci_spec::runtime::Process =
-        serde_json::from_slice(&bytes).map_err(|source| CommandError::Io {
-            what: format!("{} is not a valid OCI process", path.display()),
+        crate::bundle::parse_json(&bytes).map_err(|(field, source)| CommandError::Io {
+            what: format!(
+                "{} is not a valid OCI process{}",
+                path.display(),
+                crate::bundle::at_field(&field)
+            ),
             source: std::io::Error::other(source),
         })?;
+    // The process's program is its first arg; nothing to run is the caller's error.
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(CommandError::Io {
+            what: format!(
+                "{}: args: empty (the process needs a program to run)",
+                path.display()
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        });
+    }
     crate::exec_policy::clamp_process(&mut process, init);
     let out = g
         .root

@@ -1,6 +1,6 @@
 //! Read-mostly verbs: `ps`, `list`, `events`, `update`, `features`, `spec`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt};
 use libcontainer::oci_spec::runtime::LinuxResources;
@@ -168,17 +168,16 @@ pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
     let _s = tracing::info_span!("update", id).entered();
     let mut resources: LinuxResources = match &a.resources {
         Some(path) => {
-            let mut buf = Vec::new();
-            if path.as_os_str() == "-" {
-                std::io::stdin()
-                    .read_to_end(&mut buf)
-                    .map_err(CommandError::io("failed to read resources from stdin"))?;
+            use crate::bounded_read::{read, read_capped, CONFIG_CAP};
+            let buf = if path.as_os_str() == "-" {
+                read_capped(std::io::stdin(), CONFIG_CAP)
+                    .map_err(CommandError::io("failed to read resources from stdin"))?
             } else {
-                buf = std::fs::read(path).map_err(CommandError::io(format!(
+                read(path, CONFIG_CAP).map_err(CommandError::io(format!(
                     "failed to read resources from {}",
                     path.display()
-                )))?;
-            }
+                )))?
+            };
             serde_json::from_slice(&buf).map_err(CommandError::Resources)?
         }
         None => LinuxResources::default(),

@@ -103,6 +103,17 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), Command
 
 pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
     let _s = tracing::info_span!("delete", id, force).entered();
+    // Never tear down what a create of this id in progress is making.
+    let lock = g.root.lock(id)?;
+    delete_locked(g, id, force)?;
+    // Gone: the lock file goes too (waiters retry on a fresh one).
+    if let Err(e) = lock.remove() {
+        tracing::warn!(error = %e, "failed to remove the container's lock file");
+    }
+    Ok(())
+}
+
+fn delete_locked(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
     let dir = g.root.container_dir(id);
     if !dir.join("state.json").exists() {
         // Like runc: a create that died before writing state may leave a directory
@@ -113,19 +124,24 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
                 dir.display()
             )))?;
         }
-        if let Some(userns) = g.root.read_plan(id).ok().and_then(|r| r.userns) {
-            super::userns_setup::teardown(id, &userns);
-        }
-        g.root
-            .remove_plan(id)
-            .map_err(CommandError::io("failed to remove the hardened bundle"))?;
+        // A create killed half-way: its plan record or its journal name what it made.
+        super::recover::reclaim(g, id)?;
         return if force {
             Ok(())
         } else {
             Err(crate::state_root::StateRootError::NotFound(id.to_string()).into())
         };
     }
-    let mut c = load(g, id)?;
+    let mut c = match load(g, id) {
+        Ok(c) => c,
+        // A runtime killed while writing the state (before writes were atomic), a
+        // full disk, a hand edit: the container must still be removable.
+        Err(e) if force => {
+            tracing::warn!(error = %crate::error_chain(&e), "container state is unreadable; removing what can be found");
+            return remove_unloadable(g, id);
+        }
+        Err(e) => return Err(e),
+    };
     let record = g.root.read_plan(id);
     c.delete(force)
         .map_err(CommandError::container(id, "delete"))?;
@@ -141,9 +157,66 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
             tracing::warn!(error = %crate::error_chain(&e), "no plan record: nothing of the user namespace to give back")
         }
     }
+    // A create killed after libcontainer wrote the state left its journal.
+    super::recover::end(g, id);
     g.root
         .remove_plan(id)
         .map_err(CommandError::io("failed to remove the hardened bundle"))
+}
+
+/// `delete --force` of a container whose `state.json` cannot be read: kill what
+/// runs in its cgroup (named by libcontainer's config, else by the hardened spec),
+/// remove the cgroup, give back the user namespace and remove both state dirs.
+fn remove_unloadable(g: &Global, id: &str) -> Result<(), CommandError> {
+    use libcgroups::common::{CgroupConfig, CgroupManager, FreezerState};
+    let dir = g.root.container_dir(id);
+    let cgroup_path = libcontainer::config::YoukiConfig::load(&dir)
+        .map(|c| c.cgroup_path)
+        .ok()
+        .or_else(|| {
+            let spec =
+                oci_spec::runtime::Spec::load(g.root.plan_dir(id).join("config.json")).ok()?;
+            let path = spec.linux().as_ref()?.cgroups_path().clone();
+            Some(libcontainer::utils::get_cgroup_path(&path, id))
+        });
+    match cgroup_path {
+        Some(cgroup_path) => {
+            let cgroup = |source| CommandError::Cgroup {
+                id: id.to_string(),
+                op: "removal",
+                source,
+            };
+            let manager = libcgroups::common::create_cgroup_manager(CgroupConfig {
+                cgroup_path,
+                systemd_cgroup: false,
+                container_name: id.to_string(),
+            })
+            .map_err(|e| cgroup(Box::new(e)))?;
+            // Frozen, no process can fork a new one between listing and killing.
+            let frozen = manager.freeze(FreezerState::Frozen).is_ok();
+            for pid in manager.get_all_pids().unwrap_or_default() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            if frozen {
+                manager
+                    .freeze(FreezerState::Thawed)
+                    .map_err(|e| cgroup(Box::new(e)))?;
+            }
+            libcontainer::container::wait_for_empty_cgroup(&manager);
+            manager.remove().map_err(|e| cgroup(Box::new(e)))?;
+        }
+        None => tracing::warn!("neither libcontainer's config nor the hardened spec names the cgroup: no process killed"),
+    }
+    if let Some(userns) = g.root.read_plan(id).ok().and_then(|r| r.userns) {
+        super::userns_setup::teardown(id, &userns);
+    }
+    g.root
+        .remove_plan(id)
+        .map_err(CommandError::io("failed to remove the hardened bundle"))?;
+    std::fs::remove_dir_all(&dir).map_err(CommandError::io(format!(
+        "failed to remove state dir {}",
+        dir.display()
+    )))
 }
 
 pub fn pause(g: &Global, id: &str) -> Result<(), CommandError> {

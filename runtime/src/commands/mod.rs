@@ -8,6 +8,7 @@ pub mod info;
 pub mod learn;
 pub mod lifecycle;
 pub mod profile_cmd;
+pub mod recover;
 pub mod run;
 pub mod userns_setup;
 

@@ -76,16 +76,17 @@ pub fn check(
     json: bool,
 ) -> Result<(String, bool), CommandError> {
     let profile = resolve(config, name)?;
-    let bytes = std::fs::read(spec_path).map_err(CommandError::io(format!(
-        "cannot read {}",
-        spec_path.display()
-    )))?;
-    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(|source| {
-        crate::bundle::BundleError::ParseConfig {
-            path: spec_path.to_path_buf(),
-            source,
-        }
-    })?;
+    let bytes = crate::bounded_read::read(spec_path, crate::bounded_read::SPEC_CAP).map_err(
+        CommandError::io(format!("cannot read {}", spec_path.display())),
+    )?;
+    let spec: oci_spec::runtime::Spec =
+        crate::bundle::parse_json(&bytes).map_err(|(field, source)| {
+            crate::bundle::BundleError::ParseConfig {
+                path: spec_path.to_path_buf(),
+                field,
+                source,
+            }
+        })?;
     let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
     let decision =
         evaluate(&spec, &profile, &host, &StatNsLookup).map_err(ProfileCmdError::Evaluate)?;
@@ -350,7 +351,7 @@ pub fn lint_cmd(config: Option<&Path>, name: &str) -> Result<(String, bool), Com
     let (label, text, dir) = match &source {
         ProfileText::File(path) => (
             path.display().to_string(),
-            std::fs::read_to_string(path)
+            crate::bounded_read::read_to_string(path, crate::bounded_read::CONFIG_CAP)
                 .map_err(CommandError::io(format!("cannot read {}", path.display())))?,
             path.parent().unwrap_or(Path::new(".")).to_owned(),
         ),
@@ -536,12 +537,14 @@ fn show_container(
         "cannot read {}",
         spec_path.display()
     )))?;
-    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(|source| {
-        crate::bundle::BundleError::ParseConfig {
-            path: spec_path.clone(),
-            source,
-        }
-    })?;
+    let spec: oci_spec::runtime::Spec =
+        crate::bundle::parse_json(&bytes).map_err(|(field, source)| {
+            crate::bundle::BundleError::ParseConfig {
+                path: spec_path.clone(),
+                field,
+                source,
+            }
+        })?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     let bpf = match &seccomp {
         Some(s) => Some(
@@ -681,7 +684,7 @@ pub fn import_seccomp(
     name: &str,
     exclude: &[String],
 ) -> Result<ImportOutcome, CommandError> {
-    let json = std::fs::read_to_string(file)
+    let json = crate::bounded_read::read_to_string(file, crate::bounded_read::SPEC_CAP)
         .map_err(CommandError::io(format!("cannot read {}", file.display())))?;
     let source = file.display().to_string();
     let imported = profile::seccomp_import::import(&json, name, &source, exclude)

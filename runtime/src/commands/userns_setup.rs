@@ -24,6 +24,9 @@ const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 pub struct UsernsRecord {
     /// Allocation database the range was taken from.
     pub db: PathBuf,
+    /// The state root the range was allocated for (ids are unique only within one).
+    #[serde(default)]
+    pub scope: Option<String>,
     pub range: Option<HostRange>,
     /// Where the idmapped rootfs is mounted, if it was idmapped.
     pub idmapped_rootfs: Option<PathBuf>,
@@ -44,13 +47,14 @@ pub struct UsernsRecord {
     pub joined: Option<PathBuf>,
 }
 
-pub fn allocator(req: &UsernsRequest, db: &Path) -> RangeAllocator {
+pub fn allocator(req: &UsernsRequest, db: &Path, scope: &str) -> RangeAllocator {
     RangeAllocator::new(
         db.to_path_buf(),
         req.host_range.start,
         req.host_range.size,
         req.size,
     )
+    .scoped(scope)
 }
 
 /// Apply `req` to `spec`. On error everything this function made is undone.
@@ -59,16 +63,19 @@ pub fn setup(
     spec: &mut Spec,
     req: &UsernsRequest,
     db: &Path,
+    state_root: &Path,
     idmap_dir: &Path,
 ) -> Result<UsernsRecord, CommandError> {
     let _s = tracing::debug_span!("userns").entered();
-    let alloc = allocator(req, db);
+    let scope = state_root.to_string_lossy().into_owned();
+    let alloc = allocator(req, db, &scope);
     let sandbox = req.sandbox_id.as_deref().filter(|s| *s != id);
     let range = alloc
         .allocate(id, req.sandbox_id.as_deref())
         .map_err(CommandError::Userns)?;
     let mut record = UsernsRecord {
         db: db.to_path_buf(),
+        scope: Some(scope),
         range: Some(range),
         ..Default::default()
     };
@@ -141,7 +148,10 @@ pub fn teardown(id: &str, record: &UsernsRecord) {
     }
     if record.range.is_some() {
         // Pool bounds do not matter for release.
-        let alloc = RangeAllocator::new(record.db.clone(), 1, 1, 1);
+        let mut alloc = RangeAllocator::new(record.db.clone(), 1, 1, 1);
+        if let Some(scope) = &record.scope {
+            alloc = alloc.scoped(scope);
+        }
         if let Err(e) = alloc.release(id) {
             tracing::warn!(error = %crate::error_chain(&e), "failed to release the user namespace range");
         }

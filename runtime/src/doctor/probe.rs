@@ -246,7 +246,7 @@ fn containerd(path: &Path) -> ContainerdFacts {
         default_runtime_defined: false,
         handlers: Vec::new(),
     };
-    let text = match fs::read_to_string(path) {
+    let text = match crate::bounded_read::read_to_string(path, crate::bounded_read::CONFIG_CAP) {
         Ok(t) => t,
         Err(e) => {
             facts.error = Some(format!("cannot read: {e}"));

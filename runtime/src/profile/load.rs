@@ -245,9 +245,12 @@ pub fn parse_seccomp_filter(text: &str, file: &str) -> Result<SeccompFilter, Loa
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
+    // A profile or its seccomp data naming a FIFO or device: never hang or fill memory.
+    crate::bounded_read::read_to_string(path, crate::bounded_read::CONFIG_CAP).map_err(|source| {
+        LoadError::Read {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
@@ -266,7 +269,8 @@ pub fn load_profile(profiles_dir: &Path, name: &str) -> Result<Profile, LoadErro
 /// The seccomp data `sc.default_filter` names, relative to `profiles_dir`.
 pub fn load_filter(profiles_dir: &Path, sc: &SeccompSection) -> Result<SeccompFilter, LoadError> {
     let filter_path = profiles_dir.join(&sc.default_filter);
-    let text = std::fs::read_to_string(&filter_path).map_err(|source| LoadError::ReadFilter {
+    let text = crate::bounded_read::read_to_string(&filter_path, crate::bounded_read::CONFIG_CAP)
+        .map_err(|source| LoadError::ReadFilter {
         path: filter_path.clone(),
         filter: sc.default_filter.clone(),
         source,

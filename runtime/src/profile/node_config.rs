@@ -262,7 +262,7 @@ impl NodeConfig {
     /// Read the config at `path`. `Ok(None)` only when `path` is the default path and
     /// does not exist.
     pub fn read(path: &Path) -> Result<Option<Self>, NodeConfigError> {
-        match std::fs::read_to_string(path) {
+        match crate::bounded_read::read_to_string(path, crate::bounded_read::CONFIG_CAP) {
             Ok(text) => Self::parse(&text, path).map(Some),
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound

@@ -15,7 +15,10 @@
 //!
 //! The owner is the CRI sandbox id (`io.kubernetes.cri.sandbox-id`; the pause
 //! container's own id is the sandbox id) or, outside a sandbox, the container id; a
-//! range is freed when its last member is released.
+//! range is freed when its last member is released. Ids are unique only within one
+//! state root (containerd keeps one per namespace), so an entry also names its
+//! `scope`, the state root: the same id in two state roots is two containers and
+//! gets two ranges. Entries written before scopes existed match any scope.
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -23,11 +26,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::UsernsError;
+use crate::lockfile::{FileLock, Kind};
 
 /// Default database path on a node (tmpfs: ranges die with the containers on reboot).
 pub const DEFAULT_DB: &str = "/run/stockade/userns-ranges.json";
@@ -63,6 +65,9 @@ struct Entry {
     start: u32,
     size: u32,
     members: BTreeSet<String>,
+    /// The state root whose containers these are; `None`: written before scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
 }
 
 impl Entry {
@@ -99,6 +104,7 @@ pub struct RangeAllocator {
     pool_start: u32,
     pool_size: u32,
     block: u32,
+    scope: Option<String>,
 }
 
 impl RangeAllocator {
@@ -111,7 +117,19 @@ impl RangeAllocator {
             pool_start,
             pool_size,
             block,
+            scope: None,
         }
+    }
+
+    /// Ids given to this allocator belong to the state root `scope`.
+    pub fn scoped(mut self, scope: &str) -> Self {
+        self.scope = Some(scope.to_string());
+        self
+    }
+
+    /// Whether `e` is an entry of this allocator's state root.
+    fn in_scope(&self, e: &Entry) -> bool {
+        e.scope.is_none() || e.scope == self.scope
     }
 
     pub fn db_path(&self) -> &Path {
@@ -130,7 +148,11 @@ impl RangeAllocator {
         let _lock = self.lock()?;
         let mut db = self.load()?;
 
-        if let Some(held) = db.ranges.iter().find(|e| e.members.contains(container_id)) {
+        if let Some(held) = db
+            .ranges
+            .iter()
+            .find(|e| self.in_scope(e) && e.members.contains(container_id))
+        {
             if held.owner != owner {
                 return Err(UsernsError::SandboxMismatch {
                     container: container_id.to_string(),
@@ -140,7 +162,12 @@ impl RangeAllocator {
             }
             return Ok(held.range());
         }
-        if let Some(shared) = db.ranges.iter_mut().find(|e| e.owner == owner) {
+        let scope = self.scope.clone();
+        if let Some(shared) = db
+            .ranges
+            .iter_mut()
+            .find(|e| (e.scope.is_none() || e.scope == scope) && e.owner == owner)
+        {
             shared.members.insert(container_id.to_string());
             let range = shared.range();
             self.store(&db)?;
@@ -153,6 +180,7 @@ impl RangeAllocator {
             start: range.start,
             size: range.size,
             members: BTreeSet::from([container_id.to_string()]),
+            scope: self.scope.clone(),
         });
         self.store(&db)?;
         Ok(range)
@@ -166,7 +194,7 @@ impl RangeAllocator {
         let Some(pos) = db
             .ranges
             .iter()
-            .position(|e| e.members.contains(container_id))
+            .position(|e| self.in_scope(e) && e.members.contains(container_id))
         else {
             return Ok(());
         };
@@ -184,7 +212,7 @@ impl RangeAllocator {
         Ok(db
             .ranges
             .iter()
-            .find(|e| e.members.contains(container_id))
+            .find(|e| self.in_scope(e) && e.members.contains(container_id))
             .map(Entry::range))
     }
 
@@ -230,7 +258,7 @@ impl RangeAllocator {
             })
     }
 
-    fn lock(&self) -> Result<Flock<File>, UsernsError> {
+    fn lock(&self) -> Result<FileLock, UsernsError> {
         let wrap = |source| UsernsError::LockDatabase {
             path: self.lock.clone(),
             source,
@@ -242,20 +270,9 @@ impl RangeAllocator {
                 .create(parent)
                 .map_err(wrap)?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock)
-            .map_err(wrap)?;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusive) {
-                Ok(locked) => return Ok(locked),
-                Err((f, Errno::EINTR)) => file = f,
-                Err((_, errno)) => return Err(wrap(io::Error::from(errno))),
-            }
-        }
+        // flock: threads of one process exclude each other too; nothing forks while
+        // it is held.
+        FileLock::acquire(&self.lock, Kind::Shared).map_err(wrap)
     }
 
     fn load(&self) -> Result<Database, UsernsError> {
@@ -385,6 +402,28 @@ mod tests {
         let b = alloc(dir.path(), 4);
         assert_eq!(b.allocate("c1", None).unwrap(), first);
         assert_ne!(b.allocate("c2", None).unwrap(), first);
+    }
+
+    #[test]
+    fn one_id_in_two_state_roots_gets_two_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = alloc(dir.path(), 4).scoped("/run/a");
+        let b = alloc(dir.path(), 4).scoped("/run/b");
+        let ra = a.allocate("c1", None).unwrap();
+        let rb = b.allocate("c1", None).unwrap();
+        assert!(!ra.overlaps(&rb), "{ra:?} {rb:?}");
+        // A pod id in two roots: two pods.
+        assert!(!a
+            .allocate("p", Some("sb"))
+            .unwrap()
+            .overlaps(&b.allocate("p", Some("sb")).unwrap()));
+        b.release("c1").unwrap();
+        assert_eq!(
+            a.lookup("c1").unwrap(),
+            Some(ra),
+            "the other root's c1 keeps it"
+        );
+        assert_eq!(b.lookup("c1").unwrap(), None);
     }
 
     #[test]

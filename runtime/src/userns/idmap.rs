@@ -365,11 +365,22 @@ struct Holder {
 impl Holder {
     fn spawn() -> Result<Self, UsernsError> {
         let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(UsernsError::HolderPipe)?;
-        // SAFETY: the child only makes async-signal-safe calls (unshare, write,
-        // pause, _exit) before it dies, so forking a multithreaded parent is sound.
+        let parent = nix::unistd::getpid();
+        // SAFETY: the child only makes async-signal-safe calls (prctl, getppid,
+        // unshare, write, pause, _exit) before it dies, so forking a multithreaded
+        // parent is sound.
         match unsafe { fork() }.map_err(UsernsError::HolderFork)? {
             ForkResult::Child => {
                 drop(read);
+                // Die with the runtime: a `create` killed (-9) before it kills us
+                // would otherwise leave us paused forever, holding a user namespace.
+                // SAFETY: prctl(PR_SET_PDEATHSIG) takes an integer signal; no memory.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+                // The parent may have died before the prctl took effect.
+                if nix::unistd::getppid() != parent {
+                    // SAFETY: _exit is async-signal-safe and never returns.
+                    unsafe { libc::_exit(1) };
+                }
                 // unshare(2) of CLONE_NEWUSER needs a single-threaded caller: the
                 // child is one.
                 let code: i32 = match unshare(CloneFlags::CLONE_NEWUSER) {

@@ -167,6 +167,47 @@ pub fn write_file<P: AsRef<Path>, C: AsRef<[u8]>>(
     Ok(())
 }
 
+/// [stockade patch] Replace the file at `path` atomically: write a temporary file
+/// beside it, fsync it, rename(2) it over `path`, fsync the directory. A process
+/// killed at any point (OOM killer, a shim timeout) leaves the old or the new
+/// content, never an empty or torn file; a truncate-then-write left an empty
+/// `state.json` that made the container impossible to load, kill or delete.
+pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<(), std::io::Error> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path names no file")
+    })?;
+    // One temp name per process: two verbs may save the same state at once; the
+    // dot keeps it out of any listing of container ids.
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let write = || -> Result<(), std::io::Error> {
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    let result = write();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 pub fn create_dir_all<P: AsRef<Path>>(path: P) -> Result<(), std::io::Error> {
     fs::create_dir_all(path.as_ref()).map_err(|err| {
         tracing::error!(path = ?path.as_ref(), ?err, "failed to create directory");

@@ -1,6 +1,8 @@
 //! `mounts.*`: allowed mount types, bind sources under allowed prefixes and never a
 //! forbidden source (host root, procfs, sysfs, devices, container-runtime sockets), no
-//! shared propagation back to the host, `nosuid,nodev` on binds.
+//! shared propagation back to the host, `nosuid,nodev` on binds. The rootfs is a
+//! bind of `root.path` in all but name: it may not be a forbidden source either
+//! (`create` passes it resolved, symlinks and all; a relative path is the bundle's).
 //!
 //! Sources are checked lexically: a source containing `..` is refused outright. A symlink
 //! in the source can still redirect it, so the runtime must re-check the path it actually
@@ -119,6 +121,24 @@ pub fn check(doc: &Value, section: &MountsSection, meta: RuleMeta) -> Vec<Violat
                 join(&section.bind_required_options),
                 "spec.volumes",
             ));
+        }
+    }
+    if let Some(root) = doc.pointer("/root/path").and_then(Value::as_str) {
+        let src = Path::new(root);
+        let forbidden = section
+            .forbidden_sources
+            .iter()
+            .find(|f| src == Path::new(&f.path) || (f.subtree && under(src, &f.path)));
+        if let Some(f) = forbidden.filter(|_| src.is_absolute()) {
+            let mut v = meta.violation(
+                "mounts.forbidden_source",
+                "root.path",
+                root,
+                format!("not {}", f.path),
+                "spec.containers[].image",
+            );
+            v.reason = f.reason.clone();
+            out.push(v);
         }
     }
     if section.forbid_shared_propagation {
@@ -291,6 +311,25 @@ mod tests {
                 "{spec}"
             );
         }
+    }
+
+    #[test]
+    fn rootfs_may_not_be_a_forbidden_source() {
+        let s = section(OnMissing::Refuse);
+        let rules = |root: &str| -> Vec<String> {
+            let doc: Value = serde_json::json!({"root": {"path": root}, "mounts": []});
+            check(&doc, &s, meta())
+                .into_iter()
+                .map(|v| format!("{} {}", v.rule, v.path))
+                .collect()
+        };
+        assert_eq!(rules("/"), vec!["mounts.forbidden_source root.path"]);
+        assert_eq!(
+            rules("/proc/1/root"),
+            vec!["mounts.forbidden_source root.path"]
+        );
+        assert!(rules("/var/lib/containerd/rootfs").is_empty());
+        assert!(rules("rootfs").is_empty(), "bundle-relative");
     }
 
     #[test]

@@ -93,23 +93,32 @@ impl Container {
                             container_name: self.id().to_string(),
                         },
                     )?;
+                    // [stockade patch] SIGKILLed processes take a while to exit under
+                    // load (a pid namespace's teardown above all), and remove()'s own
+                    // retries (4 x 100 ms) then give up with EBUSY: wait for the
+                    // cgroup to empty first, bounded.
+                    wait_for_empty_cgroup(&cmanager);
                     cmanager.remove().map_err(|err| {
                         tracing::error!(cgroup_path = ?config.cgroup_path, "failed to remove cgroup due to: {err:?}");
                         err
                     })?;
 
-                    if let Some(hooks) = config.hooks.as_ref() {
-                        hooks::run_hooks(
-                            hooks.poststop().as_ref(),
-                            Some(&self.state),
-                            None,
-                            None,
-                            None,
-                        )
-                        .map_err(|err| {
-                            tracing::error!(err = ?err, "failed to run post stop hooks");
-                            err
-                        })?;
+                    // [stockade patch] The OCI runtime spec: "If any poststop hook
+                    // fails, the runtime MUST log a warning, but the remaining hooks
+                    // and lifecycle continue as if the hook had succeeded." A failing
+                    // hook made every delete fail, forever.
+                    let poststop = config.hooks.as_ref().and_then(|h| h.poststop().as_ref());
+                    for hook in poststop.into_iter().flatten() {
+                        let one = vec![hook.clone()];
+                        if let Err(err) =
+                            hooks::run_hooks(Some(&one), Some(&self.state), None, None, None)
+                        {
+                            tracing::warn!(
+                                hook = ?hook.path(),
+                                err = %err,
+                                "poststop hook failed; deleting the container anyway"
+                            );
+                        }
                     }
                 }
                 Err(err) => {
@@ -132,5 +141,21 @@ impl Container {
         }
 
         Ok(())
+    }
+}
+
+/// [stockade patch] Wait (at most 5 s) until no process is left in the cgroup.
+pub fn wait_for_empty_cgroup<C: CgroupManager>(cmanager: &C) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        match cmanager.get_all_pids() {
+            Ok(pids) if !pids.is_empty() => {
+                for pid in pids {
+                    let _ = signal::kill(pid, signal::Signal::SIGKILL);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => return,
+        }
     }
 }

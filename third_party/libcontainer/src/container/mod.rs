@@ -11,6 +11,8 @@ mod container;
 mod container_checkpoint;
 mod container_criu;
 mod container_delete;
+// [stockade patch] also used by a delete --force of a container whose state is unreadable.
+pub use container_delete::wait_for_empty_cgroup;
 mod container_events;
 mod container_kill;
 mod container_pause;

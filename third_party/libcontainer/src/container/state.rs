@@ -1,9 +1,8 @@
 //! Information about status and state of the container
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::fs;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -162,37 +161,20 @@ impl State {
     #[instrument(level = "trace")]
     pub fn save(&self, container_root: &Path) -> Result<()> {
         let state_file_path = Self::file_path(container_root);
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .append(false)
-            .create(true)
-            .truncate(true)
-            .open(&state_file_path)
-            .map_err(|err| {
-                tracing::error!(
-                    state_file_path = ?state_file_path,
-                    err = %err,
-                    "failed to open container state file",
-                );
-                StateError::OpenStateFile {
-                    state_file_path: state_file_path.to_owned(),
-                    source: err,
-                }
-            })?;
-        let mut writer = BufWriter::new(file);
-        serde_json::to_writer(&mut writer, self).map_err(|err| {
+        // [stockade patch] serialise first, then replace the file atomically (see
+        // `utils::write_file_atomic`): never truncate the only copy of the state.
+        let json = serde_json::to_vec(self).map_err(|err| {
             tracing::error!(
                 ?state_file_path,
                 %err,
-                "failed to parse container state file",
+                "failed to serialize container state",
             );
             StateError::ParseStateFile {
                 state_file_path: state_file_path.to_owned(),
                 source: err,
             }
         })?;
-        writer.flush().map_err(|err| {
+        crate::utils::write_file_atomic(&state_file_path, &json).map_err(|err| {
             tracing::error!(
                 ?state_file_path,
                 %err,

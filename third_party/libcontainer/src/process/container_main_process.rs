@@ -107,212 +107,228 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         ProcessError::IntermediateProcessFailed(err)
     })?;
 
-    // Close down unused fds. The corresponding fds are duplicated to the
-    // child process during clone.
-    intermediate_main_sender.close().map_err(|err| {
-        tracing::error!("failed to close unused sender: {}", err);
-        err
-    })?;
-    init_main_sender.close().map_err(|err| {
-        tracing::error!("failed to close unused sender: {}", err);
-        err
-    })?;
+    // [stockade patch] On any failure from here on, the intermediate process (and
+    // the init, once forked) must be gone before our caller removes the cgroup:
+    // left running, the intermediate creates the cgroup (and the init joins it)
+    // after the cleanup, and both leak. Upstream returned and left them running.
+    let mut known_init: Option<Pid> = None;
+    let result = (|| -> Result<Pid> {
+        // Close down unused fds. The corresponding fds are duplicated to the
+        // child process during clone.
+        intermediate_main_sender.close().map_err(|err| {
+            tracing::error!("failed to close unused sender: {}", err);
+            err
+        })?;
+        init_main_sender.close().map_err(|err| {
+            tracing::error!("failed to close unused sender: {}", err);
+            err
+        })?;
 
-    let (mut inter_sender, inter_receiver) = inter_chan;
-    let (mut init_sender, init_receiver) = init_chan;
+        let (mut inter_sender, inter_receiver) = inter_chan;
+        let (mut init_sender, init_receiver) = init_chan;
 
-    // If creating a container with new user namespace, the intermediate process will ask
-    // the main process to set up uid and gid mapping, once the intermediate
-    // process enters into a new user namespace.
-    if let Some(config) = &container_args.user_ns_config {
-        intermediate_main_receiver.wait_for_mapping_request()?;
-        setup_mapping(config, intermediate_pid)?;
-        inter_sender.mapping_written()?;
-    }
-
-    // If creating a container with time namespace and offsets are specified,
-    // the intermediate process will ask the main process to write the time offsets.
-    container_args
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(build_timens_offsets)
-        .map(|time_offsets| -> Result<()> {
-            // This must be done from the parent process since CAP_SYS_TIME is required.
-            intermediate_main_receiver.wait_for_time_offset_request()?;
-            tracing::debug!("write time offsets for pid {intermediate_pid:?}: '{time_offsets}'");
-            std::fs::write(
-                format!("/proc/{intermediate_pid}/timens_offsets"),
-                &time_offsets,
-            )
-            .map_err(|err| {
-                tracing::error!(
-                    "failed to write timens_offsets for pid {intermediate_pid:?}: {err}"
-                );
-                ProcessError::SyscallOther(SyscallError::IO(err))
-            })?;
-            inter_sender.time_offsets_written()?;
-            Ok(())
-        })
-        .transpose()?;
-
-    // At this point, we don't need to send any message to intermediate process anymore,
-    // so we want to close this sender at the earliest point.
-    inter_sender.close().map_err(|err| {
-        tracing::error!("failed to close unused intermediate sender: {}", err);
-        err
-    })?;
-
-    // The intermediate process will send the init pid once it forks the init
-    // process.  The intermediate process should exit after this point.
-    let init_pid = intermediate_main_receiver.wait_for_intermediate_ready()?;
-
-    // if file to write the pid to is specified, write pid of the child
-    if let Some(pid_file) = &container_args.pid_file {
-        if let Err(err) = fs::write(pid_file, format!("{init_pid}")) {
-            tracing::warn!("failed to write pid to file: {err}");
+        // If creating a container with new user namespace, the intermediate process will ask
+        // the main process to set up uid and gid mapping, once the intermediate
+        // process enters into a new user namespace.
+        if let Some(config) = &container_args.user_ns_config {
+            intermediate_main_receiver.wait_for_mapping_request()?;
+            setup_mapping(config, intermediate_pid)?;
+            inter_sender.mapping_written()?;
         }
-    }
 
-    if matches!(container_args.container_type, ContainerType::InitContainer) {
-        if let Some(hooks) = container_args.spec.hooks() {
-            init_main_receiver.wait_for_hook_request()?;
-            if let Some(container_for_hooks) = &container_args.container {
-                hooks::run_hooks(
-                    hooks.prestart().as_ref(),
-                    Some(&container_for_hooks.state),
-                    None,
-                    Some(init_pid),
-                    None,
+        // If creating a container with time namespace and offsets are specified,
+        // the intermediate process will ask the main process to write the time offsets.
+        container_args
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(build_timens_offsets)
+            .map(|time_offsets| -> Result<()> {
+                // This must be done from the parent process since CAP_SYS_TIME is required.
+                intermediate_main_receiver.wait_for_time_offset_request()?;
+                tracing::debug!("write time offsets for pid {intermediate_pid:?}: '{time_offsets}'");
+                std::fs::write(
+                    format!("/proc/{intermediate_pid}/timens_offsets"),
+                    &time_offsets,
                 )
                 .map_err(|err| {
-                    tracing::error!("failed to run prestart hooks: {}", err);
-                    err
+                    tracing::error!(
+                        "failed to write timens_offsets for pid {intermediate_pid:?}: {err}"
+                    );
+                    ProcessError::SyscallOther(SyscallError::IO(err))
                 })?;
+                inter_sender.time_offsets_written()?;
+                Ok(())
+            })
+            .transpose()?;
 
-                hooks::run_hooks(
-                    hooks.create_runtime().as_ref(),
-                    Some(&container_for_hooks.state),
-                    None,
-                    Some(init_pid),
-                    None,
-                )
-                .map_err(|err| {
-                    tracing::error!("failed to run create runtime hooks: {}", err);
-                    err
-                })?;
+        // At this point, we don't need to send any message to intermediate process anymore,
+        // so we want to close this sender at the earliest point.
+        inter_sender.close().map_err(|err| {
+            tracing::error!("failed to close unused intermediate sender: {}", err);
+            err
+        })?;
+
+        // The intermediate process will send the init pid once it forks the init
+        // process.  The intermediate process should exit after this point.
+        let init_pid = intermediate_main_receiver.wait_for_intermediate_ready()?;
+        known_init = Some(init_pid);
+
+        // if file to write the pid to is specified, write pid of the child
+        if let Some(pid_file) = &container_args.pid_file {
+            if let Err(err) = fs::write(pid_file, format!("{init_pid}")) {
+                tracing::warn!("failed to write pid to file: {err}");
             }
-            init_sender.hook_done()?;
         }
-    }
 
-    if let Some(linux) = container_args.spec.linux() {
-        move_network_devices_to_container(
-            linux,
-            init_pid,
-            &mut init_main_receiver,
-            &mut init_sender,
-        )?;
+        if matches!(container_args.container_type, ContainerType::InitContainer) {
+            if let Some(hooks) = container_args.spec.hooks() {
+                init_main_receiver.wait_for_hook_request()?;
+                if let Some(container_for_hooks) = &container_args.container {
+                    hooks::run_hooks(
+                        hooks.prestart().as_ref(),
+                        Some(&container_for_hooks.state),
+                        None,
+                        Some(init_pid),
+                        None,
+                    )
+                    .map_err(|err| {
+                        tracing::error!("failed to run prestart hooks: {}", err);
+                        err
+                    })?;
 
-        #[cfg(feature = "libseccomp")]
-        if let Some(seccomp) = linux.seccomp() {
-            let container = container_args
-                .container
-                .as_ref()
-                .ok_or(ProcessError::ContainerStateRequired)?;
+                    hooks::run_hooks(
+                        hooks.create_runtime().as_ref(),
+                        Some(&container_for_hooks.state),
+                        None,
+                        Some(init_pid),
+                        None,
+                    )
+                    .map_err(|err| {
+                        tracing::error!("failed to run create runtime hooks: {}", err);
+                        err
+                    })?;
+                }
+                init_sender.hook_done()?;
+            }
+        }
 
-            // Determine OCI status based on container type (matching runc behavior)
-            let oci_status = match container_args.container_type {
-                ContainerType::InitContainer => oci_spec::runtime::ContainerState::Creating,
-                ContainerType::TenantContainer { .. } => oci_spec::runtime::ContainerState::Running,
-            };
-
-            // Build OCI-compliant ContainerProcessState using builder pattern
-            let oci_state = oci_spec::runtime::StateBuilder::default()
-                .version(OCI_VERSION)
-                .id(container.state.id.clone())
-                .status(oci_status)
-                .pid(init_pid.as_raw())
-                .bundle(container.state.bundle.clone())
-                .annotations(container.state.annotations.clone().unwrap_or_default())
-                .build()
-                .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
-
-            let state = oci_spec::runtime::ContainerProcessStateBuilder::default()
-                .version(OCI_VERSION)
-                .fds(vec![SECCOMP_FD_NAME.to_string()])
-                .pid(init_pid.as_raw())
-                .metadata(seccomp.listener_metadata().clone().unwrap_or_default())
-                .state(oci_state)
-                .build()
-                .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
-            crate::process::seccomp_listener::sync_seccomp(
-                seccomp,
-                &state,
-                &mut init_sender,
+        if let Some(linux) = container_args.spec.linux() {
+            move_network_devices_to_container(
+                linux,
+                init_pid,
                 &mut init_main_receiver,
+                &mut init_sender,
             )?;
+
+            #[cfg(feature = "libseccomp")]
+            if let Some(seccomp) = linux.seccomp() {
+                let container = container_args
+                    .container
+                    .as_ref()
+                    .ok_or(ProcessError::ContainerStateRequired)?;
+
+                // Determine OCI status based on container type (matching runc behavior)
+                let oci_status = match container_args.container_type {
+                    ContainerType::InitContainer => oci_spec::runtime::ContainerState::Creating,
+                    ContainerType::TenantContainer { .. } => oci_spec::runtime::ContainerState::Running,
+                };
+
+                // Build OCI-compliant ContainerProcessState using builder pattern
+                let oci_state = oci_spec::runtime::StateBuilder::default()
+                    .version(OCI_VERSION)
+                    .id(container.state.id.clone())
+                    .status(oci_status)
+                    .pid(init_pid.as_raw())
+                    .bundle(container.state.bundle.clone())
+                    .annotations(container.state.annotations.clone().unwrap_or_default())
+                    .build()
+                    .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
+
+                let state = oci_spec::runtime::ContainerProcessStateBuilder::default()
+                    .version(OCI_VERSION)
+                    .fds(vec![SECCOMP_FD_NAME.to_string()])
+                    .pid(init_pid.as_raw())
+                    .metadata(seccomp.listener_metadata().clone().unwrap_or_default())
+                    .state(oci_state)
+                    .build()
+                    .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
+                crate::process::seccomp_listener::sync_seccomp(
+                    seccomp,
+                    &state,
+                    &mut init_sender,
+                    &mut init_main_receiver,
+                )?;
+            }
+        }
+
+        // We don't need to send anything to the init process after this point, so
+        // close the sender.
+        init_sender.close().map_err(|err| {
+            tracing::error!("failed to close unused init sender: {}", err);
+            err
+        })?;
+
+        init_main_receiver.wait_for_init_ready().map_err(|err| {
+            tracing::error!("failed to wait for init ready: {}", err);
+            err
+        })?;
+
+        tracing::debug!("init pid is {:?}", init_pid);
+
+        // Close the receiver ends to avoid leaking file descriptors.
+
+        inter_receiver.close().map_err(|err| {
+            tracing::error!("failed to close intermediate process receiver: {}", err);
+            err
+        })?;
+
+        init_receiver.close().map_err(|err| {
+            tracing::error!("failed to close init process receiver: {}", err);
+            err
+        })?;
+
+        intermediate_main_receiver.close().map_err(|err| {
+            tracing::error!("failed to close intermediate main receiver: {}", err);
+            err
+        })?;
+
+        init_main_receiver.close().map_err(|err| {
+            tracing::error!("failed to close init main receiver: {}", err);
+            err
+        })?;
+
+        // Before the main process returns, we want to make sure the intermediate
+        // process is exit and reaped. By this point, the intermediate process
+        // should already exited successfully. If intermediate process errors out,
+        // the `init_ready` will not be sent.
+        match waitpid(intermediate_pid, None) {
+            Ok(WaitStatus::Exited(_, 0)) => (),
+            Ok(WaitStatus::Exited(_, s)) => {
+                tracing::warn!("intermediate process failed with exit status: {s}");
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                tracing::warn!("intermediate process killed with signal: {sig}")
+            }
+            Ok(_) => (),
+            Err(nix::errno::Errno::ECHILD) => {
+                // This is safe because intermediate_process and main_process check if the process is
+                // finished by piping instead of exit code.
+                tracing::warn!("intermediate process already reaped");
+            }
+            Err(err) => return Err(ProcessError::WaitIntermediateProcess(err)),
+        };
+        Ok(init_pid)
+    })();
+    if result.is_err() {
+        for pid in [Some(intermediate_pid), known_init].into_iter().flatten() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            // Reap it (ECHILD: not our child, e.g. already reaped): once waitpid
+            // returns, it can create nothing more.
+            let _ = waitpid(pid, None);
         }
     }
-
-    // We don't need to send anything to the init process after this point, so
-    // close the sender.
-    init_sender.close().map_err(|err| {
-        tracing::error!("failed to close unused init sender: {}", err);
-        err
-    })?;
-
-    init_main_receiver.wait_for_init_ready().map_err(|err| {
-        tracing::error!("failed to wait for init ready: {}", err);
-        err
-    })?;
-
-    tracing::debug!("init pid is {:?}", init_pid);
-
-    // Close the receiver ends to avoid leaking file descriptors.
-
-    inter_receiver.close().map_err(|err| {
-        tracing::error!("failed to close intermediate process receiver: {}", err);
-        err
-    })?;
-
-    init_receiver.close().map_err(|err| {
-        tracing::error!("failed to close init process receiver: {}", err);
-        err
-    })?;
-
-    intermediate_main_receiver.close().map_err(|err| {
-        tracing::error!("failed to close intermediate main receiver: {}", err);
-        err
-    })?;
-
-    init_main_receiver.close().map_err(|err| {
-        tracing::error!("failed to close init main receiver: {}", err);
-        err
-    })?;
-
-    // Before the main process returns, we want to make sure the intermediate
-    // process is exit and reaped. By this point, the intermediate process
-    // should already exited successfully. If intermediate process errors out,
-    // the `init_ready` will not be sent.
-    match waitpid(intermediate_pid, None) {
-        Ok(WaitStatus::Exited(_, 0)) => (),
-        Ok(WaitStatus::Exited(_, s)) => {
-            tracing::warn!("intermediate process failed with exit status: {s}");
-        }
-        Ok(WaitStatus::Signaled(_, sig, _)) => {
-            tracing::warn!("intermediate process killed with signal: {sig}")
-        }
-        Ok(_) => (),
-        Err(nix::errno::Errno::ECHILD) => {
-            // This is safe because intermediate_process and main_process check if the process is
-            // finished by piping instead of exit code.
-            tracing::warn!("intermediate process already reaped");
-        }
-        Err(err) => return Err(ProcessError::WaitIntermediateProcess(err)),
-    };
-
-    Ok(init_pid)
+    result
 }
 
 fn setup_mapping(config: &UserNamespaceConfig, pid: Pid) -> Result<()> {

@@ -21,7 +21,14 @@ impl Executor for DefaultExecutor {
                 ExecutorError::InvalidArg
             })?;
 
-        let executable = args[0].as_str();
+        // [stockade patch] `"args": []` (an exec's process.json) panicked here.
+        let executable = args
+            .first()
+            .ok_or_else(|| {
+                tracing::error!("no arguments provided to execute");
+                ExecutorError::InvalidArg
+            })?
+            .as_str();
         let cstring_path = CString::new(executable.as_bytes()).map_err(|err| {
             tracing::error!("failed to convert path {executable:?} to cstring: {}", err,);
             ExecutorError::InvalidArg
@@ -55,6 +62,12 @@ impl Executor for DefaultExecutor {
             ))?;
 
         if let Some(args) = proc.args() {
+            // [stockade patch] an empty argv is an error, not an index panic.
+            let Some(program) = args.first() else {
+                return Err(ExecutorValidationError::ArgValidationError(
+                    "process args are empty: no program to run".into(),
+                ));
+            };
             let envs: Vec<String> = proc.env().as_ref().unwrap_or(&vec![]).clone();
             // [stockade patch] A process without PATH is valid, as with runc: a name
             // containing '/' is used as it is (minimal images such as the pause
@@ -64,15 +77,15 @@ impl Executor for DefaultExecutor {
                 .iter()
                 .find_map(|e| e.strip_prefix("PATH="))
                 .unwrap_or("");
-            match get_executable_path(&args[0], path_var) {
+            match get_executable_path(program, path_var) {
                 None => {
                     tracing::error!(
-                        executable = ?args[0],
+                        executable = ?program,
                         "executable for container process not found in PATH",
                     );
                     Err(ExecutorValidationError::ArgValidationError(format!(
                         "executable '{}' not found in $PATH",
-                        args[0]
+                        program
                     )))?;
                 }
                 Some(path) => match is_executable(&path) {
@@ -86,7 +99,7 @@ impl Executor for DefaultExecutor {
                         );
                         Err(ExecutorValidationError::ArgValidationError(format!(
                             "executable '{}' at path '{:?}' does not have correct permissions",
-                            args[0], path
+                            program, path
                         )))?;
                     }
                     Err(err) => {
@@ -97,7 +110,7 @@ impl Executor for DefaultExecutor {
                         );
                         Err(ExecutorValidationError::ArgValidationError(format!(
                             "failed to check permissions for executable '{}' at path '{:?}' : {}",
-                            args[0], path, err
+                            program, path, err
                         )))?;
                     }
                 },

@@ -1,0 +1,203 @@
+//! Crash recovery: the intent journal of `create` and the `gc` verb.
+//!
+//! A `create` killed between its first side effect (the host id range) and the
+//! point where libcontainer's state and Stockade's plan record describe everything
+//! it made would leak the range and its idmapped mounts: nothing else names them.
+//! So before any side effect `create` writes `<root>/.stockade/journal/<id>`, saying
+//! which range database, state root and idmap directory it is about to use, and
+//! removes it once the container exists (or the failed create is undone). Every
+//! path `create` mounts for an id is a function of that record and the id, so a
+//! journal left behind is enough to reclaim them all.
+//!
+//! A leftover journal is acted on, under the id's lock (so never while its create
+//! still runs: the lock dies with its holder), by `delete` of the id, by the next
+//! `create` of the id, and by `stockade gc` for every id of the state root.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CommandError, Global};
+use crate::userns::RangeAllocator;
+
+/// What a `create` in progress may have made on the host, besides its plan dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intent {
+    /// Range database a host id range may have been taken from.
+    pub db: PathBuf,
+    /// The state root (the range's scope).
+    pub scope: String,
+    /// Node idmap directory of this state root (`root/<id>`, `binds/<id>`,
+    /// `layers/<id>` below it).
+    pub idmap_dir: PathBuf,
+}
+
+fn journal_path(g: &Global, id: &str) -> PathBuf {
+    g.root.path().join(".stockade").join("journal").join(id)
+}
+
+/// Record the intent to create `id`, durably, before the first side effect.
+pub fn begin(g: &Global, id: &str) -> Result<(), CommandError> {
+    let intent = Intent {
+        db: g.userns_db.clone(),
+        scope: g.root.path().to_string_lossy().into_owned(),
+        idmap_dir: g.root.rootfs_dir(),
+    };
+    let path = journal_path(g, id);
+    let wrap = CommandError::io(format!(
+        "cannot write the create journal {}",
+        path.display()
+    ));
+    let dir = path.parent().expect("journal path has a parent");
+    fs::create_dir_all(dir).map_err(wrap)?;
+    let json = serde_json::to_vec(&intent).map_err(|e| CommandError::Io {
+        what: "cannot serialize the create journal".into(),
+        source: io::Error::other(e),
+    })?;
+    libcontainer::utils::write_file_atomic(&path, &json).map_err(CommandError::io(format!(
+        "cannot write the create journal {}",
+        path.display()
+    )))
+}
+
+/// The container exists (or the failed create was undone): forget the intent.
+pub fn end(g: &Global, id: &str) {
+    match fs::remove_file(journal_path(g, id)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            tracing::warn!(error = %e, "failed to remove the create journal")
+        }
+        _ => {}
+    }
+}
+
+/// Whether a create of `id` left its journal behind (it was killed).
+pub fn pending(g: &Global, id: &str) -> bool {
+    journal_path(g, id).exists()
+}
+
+/// Reclaim what an interrupted create of `id` may have made: the plan record's
+/// user namespace (idmapped mounts, a rebuilt overlay, the range) if it got that
+/// far, else everything the journal names. The caller holds the id's lock and has
+/// checked that libcontainer has no state for it. Idempotent.
+pub fn reclaim(g: &Global, id: &str) -> Result<(), CommandError> {
+    let _s = tracing::info_span!("reclaim", id).entered();
+    if let Some(userns) = g.root.read_plan(id).ok().and_then(|r| r.userns) {
+        super::userns_setup::teardown(id, &userns);
+    }
+    let path = journal_path(g, id);
+    match fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<Intent>(&bytes) {
+            Ok(intent) => reclaim_intent(id, &intent),
+            Err(e) => {
+                tracing::warn!(error = %e, journal = %path.display(), "unreadable create journal; reclaiming by the state root's own paths")
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(error = %e, journal = %path.display(), "cannot read the create journal")
+        }
+    }
+    // The journal may be missing or torn; the state root's own paths are known.
+    reclaim_intent(
+        id,
+        &Intent {
+            db: g.userns_db.clone(),
+            scope: g.root.path().to_string_lossy().into_owned(),
+            idmap_dir: g.root.rootfs_dir(),
+        },
+    );
+    g.root
+        .remove_plan(id)
+        .map_err(CommandError::io("failed to remove the hardened bundle"))?;
+    end(g, id);
+    tracing::info!("reclaimed what an interrupted create left");
+    Ok(())
+}
+
+fn reclaim_intent(id: &str, intent: &Intent) {
+    let mut targets = vec![intent.idmap_dir.join("root").join(id)];
+    for sub in ["binds", "layers"] {
+        let dir = intent.idmap_dir.join(sub).join(id);
+        if let Ok(entries) = fs::read_dir(&dir) {
+            targets.extend(entries.flatten().map(|e| e.path()));
+        }
+        targets.push(dir);
+    }
+    // Children first: the per-id directories go last.
+    for target in &targets {
+        if let Err(e) = crate::userns::idmap::remove(target) {
+            tracing::warn!(error = %crate::error_chain(&e), target = %target.display(), "cannot remove a mount of an interrupted create");
+        }
+    }
+    let alloc = RangeAllocator::new(intent.db.clone(), 1, 1, 1).scoped(&intent.scope);
+    if let Err(e) = alloc.release(id) {
+        tracing::warn!(error = %crate::error_chain(&e), "cannot release the range of an interrupted create");
+    }
+}
+
+/// What `stockade gc` did.
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    /// Ids whose interrupted create was reclaimed.
+    pub reclaimed: Vec<String>,
+    /// Idmap mount dirs of ids that no longer exist, removed.
+    pub stale_mounts: Vec<PathBuf>,
+}
+
+/// `stockade gc`: reclaim every interrupted create of the state root, idmapped
+/// mounts of containers that no longer exist, and protected copies of runtime
+/// binaries that have since been replaced. Live containers and creates in progress
+/// (their lock is held) are never touched.
+pub fn gc(g: &Global) -> Result<GcReport, CommandError> {
+    let _s = tracing::info_span!("gc").entered();
+    let mut report = GcReport::default();
+    let journal_dir = g.root.path().join(".stockade").join("journal");
+    for id in names(&journal_dir) {
+        let _lock = g.root.lock(&id)?;
+        if g.root.container_dir(&id).join("state.json").exists() {
+            // The create got far enough: the container and its plan describe it all.
+            end(g, &id);
+        } else {
+            reclaim(g, &id)?;
+            report.reclaimed.push(id);
+        }
+    }
+    let idmap = g.root.rootfs_dir();
+    for sub in ["root", "binds", "layers"] {
+        for id in names(&idmap.join(sub)) {
+            let lock = g.root.lock(&id)?;
+            if g.root.exists(&id) {
+                continue;
+            }
+            let dir = idmap.join(sub).join(&id);
+            reclaim_intent(
+                &id,
+                &Intent {
+                    db: g.userns_db.clone(),
+                    scope: g.root.path().to_string_lossy().into_owned(),
+                    idmap_dir: idmap.clone(),
+                },
+            );
+            report.stale_mounts.push(dir);
+            let _ = lock.remove();
+        }
+    }
+    crate::self_protect::remove_replaced_binaries();
+    Ok(report)
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
