@@ -9,11 +9,10 @@ use std::path::Path;
 use oci_spec::runtime::Spec;
 
 use crate::landlock_plan::LandlockPlan;
+use crate::profile::gate::{self, RuntimeOpts, Verb, Verdict};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
-use crate::profile::{
-    evaluate, Decision, HostFacts, Profile, Refusal, StatNsLookup, UsernsRequest,
-};
+use crate::profile::{Decision, HostFacts, Profile, Refusal, StatNsLookup, UsernsRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -33,6 +32,14 @@ pub enum AdmissionError {
     /// The one message that names every violated rule.
     #[error("{0}")]
     Refused(Box<Refusal>),
+    /// An `exec` or `update` refused: the verb and every violated rule.
+    #[error("{0}")]
+    GateRefused(Box<gate::GateRefusal>),
+    /// Fail closed: a container without a recorded profile is not judged by another.
+    #[error(
+        "container {0:?} has no recorded profile; refusing to judge it by the node's current one"
+    )]
+    NoRecordedProfile(String),
 }
 
 /// What the profile admitted.
@@ -43,6 +50,9 @@ pub struct Admitted {
     pub userns: Option<UsernsRequest>,
     /// `name vVERSION`, for the plan record.
     pub profile: String,
+    /// The profile itself, recorded at create so `exec` and `update` are judged by
+    /// the very rules that admitted the container, whatever the node config says later.
+    pub policy: Profile,
 }
 
 /// Where the profile comes from.
@@ -92,7 +102,12 @@ pub fn resolve_named(config: Option<&Path>, name: &str) -> Result<Profile, Resol
 
 /// Select the container's profile and evaluate its spec. `Err(Refused)` carries the
 /// violation list; it has already been logged as an audit event.
-pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitted, AdmissionError> {
+pub fn admit(
+    src: Source<'_>,
+    spec: &Spec,
+    opts: RuntimeOpts,
+    container_id: &str,
+) -> Result<Admitted, AdmissionError> {
     let _s = tracing::debug_span!("admission").entered();
     let ctx = ContainerContext {
         handler: src.handler,
@@ -115,7 +130,7 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
     };
     let host = HostFacts::probe().map_err(AdmissionError::Host)?;
     let profile = &profile;
-    let decision = evaluate(spec, profile, &host, &StatNsLookup).map_err(|source| {
+    let decision = gate::create(spec, opts, profile, &host, &StatNsLookup).map_err(|source| {
         AdmissionError::Evaluate {
             profile: profile.name.clone(),
             source,
@@ -139,7 +154,39 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
                 landlock: h.landlock,
                 userns: h.userns,
                 profile: label,
+                policy: profile.clone(),
             })
+        }
+    }
+}
+
+/// Judge a later verb on a running container (see `profile::gate`) and log its one
+/// audit event; `Ok` carries the warnings already logged.
+pub fn judge(
+    verb: Verb,
+    profile: &Profile,
+    container_id: &str,
+    decide: impl FnOnce(&HostFacts) -> Result<Verdict, crate::profile::plan::EvaluateError>,
+) -> Result<(), AdmissionError> {
+    let _s = tracing::debug_span!("policy gate", verb = verb.name()).entered();
+    let host = HostFacts::probe().map_err(AdmissionError::Host)?;
+    let verdict = decide(&host).map_err(|source| AdmissionError::Evaluate {
+        profile: profile.name.clone(),
+        source,
+    })?;
+    let record = verdict.audit_record(verb, profile, container_id);
+    let event = serde_json::to_string(&record).unwrap_or_default();
+    match verdict {
+        Verdict::Refused(r) => {
+            tracing::warn!(target: "stockade::audit", audit = %event, "{} refused by profile", verb.name());
+            Err(AdmissionError::GateRefused(Box::new(r)))
+        }
+        Verdict::Allowed { warnings } => {
+            tracing::info!(target: "stockade::audit", audit = %event, "{} admitted by profile", verb.name());
+            for w in &warnings {
+                tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", profile.name, w.mode, w.actual, w.reason);
+            }
+            Ok(())
         }
     }
 }

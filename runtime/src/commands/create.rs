@@ -22,6 +22,7 @@ use crate::admission::{self, Source};
 use crate::bundle;
 use crate::executor::StockadeExecutor;
 use crate::hardening;
+use crate::profile::gate::RuntimeOpts;
 use crate::state_root::{PlanRecord, StateRootError};
 
 /// Options of `create` and `run` that shape the new container.
@@ -56,6 +57,9 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             state_root: g.root.path(),
         },
         &loaded.spec,
+        RuntimeOpts {
+            preserve_fds: opts.preserve_fds,
+        },
         opts.id,
     )?;
     let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
@@ -95,6 +99,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         bundle: std::fs::canonicalize(opts.bundle).unwrap_or_else(|_| opts.bundle.to_path_buf()),
         landlock: plan.landlock.clone(),
         profile: Some(admitted.profile.clone()),
+        policy: Some(admitted.policy.clone()),
         userns: userns.clone(),
     };
     let plan_dir = match g.root.write_plan(opts.id, &plan.spec, &record) {

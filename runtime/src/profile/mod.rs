@@ -5,6 +5,7 @@
 //! applies. See `profiles/README.md` for the format and semantics.
 
 pub mod explain;
+pub mod gate;
 pub mod host;
 pub mod lint;
 pub mod load;

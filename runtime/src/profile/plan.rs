@@ -69,6 +69,18 @@ pub fn evaluate(
     host: &HostFacts,
     ns: &dyn NsInodeLookup,
 ) -> Result<Decision, EvaluateError> {
+    evaluate_with(spec, profile, host, ns, Vec::new())
+}
+
+/// [`evaluate`], with violations of the caller's runtime options (found by the gate,
+/// see `gate::create`) judged together with the spec's.
+pub(super) fn evaluate_with(
+    spec: &Spec,
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+    runtime_violations: Vec<Violation>,
+) -> Result<Decision, EvaluateError> {
     if profile
         .seccomp
         .as_ref()
@@ -93,6 +105,7 @@ pub fn evaluate(
         None => (None, Vec::new()),
     };
     violations.splice(0..0, check(&doc, profile, host, ns, userns.is_some()));
+    violations.extend(runtime_violations);
 
     let (enforced, warnings): (Vec<_>, Vec<_>) = violations
         .into_iter()
@@ -117,7 +130,7 @@ pub fn evaluate(
     })))
 }
 
-fn meta<'a>(profile: &Profile, reason: &'a str, mode: Option<Mode>) -> RuleMeta<'a> {
+pub(super) fn meta<'a>(profile: &Profile, reason: &'a str, mode: Option<Mode>) -> RuleMeta<'a> {
     RuleMeta {
         reason,
         mode: mode.unwrap_or(profile.mode),
@@ -149,7 +162,7 @@ fn harden(doc: &mut Value, p: &Profile) -> Vec<Injection> {
 }
 
 /// Every present section's `check`, in rule order. Absent sections check nothing.
-fn check(
+pub(super) fn check(
     doc: &Value,
     p: &Profile,
     host: &HostFacts,
@@ -209,23 +222,29 @@ fn check(
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.violations.len();
+        fmt_refusal(f, "container", self)
+    }
+}
+
+/// `stockade: WHAT refused by profile "P" vV: N violations`, then one line per
+/// violation naming its rule.
+pub(super) fn fmt_refusal(f: &mut fmt::Formatter<'_>, what: &str, r: &Refusal) -> fmt::Result {
+    let n = r.violations.len();
+    write!(
+        f,
+        "stockade: {what} refused by profile \"{}\" v{}: {n} violation{}",
+        r.profile,
+        r.version,
+        if n == 1 { "" } else { "s" }
+    )?;
+    for v in &r.violations {
         write!(
             f,
-            "stockade: container refused by profile \"{}\" v{}: {n} violation{}",
-            self.profile,
-            self.version,
-            if n == 1 { "" } else { "s" }
+            "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
+            v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
         )?;
-        for v in &self.violations {
-            write!(
-                f,
-                "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
-                v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
-            )?;
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 impl Refusal {
@@ -238,6 +257,7 @@ impl Refusal {
     pub fn audit_record(&self, container_id: Option<&str>) -> AuditRecord {
         AuditRecord {
             event: AUDIT_EVENT,
+            verb: super::gate::Verb::Create,
             outcome: Outcome::Refused,
             container_id: container_id.map(str::to_owned),
             profile: self.profile.clone(),
@@ -268,6 +288,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub event: &'static str,
+    /// The verb judged: `create`, `exec` or `update` (see `gate`).
+    pub verb: super::gate::Verb,
     pub outcome: Outcome,
     pub container_id: Option<String>,
     pub profile: String,
@@ -285,6 +307,7 @@ impl Decision {
             Decision::Refused(r) => r.audit_record(container_id),
             Decision::Admitted(h) => AuditRecord {
                 event: AUDIT_EVENT,
+                verb: super::gate::Verb::Create,
                 outcome: if h.injected.is_empty() && h.landlock.is_none() && h.userns.is_none() {
                     Outcome::Admitted
                 } else {

@@ -177,6 +177,11 @@ pub struct ProcessSection {
     pub gid_ranges: Vec<IdRange>,
     /// The working directory may not be at or under these paths (CVE-2024-21626).
     pub forbidden_cwd: Vec<String>,
+    /// Host fds a caller may hand the container or an exec'd process beyond stdio
+    /// (`--preserve-fds N`); absent means none: a leaked host fd is a way out
+    /// (CVE-2024-21626), so each one must be allowed.
+    #[serde(default)]
+    pub max_preserve_fds: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

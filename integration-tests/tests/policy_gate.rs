@@ -1,0 +1,344 @@
+//! One policy gate for every verb (Stockade only): `update`, `exec` and the caller's
+//! `--preserve-fds` are judged by the profile recorded at create, under `default`
+//! and `restricted`. Each refusal names the rule, and nothing changed: limits are
+//! read back from the container's cgroup, the refused process never printed a
+//! report from inside, the container's process list is the same.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use stockade_integration_tests::profiles::{bundle_from_spec, reports};
+use stockade_integration_tests::runtime::{cleanup_container, CmdOutput};
+use stockade_integration_tests::{
+    assert_nothing_left_behind, assert_refused, runtime, skip_on_reference, Bundle, BundleBuilder,
+    Container, Runtime,
+};
+
+const PROFILES: [&str; 2] = ["default", "restricted"];
+
+/// A long-running container under `profile`.
+fn sleeper(rt: &Runtime, profile: &str) -> Bundle {
+    bundle_for(rt, profile, &["/usr/bin/probe", "sleep", "600"])
+}
+
+/// `args` under `profile`: a bare spec under `default` (the profile hardens it), the
+/// profile's own compliant spec under `restricted`.
+fn bundle_for(rt: &Runtime, profile: &str, args: &[&str]) -> Bundle {
+    let builder = match profile {
+        "restricted" => {
+            let out = rt
+                .exec_cmd(&["spec", "--profile", "restricted", "--stdout"])
+                .expect_ok(rt);
+            bundle_from_spec(serde_json::from_str(&out.stdout).expect("spec is JSON"))
+        }
+        _ => BundleBuilder::new(),
+    };
+    builder.args(args).build()
+}
+
+/// `<controller>/<cgroup>/<file>` on the host, trimmed.
+fn cgroup_file(c: &Container<'_>, controller: &str, file: &str) -> String {
+    let path = PathBuf::from("/sys/fs/cgroup")
+        .join(controller)
+        .join(&c.cgroup)
+        .join(file);
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// What the container's cgroup holds now: memory, pids, CPU quota and period, devices.
+fn limits(c: &Container<'_>) -> [String; 5] {
+    [
+        cgroup_file(c, "memory", "memory.limit_in_bytes"),
+        cgroup_file(c, "pids", "pids.max"),
+        cgroup_file(c, "cpu", "cpu.cfs_quota_us"),
+        cgroup_file(c, "cpu", "cpu.cfs_period_us"),
+        cgroup_file(c, "devices", "devices.list"),
+    ]
+}
+
+fn update(rt: &Runtime, id: &str, resources: Value) -> CmdOutput {
+    rt.exec_cmd_stdin(
+        &["update", "--resources", "-", id],
+        resources.to_string().as_bytes(),
+    )
+}
+
+/// The refusal names the verb's gate, the profile and `rule`.
+fn assert_gate_refused(rt: &Runtime, out: &CmdOutput, verb: &str, profile: &str, rule: &str) {
+    assert_refused(rt, out, &[rule]);
+    let want = format!("{verb} refused by profile \"{profile}\"");
+    assert!(
+        out.stderr.contains(&want) && out.stderr.contains(&format!("[{rule}]")),
+        "stderr does not say {want:?} with [{rule}]: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn update_beyond_the_profile_is_refused_and_the_cgroup_is_unchanged() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    for profile in PROFILES {
+        let rt = runtime!(profile = profile);
+        let bundle = sleeper(&rt, profile);
+        let c = rt.create_started(&bundle);
+        let before = limits(&c);
+        let attempts = [
+            // 128 GiB: both profiles cap memory at 64 GiB.
+            (
+                json!({"memory": {"limit": 137438953472_i64}}),
+                "cgroups.memory",
+            ),
+            (json!({"pids": {"limit": 100000}}), "cgroups.pids"),
+            (json!({"pids": {"limit": -1}}), "cgroups.pids"),
+            (json!({"cpu": {"quota": -1}}), "cgroups.cpu"),
+            // A shorter period alone raises the quota's share past the maximum.
+            (json!({"cpu": {"period": 1000}}), "cgroups.cpu"),
+            (
+                json!({"devices": [{"allow": true, "access": "rwm"}]}),
+                "cgroups.devices",
+            ),
+        ];
+        for (resources, rule) in attempts {
+            let out = update(&rt, &c.id, resources.clone());
+            assert_gate_refused(&rt, &out, "update", profile, rule);
+            assert_eq!(
+                limits(&c),
+                before,
+                "{profile}: {resources} changed the cgroup"
+            );
+        }
+        // The flag form goes through the same gate.
+        let out = rt.exec_cmd(&["update", "--pids-limit", "100000", &c.id]);
+        assert_gate_refused(&rt, &out, "update", profile, "cgroups.pids");
+        assert_eq!(limits(&c), before, "{profile}");
+
+        // Control: within the profile, update still works.
+        update(&rt, &c.id, json!({"pids": {"limit": 2000}})).expect_ok(&rt);
+        assert_eq!(cgroup_file(&c, "pids", "pids.max"), "2000", "{profile}");
+        let audits: Vec<Value> = rt
+            .log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|l| l.get("audit").cloned())
+            .filter(|a| a["verb"] == "update")
+            .collect();
+        assert!(
+            audits
+                .iter()
+                .any(|a| a["outcome"] == "refused" && a["profile"] == profile)
+                && audits.iter().any(|a| a["outcome"] == "admitted"),
+            "{profile}: one audit event per update decision: {audits:#?}"
+        );
+    }
+}
+
+/// `exec ARGS` of the probe with `flags` before the id.
+fn exec_probe(rt: &Runtime, id: &str, flags: &[&str]) -> CmdOutput {
+    let mut args = vec!["exec"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[id, "/usr/bin/probe"]);
+    rt.exec_cmd(&args)
+}
+
+/// A process.json for `exec --process`, written into the bundle dir.
+fn process_file(bundle: &Bundle, name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let spec: Value =
+        serde_json::from_str(&fs::read_to_string(bundle.path().join("config.json")).unwrap())
+            .unwrap();
+    let mut process = spec["process"].clone();
+    process["args"] = json!(["/usr/bin/probe"]);
+    process["terminal"] = json!(false);
+    edit(&mut process);
+    let path = bundle.path().join(name);
+    fs::write(&path, process.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn exec_is_judged_by_the_profile_recorded_at_create() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    for profile in PROFILES {
+        let rt = runtime!(profile = profile);
+        let bundle = sleeper(&rt, profile);
+        let c = rt.create_started(&bundle);
+        let procs = c.ps();
+
+        // Control: a plain exec runs, as the init's user.
+        let ok = exec_probe(&rt, &c.id, &[]).expect_ok(&rt);
+        let uid = ok.report()["status"]["Uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+
+        let uid0 = process_file(&bundle, "uid0.json", |p| p["user"]["uid"] = json!(0));
+        let unconfined = process_file(&bundle, "aa.json", |p| {
+            p["apparmorProfile"] = json!("unconfined")
+        });
+        let uid0_path = uid0.to_str().unwrap();
+        let aa_path = unconfined.to_str().unwrap();
+        let mut attempts: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["--apparmor", "unconfined"], "lsm.apparmor"),
+            (
+                vec!["--process-label", "system_u:system_r:spc_t:s0"],
+                "lsm.selinux",
+            ),
+            (vec!["--process", aa_path], "lsm.apparmor"),
+            (vec!["--user", "70000"], "process.uid_range"),
+            (vec!["--cwd", "/proc/self"], "process.cwd"),
+        ];
+        if profile == "restricted" {
+            // `restricted` forbids root outright; `default` maps it into the range.
+            attempts.push((vec!["--user", "0"], "process.run_as_non_root"));
+            attempts.push((vec!["--user", "0:0"], "process.run_as_non_root"));
+            attempts.push((vec!["--process", uid0_path], "process.run_as_non_root"));
+        }
+        for (flags, rule) in attempts {
+            let out = exec_probe(&rt, &c.id, &flags);
+            assert_gate_refused(&rt, &out, "exec", profile, rule);
+            assert!(
+                reports(&out.stdout).is_empty(),
+                "{profile} {flags:?}: the process ran: {}",
+                out.stdout
+            );
+            assert_eq!(c.ps(), procs, "{profile} {flags:?}: processes changed");
+        }
+        // The node config now names another profile: the container keeps its own.
+        rt.set_node_config(&format!(
+            "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"unconfined\"\n",
+            stockade_integration_tests::runtime::profiles_dir()
+        ));
+        let out = exec_probe(&rt, &c.id, &["--apparmor", "unconfined"]);
+        assert_gate_refused(&rt, &out, "exec", profile, "lsm.apparmor");
+        let again = exec_probe(&rt, &c.id, &[]).expect_ok(&rt);
+        assert_eq!(again.report()["status"]["Uid"], json!(uid), "{profile}");
+    }
+}
+
+/// `ARGS` of the runtime with host fds 3 and 4 open on `/etc/hostname`, as a caller
+/// would pass them with `--preserve-fds 2`. Output goes to files: a container
+/// wrongly created would hold a pipe open for as long as it lives.
+fn with_two_fds(rt: &Runtime, args: &[&str]) -> CmdOutput {
+    let file = fs::File::open("/etc/hostname").expect("open /etc/hostname");
+    let raw = file.as_raw_fd();
+    let dir = tempfile::tempdir().expect("tempdir for output");
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut cmd = rt.command(args);
+    cmd.stdout(fs::File::create(&out_path).expect("stdout file"))
+        .stderr(fs::File::create(&err_path).expect("stderr file"));
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let tmp = libc::fcntl(raw, libc::F_DUPFD, 10);
+            if tmp < 0 || libc::dup2(tmp, 3) < 0 || libc::dup2(tmp, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(tmp);
+            Ok(())
+        });
+    }
+    let status = cmd.status().expect("spawn runtime");
+    drop(file);
+    CmdOutput {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: status.code(),
+        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+/// Removes whatever a wrongly admitted container left, after the assertions ran.
+struct Cleanup<'a>(&'a Runtime, &'a Bundle);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        cleanup_container(self.0, &self.1.id, &self.1.cgroup_relative(), None);
+    }
+}
+
+/// The fds (beyond stdio) the probe found open, pointing at the host's file.
+fn preserved(report: &Value) -> Vec<String> {
+    report["fds"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, t)| t.as_str() == Some("/etc/hostname"))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+#[test]
+fn preserve_fds_is_refused_unless_the_profile_allows_it() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    // Control: under `unconfined` the caller's fds do reach the container.
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "fds"])
+        .build();
+    let path = bundle.path().to_str().unwrap().to_string();
+    let out = with_two_fds(
+        &rt,
+        &["run", "--preserve-fds", "2", "--bundle", &path, &bundle.id],
+    );
+    let _cleanup = Cleanup(&rt, &bundle);
+    let out = out.expect_ok(&rt);
+    assert_eq!(preserved(&out.report()), ["3", "4"], "{}", out.stdout);
+
+    for profile in PROFILES {
+        let rt = runtime!(profile = profile);
+        let lister = bundle_for(&rt, profile, &["/usr/bin/probe", "fds"]);
+        let path = lister.path().to_str().unwrap().to_string();
+        for verb in ["run", "create"] {
+            let bundle = &lister;
+            let _cleanup = Cleanup(&rt, bundle);
+            let out = with_two_fds(
+                &rt,
+                &[verb, "--preserve-fds", "2", "--bundle", &path, &bundle.id],
+            );
+            assert_refused(&rt, &out, &["process.preserve_fds"]);
+            assert!(
+                out.stderr
+                    .contains("[process.preserve_fds] --preserve-fds: 2"),
+                "{}",
+                out.stderr
+            );
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        }
+        // exec into a running container: refused, no process started.
+        let bundle = sleeper(&rt, profile);
+        let c = rt.create_started(&bundle);
+        let procs = c.ps();
+        let out = with_two_fds(
+            &rt,
+            &[
+                "exec",
+                "--preserve-fds",
+                "2",
+                &c.id,
+                "/usr/bin/probe",
+                "fds",
+            ],
+        );
+        assert_gate_refused(&rt, &out, "exec", profile, "process.preserve_fds");
+        assert!(reports(&out.stdout).is_empty(), "{}", out.stdout);
+        assert_eq!(c.ps(), procs);
+        // Without the fds, the same exec lists none of the host's.
+        let out = exec_probe(&rt, &c.id, &[]).expect_ok(&rt);
+        assert!(out.report().get("status").is_some());
+        let fds = rt
+            .exec_cmd(&["exec", &c.id, "/usr/bin/probe", "fds"])
+            .expect_ok(&rt);
+        assert!(preserved(&fds.report()).is_empty(), "{}", fds.stdout);
+    }
+}

@@ -1,0 +1,348 @@
+//! The one policy gate: every verb that shapes a container's confinement — `create`,
+//! `exec` and `update` — is judged here, by the same rule functions, against the
+//! profile recorded when the container was created.
+//!
+//! `create` judges the whole spec (and injects the profile's defaults, see
+//! [`super::plan`]). `exec` judges the init's hardened spec with its `process`
+//! replaced by the one the caller wants to start; `update` judges it with
+//! `linux.resources` merged with the caller's document. Only the violations in the
+//! part the verb changes count (`process.*`, `linux.resources*`): the rest was judged
+//! at create. The caller's runtime options that the spec does not carry
+//! (`--preserve-fds`) are judged too. Pure: the host facts and namespace lookups are
+//! passed in.
+
+use std::fmt;
+
+use oci_spec::runtime::{LinuxResources, Process, Spec};
+use serde_json::Value;
+
+use super::host::{HostFacts, NsInodeLookup};
+use super::plan::{self, Decision, EvaluateError, Refusal};
+use super::schema::{Mode, Profile};
+use super::violation::Violation;
+
+/// What the caller asks of the runtime beyond the spec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuntimeOpts {
+    /// `--preserve-fds N`: host fds handed to the container beyond stdio.
+    pub preserve_fds: i32,
+}
+
+/// The verb being judged, for messages and the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verb {
+    Create,
+    Exec,
+    Update,
+}
+
+impl Verb {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Create => "create",
+            Verb::Exec => "exec",
+            Verb::Update => "update",
+        }
+    }
+}
+
+/// The decision on an `exec` or `update` of a running container.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Go ahead; violations in `audit`/`warn` mode are reported alongside.
+    Allowed {
+        warnings: Vec<Violation>,
+    },
+    Refused(GateRefusal),
+}
+
+/// A refused `exec` or `update`: the verb and every violated rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateRefusal {
+    pub verb: Verb,
+    pub refusal: Refusal,
+}
+
+impl fmt::Display for GateRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        plan::fmt_refusal(f, self.verb.name(), &self.refusal)
+    }
+}
+
+impl std::error::Error for GateRefusal {}
+
+impl Verdict {
+    /// One structured audit record (`stockade.profile.decision`) for this verdict.
+    pub fn audit_record(
+        &self,
+        verb: Verb,
+        profile: &Profile,
+        container_id: &str,
+    ) -> plan::AuditRecord {
+        let (outcome, violations, warnings) = match self {
+            Verdict::Allowed { warnings } => (plan::Outcome::Admitted, Vec::new(), warnings),
+            Verdict::Refused(r) => (
+                plan::Outcome::Refused,
+                r.refusal.violations.clone(),
+                &r.refusal.warnings,
+            ),
+        };
+        plan::AuditRecord {
+            event: plan::AUDIT_EVENT,
+            verb,
+            outcome,
+            container_id: Some(container_id.to_owned()),
+            profile: profile.name.clone(),
+            version: profile.version.clone(),
+            violations,
+            warnings: warnings.clone(),
+            injected: Vec::new(),
+            landlock: None,
+            userns: None,
+        }
+    }
+}
+
+/// `create`: the spec and the caller's options, against `profile` on `host`.
+pub fn create(
+    spec: &Spec,
+    opts: RuntimeOpts,
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+) -> Result<Decision, EvaluateError> {
+    plan::evaluate_with(spec, profile, host, ns, runtime_checks(opts, profile))
+}
+
+/// `exec`: `process` (already built and clamped to the init's privileges) started in
+/// the container whose hardened spec is `init`.
+pub fn exec(
+    init: &Spec,
+    process: &Process,
+    opts: RuntimeOpts,
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+) -> Result<Verdict, EvaluateError> {
+    let mut doc = serde_json::to_value(init).map_err(EvaluateError::SerializeSpec)?;
+    let process = serde_json::to_value(process).map_err(EvaluateError::SerializeSpec)?;
+    set_key(&mut doc, "process", process);
+    let mut violations = changed(&doc, profile, host, ns, "process.");
+    violations.extend(runtime_checks(opts, profile));
+    Ok(verdict(Verb::Exec, profile, violations))
+}
+
+/// `update`: `requested` merged into the resources of the hardened spec `init`.
+/// Returns the verdict and, to record once applied, the spec with the merged
+/// resources (so the next update is judged against what the cgroup now holds).
+pub fn update(
+    init: &Spec,
+    requested: &LinuxResources,
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+) -> Result<(Verdict, Spec), EvaluateError> {
+    let mut doc = serde_json::to_value(init).map_err(EvaluateError::SerializeSpec)?;
+    let requested = serde_json::to_value(requested).map_err(EvaluateError::SerializeSpec)?;
+    let linux = super::rules::ensure_object(&mut doc, "/linux");
+    let resources = linux
+        .entry("resources")
+        .or_insert_with(|| Value::Object(Default::default()));
+    merge(resources, &requested);
+    let violations = changed(&doc, profile, host, ns, "linux.resources");
+    let spec = serde_json::from_value(doc).map_err(EvaluateError::HardenedSpecInvalid)?;
+    Ok((verdict(Verb::Update, profile, violations), spec))
+}
+
+/// Violations of every rule of `profile` whose config.json path starts with `prefix`.
+fn changed(
+    doc: &Value,
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+    prefix: &str,
+) -> Vec<Violation> {
+    // The spec is the hardened one: a user namespace it needs is already in it.
+    plan::check(doc, profile, host, ns, false)
+        .into_iter()
+        .filter(|v| v.path.starts_with(prefix))
+        .collect()
+}
+
+/// Rules on the caller's options.
+fn runtime_checks(opts: RuntimeOpts, profile: &Profile) -> Vec<Violation> {
+    let Some(s) = &profile.process else {
+        return Vec::new();
+    };
+    let n = opts.preserve_fds;
+    if n <= 0 || u32::try_from(n).is_ok_and(|n| n <= s.max_preserve_fds) {
+        return Vec::new();
+    }
+    vec![plan::meta(profile, &s.reason, s.mode).violation(
+        "process.preserve_fds",
+        "--preserve-fds",
+        n.to_string(),
+        format!("<= {}", s.max_preserve_fds),
+        "none (the runtime caller's option)",
+    )]
+}
+
+fn verdict(verb: Verb, profile: &Profile, violations: Vec<Violation>) -> Verdict {
+    let (enforced, warnings): (Vec<_>, Vec<_>) = violations
+        .into_iter()
+        .partition(|v| v.mode == Mode::Enforce);
+    if enforced.is_empty() {
+        return Verdict::Allowed { warnings };
+    }
+    Verdict::Refused(GateRefusal {
+        verb,
+        refusal: Refusal {
+            profile: profile.name.clone(),
+            version: profile.version.clone(),
+            violations: enforced,
+            warnings,
+        },
+    })
+}
+
+fn set_key(doc: &mut Value, key: &str, value: Value) {
+    if let Value::Object(map) = doc {
+        map.insert(key.to_owned(), value);
+    }
+}
+
+/// `over` merged into `base`: objects key by key, anything else replaced; `null`
+/// (an absent field) leaves `base` as it is.
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    continue;
+                }
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) if !o.is_null() => *b = o.clone(),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::host::fake::{host, FakeNs};
+    use crate::profile::tests::shipped;
+
+    fn init_spec() -> Spec {
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": true},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 1000, "gid": 1000},
+                        "noNewPrivileges": true,
+                        "capabilities": {"bounding": [], "effective": [], "permitted": []}},
+            "linux": {
+                "namespaces": [{"type": "user"}, {"type": "pid"}],
+                "uidMappings": [{"containerID": 0, "hostID": 1000000, "size": 65536}],
+                "gidMappings": [{"containerID": 0, "hostID": 1000000, "size": 65536}],
+                "resources": {"memory": {"limit": 1073741824}, "pids": {"limit": 1024},
+                              "cpu": {"quota": 200000, "period": 100000}}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn process(edit: impl FnOnce(&mut Value)) -> Process {
+        let mut p = serde_json::to_value(init_spec().process().clone().unwrap()).unwrap();
+        edit(&mut p);
+        serde_json::from_value(p).unwrap()
+    }
+
+    fn refused_rules(v: &Verdict) -> Vec<&'static str> {
+        match v {
+            Verdict::Allowed { .. } => Vec::new(),
+            Verdict::Refused(r) => r.refusal.violations.iter().map(|v| v.rule).collect(),
+        }
+    }
+
+    fn exec_rules(profile: &str, p: Process, fds: i32) -> Vec<&'static str> {
+        let h = host();
+        let v = exec(
+            &init_spec(),
+            &p,
+            RuntimeOpts { preserve_fds: fds },
+            &shipped(profile),
+            &h,
+            &FakeNs::new(&h),
+        )
+        .unwrap();
+        refused_rules(&v)
+    }
+
+    #[test]
+    fn exec_is_judged_by_the_process_rules() {
+        let root = || process(|p| p["user"]["uid"] = 0.into());
+        assert_eq!(
+            exec_rules("restricted", root(), 0),
+            ["process.run_as_non_root"]
+        );
+        // `default` accepts root: the init's spec maps it into a user namespace.
+        assert!(exec_rules("default", root(), 0).is_empty());
+        let far = process(|p| p["user"]["uid"] = 70000.into());
+        assert_eq!(exec_rules("default", far, 0), ["process.uid_range"]);
+        for profile in ["default", "restricted"] {
+            let aa = process(|p| p["apparmorProfile"] = "unconfined".into());
+            assert_eq!(exec_rules(profile, aa, 0), ["lsm.apparmor"], "{profile}");
+            let label = process(|p| p["selinuxLabel"] = "system_u:system_r:spc_t:s0".into());
+            assert_eq!(exec_rules(profile, label, 0), ["lsm.selinux"], "{profile}");
+            let ok = process(|_| {});
+            assert!(exec_rules(profile, ok.clone(), 0).is_empty(), "{profile}");
+            assert_eq!(exec_rules(profile, ok, 3), ["process.preserve_fds"]);
+        }
+        assert!(exec_rules("unconfined", root(), 3).is_empty());
+    }
+
+    fn update_rules(profile: &str, resources: Value) -> (Vec<&'static str>, Spec) {
+        let h = host();
+        let r: LinuxResources = serde_json::from_value(resources).unwrap();
+        let (v, spec) = update(&init_spec(), &r, &shipped(profile), &h, &FakeNs::new(&h)).unwrap();
+        (refused_rules(&v), spec)
+    }
+
+    #[test]
+    fn update_is_judged_against_the_merged_resources() {
+        for profile in ["default", "restricted"] {
+            let (rules, _) = update_rules(
+                profile,
+                serde_json::json!({"memory": {"limit": 137438953472_i64}}),
+            );
+            assert_eq!(rules, ["cgroups.memory"], "{profile}");
+            let (rules, _) = update_rules(profile, serde_json::json!({"pids": {"limit": 100000}}));
+            assert_eq!(rules, ["cgroups.pids"], "{profile}");
+            let (rules, _) = update_rules(profile, serde_json::json!({"pids": {"limit": -1}}));
+            assert_eq!(rules, ["cgroups.pids"], "{profile}");
+            // The period alone changes the ratio with the quota already set.
+            let (rules, _) = update_rules(profile, serde_json::json!({"cpu": {"period": 1000}}));
+            assert_eq!(rules, ["cgroups.cpu"], "{profile}");
+            let (rules, _) = update_rules(
+                profile,
+                serde_json::json!({"devices": [{"allow": true, "access": "rwm"}]}),
+            );
+            assert_eq!(rules, ["cgroups.devices"], "{profile}");
+            let (rules, spec) = update_rules(
+                profile,
+                serde_json::json!({"memory": {"limit": 2147483648_i64}}),
+            );
+            assert!(rules.is_empty(), "{profile}: {rules:?}");
+            let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+            assert_eq!(r.memory().unwrap().limit(), Some(2147483648));
+            assert_eq!(r.pids().unwrap().limit(), 1024, "untouched limits stay");
+        }
+    }
+}
