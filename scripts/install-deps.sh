@@ -23,3 +23,11 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}"
 fi
+
+# kubernetes-validate (PyPI) checks deploy/*.yaml against the Kubernetes API schema in
+# the tests; it lives in its own venv so the system Python is left alone.
+venv=/opt/stockade-test-venv
+if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0
+fi

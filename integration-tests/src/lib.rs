@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod console;
 pub mod containerd;
+pub mod golden;
 pub mod image;
 pub mod profiles;
 pub mod rootfs;

@@ -270,6 +270,32 @@ fn profile_whose_seccomp_data_is_missing_refuses_every_container() {
     );
 }
 
+/// `writable_tmpfs = ["tmp", "/x/../../etc"]` used to load and mount a tmpfs over
+/// whatever the path resolved to; every path list is checked at load.
+#[test]
+fn profile_with_a_dot_dot_path_refuses_every_container() {
+    if skip_on_reference("hardening profiles are Stockade's") {
+        return;
+    }
+    let profiles = ProfilesCopy::new();
+    profiles.edit(
+        "default.toml",
+        "writable_tmpfs = [\"/tmp\",",
+        "writable_tmpfs = [\"/x/../../etc\", \"/tmp\",",
+    );
+    let rt = runtime!();
+    rt.set_node_config(&profiles.node_config("default"));
+    let file = profiles.file("default.toml").display().to_string();
+    assert_every_container_refused(
+        &rt,
+        &[
+            &file,
+            "filesystem.writable_tmpfs",
+            "\"/x/../../etc\" must not contain '..'",
+        ],
+    );
+}
+
 #[test]
 fn node_config_naming_a_missing_profile_refuses_every_container() {
     if skip_on_reference("hardening profiles are Stockade's") {

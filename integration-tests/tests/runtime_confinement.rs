@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 use stockade_integration_tests::{
-    assert_nothing_left_behind, runtime, runtime::parse_report, BundleBuilder,
+    assert_nothing_left_behind, assert_refused, runtime, runtime::parse_report, skip_on_reference,
+    BundleBuilder,
 };
 
 const EXDEV: i64 = libc::EXDEV as i64;
@@ -103,90 +104,92 @@ fn seccomp_clone3_enosys_keeps_threads_working() {
     assert_eq!(threads["ok"], true, "glibc falls back to clone: {threads}");
 }
 
+/// Enough syscalls for the probe to run under a default-deny filter.
+const PROBE_ALLOW_LIST: &[&str] = &[
+    "read",
+    "write",
+    "close",
+    "fstat",
+    "newfstatat",
+    "statx",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "brk",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "ioctl",
+    "pread64",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "execve",
+    "exit",
+    "exit_group",
+    "getpid",
+    "getuid",
+    "getgid",
+    "geteuid",
+    "getegid",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "getrandom",
+    "openat",
+    "open",
+    "sigaltstack",
+    "poll",
+    "futex",
+    "sched_getaffinity",
+    "getcwd",
+    "uname",
+    "readlink",
+    "readlinkat",
+    "fcntl",
+    "gettid",
+    "capget",
+    "capset",
+    "setgroups",
+    "setuid",
+    "setgid",
+    "setresuid",
+    "setresgid",
+    "getppid",
+    "prctl",
+    "madvise",
+    "clock_gettime",
+    "nanosleep",
+    "clock_nanosleep",
+    "getdents64",
+    "statfs",
+    "fstatfs",
+    "mremap",
+    "sched_yield",
+    "tgkill",
+    "kill",
+    "wait4",
+    "dup",
+    "dup2",
+    "dup3",
+    "pipe2",
+    "chdir",
+    "fchdir",
+    "epoll_pwait",
+    "close_range",
+];
+
 /// A default-deny filter (EPERM) with an allow-list: the shape Stockade's profiles use.
 #[test]
 fn seccomp_default_deny_allow_list() {
-    let allowed = [
-        "read",
-        "write",
-        "close",
-        "fstat",
-        "newfstatat",
-        "statx",
-        "lseek",
-        "mmap",
-        "mprotect",
-        "munmap",
-        "brk",
-        "rt_sigaction",
-        "rt_sigprocmask",
-        "rt_sigreturn",
-        "ioctl",
-        "pread64",
-        "access",
-        "faccessat",
-        "faccessat2",
-        "execve",
-        "exit",
-        "exit_group",
-        "getpid",
-        "getuid",
-        "getgid",
-        "geteuid",
-        "getegid",
-        "arch_prctl",
-        "set_tid_address",
-        "set_robust_list",
-        "rseq",
-        "prlimit64",
-        "getrandom",
-        "openat",
-        "open",
-        "sigaltstack",
-        "poll",
-        "futex",
-        "sched_getaffinity",
-        "getcwd",
-        "uname",
-        "readlink",
-        "readlinkat",
-        "fcntl",
-        "gettid",
-        "capget",
-        "capset",
-        "setgroups",
-        "setuid",
-        "setgid",
-        "setresuid",
-        "setresgid",
-        "getppid",
-        "prctl",
-        "madvise",
-        "clock_gettime",
-        "nanosleep",
-        "clock_nanosleep",
-        "getdents64",
-        "statfs",
-        "fstatfs",
-        "mremap",
-        "sched_yield",
-        "tgkill",
-        "kill",
-        "wait4",
-        "dup",
-        "dup2",
-        "dup3",
-        "pipe2",
-        "chdir",
-        "fchdir",
-        "epoll_pwait",
-        "close_range",
-    ];
     let filter = json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": libc::EPERM,
         "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": [{"names": &allowed[..], "action": "SCMP_ACT_ALLOW"}]
+        "syscalls": [{"names": PROBE_ALLOW_LIST, "action": "SCMP_ACT_ALLOW"}]
     });
     let denied = run_probe(&["syscall", "keyctl"], |b| b.seccomp(filter.clone()));
     assert_eq!(syscall_errno(&denied), i64::from(libc::EPERM), "{denied}");
@@ -202,6 +205,104 @@ fn seccomp_with_docker_style_architectures() {
     filter["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
     let report = run_probe(&["syscall", "keyctl"], |b| b.seccomp(filter.clone()));
     assert_eq!(syscall_errno(&report), EXDEV, "{report}");
+}
+
+/// A RuntimeDefault-style filter from a containerd newer than the syscall table
+/// (issue 7): containerd 2.3 allows `uretprobe` (Linux 6.11), a later one may allow
+/// names no table has yet. Under `unconfined` and under `default` the container runs;
+/// the unknown name is dropped from its allow rule (so it gets EPERM like anything
+/// unlisted) and reported in the audit event and as a warning in the log.
+#[test]
+fn seccomp_allow_rule_with_names_newer_than_the_table_runs() {
+    if skip_on_reference("runc's libseccomp refuses names it does not know") {
+        return;
+    }
+    let mut allowed: Vec<&str> = PROBE_ALLOW_LIST.to_vec();
+    allowed.extend(["uretprobe", "future_syscall_2099"]);
+    let filter = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": libc::EPERM,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": allowed, "action": "SCMP_ACT_ALLOW"},
+            {"names": ["another_future_call"], "action": "SCMP_ACT_ALLOW"}
+        ]
+    });
+    for rt in [runtime!(), runtime!(profile = "default")] {
+        for (call, errno) in [("getpid", 0), ("keyctl", i64::from(libc::EPERM))] {
+            let bundle = BundleBuilder::new()
+                .args(&["/usr/bin/probe", "syscall", call])
+                .seccomp(filter.clone())
+                .build();
+            let report = rt.run_report(&bundle);
+            assert_eq!(syscall_errno(&report), errno, "{call}: {report}");
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        }
+        let log = rt.log_text();
+        let audit: Vec<Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["audit"]["event"] == "stockade.profile.decision")
+            .map(|l| l["audit"].clone())
+            .collect();
+        assert_eq!(audit.len(), 2, "one decision per container: {log}");
+        for event in &audit {
+            let dropped: Vec<(&str, &str)> = event["injected"]
+                .as_array()
+                .expect("injected")
+                .iter()
+                .filter(|i| i["rule"] == "seccomp.unknown_syscall")
+                .map(|i| {
+                    (
+                        i["path"].as_str().unwrap_or_default(),
+                        i["change"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            assert_eq!(dropped.len(), 2, "{event}");
+            assert_eq!(
+                dropped[0].0,
+                format!("linux.seccomp.syscalls[0].names[{}]", allowed.len() - 1)
+            );
+            assert!(dropped[0].1.contains("future_syscall_2099"), "{event}");
+            assert_eq!(dropped[1].0, "linux.seccomp.syscalls[1].names[0]");
+            assert!(dropped[1].1.contains("another_future_call"), "{event}");
+        }
+        assert!(
+            log.lines().any(|l| l.contains("\"level\":\"warning\"")
+                && l.contains("future_syscall_2099")
+                && !l.contains("\"audit\"")),
+            "a warning names the dropped syscall: {log}"
+        );
+    }
+}
+
+/// An unknown name in a rule more restrictive than the default action cannot be
+/// dropped (the call would be let through): create is refused naming the rule's JSON
+/// path, and nothing is left behind.
+#[test]
+fn seccomp_deny_rule_with_an_unknown_name_is_refused() {
+    if skip_on_reference("runc's libseccomp refuses unknown names whatever the rule") {
+        return;
+    }
+    let rt = runtime!();
+    let mut filter = deny_some_filter();
+    filter["syscalls"]
+        .as_array_mut()
+        .expect("syscalls")
+        .push(json!({"names": ["getpid", "future_syscall_2099"], "action": "SCMP_ACT_ERRNO"}));
+    let bundle = BundleBuilder::new().seccomp(filter).build();
+    let failed = match rt.create(&bundle) {
+        Ok(c) => panic!("create of {} succeeded", c.id),
+        Err(failed) => failed,
+    };
+    assert_refused(
+        &rt,
+        &failed.out,
+        &[r#"linux.seccomp.syscalls[4].names[1]: unknown syscall "future_syscall_2099""#],
+    );
+    drop(failed);
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
 
 #[test]

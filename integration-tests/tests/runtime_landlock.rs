@@ -304,3 +304,36 @@ fn landlock_scope_denies_signals_outside_the_domain_including_exec_to_init() {
         .report();
     assert_eq!(own["ok"], true, "{own}");
 }
+
+/// The owner's rule set restricts only the rights some rule of it mentions (Landlock
+/// "handles" exactly those, README "Landlock rules from the container owner"). The
+/// README's example mentions `write_file` and `make_reg` but not `make_dir`: writing a
+/// file outside /tmp is denied, creating a directory there is not. Listing every right
+/// in `handled_fs` denies them all outside the granted paths.
+#[test]
+fn owner_rules_restrict_only_the_rights_they_mention() {
+    if skip_on_reference("Landlock rules from a Stockade hardening profile") {
+        return;
+    }
+    let rt = runtime!();
+    let script = "mkdir /etc/owner-dir; echo mkdir=$?; echo x > /etc/owner-file; echo write=$?";
+    let bundle = landlocked().args(&["/bin/sh", "-c", script]).build();
+    let out = rt.run(&bundle);
+    assert!(out.stdout.contains("mkdir=0"), "{out:?}");
+    assert!(!out.stdout.contains("write=0"), "{out:?}");
+    assert!(bundle.rootfs.join("etc/owner-dir").is_dir());
+    assert!(!bundle.rootfs.join("etc/owner-file").exists());
+
+    const EVERY_RIGHT: &str = r#"{"handled_fs":["execute","read_file","read_dir","write_file","make_reg","make_dir","remove_file","remove_dir","make_sym","make_fifo","make_sock","make_char","make_block"],"fs_rules":[{"path":"/tmp","access":["read_file","write_file","make_reg","read_dir"]},{"path":"/","access":["read_file","read_dir","execute"]}]}"#;
+    let bundle = BundleBuilder::new()
+        .readonly_root(false)
+        .annotation(LANDLOCK_ANNOTATION, EVERY_RIGHT)
+        .args(&["/bin/sh", "-c", script])
+        .build();
+    let out = rt.run(&bundle);
+    assert!(out.stdout.contains("mkdir="), "{out:?}");
+    assert!(!out.stdout.contains("mkdir=0"), "{out:?}");
+    assert!(!out.stdout.contains("write=0"), "{out:?}");
+    assert!(!bundle.rootfs.join("etc/owner-dir").exists());
+    assert!(!bundle.rootfs.join("etc/owner-file").exists());
+}

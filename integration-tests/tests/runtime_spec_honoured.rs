@@ -571,3 +571,50 @@ fn events_interval_streams_stats_lines() {
     }
     delete_and_check(c);
 }
+
+// ---------------------------------------------------------------------------
+// process.env without PATH (issue 7, item 2)
+// ---------------------------------------------------------------------------
+
+/// A process with no env at all (the upstream pause image sets none) and an absolute
+/// `args[0]` runs, as under runc: PATH is only needed to search for a bare name.
+#[test]
+fn absolute_args0_runs_without_path() {
+    let text = cat_inside("/proc/self/environ", |b| {
+        b.edit(|s| {
+            s["process"].as_object_mut().expect("process").remove("env");
+        })
+    });
+    assert!(
+        !text.split('\0').any(|v| v.starts_with("PATH=")),
+        "no PATH expected inside: {text:?}"
+    );
+}
+
+/// A bare `args[0]` without PATH is not searched for anywhere: create fails naming
+/// the executable, as runc's does (its exec.LookPath on an empty PATH), and leaves
+/// nothing behind.
+#[test]
+fn bare_args0_without_path_is_not_found() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .args(&["probe"])
+        .edit(|s| s["process"]["env"] = json!(["TERM=xterm"]))
+        .build();
+    let failed = match rt.create(&bundle) {
+        Ok(c) => {
+            let id = c.id.clone();
+            drop(c);
+            panic!("create of {id} with a bare args[0] and no PATH succeeded")
+        }
+        Err(failed) => failed,
+    };
+    let log = rt.log_text();
+    assert!(
+        log.contains("probe") && log.contains("PATH"),
+        "the error names the executable and PATH: {log}\n{:?}",
+        failed.out
+    );
+    drop(failed);
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}

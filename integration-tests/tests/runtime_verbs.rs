@@ -171,6 +171,28 @@ fn list_shows_a_created_container() {
         .unwrap_or_else(|| panic!("{} in {list}", c.id));
     assert_eq!(entry["status"], "created", "{entry}");
     assert_eq!(entry["pid"], pid, "{entry}");
+
+    // Stockade adds the profile that admitted the container (the runtime tests' node
+    // default is `unconfined`): last column of the table, `profile` in JSON and state.
+    if !stockade_integration_tests::runtime::is_reference() {
+        let version = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/unconfined.toml"),
+        )
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("profile version");
+        let want = format!("unconfined v{version}");
+        assert!(
+            table.lines().next().unwrap().ends_with("\tPROFILE"),
+            "{table}"
+        );
+        assert_eq!(row.split('\t').last(), Some(want.as_str()), "{row}");
+        assert_eq!(entry["profile"], want.as_str(), "{entry}");
+        let state = json_of(&rt.exec_cmd(&["state", &c.id]).expect_ok(&rt).stdout);
+        assert_eq!(state["profile"], want.as_str(), "{state}");
+    }
     delete_and_check(c);
 }
 

@@ -145,6 +145,15 @@ pub fn admit(
         }
         Decision::Admitted(h) => {
             tracing::info!(target: "stockade::audit", audit = %event, "container admitted by profile");
+            // The filter got stricter than the spec asked: say so outside the audit
+            // record too, for whoever wonders why a syscall is now denied.
+            for i in h
+                .injected
+                .iter()
+                .filter(|i| i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE)
+            {
+                tracing::warn!(path = %i.path, "seccomp: {}", i.change);
+            }
             for w in &h.warnings {
                 tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", h.profile, w.mode, w.actual, w.reason);
             }

@@ -59,7 +59,21 @@ pub enum BundleError {
     },
     #[error("linux.{0}: id mappings given without a user namespace in linux.namespaces")]
     MappingWithoutUserns(&'static str),
+    #[error("linux.rootfsPropagation: {0:?} is not one of {ROOTFS_PROPAGATION:?}")]
+    RootfsPropagation(String),
 }
+
+/// The `linux.rootfsPropagation` values runc accepts.
+pub const ROOTFS_PROPAGATION: &[&str] = &[
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "unbindable",
+    "runbindable",
+];
 
 /// A spec read from a bundle, with its root filesystem resolved to an absolute path.
 #[derive(Debug, Clone)]
@@ -120,6 +134,11 @@ pub fn validate(spec: &Spec) -> Result<(), BundleError> {
         check_destination(index, m.destination())?;
     }
     if let Some(linux) = spec.linux() {
+        if let Some(p) = linux.rootfs_propagation() {
+            if !p.is_empty() && !ROOTFS_PROPAGATION.contains(&p.as_str()) {
+                return Err(BundleError::RootfsPropagation(p.clone()));
+            }
+        }
         let has_userns = linux
             .namespaces()
             .iter()
@@ -241,6 +260,11 @@ mod tests {
                 "empty mapping",
                 serde_json::json!({"linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 0}]}}),
                 "linux.uidMappings[0]",
+            ),
+            (
+                "rootfs propagation",
+                serde_json::json!({"linux": {"rootfsPropagation": "rshard"}}),
+                "linux.rootfsPropagation",
             ),
             (
                 "overlap",

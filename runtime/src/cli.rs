@@ -9,13 +9,31 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `stockade --version`, shaped like runc's (`runc version X`, `commit:`, `spec:`),
+/// plus what enforces the hardening.
+pub const LONG_VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("STOCKADE_COMMIT"),
+    "\nspec: 1.2.0",
+    "\nlibcontainer: 0.7.0 (vendored with fixes, third_party/PATCHES.md)",
+    "\nseccomp: seccompiler (filters compiled by the runtime; no libseccomp)",
+    "\nfeatures: hardening profiles, seccomp, landlock, user namespaces with idmapped mounts, cgroup v1 and v2",
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "stockade",
-    version,
+    // -v and --version both print everything, as runc's.
+    version = LONG_VERSION,
+    disable_version_flag = true,
     about = "A hardened, runc-compatible OCI runtime that enforces security profiles"
 )]
 pub struct Cli {
+    /// Print the version, commit, OCI spec version and features (as runc -v)
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
     #[command(flatten)]
     pub global: GlobalOpts,
     #[command(subcommand)]
@@ -65,6 +83,11 @@ pub struct GlobalOpts {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a container from a bundle (does not start the user process)
+    // liboci-cli's help texts have typos; ours are corrected here.
+    #[command(
+        mut_arg("no_pivot", |a| a.help(NO_PIVOT_HELP)),
+        mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
+    )]
     Create(liboci_cli::Create),
     /// Start the user process of a created container
     Start(liboci_cli::Start),
@@ -75,8 +98,13 @@ pub enum Command {
     /// Delete a container and everything it holds on the host
     Delete(liboci_cli::Delete),
     /// Create and start a container, and wait for it unless detached
+    #[command(
+        mut_arg("container_id", |a| a.help("Name of the container instance to be started")),
+        mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
+    )]
     Run(liboci_cli::Run),
     /// Run a new process inside a running container
+    #[command(mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP)))]
     Exec(liboci_cli::Exec),
     /// List the processes of a container
     Ps(liboci_cli::Ps),
@@ -87,6 +115,7 @@ pub enum Command {
     /// Change the cgroup resources of a running container
     Update(liboci_cli::Update),
     /// List containers under the state root
+    #[command(mut_arg("format", |a| a.help("Output format: table or json")))]
     List(liboci_cli::List),
     /// Print container events (stats)
     Events(EventsArgs),
@@ -94,10 +123,42 @@ pub enum Command {
     Features(liboci_cli::Features),
     /// Write a hardened default config.json
     Spec(SpecArgs),
-    /// Tools for security teams: check, lint and explain hardening profiles
+    /// Tools for security teams: check, lint, explain and import hardening profiles
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for stockade and each of its verbs into a directory
+    #[command(hide = true)]
+    Man {
+        /// Directory to write stockade.8 and stockade-VERB.8 into
+        dir: PathBuf,
+    },
+    /// Check this node: kernel features, cgroups, idmapped mounts, the node config and
+    /// every profile, containerd's runtime handlers (exit 1 when something fails)
+    Doctor(DoctorArgs),
 }
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// containerd's config file to check for Stockade's runtime handlers
+    #[arg(long, default_value = "/etc/containerd/config.toml")]
+    pub containerd_config: PathBuf,
+    /// Directory to check for idmapped mount support (repeatable; default: containerd's,
+    /// the kubelet's and Stockade's directories under /var/lib, and /run)
+    #[arg(long = "idmap-dir")]
+    pub idmap_dirs: Vec<PathBuf>,
+    /// Print the facts and findings as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+const NO_PIVOT_HELP: &str = "Do not use pivot root to jail the process inside the rootfs";
+const CONSOLE_SOCKET_HELP: &str =
+    "Unix socket (file) path which will receive the file descriptor of the pseudoterminal's master end";
 
 #[derive(Args, Debug)]
 pub struct SpecArgs {
@@ -117,7 +178,7 @@ pub struct SpecArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCmd {
-    /// Check a config.json against a profile (exit 0 admitted, 1 refused)
+    /// Check a config.json against a profile (exit 0 admitted, 1 refused, 2 error)
     Check {
         /// Profile name (from the profiles dir) or path to a .toml file
         #[arg(long)]
@@ -142,11 +203,39 @@ pub enum ProfileCmd {
         /// Name for the imported filter
         #[arg(long, default_value = "imported")]
         name: String,
+        /// Syscall names to leave out of the import (e.g. ones the target profile
+        /// denies); repeat the flag or separate names with commas
+        #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
+        exclude: Vec<String>,
     },
     /// Explain a profile in plain language
     Explain {
         /// Profile name or path
         profile: String,
+    },
+    /// What profile A allows that profile B does not, and the reverse, rule by rule
+    /// (exit 0 when they allow the same, 1 when they differ)
+    Diff {
+        /// Profile name or path
+        a: String,
+        /// Profile name or path
+        b: String,
+        /// Print the differences as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a profile's effective seccomp allow-list and BPF length, or (with
+    /// --container) the plan a container runs under, from <root>/.stockade/plans/<id>
+    Show {
+        /// Profile name or path
+        #[arg(required_unless_present = "container", conflicts_with = "container")]
+        profile: Option<String>,
+        /// A container under --root: its hardened spec and plan record
+        #[arg(long, value_name = "ID")]
+        container: Option<String>,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -26,5 +26,24 @@ pub fn hardened_default() -> Spec {
         }
         spec.set_process(Some(process));
     }
+    // oci-spec's default names the host "youki" (the library's origin); ours is ours.
+    spec.set_hostname(Some("stockade".into()));
     spec
+}
+
+/// `spec` as JSON with a stable order: oci-spec keeps capability sets in hash sets,
+/// whose order changes from run to run, and a generated spec is reviewed and diffed.
+pub fn to_stable_json(spec: &Spec) -> Result<serde_json::Value, serde_json::Error> {
+    let mut doc = serde_json::to_value(spec)?;
+    if let Some(caps) = doc
+        .pointer_mut("/process/capabilities")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for set in caps.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    Ok(doc)
 }

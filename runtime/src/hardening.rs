@@ -68,6 +68,11 @@ pub fn compile_seccomp(spec: &Spec) -> Result<Option<Arc<CompiledFilter>>, Harde
                 // skipping them changes nothing; recorded for whoever debugs a profile.
                 tracing::debug!(skipped = ?filter.skipped(), "seccomp names without a native syscall");
             }
+            if !filter.dropped_unknown().is_empty() {
+                // Admission strips these from the spec first (and reports them), so
+                // only a spec that bypassed it gets here.
+                tracing::warn!(dropped = ?filter.dropped_unknown(), "seccomp names unknown to the syscall table dropped from rules no more restrictive than the default");
+            }
             Ok(Some(Arc::new(filter)))
         }
         None => Ok(None),

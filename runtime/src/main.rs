@@ -25,19 +25,24 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = format!("{e:#}");
-            // containerd's runc shim shows the last `error` line of the log file; a
-            // terminal user reads stderr. Both get the full reason.
-            tracing::error!("{msg}");
-            // A refusal already starts with "stockade:"; don't say it twice.
-            if msg.starts_with("stockade:") {
-                eprintln!("{msg}");
-            } else {
-                eprintln!("stockade: {msg}");
-            }
+            report(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Render a failed verb once: to the log (containerd's runc shim shows the last `error`
+/// line of the log file) and to stderr for a terminal user. Both get the full reason.
+fn report(e: &anyhow::Error) -> String {
+    let msg = format!("{e:#}");
+    tracing::error!("{msg}");
+    // A refusal already starts with "stockade:"; don't say it twice.
+    if msg.starts_with("stockade:") {
+        eprintln!("{msg}");
+    } else {
+        eprintln!("stockade: {msg}");
+    }
+    msg
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -76,46 +81,85 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Start(a) => commands::lifecycle::start(&g, &a.container_id)?,
         Command::State(a) => {
             let s = commands::lifecycle::state(&g, &a.container_id)?;
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            print_out(&serde_json::to_string_pretty(&s)?)?;
         }
         Command::Kill(a) => commands::lifecycle::kill(&g, &a.container_id, &a.signal, a.all)?,
         Command::Delete(a) => commands::lifecycle::delete(&g, &a.container_id, a.force)?,
         Command::Pause(a) => commands::lifecycle::pause(&g, &a.container_id)?,
         Command::Resume(a) => commands::lifecycle::resume(&g, &a.container_id)?,
-        Command::Ps(a) => println!("{}", commands::info::ps(&g, a)?),
-        Command::List(a) => println!("{}", commands::info::list(&g, a)?),
+        Command::Ps(a) => print_out(&commands::info::ps(&g, a)?)?,
+        Command::List(a) => print_out(&commands::info::list(&g, a)?)?,
         Command::Events(a) => commands::info::events(&g, a)?,
         Command::Update(a) => commands::info::update(&g, a)?,
         Command::Features(_) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&commands::info::features())?
-            )
+            print_out(&serde_json::to_string_pretty(&commands::info::features())?)?
         }
         Command::Spec(a) => {
             let spec = match &a.profile {
                 Some(p) => commands::profile_cmd::compliant_spec(g.config.as_deref(), p)?,
                 None => stockade::default_spec::hardened_default(),
             };
-            let json = serde_json::to_string_pretty(&spec)?;
+            let json =
+                serde_json::to_string_pretty(&stockade::default_spec::to_stable_json(&spec)?)?;
             if a.stdout {
-                println!("{json}");
+                print_out(&json)?;
             } else {
                 let path = a.bundle.join("config.json");
-                std::fs::write(&path, json)
-                    .with_context(|| format!("failed to write {}", path.display()))?;
+                write_new(&path, &json)?;
             }
         }
         Command::Profile(p) => return profile(&g, p),
+        Command::Doctor(a) => return doctor(&g, a),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "stockade", &mut script);
+            // A reader that stops early (`| head`) is not an error of ours.
+            use std::io::Write as _;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Command::Man { dir } => man_pages(dir)?,
     }
     Ok(0)
 }
 
-/// `stockade profile ...`: print the result; exit 1 when refused / lint errors.
+/// Exit status of `stockade profile ...` when the tool could not do its job (bad
+/// input, missing profile), distinct from 1 = refused / lint errors, so CI can tell
+/// a rejected workload from a broken pipeline.
+const PROFILE_TOOL_ERROR: u8 = 2;
+
+/// `stockade profile ...`: print the result; exit 0 admitted / clean, 1 refused / lint
+/// errors, 2 error. With `--json` an error is also a JSON document on stdout, so a
+/// consumer that parses stdout always gets one.
 fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
+    let json = matches!(
+        cmd,
+        ProfileCmd::Check { json: true, .. }
+            | ProfileCmd::Diff { json: true, .. }
+            | ProfileCmd::Show { json: true, .. }
+    );
+    let (out, ok) = match profile_output(g, cmd) {
+        Ok(done) => done,
+        Err(e) => {
+            let msg = report(&e);
+            if json {
+                let doc = serde_json::json!({ "outcome": "error", "error": msg });
+                print_out(&serde_json::to_string_pretty(&doc)?)?;
+            }
+            return Ok(PROFILE_TOOL_ERROR);
+        }
+    };
+    print_out(&out)?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)> {
     use commands::profile_cmd;
     let cfg = g.config.as_deref();
-    let (out, ok) = match cmd {
+    Ok(match cmd {
         ProfileCmd::Check {
             profile,
             spec,
@@ -123,21 +167,114 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
         } => profile_cmd::check(cfg, profile, spec, *json)?,
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
-        ProfileCmd::ImportSeccomp { file, name } => {
-            let (toml, dropped) = profile_cmd::import_seccomp(file, name)?;
-            for d in dropped {
+        ProfileCmd::Diff { a, b, json } => profile_cmd::diff(cfg, a, b, *json)?,
+        ProfileCmd::Show {
+            profile,
+            container,
+            json,
+        } => (
+            profile_cmd::show(
+                cfg,
+                &g.root,
+                profile.as_deref(),
+                container.as_deref(),
+                *json,
+            )?,
+            true,
+        ),
+        ProfileCmd::ImportSeccomp {
+            file,
+            name,
+            exclude,
+        } => {
+            let out = profile_cmd::import_seccomp(file, name, exclude)?;
+            for d in &out.dropped {
                 eprintln!("not imported: {d}");
             }
-            (toml, true)
+            if !out.unknown.is_empty() {
+                eprintln!(
+                    "error: not a syscall on any architecture (misspelt, or newer than this \
+                     runtime; fix the source or --exclude them): {}",
+                    out.unknown.join(", ")
+                );
+            }
+            (out.toml, out.unknown.is_empty())
         }
-    };
-    // A reader that stops early (`| head`) is not an error of ours.
+    })
+}
+
+/// Write a new file; like `runc spec`, never overwrite one that exists (it may be a
+/// reviewed spec).
+fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                anyhow::anyhow!("{} already exists; remove it first", path.display())
+            }
+            _ => anyhow::Error::new(e).context(format!("failed to create {}", path.display())),
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Print `out` and a newline. A reader that stops early (`| head`) is not an error of
+/// ours.
+fn print_out(out: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     match writeln!(std::io::stdout(), "{out}") {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    Ok(if ok { 0 } else { 1 })
+}
+
+/// `stockade doctor`: the findings, then exit 1 when any check failed.
+fn doctor(g: &Global, a: &stockade::cli::DoctorArgs) -> anyhow::Result<u8> {
+    use stockade::doctor::{self, probe, Status};
+    let facts = probe::probe(&probe::ProbeInputs {
+        node_config: g.config.clone(),
+        containerd_config: a.containerd_config.clone(),
+        idmap_dirs: (!a.idmap_dirs.is_empty()).then(|| a.idmap_dirs.clone()),
+    });
+    let findings = doctor::assess(&facts);
+    let worst = doctor::worst(&findings);
+    if a.json {
+        let doc = serde_json::json!({ "facts": facts, "findings": findings, "status": worst });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", commands::doctor::render(&findings));
+    }
+    Ok(if worst == Status::Fail { 1 } else { 0 })
+}
+
+/// One man page for `stockade` and one per verb (`stockade-create.8`, ...), from the
+/// same clap definition that parses the command line.
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    fn write(cmd: clap::Command, name: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.8"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone().name(name.to_string()))
+            .section("8")
+            .render(&mut out)
+            .with_context(|| format!("render {name}"))?;
+        std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            write(sub.clone(), &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    // Man pages carry the one-line version (.TH), not --version's full text.
+    let mut cmd = <Cli as clap::CommandFactory>::command().version(env!("CARGO_PKG_VERSION"));
+    cmd.build();
+    write(cmd, "stockade", dir)
 }
 
 /// Protections for verbs whose process enters a container.

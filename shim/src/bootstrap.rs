@@ -59,8 +59,41 @@ const FEATURES_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/fe
 /// Upper bound of ttrpc worker threads; each pending Wait holds one.
 const MAX_TTRPC_THREADS: usize = 256;
 
+/// What `-h`/`-help` prints. containerd starts the shim with Go-style flags; the
+/// parser we share with it knows no help flag and would call `-help` undefined.
+const USAGE: &str = "\
+Usage: containerd-shim-stockade-v2 [FLAGS] [start|delete]
+
+containerd's shim v2 for the Stockade runtime (runtime_type io.containerd.stockade.v2).
+containerd starts it; people rarely do. Every container operation execs the
+runc-compatible runtime binary (`stockade`, or BinaryName in the runtime options).
+
+Flags (Go style, one dash):
+  -namespace NAME      containerd namespace (required)
+  -id ID               container or sandbox id
+  -address PATH        containerd's socket address
+  -publish-binary PATH binary that publishes events to containerd
+  -bundle DIR          bundle directory
+  -socket PATH         shim socket (when serving)
+  -debug               debug logging
+  -info                print RuntimeInfo (protobuf) for the options on stdin
+  -v, -version         print the version
+  -h, -help            print this help
+";
+
+/// True when the flags before the action ask for help (`-h`, `-help`, `--help`).
+fn wants_help(args: &[OsString]) -> bool {
+    args.iter()
+        .take_while(|a| a.to_string_lossy().starts_with('-'))
+        .any(|a| matches!(a.to_str(), Some("-h" | "-help" | "--help" | "--h")))
+}
+
 pub fn run() -> anyhow::Result<()> {
     let args: Vec<OsString> = env::args_os().collect();
+    if wants_help(&args[1..]) {
+        print!("{USAGE}");
+        return Ok(());
+    }
     let flags = containerd_shim::parse(&args[1..])?;
     if flags.version {
         println!("{}:", args[0].to_string_lossy());

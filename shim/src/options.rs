@@ -82,6 +82,10 @@ pub struct RuntimeOptions {
     /// Stockade node config file (profiles dir, default profile).
     #[serde(default)]
     pub config: Option<String>,
+    /// The runtime handler (Kubernetes RuntimeClass handler) these options belong to,
+    /// so the node config's `[[handler]]` mapping applies to its containers.
+    #[serde(default)]
+    pub handler: Option<String>,
     #[serde(default)]
     pub systemd_cgroup: bool,
 }
@@ -101,6 +105,7 @@ impl Default for RuntimeOptions {
             root: default_root(),
             profile: None,
             config: None,
+            handler: None,
             systemd_cgroup: false,
         }
     }
@@ -256,7 +261,7 @@ mod tests {
         let path = dir.path().join("stockade.toml");
         std::fs::write(
             &path,
-            "binary_name = \"/usr/sbin/runc\"\nprofile = \"restricted\"\n",
+            "binary_name = \"/usr/sbin/runc\"\nprofile = \"restricted\"\nhandler = \"stockade-restricted\"\n",
         )
         .unwrap();
         let any = runtimeoptions_any(path.to_str().unwrap());
@@ -264,6 +269,7 @@ mod tests {
         assert_eq!(opts.binary_name, "/usr/sbin/runc");
         assert_eq!(opts.root, DEFAULT_ROOT);
         assert_eq!(opts.profile.as_deref(), Some("restricted"));
+        assert_eq!(opts.handler.as_deref(), Some("stockade-restricted"));
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub struct RuntimeCli {
     log: Option<PathBuf>,
     profile: Option<String>,
     config: Option<String>,
+    handler: Option<String>,
     systemd_cgroup: bool,
     reaping: Reaping,
 }
@@ -110,6 +111,7 @@ impl RuntimeCli {
             log: bundle.map(|b| b.join("log.json")),
             profile: opts.profile.clone(),
             config: opts.config.clone(),
+            handler: opts.handler.clone(),
             systemd_cgroup: opts.systemd_cgroup,
             reaping,
         }
@@ -237,6 +239,9 @@ impl RuntimeCli {
         }
         if let Some(c) = &self.config {
             env.push(("STOCKADE_CONFIG", c.as_str()));
+        }
+        if let Some(h) = &self.handler {
+            env.push(("STOCKADE_HANDLER", h.as_str()));
         }
         env
     }
@@ -388,6 +393,29 @@ pub fn error_messages(log: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Writes an executable script `rt` into `dir`. The write happens in a child
+    /// process: a file this (multi-threaded) test process held open for writing could
+    /// be inherited by another test's fork, and exec'ing it would then fail with
+    /// ETXTBSY.
+    fn fake_runtime(dir: &Path, body: &str) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let script = dir.join("rt");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        script
+    }
+
     fn cli() -> RuntimeCli {
         RuntimeCli::new(
             &RuntimeOptions {
@@ -432,10 +460,7 @@ not json
     #[test]
     fn failure_uses_stderr_without_log() {
         let tmp = tempfile::tempdir().unwrap();
-        let script = tmp.path().join("rt");
-        std::fs::write(&script, "#!/bin/sh\necho 'bad things' >&2\nexit 3\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = fake_runtime(tmp.path(), "#!/bin/sh\necho 'bad things' >&2\nexit 3\n");
         let cli = RuntimeCli::new(
             &RuntimeOptions {
                 binary_name: script.to_str().unwrap().into(),
@@ -453,16 +478,36 @@ not json
     }
 
     #[test]
+    fn handler_profile_and_config_reach_the_runtime_environment() {
+        let rt = RuntimeCli::new(
+            &RuntimeOptions {
+                profile: Some("restricted".into()),
+                config: Some("/etc/stockade/config.toml".into()),
+                handler: Some("stockade-restricted".into()),
+                ..Default::default()
+            },
+            "ns",
+            None,
+            Reaping::Direct,
+        );
+        assert_eq!(
+            rt.env(),
+            vec![
+                ("STOCKADE_PROFILE", "restricted"),
+                ("STOCKADE_CONFIG", "/etc/stockade/config.toml"),
+                ("STOCKADE_HANDLER", "stockade-restricted"),
+            ]
+        );
+        assert!(cli().env().is_empty());
+    }
+
+    #[test]
     fn failure_prefers_log_errors() {
         let tmp = tempfile::tempdir().unwrap();
-        let script = tmp.path().join("rt");
-        std::fs::write(
-            &script,
+        let script = fake_runtime(
+            tmp.path(),
             "#!/bin/sh\nwhile [ \"$1\" != --log ]; do shift; done\necho '{\"level\":\"error\",\"msg\":\"container does not exist\"}' >> \"$2\"\necho noise >&2\nexit 1\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         std::fs::write(
             tmp.path().join("log.json"),
             "{\"level\":\"error\",\"msg\":\"old\"}\n",

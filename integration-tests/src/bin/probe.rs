@@ -456,8 +456,9 @@ fn try_syscall(name: &str, args: &[String]) -> Value {
         "socket" => {
             let family = arg(args, 0, libc::AF_INET as libc::c_long);
             let ty = arg(args, 1, libc::SOCK_STREAM as libc::c_long);
+            let protocol = arg(args, 2, 0);
             // SAFETY: integer-only arguments; a returned fd is closed.
-            let fd = unsafe { libc::syscall(libc::SYS_socket, family, ty, 0) };
+            let fd = unsafe { libc::syscall(libc::SYS_socket, family, ty, protocol) };
             close_if_fd(fd)
         }
         "ptrace" => {

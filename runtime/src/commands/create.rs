@@ -4,7 +4,8 @@
 //!   1. read and validate config.json;
 //!   2. select the profile and evaluate the spec (refuse, or inject defaults);
 //!   3. compile seccomp and Landlock plans;
-//!   4. allocate the user namespace range and idmap the rootfs;
+//!   4. allocate the user namespace range and idmap the rootfs; write the net
+//!      sysctls of a joined, host-owned network namespace from the host;
 //!   5. write the hardened bundle under the state root;
 //!   6. libcontainer creates namespaces, cgroups, mounts and the init process, whose
 //!      last step is `StockadeExecutor`.
@@ -82,6 +83,14 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         None => None,
     };
     tracing::debug!("user namespace ready");
+    // A joined network namespace the host owns: its net sysctls are written from
+    // here, not by the init inside the container's user namespace (netns_sysctl).
+    if let Err(e) = host_side_net_sysctls(&mut plan.spec) {
+        if let Some(rec) = &userns {
+            userns_setup::teardown(opts.id, rec);
+        }
+        return Err(e);
+    }
     if let Some(range) = userns.as_ref().and_then(|u| u.range) {
         // The caller chowned our stdio pipes for the spec it wrote, which had no
         // mapping; the container's root is this range's first id.
@@ -141,5 +150,24 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
                 source: Box::new(source),
             })
         }
+    }
+}
+
+/// Plan and write the sysctls of a joined, host-owned network namespace
+/// ([`crate::netns_sysctl`]), taking them out of the spec the init applies.
+fn host_side_net_sysctls(spec: &mut oci_spec::runtime::Spec) -> Result<(), CommandError> {
+    let Some(netns) =
+        crate::netns_sysctl::joined_netns(spec).filter(|_| crate::netns_sysctl::has_userns(spec))
+    else {
+        return Ok(());
+    };
+    let host_owned =
+        crate::netns_sysctl::owned_by_our_userns(&netns).map_err(CommandError::io(format!(
+            "cannot find the owner of network namespace {}",
+            netns.display()
+        )))?;
+    match crate::netns_sysctl::plan(spec, host_owned) {
+        Some(p) => crate::netns_sysctl::apply(&p).map_err(CommandError::NetnsSysctl),
+        None => Ok(()),
     }
 }

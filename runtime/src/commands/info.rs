@@ -71,6 +71,13 @@ pub fn ps(g: &Global, a: &liboci_cli::Ps) -> Result<String, CommandError> {
 }
 
 pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
+    // liboci-cli takes any string; an unknown format must not silently print a table.
+    if !matches!(a.format.as_str(), "table" | "json") {
+        return Err(CommandError::Unsupported {
+            what: "list format (table or json)",
+            value: a.format.clone(),
+        });
+    }
     let ids = g
         .root
         .list()
@@ -87,16 +94,19 @@ pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
     match a.format.as_str() {
         "json" => Ok(serde_json::to_string(&states).unwrap_or_else(|_| "[]".into())),
         _ => {
-            let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER");
+            // runc's columns, then the profile (last, so column-position readers of
+            // runc's table keep working).
+            let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\tPROFILE");
             for s in states {
                 out.push_str(&format!(
-                    "\n{}\t{}\t{}\t{}\t{}\t{}",
+                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     s.id,
                     s.pid,
                     s.status,
                     s.bundle.display(),
                     s.created,
-                    s.owner
+                    s.owner,
+                    s.profile.as_deref().unwrap_or("-")
                 ));
             }
             Ok(out)

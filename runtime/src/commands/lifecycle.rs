@@ -26,6 +26,10 @@ pub struct RuncState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<std::collections::HashMap<String, String>>,
     pub owner: String,
+    /// The hardening profile that admitted the container (`name vVERSION`); an
+    /// addition to runc's fields, which runc's readers ignore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 pub fn status_name(s: ContainerStatus) -> &'static str {
@@ -42,6 +46,7 @@ pub fn state(g: &Global, id: &str) -> Result<RuncState, CommandError> {
     let c = load(g, id)?;
     let status = c.status();
     let record = g.root.read_plan(id).ok();
+    let profile = record.as_ref().and_then(|r| r.profile.clone());
     let rootfs = read_rootfs(&c.bundle().join("config.json")).unwrap_or_default();
     Ok(RuncState {
         oci_version: c.state.oci_version.clone(),
@@ -63,6 +68,7 @@ pub fn state(g: &Global, id: &str) -> Result<RuncState, CommandError> {
             .unwrap_or_default(),
         annotations: c.state.annotations.clone(),
         owner: String::new(),
+        profile,
     })
 }
 

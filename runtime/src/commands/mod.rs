@@ -2,6 +2,7 @@
 //! library; errors are typed here and rendered once, in main.rs.
 
 pub mod create;
+pub mod doctor;
 pub mod exec;
 pub mod info;
 pub mod lifecycle;
@@ -41,6 +42,8 @@ pub enum CommandError {
     Profile(Box<profile_cmd::ProfileCmdError>),
     #[error("user namespace setup failed")]
     Userns(#[source] crate::userns::UsernsError),
+    #[error("network sysctls of the joined network namespace")]
+    NetnsSysctl(#[source] crate::netns_sysctl::NetnsSysctlError),
     #[error(transparent)]
     StateRoot(#[from] StateRootError),
     #[error("container {id:?}: {op} failed")]

@@ -218,12 +218,17 @@ fn idmap_rootfs(
             Ok(None) | Err(_) => {
                 // Not an overlay we can rebuild (a read-only view, layers on a
                 // filesystem without idmap support): its files stay owned by host
-                // root, which the container's mapped root cannot write, so make the
-                // spec's mount points now, as host root.
+                // root.
                 tracing::info!(rootfs = %source.display(), "overlay rootfs used without idmapping");
-                precreate_mount_points(&source, spec)?;
             }
         }
+        // Either way the overlay's root directory is containerd's upper dir, owned by
+        // host root, which the container's mapped root cannot write: a minimal image
+        // (the pause image, distroless) lacks /proc, /dev, /tmp, ... and the init
+        // could not create them. Make the spec's mount points now, as host root, in
+        // the upper layer (the container's own writable layer, as runc would);
+        // nothing of the caller's lower layers or of the upper dir's owner changes.
+        precreate_mount_points(&source, spec)?;
         // The caller's bundle dir may be closed to the container's mapped root.
         userns::idmap::bind(&source, &target).map_err(CommandError::Userns)?;
         RootfsMount::Bound(target.clone())

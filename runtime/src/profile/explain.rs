@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::schema::{Mode, OnExcess, OnMissing, Profile, RootPolicy};
+use super::rules::landlock::needed_abi;
+use super::schema::{LandlockSection, Mode, OnExcess, OnMissing, Profile, RootPolicy};
 use crate::landlock_plan::Compat;
 
 fn on_missing(o: OnMissing, injected: &str) -> String {
@@ -52,6 +53,24 @@ fn section(
     };
 }
 
+/// The TCP port rules in words (empty when neither is restricted).
+fn tcp_rules(l: &LandlockSection) -> String {
+    let ports = |what: &str, p: &Option<Vec<u16>>| match p {
+        None => None,
+        Some(p) if p.is_empty() => Some(format!("no TCP {what} at all")),
+        Some(p) => Some(format!(
+            "TCP {what} only on port{} {}",
+            if p.len() == 1 { "" } else { "s" },
+            p.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+        )),
+    };
+    [ports("bind", &l.tcp_bind), ports("connect", &l.tcp_connect)]
+        .into_iter()
+        .flatten()
+        .map(|s| format!("; {s}"))
+        .collect()
+}
+
 /// A plain-language summary of `p`.
 pub fn explain(p: &Profile) -> String {
     let mut s = String::new();
@@ -83,7 +102,10 @@ pub fn explain(p: &Profile) -> String {
                  default and may never allow: {}{}.",
                 on_missing(
                     sc.on_missing,
-                    &format!("the default-deny filter {:?}", sc.default_filter)
+                    &format!(
+                        "the default-deny filter {} (relative to the profile's directory)",
+                        sc.default_filter
+                    )
                 ),
                 list(&sc.deny.iter().map(|d| d.name.clone()).collect::<Vec<_>>()),
                 match sc.on_denied_allowed {
@@ -155,7 +177,9 @@ pub fn explain(p: &Profile) -> String {
             f.reason.as_str(),
             format!(
                 "{}; /proc and /sys entries masked ({} paths) and read-only ({} paths); {}.",
-                if f.readonly_rootfs {
+                if f.readonly_rootfs && f.writable_tmpfs.is_empty() {
+                    "the root filesystem is read-only (no scratch tmpfs is added)".to_owned()
+                } else if f.readonly_rootfs {
                     format!(
                         "the root filesystem is read-only (scratch tmpfs at {})",
                         list(&f.writable_tmpfs)
@@ -257,11 +281,8 @@ pub fn explain(p: &Profile) -> String {
                     } else {
                         " and the profile's extra paths"
                     },
-                    match (&l.tcp_bind, &l.tcp_connect) {
-                        (None, None) => String::new(),
-                        (b, c) => format!("; TCP bind {:?}, connect {:?}", b, c),
-                    },
-                    l.min_abi,
+                    tcp_rules(l),
+                    needed_abi(l),
                     match l.compat {
                         Compat::Hard => "containers are refused on kernels without it",
                         Compat::BestEffort =>

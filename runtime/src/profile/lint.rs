@@ -120,6 +120,8 @@ pub enum LintFinding {
         abi: u8,
         min_abi: u8,
     },
+    /// `tcp_connect = []`: no outbound TCP at all (DNS over TCP, HTTPS, databases).
+    NoOutboundTcp,
 }
 
 impl LintFinding {
@@ -137,6 +139,35 @@ impl LintFinding {
     }
 }
 
+impl LintFinding {
+    /// The profile key the finding is about and the list entry within it, so the
+    /// command line can point at `file:line:column`. `None` for findings about the
+    /// profile as a whole (an absent section).
+    pub fn location(&self) -> Option<(&'static str, Option<String>)> {
+        use LintFinding::*;
+        Some(match self {
+            SectionAbsent { .. } => return None,
+            SeccompFilterNotLoaded => ("seccomp.default_filter", None),
+            UnknownSyscall { list, name } if *list == "seccomp.deny" => {
+                ("seccomp.deny", Some(name.clone()))
+            }
+            UnknownSyscall { .. } => ("seccomp.default_filter", None),
+            AllowedAndDenied { name } => ("seccomp.deny", Some(name.clone())),
+            DuplicateSyscall { .. } => ("seccomp.default_filter", None),
+            PermissiveDefaultAction { .. } => ("seccomp.allowed_default_actions", None),
+            DangerousCapability { name } => ("capabilities.allowed", Some(name.clone())),
+            RootWithoutUserns => ("process.root", None),
+            MissingKubernetesDefault { key, .. } => (*key, None),
+            UnsafeSysctl { name } => ("sysctls.allowed", Some(name.clone())),
+            HostNamespaceAllowed { .. } => ("namespaces.host_forbidden", None),
+            AnyBindSource { prefix } => ("mounts.bind_source_prefixes", Some(prefix.clone())),
+            LandlockUnenforceable { .. } | LandlockDegraded { .. } => ("landlock.min_abi", None),
+            LandlockRightAboveAbi { path, .. } => ("landlock.fs", Some(path.clone())),
+            NoOutboundTcp => ("landlock.tcp_connect", None),
+        })
+    }
+}
+
 fn abi(a: &Option<u8>) -> String {
     a.map_or("none".to_owned(), |a| a.to_string())
 }
@@ -147,7 +178,7 @@ impl fmt::Display for LintFinding {
         match self {
             SectionAbsent { section, consequence } => write!(f, "{section}: section absent — {consequence}"),
             SeccompFilterNotLoaded => write!(f, "seccomp: the default filter is not loaded but the profile injects it"),
-            UnknownSyscall { list, name } => write!(f, "seccomp: {list}: unknown syscall {name:?}"),
+            UnknownSyscall { list, name } => write!(f, "seccomp: {list}: unknown syscall {name:?}{}", crate::seccomp::closest_syscall(name).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()),
             AllowedAndDenied { name } => write!(f, "seccomp: {name} is both allowed by the default filter and denied"),
             DuplicateSyscall { name } => write!(f, "seccomp: {name} is allowed unconditionally more than once"),
             PermissiveDefaultAction { action } => write!(f, "seccomp.allowed_default_actions: {action:?} lets unlisted syscalls run"),
@@ -160,6 +191,7 @@ impl fmt::Display for LintFinding {
             LandlockUnenforceable { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {} and compat is hard: every container will be refused", abi(host)),
             LandlockDegraded { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {}: enforced best effort", abi(host)),
             LandlockRightAboveAbi { path, right, abi, min_abi } => write!(f, "landlock.fs {path}: {right} needs ABI {abi} > min_abi {min_abi}"),
+            NoOutboundTcp => write!(f, "landlock.tcp_connect = []: containers may not open any TCP connection (no DNS over TCP, HTTPS or databases); omit the key to leave outbound TCP unrestricted"),
         }
     }
 }
@@ -374,13 +406,10 @@ fn landlock(l: &LandlockSection, host: &HostFacts, out: &mut Vec<LintFinding>) {
     if !l.enabled {
         return;
     }
-    let mut needed = l.min_abi;
-    if l.tcp_bind.is_some() || l.tcp_connect.is_some() {
-        needed = needed.max(4);
+    if l.tcp_connect.as_ref().is_some_and(Vec::is_empty) {
+        out.push(LintFinding::NoOutboundTcp);
     }
-    if l.scope_abstract_unix || l.scope_signal {
-        needed = needed.max(6);
-    }
+    let needed = super::rules::landlock::needed_abi(l);
     if host.landlock_abi.unwrap_or(0) < needed {
         out.push(match l.compat {
             Compat::Hard => LintFinding::LandlockUnenforceable {
@@ -519,5 +548,16 @@ mod tests {
         let mut p = shipped("default");
         p.seccomp_filter = None;
         assert_eq!(lint(&p, &host()), vec![LintFinding::SeccompFilterNotLoaded]);
+    }
+
+    #[test]
+    fn empty_tcp_connect_is_a_warning() {
+        let mut p = shipped("restricted");
+        p.landlock.as_mut().unwrap().tcp_connect = Some(vec![]);
+        let mut h = host();
+        h.landlock_abi = Some(6);
+        let f = lint(&p, &h);
+        assert_eq!(f, vec![LintFinding::NoOutboundTcp]);
+        assert_eq!(f[0].severity(), Severity::Warning);
     }
 }

@@ -16,6 +16,15 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot read {path} (seccomp.default_filter {filter:?} is relative to the profile's directory)"
+    )]
+    ReadFilter {
+        path: PathBuf,
+        filter: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot parse {file}")]
     Parse {
         file: String,
@@ -37,10 +46,16 @@ pub enum Problem {
     UnsupportedSchema(u32),
     #[error("must not be empty")]
     Empty,
-    #[error("unknown capability {0:?}")]
-    UnknownCapability(String),
-    #[error("unknown syscall {0:?}")]
-    UnknownSyscall(String),
+    #[error("unknown capability {name:?}{}", suggest(suggestion))]
+    UnknownCapability {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown syscall {name:?}{}", suggest(suggestion))]
+    UnknownSyscall {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("range {min}-{max} is reversed")]
     ReversedRange { min: u32, max: u32 },
     #[error("host range must not contain host id 0")]
@@ -51,10 +66,115 @@ pub enum Problem {
     DefaultAboveMax { default: u64, max: u64 },
     #[error("landlock ABI {0} does not exist (1-7)")]
     UnknownLandlockAbi(u8),
-    #[error("must be a relative path without '..'")]
-    NotRelative,
-    #[error("must be an absolute path")]
-    NotAbsolute,
+    #[error(
+        "{0:?} must be a path relative to the profile's directory, without '..' \
+         (e.g. \"seccomp/default.toml\")"
+    )]
+    NotRelative(String),
+    #[error("{0:?} must be an absolute path")]
+    NotAbsolute(String),
+    #[error("{0:?} must not contain '..': it could name anything")]
+    DotDot(String),
+    #[error("{path:?} is not normalised; write {normal:?}")]
+    NotNormalised { path: String, normal: String },
+}
+
+fn suggest(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default()
+}
+
+/// One problem with a profile that parsed: the key (`capabilities.allowed`), the
+/// offending value within it when the key holds a list, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: String,
+    pub value: Option<String>,
+    pub problem: Problem,
+}
+
+impl Invalid {
+    fn new(key: impl Into<String>, problem: Problem) -> Self {
+        Invalid {
+            key: key.into(),
+            value: None,
+            problem,
+        }
+    }
+
+    fn at(key: impl Into<String>, value: &str, problem: Problem) -> Self {
+        Invalid {
+            key: key.into(),
+            value: Some(value.to_owned()),
+            problem,
+        }
+    }
+}
+
+/// The closest name in `candidates` to `name` (edit distance at most a third of its
+/// length), as a suggestion for a misspelt name.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let max = (name.len() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= max)
+        .min()
+        .map(|(_, c)| c.to_owned())
+}
+
+/// Edit distance counting a swap of two neighbours as one edit (optimal string
+/// alignment): `bfp` is one edit from `bpf`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// What is wrong with a path a profile names inside the container or on the host: it
+/// must be absolute, without `..`, and normalised (no `.`, `//` or trailing `/`), so
+/// that the path a reviewer reads is the path enforced.
+fn path_problem(path: &str) -> Option<Problem> {
+    if !path.starts_with('/') {
+        return Some(Problem::NotAbsolute(path.to_owned()));
+    }
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.contains(&"..") {
+        return Some(Problem::DotDot(path.to_owned()));
+    }
+    let normal = format!(
+        "/{}",
+        parts
+            .iter()
+            .filter(|c| **c != ".")
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    (normal != path).then(|| Problem::NotNormalised {
+        path: path.to_owned(),
+        normal,
+    })
 }
 
 fn invalid(file: &str, key: impl Into<String>, problem: Problem) -> LoadError {
@@ -102,7 +222,7 @@ pub fn parse_seccomp_filter(text: &str, file: &str) -> Result<SeccompFilter, Loa
         .chain(f.deny.iter().map(|s| (&s.name, &s.why, "deny")));
     for (name, why, list) in whys {
         if !crate::seccomp::is_known_syscall(name) {
-            return Err(invalid(file, list, Problem::UnknownSyscall(name.clone())));
+            return Err(invalid(file, list, unknown_syscall(name)));
         }
         if why.trim().is_empty() {
             return Err(invalid(file, format!("{list}.{name}.why"), Problem::Empty));
@@ -125,40 +245,87 @@ pub fn load_profile(profiles_dir: &Path, name: &str) -> Result<Profile, LoadErro
     let file = path.display().to_string();
     let mut profile = parse_profile(&read(&path)?, &file)?;
     if let Some(sc) = &profile.seccomp {
-        let filter_path = profiles_dir.join(&sc.default_filter);
-        let filter_file = filter_path.display().to_string();
-        profile.seccomp_filter = Some(parse_seccomp_filter(&read(&filter_path)?, &filter_file)?);
+        profile.seccomp_filter = Some(load_filter(profiles_dir, sc)?);
     }
     Ok(profile)
 }
 
-fn check_range(file: &str, key: &str, r: &IdRange) -> Result<(), LoadError> {
-    if r.min > r.max {
-        return Err(invalid(
-            file,
-            key,
-            Problem::ReversedRange {
-                min: r.min,
-                max: r.max,
-            },
-        ));
-    }
-    Ok(())
+/// The seccomp data `sc.default_filter` names, relative to `profiles_dir`.
+pub fn load_filter(profiles_dir: &Path, sc: &SeccompSection) -> Result<SeccompFilter, LoadError> {
+    let filter_path = profiles_dir.join(&sc.default_filter);
+    let text = std::fs::read_to_string(&filter_path).map_err(|source| LoadError::ReadFilter {
+        path: filter_path.clone(),
+        filter: sc.default_filter.clone(),
+        source,
+    })?;
+    parse_seccomp_filter(&text, &filter_path.display().to_string())
 }
 
-fn check_limit(file: &str, key: &str, l: &Limit) -> Result<(), LoadError> {
-    if l.default > l.max {
-        return Err(invalid(
-            file,
-            key,
-            Problem::DefaultAboveMax {
-                default: l.default,
-                max: l.max,
-            },
-        ));
+fn unknown_syscall(name: &str) -> Problem {
+    Problem::UnknownSyscall {
+        name: name.to_owned(),
+        suggestion: crate::seccomp::closest_syscall(name),
     }
-    Ok(())
 }
+
+fn unknown_capability(name: &str) -> Problem {
+    // Kubernetes spells capabilities without the prefix (`NET_BIND_SERVICE`).
+    let prefixed = format!("CAP_{name}");
+    let suggestion = if is_capability(&prefixed) {
+        Some(prefixed)
+    } else {
+        closest(&name.to_ascii_uppercase(), ALL_CAPABILITIES.iter().copied())
+    };
+    Problem::UnknownCapability {
+        name: name.to_owned(),
+        suggestion,
+    }
+}
+
+/// Every capability name the OCI spec knows, for suggestions.
+const ALL_CAPABILITIES: [&str; 41] = [
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_READ",
+    "CAP_AUDIT_WRITE",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_KILL",
+    "CAP_LEASE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MKNOD",
+    "CAP_NET_ADMIN",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_RAW",
+    "CAP_PERFMON",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_NICE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+];
 
 fn is_capability(name: &str) -> bool {
     name.starts_with("CAP_")
@@ -169,12 +336,42 @@ fn is_capability(name: &str) -> bool {
 }
 
 fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
+    match problems(p).into_iter().next() {
+        Some(Invalid { key, problem, .. }) => Err(invalid(file, key, problem)),
+        None => Ok(()),
+    }
+}
+
+fn range_problem(key: &str, r: &IdRange) -> Option<Invalid> {
+    (r.min > r.max).then(|| {
+        Invalid::new(
+            key,
+            Problem::ReversedRange {
+                min: r.min,
+                max: r.max,
+            },
+        )
+    })
+}
+
+fn limit_problem(key: &str, l: &Limit) -> Option<Invalid> {
+    (l.default > l.max).then(|| {
+        Invalid::new(
+            key,
+            Problem::DefaultAboveMax {
+                default: l.default,
+                max: l.max,
+            },
+        )
+    })
+}
+
+/// Every problem of a parsed profile, in file order of the sections (loading reports
+/// the first, `lint` all of them).
+pub fn problems(p: &Profile) -> Vec<Invalid> {
+    let mut out = Vec::new();
     if p.schema != SCHEMA_VERSION {
-        return Err(invalid(
-            file,
-            "schema",
-            Problem::UnsupportedSchema(p.schema),
-        ));
+        out.push(Invalid::new("schema", Problem::UnsupportedSchema(p.schema)));
     }
     // Absent sections have no reason to check: they enforce nothing (see schema.rs).
     let reasons = [
@@ -211,130 +408,158 @@ fn validate(p: &Profile, file: &str) -> Result<(), LoadError> {
         );
     for (key, v) in non_empty {
         if v.trim().is_empty() {
-            return Err(invalid(file, key, Problem::Empty));
+            out.push(Invalid::new(key, Problem::Empty));
         }
     }
     if let Some(sc) = &p.seccomp {
-        validate_seccomp(sc, file)?;
+        seccomp_problems(sc, &mut out);
     }
     if let Some(c) = &p.capabilities {
         for cap in &c.allowed {
             if !is_capability(cap) {
-                return Err(invalid(
-                    file,
+                out.push(Invalid::at(
                     "capabilities.allowed",
-                    Problem::UnknownCapability(cap.clone()),
+                    cap,
+                    unknown_capability(cap),
                 ));
             }
         }
     }
     if let Some(pr) = &p.process {
-        for r in &pr.uid_ranges {
-            check_range(file, "process.uid_ranges", r)?;
-        }
-        for r in &pr.gid_ranges {
-            check_range(file, "process.gid_ranges", r)?;
-        }
+        out.extend(
+            pr.uid_ranges
+                .iter()
+                .filter_map(|r| range_problem("process.uid_ranges", r)),
+        );
+        out.extend(
+            pr.gid_ranges
+                .iter()
+                .filter_map(|r| range_problem("process.gid_ranges", r)),
+        );
     }
     if let Some(un) = &p.user_namespace {
         if un.host_range.start == 0 {
-            return Err(invalid(
-                file,
+            out.push(Invalid::new(
                 "user_namespace.host_range",
                 Problem::HostRootInRange,
             ));
         }
         if un.container_size == 0 || un.container_size > un.host_range.size {
-            return Err(invalid(
-                file,
+            out.push(Invalid::new(
                 "user_namespace.container_size",
                 Problem::HostRangeTooSmall(un.container_size),
             ));
         }
     }
+    // Every path list, host side or container side: `writable_tmpfs = ["tmp"]` or
+    // `"/x/../../etc"` would otherwise be mounted wherever it resolves.
     let fs = p.filesystem.as_ref();
     let mounts = p.mounts.as_ref();
     let landlock = p.landlock.as_ref();
-    let paths = fs
-        .into_iter()
-        .flat_map(|f| f.masked_paths.iter().chain(&f.readonly_paths))
-        .chain(p.process.iter().flat_map(|pr| &pr.forbidden_cwd))
-        .chain(mounts.into_iter().flat_map(|m| {
-            m.bind_source_prefixes
+    let lists: Vec<(&str, Vec<&String>)> = vec![
+        (
+            "filesystem.writable_tmpfs",
+            fs.iter().flat_map(|f| &f.writable_tmpfs).collect(),
+        ),
+        (
+            "filesystem.masked_paths",
+            fs.iter().flat_map(|f| &f.masked_paths).collect(),
+        ),
+        (
+            "filesystem.readonly_paths",
+            fs.iter().flat_map(|f| &f.readonly_paths).collect(),
+        ),
+        (
+            "process.forbidden_cwd",
+            p.process.iter().flat_map(|pr| &pr.forbidden_cwd).collect(),
+        ),
+        (
+            "mounts.bind_source_prefixes",
+            mounts
                 .iter()
-                .chain(m.forbidden_sources.iter().map(|f| &f.path))
-        }))
-        .chain(
+                .flat_map(|m| &m.bind_source_prefixes)
+                .collect(),
+        ),
+        (
+            "mounts.forbidden_sources",
+            mounts
+                .iter()
+                .flat_map(|m| m.forbidden_sources.iter().map(|f| &f.path))
+                .collect(),
+        ),
+        (
+            "landlock.fs",
             landlock
-                .into_iter()
-                .flat_map(|l| l.fs.iter().map(|r| &r.path)),
-        );
-    for path in paths {
-        if !path.starts_with('/') {
-            return Err(invalid(file, path.clone(), Problem::NotAbsolute));
+                .iter()
+                .flat_map(|l| l.fs.iter().map(|r| &r.path))
+                .collect(),
+        ),
+    ];
+    for (key, paths) in lists {
+        for path in paths {
+            if let Some(problem) = path_problem(path) {
+                out.push(Invalid::at(key, path, problem));
+            }
         }
     }
     for f in mounts.into_iter().flat_map(|m| &m.forbidden_sources) {
         if f.reason.trim().is_empty() {
-            return Err(invalid(
-                file,
+            out.push(Invalid::at(
                 format!("mounts.forbidden_sources.{}.reason", f.path),
+                &f.path,
                 Problem::Empty,
             ));
         }
     }
     if let Some(g) = &p.cgroups {
-        check_limit(file, "cgroups.memory_bytes", &g.memory_bytes)?;
-        check_limit(file, "cgroups.cpu_millicores", &g.cpu_millicores)?;
-        check_limit(file, "cgroups.pids", &g.pids)?;
+        out.extend(limit_problem("cgroups.memory_bytes", &g.memory_bytes));
+        out.extend(limit_problem("cgroups.cpu_millicores", &g.cpu_millicores));
+        out.extend(limit_problem("cgroups.pids", &g.pids));
     }
     if let Some(l) = landlock {
         for r in &l.fs {
             if r.reason.trim().is_empty() {
-                return Err(invalid(
-                    file,
+                out.push(Invalid::at(
                     format!("landlock.fs.{}.reason", r.path),
+                    &r.path,
                     Problem::Empty,
                 ));
             }
         }
         if !(1..=7).contains(&l.min_abi) {
-            return Err(invalid(
-                file,
+            out.push(Invalid::new(
                 "landlock.min_abi",
                 Problem::UnknownLandlockAbi(l.min_abi),
             ));
         }
     }
-    Ok(())
+    out
 }
 
-fn validate_seccomp(sc: &SeccompSection, file: &str) -> Result<(), LoadError> {
+fn seccomp_problems(sc: &SeccompSection, out: &mut Vec<Invalid>) {
     for d in &sc.deny {
         if !crate::seccomp::is_known_syscall(&d.name) {
-            return Err(invalid(
-                file,
+            out.push(Invalid::at(
                 "seccomp.deny",
-                Problem::UnknownSyscall(d.name.clone()),
+                &d.name,
+                unknown_syscall(&d.name),
             ));
         }
         if d.reason.trim().is_empty() {
-            return Err(invalid(
-                file,
+            out.push(Invalid::at(
                 format!("seccomp.deny.{}.reason", d.name),
+                &d.name,
                 Problem::Empty,
             ));
         }
     }
     let rel = Path::new(&sc.default_filter);
     if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
-        return Err(invalid(
-            file,
+        out.push(Invalid::new(
             "seccomp.default_filter",
-            Problem::NotRelative,
+            Problem::NotRelative(sc.default_filter.clone()),
         ));
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -423,7 +648,43 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid f.toml: allow: unknown syscall \"reed\""
+            "invalid f.toml: allow: unknown syscall \"reed\" (did you mean \"read\"?)"
         );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_value() {
+        let t = RESTRICTED
+            .replacen("\"CAP_NET_BIND_SERVICE\"", "\"NET_BIND_SERVICE\"", 1)
+            .replacen("name = \"bpf\"", "name = \"bpff\"", 1)
+            .replacen(
+                "writable_tmpfs = []",
+                "writable_tmpfs = [\"tmp\", \"/x/../../etc\", \"/run/\"]",
+                1,
+            );
+        let p: Profile = toml::from_str(&t).unwrap();
+        let got: Vec<String> = problems(&p)
+            .iter()
+            .map(|i| format!("{}: {}", i.key, i.problem))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "seccomp.deny: unknown syscall \"bpff\" (did you mean \"bpf\"?)",
+                "capabilities.allowed: unknown capability \"NET_BIND_SERVICE\" (did you mean \"CAP_NET_BIND_SERVICE\"?)",
+                "filesystem.writable_tmpfs: \"tmp\" must be an absolute path",
+                "filesystem.writable_tmpfs: \"/x/../../etc\" must not contain '..': it could name anything",
+                "filesystem.writable_tmpfs: \"/run/\" is not normalised; write \"/run\"",
+            ]
+        );
+        // Loading refuses the profile on the first one.
+        assert!(err(&t).contains("bpff"));
+    }
+
+    #[test]
+    fn closest_suggests_near_names_only() {
+        assert_eq!(closest("reed", ["read", "write"]), Some("read".into()));
+        assert_eq!(closest("bfp", ["bpf", "brk"]), Some("bpf".into()));
+        assert_eq!(closest("xyzzy", ["read", "write"]), None);
     }
 }

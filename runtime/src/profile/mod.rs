@@ -4,17 +4,20 @@
 //! violations, or a hardened spec plus the plans (Landlock, user namespace) the runtime
 //! applies. See `profiles/README.md` for the format and semantics.
 
+pub mod diff;
 pub mod explain;
 pub mod gate;
 pub mod host;
 pub mod lint;
 pub mod load;
+pub mod locate;
 pub mod node_config;
 pub mod plan;
 pub mod rules;
 pub mod schema;
 pub mod seccomp_data;
 pub mod seccomp_import;
+pub mod show;
 pub mod spec_gen;
 pub mod violation;
 

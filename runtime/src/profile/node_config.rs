@@ -23,6 +23,23 @@ pub const PROFILE_ANNOTATION: &str = "org.stockade.profile";
 
 const BUILTIN_DEFAULT: &str = include_str!("../../../profiles/default.toml");
 const BUILTIN_SECCOMP: &str = include_str!("../../../profiles/seccomp/default.toml");
+/// The shipped profiles, compiled in so the tools (`profile explain restricted`, `spec
+/// --profile baseline`) work on a machine without a node config. `create` only ever
+/// falls back to `default` (see [`builtin_default`]).
+const BUILTIN_PROFILES: [(&str, &str); 4] = [
+    ("default", BUILTIN_DEFAULT),
+    (
+        "restricted",
+        include_str!("../../../profiles/restricted.toml"),
+    ),
+    ("baseline", include_str!("../../../profiles/baseline.toml")),
+    (
+        "unconfined",
+        include_str!("../../../profiles/unconfined.toml"),
+    ),
+];
+/// The seccomp data the shipped profiles name, by their `default_filter` path.
+const BUILTIN_FILTERS: [(&str, &str); 1] = [("seccomp/default.toml", BUILTIN_SECCOMP)];
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeConfigError {
@@ -274,16 +291,39 @@ pub fn tighten_by_annotation(
 
 /// The node default profile compiled into the binary, with its seccomp filter.
 pub fn builtin_default() -> Result<Profile, NodeConfigError> {
+    builtin("default").unwrap_or_else(|| unreachable!("default is compiled in"))
+}
+
+/// The text of the shipped profile `name`, if there is one.
+pub fn builtin_text(name: &str) -> Option<&'static str> {
+    BUILTIN_PROFILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+/// The shipped profile `name` compiled into the binary, with its seccomp filter, or
+/// `None` when no shipped profile has that name.
+pub fn builtin(name: &str) -> Option<Result<Profile, NodeConfigError>> {
+    let (_, text) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name)?;
     let wrap = |source| NodeConfigError::LoadProfile {
-        name: "default".to_owned(),
+        name: name.to_owned(),
         source: Box::new(source),
     };
-    let mut p = load::parse_profile(BUILTIN_DEFAULT, "<builtin>/default.toml").map_err(wrap)?;
-    p.seccomp_filter = Some(
-        load::parse_seccomp_filter(BUILTIN_SECCOMP, "<builtin>/seccomp/default.toml")
-            .map_err(wrap)?,
-    );
-    Ok(p)
+    let load = || {
+        let mut p = load::parse_profile(text, &format!("<builtin>/{name}.toml")).map_err(wrap)?;
+        if let Some(sc) = &p.seccomp {
+            let filter = BUILTIN_FILTERS
+                .iter()
+                .find(|(path, _)| *path == sc.default_filter)
+                .map(|(_, text)| *text)
+                .unwrap_or_default();
+            let file = format!("<builtin>/{}", sc.default_filter);
+            p.seccomp_filter = Some(load::parse_seccomp_filter(filter, &file).map_err(wrap)?);
+        }
+        Ok(p)
+    };
+    Some(load())
 }
 
 /// The profile for one container, from the config at `config_path` (the default path

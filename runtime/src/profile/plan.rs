@@ -90,7 +90,10 @@ pub(super) fn evaluate_with(
         return Err(EvaluateError::SeccompFilterNotLoaded(profile.name.clone()));
     }
     let mut doc = serde_json::to_value(spec).map_err(EvaluateError::SerializeSpec)?;
-    let mut injected = harden(&mut doc, profile);
+    // Before any profile rule, whatever the profile: the runtime's reading of the
+    // spec's filter (issue 7: names newer than our syscall table).
+    let mut injected = rules::seccomp::drop_unknown_names(&mut doc);
+    injected.extend(harden(&mut doc, profile));
     let userns = profile
         .user_namespace
         .as_ref()

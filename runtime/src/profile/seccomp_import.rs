@@ -100,16 +100,71 @@ pub enum Dropped {
     },
     /// Architecture not native to Stockade's targets.
     Architecture { name: String },
-    /// Not a syscall on x86_64 or aarch64 (e.g. 32-bit only names).
-    UnknownSyscall { name: String },
+    /// Real syscalls, but of other ABIs only (`chown32`, `socketcall`...): they cannot
+    /// be called natively, so leaving them out changes nothing. One summary entry.
+    OtherAbiOnly { names: Vec<String> },
+    /// Left out because the caller said `--exclude`.
+    Excluded { names: Vec<String> },
     /// LOG / TRACE / NOTIFY rules: not allow-or-deny; left to the default (deny).
     UnsupportedAction { names: Vec<String>, action: String },
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| v.join(", ");
+        match self {
+            Dropped::NeedsCapabilities { names, caps } => write!(
+                f,
+                "{}: allowed by the source only to containers holding {}; denied here",
+                list(names),
+                list(caps)
+            ),
+            Dropped::ForeignArchitecture { names, arches } => write!(
+                f,
+                "{}: rule for architectures {} only",
+                list(names),
+                list(arches)
+            ),
+            Dropped::Architecture { name } => write!(
+                f,
+                "architecture {name}: not native here; its syscalls get the default action"
+            ),
+            Dropped::OtherAbiOnly { names } => write!(
+                f,
+                "{} {} only on other ABIs (not callable natively, nothing lost): {}",
+                names.len(),
+                if names.len() == 1 {
+                    "name exists"
+                } else {
+                    "names exist"
+                },
+                list(names)
+            ),
+            Dropped::Excluded { names } => write!(f, "excluded on request: {}", list(names)),
+            Dropped::UnsupportedAction { names, action } => {
+                let what = match action.as_str() {
+                    "SCMP_ACT_LOG" => "allowed and logged by the source (an audit rule)",
+                    "SCMP_ACT_TRACE" => "handed to a ptrace tracer by the source",
+                    "SCMP_ACT_NOTIFY" => "handed to a user-space supervisor by the source",
+                    _ => "an action Stockade does not import",
+                };
+                write!(
+                    f,
+                    "{}: {action}, {what}; denied here by the default action",
+                    list(names)
+                )
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
     pub filter: SeccompFilter,
     pub dropped: Vec<Dropped>,
+    /// Names that are not a syscall on any architecture (misspelt, or newer than our
+    /// table): an error for the caller to resolve, never silently dropped.
+    pub unknown: Vec<String>,
 }
 
 fn op(name: &str) -> Result<ArgOp, ImportError> {
@@ -125,8 +180,14 @@ fn op(name: &str) -> Result<ArgOp, ImportError> {
     })
 }
 
-/// Convert Docker / OCI seccomp JSON. `source` is quoted in imported justifications.
-pub fn import(json: &str, name: &str, source: &str) -> Result<Imported, ImportError> {
+/// Convert Docker / OCI seccomp JSON. `source` is quoted in imported justifications;
+/// names in `exclude` are left out (and reported).
+pub fn import(
+    json: &str,
+    name: &str,
+    source: &str,
+    exclude: &[String],
+) -> Result<Imported, ImportError> {
     let j: Json = serde_json::from_str(json).map_err(ImportError::Parse)?;
     let default_action = match j.default_action.as_str() {
         "SCMP_ACT_ERRNO" => DefaultAction::Errno,
@@ -164,9 +225,22 @@ pub fn import(json: &str, name: &str, source: &str) -> Result<Imported, ImportEr
         deny: Vec::new(),
     };
     let mut seen_allow = BTreeSet::new();
+    let mut other_abi = BTreeSet::new();
+    let mut unknown = BTreeSet::new();
+    let mut excluded = BTreeSet::new();
     for rule in j.syscalls {
         let mut names = rule.names;
         names.extend(rule.name);
+        names.retain(|n| {
+            let keep = !exclude.contains(n);
+            if !keep {
+                excluded.insert(n.clone());
+            }
+            keep
+        });
+        if names.is_empty() {
+            continue;
+        }
         if !rule.includes.caps.is_empty() {
             dropped.push(Dropped::NeedsCapabilities {
                 names,
@@ -187,18 +261,26 @@ pub fn import(json: &str, name: &str, source: &str) -> Result<Imported, ImportEr
             });
             continue;
         }
-        let (known, unknown): (Vec<String>, Vec<String>) = names
+        let (known, not_native): (Vec<String>, Vec<String>) = names
             .into_iter()
             .partition(|n| crate::seccomp::syscall_number(n).is_some());
-        dropped.extend(
-            unknown
-                .into_iter()
-                .map(|name| Dropped::UnknownSyscall { name }),
-        );
-        let why = if rule.comment.is_empty() {
-            format!("allowed by {source}")
-        } else {
+        for n in not_native {
+            if crate::seccomp::is_known_syscall(&n) {
+                other_abi.insert(n);
+            } else {
+                unknown.insert(n);
+            }
+        }
+        // The justification says what the source does with the name, by action.
+        let why = if !rule.comment.is_empty() {
             rule.comment.clone()
+        } else if rule.action == "SCMP_ACT_ERRNO" {
+            format!(
+                "fails with errno {} in {source}",
+                rule.errno_ret.unwrap_or(filter.default_errno)
+            )
+        } else {
+            format!("allowed by {source}")
         };
         match rule.action.as_str() {
             "SCMP_ACT_ALLOW" if rule.args.is_empty() => {
@@ -268,7 +350,21 @@ pub fn import(json: &str, name: &str, source: &str) -> Result<Imported, ImportEr
     }
     // A name allowed unconditionally makes its conditional rules moot.
     filter.conditional.retain(|c| !seen_allow.contains(&c.name));
-    Ok(Imported { filter, dropped })
+    if !other_abi.is_empty() {
+        dropped.push(Dropped::OtherAbiOnly {
+            names: other_abi.into_iter().collect(),
+        });
+    }
+    if !excluded.is_empty() {
+        dropped.push(Dropped::Excluded {
+            names: excluded.into_iter().collect(),
+        });
+    }
+    Ok(Imported {
+        filter,
+        dropped,
+        unknown: unknown.into_iter().collect(),
+    })
 }
 
 /// The filter as seccomp data TOML, for `profiles/seccomp/`.
@@ -302,7 +398,7 @@ mod tests {
 
     #[test]
     fn imports_docker_profile_and_reports_drops() {
-        let i = import(DOCKER, "docker-default", "moby default.json").unwrap();
+        let i = import(DOCKER, "docker-default", "moby default.json", &[]).unwrap();
         let allow: Vec<_> = i.filter.allow.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(allow, ["read", "write", "arch_prctl"]);
         assert_eq!(i.filter.conditional[0].args[0].mask, Some(0x7E02_0000));
@@ -310,9 +406,10 @@ mod tests {
         assert_eq!(i.filter.conditional[0].why, "no namespaces");
         assert_eq!(i.filter.errno[0].errno, 38);
         assert_eq!(i.filter.architectures, ["SCMP_ARCH_X86_64"]);
-        assert!(i.dropped.contains(&Dropped::UnknownSyscall {
-            name: "socketcall".into()
+        assert!(i.dropped.contains(&Dropped::OtherAbiOnly {
+            names: vec!["_llseek".into(), "socketcall".into()]
         }));
+        assert!(i.unknown.is_empty());
         assert!(i
             .dropped
             .iter()
@@ -328,7 +425,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_toml_and_the_loader() {
-        let i = import(DOCKER, "docker-default", "moby").unwrap();
+        let i = import(DOCKER, "docker-default", "moby", &[]).unwrap();
         let text = to_toml(&i.filter).unwrap();
         assert_eq!(parse_seccomp_filter(&text, "x.toml").unwrap(), i.filter);
     }
@@ -339,8 +436,33 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}"#,
             "x",
             "y",
+            &[],
         )
         .unwrap_err();
         assert!(matches!(e, ImportError::PermissiveDefault(_)));
+    }
+
+    #[test]
+    fn unknown_names_are_errors_and_excluded_names_are_left_out() {
+        let json = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+            {"names":["read","reed","io_uring_setup","chown32"],"action":"SCMP_ACT_ALLOW"},
+            {"names":["clone3"],"action":"SCMP_ACT_ERRNO","errnoRet":38},
+            {"names":["ptrace"],"action":"SCMP_ACT_LOG"}]}"#;
+        let i = import(json, "x", "src.json", &["io_uring_setup".into()]).unwrap();
+        assert_eq!(i.unknown, ["reed"]);
+        let allow: Vec<_> = i.filter.allow.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(allow, ["read"]);
+        assert_eq!(i.filter.errno[0].why, "fails with errno 38 in src.json");
+        let text: Vec<String> = i.dropped.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "ptrace: SCMP_ACT_LOG, allowed and logged by the source (an audit rule); \
+                 denied here by the default action",
+                "1 name exists only on other ABIs (not callable natively, nothing lost): \
+                 chown32",
+                "excluded on request: io_uring_setup",
+            ]
+        );
     }
 }

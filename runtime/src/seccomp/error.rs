@@ -3,11 +3,16 @@
 /// Why a `linux.seccomp` section could not be compiled or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    #[error("linux.seccomp.syscalls[{entry}].names[{index}]: unknown syscall {name:?}")]
+    #[error(
+        "linux.seccomp.syscalls[{entry}].names[{index}]: unknown syscall {name:?} in a {action} \
+         rule: dropping it would let it through under defaultAction {default}"
+    )]
     UnknownSyscall {
         entry: usize,
         index: usize,
         name: String,
+        action: String,
+        default: String,
     },
 
     #[error("linux.seccomp.syscalls[{entry}].names: list is empty")]

@@ -62,8 +62,15 @@
 //!   Linux syscall only on other architectures (containerd's RuntimeDefault lists
 //!   `_llseek`, `chown32`, `socketcall`, `s390_*`, ...) is skipped: it cannot be invoked
 //!   natively, so skipping it neither widens nor narrows the filter; skipped names are
-//!   reported by [`CompiledFilter::skipped`]. A name unknown on every architecture is
-//!   refused (typo or hostile input). Tables are generated, see `syscall_table.rs`.
+//!   reported by [`CompiledFilter::skipped`]. A name unknown on every architecture
+//!   (newer than our table, e.g. containerd 2.3 allowing `uretprobe` before the table
+//!   had it, or made up) is dropped when its entry is no more restrictive than
+//!   `defaultAction` — the syscall then gets the default action (or ENOSYS), so the
+//!   filter only gets stricter — and reported by [`CompiledFilter::dropped_unknown`];
+//!   in a more restrictive entry (an ERRNO rule under an ALLOW default) dropping would
+//!   let the call through, so it is refused with the entry's path
+//!   ([`droppable_unknown_names`]). Tables are generated from Linux 6.18's lists, see
+//!   `syscall_table.rs`.
 //! - **Architectures.** An empty list means native only. A non-empty list must include
 //!   the native architecture (or `SCMP_ARCH_NATIVE`), else it is refused. Other known
 //!   names (`SCMP_ARCH_X86`, `SCMP_ARCH_X32`, ...) are accepted, but those ABIs are
@@ -104,8 +111,8 @@ mod behaviour_tests;
 
 pub use error::SeccompError;
 pub use load::load;
-pub use names::{is_known_syscall, syscall_number};
-pub use translate::compile;
+pub use names::{closest_syscall, is_known_syscall, syscall_number};
+pub use translate::{compile, droppable_unknown_names, UnknownName};
 
 /// A finished seccomp program plus the `SECCOMP_FILTER_FLAG_*` bits to load it with.
 ///
@@ -116,6 +123,7 @@ pub struct CompiledFilter {
     program: Vec<libc::sock_filter>,
     flags: u32,
     skipped: Vec<String>,
+    dropped_unknown: Vec<String>,
 }
 
 impl CompiledFilter {
@@ -144,6 +152,13 @@ impl CompiledFilter {
     pub fn skipped(&self) -> &[String] {
         &self.skipped
     }
+
+    /// Names no syscall table of ours knows (newer than the table, or made up) that
+    /// were dropped from rules no more restrictive than the default action, so the
+    /// filter got stricter; same format as [`Self::skipped`].
+    pub fn dropped_unknown(&self) -> &[String] {
+        &self.dropped_unknown
+    }
 }
 
 impl std::fmt::Debug for CompiledFilter {
@@ -153,9 +168,13 @@ impl std::fmt::Debug for CompiledFilter {
             .field("len", &self.program.len())
             .field("flags", &format_args!("{:#x}", self.flags))
             .field("skipped", &self.skipped)
+            .field("dropped_unknown", &self.dropped_unknown)
             .finish()
     }
 }
+
+/// The kernel whose syscall lists the generated tables were checked against.
+pub const TABLE_KERNEL: &str = "Linux 6.18";
 
 /// Actions accepted in `defaultAction` and `syscalls[].action`, for `stockade features`.
 pub const SUPPORTED_ACTIONS: &[&str] = &[

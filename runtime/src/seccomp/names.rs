@@ -27,6 +27,17 @@ pub fn is_known_syscall(name: &str) -> bool {
     syscall_number(name).is_some() || ALL_ARCHES.binary_search(&name).is_ok()
 }
 
+/// The known syscall name closest to a misspelt `name`, if one is close.
+pub fn closest_syscall(name: &str) -> Option<String> {
+    crate::profile::load::closest(
+        name,
+        NATIVE
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(ALL_ARCHES.iter().copied()),
+    )
+}
+
 pub(super) fn resolve(name: &str) -> Resolved {
     match syscall_number(name) {
         Some(nr) => Resolved::Native(nr),

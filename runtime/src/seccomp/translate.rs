@@ -33,18 +33,113 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         seccomp.default_errno_ret(),
         &[],
     )?;
-    let mut skipped = Vec::new();
+    let mut names = SkippedNames::default();
+    let default_name = spec_name(&seccomp.default_action());
     let groups = group_entries(
         seccomp.syscalls().as_deref().unwrap_or_default(),
-        &mut skipped,
+        (&default, &default_name),
+        &mut names,
     )?;
     let enosys_above = denies(&default).then(|| max_native_number() as u32);
     let program = bpf::assemble(groups, &default, enosys_above)?;
     Ok(CompiledFilter {
         program,
         flags,
-        skipped,
+        skipped: names.foreign,
+        dropped_unknown: names.unknown,
     })
+}
+
+/// A syscall name that no table of ours knows (newer than the table, or made up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// Index into `linux.seccomp.syscalls`.
+    pub entry: usize,
+    /// Index into that entry's `names`.
+    pub index: usize,
+    pub name: String,
+}
+
+impl UnknownName {
+    /// `linux.seccomp.syscalls[i].names[j]`.
+    pub fn path(&self) -> String {
+        format!(
+            "linux.seccomp.syscalls[{}].names[{}]",
+            self.entry, self.index
+        )
+    }
+}
+
+/// The unknown names of `seccomp` that can be dropped without weakening the filter, in
+/// spec order; an error for the first one whose drop would weaken it.
+///
+/// A syscall we cannot name can only be filtered by the default action (or ENOSYS
+/// above the table, which also denies). So dropping a name from an entry is safe
+/// exactly when the default action is at least as restrictive as the entry's action:
+/// an allow (or log, trace) rule under a denying default loses a permission, the
+/// filter gets stricter. A name in a rule more restrictive than the default (say
+/// ERRNO under an ALLOW default) would be let through by the drop, so it is refused.
+pub fn droppable_unknown_names(seccomp: &LinuxSeccomp) -> Result<Vec<UnknownName>, SeccompError> {
+    let default = translate_action(
+        Site::Default,
+        seccomp.default_action(),
+        seccomp.default_errno_ret(),
+        &[],
+    )?;
+    let default_name = spec_name(&seccomp.default_action());
+    let mut out = Vec::new();
+    for (entry, syscall) in seccomp
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        for (index, name) in syscall.names().iter().enumerate() {
+            if resolve(name) == Resolved::Unknown {
+                check_droppable(entry, index, syscall, (&default, &default_name))?;
+                out.push(UnknownName {
+                    entry,
+                    index,
+                    name: name.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_droppable(
+    entry: usize,
+    index: usize,
+    syscall: &LinuxSyscall,
+    (default, default_name): (&SeccompAction, &str),
+) -> Result<(), SeccompError> {
+    let action = translate_action(
+        Site::Entry(entry),
+        syscall.action(),
+        syscall.errno_ret(),
+        syscall.names(),
+    )?;
+    if precedence(default).0 <= precedence(&action).0 {
+        return Ok(());
+    }
+    Err(SeccompError::UnknownSyscall {
+        entry,
+        index,
+        name: syscall.names()[index].clone(),
+        action: spec_name(&syscall.action()),
+        default: default_name.to_owned(),
+    })
+}
+
+/// Names `compile` leaves out of the program, for the caller to report.
+#[derive(Default)]
+struct SkippedNames {
+    /// Real syscalls of other architectures only.
+    foreign: Vec<String>,
+    /// Names no table knows, dropped from rules no more restrictive than the default.
+    unknown: Vec<String>,
 }
 
 /// Where an action came from, for error messages.
@@ -212,7 +307,8 @@ enum Chain {
 
 fn group_entries(
     entries: &[LinuxSyscall],
-    skipped: &mut Vec<String>,
+    default: (&SeccompAction, &str),
+    skipped: &mut SkippedNames,
 ) -> Result<Vec<Group>, SeccompError> {
     let mut groups: BTreeMap<(u8, u32), (SeccompAction, BTreeMap<i64, Chain>)> = BTreeMap::new();
     for (entry, syscall) in entries.iter().enumerate() {
@@ -226,7 +322,7 @@ fn group_entries(
             return Err(SeccompError::EmptyNames { entry });
         }
         let rule = translate_args(entry, syscall.args().as_deref().unwrap_or_default())?;
-        let numbers = resolve_names(entry, syscall.names(), skipped)?;
+        let numbers = resolve_names(entry, syscall, default, skipped)?;
         let (_, chains) = groups
             .entry(precedence(&action))
             .or_insert_with(|| (action, BTreeMap::new()));
@@ -257,23 +353,22 @@ fn group_entries(
 
 fn resolve_names(
     entry: usize,
-    names: &[String],
-    skipped: &mut Vec<String>,
+    syscall: &LinuxSyscall,
+    default: (&SeccompAction, &str),
+    skipped: &mut SkippedNames,
 ) -> Result<Vec<i64>, SeccompError> {
+    let names = syscall.names();
     let mut numbers = Vec::with_capacity(names.len());
     for (index, name) in names.iter().enumerate() {
+        let at = format!("linux.seccomp.syscalls[{entry}].names[{index}] {name:?}");
         match resolve(name) {
             Resolved::Native(nr) => numbers.push(nr),
             // Not invocable on this architecture: skipping neither widens nor narrows.
-            Resolved::ForeignOnly => skipped.push(format!(
-                "linux.seccomp.syscalls[{entry}].names[{index}] {name:?}"
-            )),
+            Resolved::ForeignOnly => skipped.foreign.push(at),
+            // Refused where dropping would weaken the filter (`droppable_unknown_names`).
             Resolved::Unknown => {
-                return Err(SeccompError::UnknownSyscall {
-                    entry,
-                    index,
-                    name: name.clone(),
-                })
+                check_droppable(entry, index, syscall, default)?;
+                skipped.unknown.push(at)
             }
         }
     }
@@ -621,14 +716,86 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn unknown_syscall_is_refused_naming_it() {
-        assert_eq!(
-            refused(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+    fn unknown_names_in_rules_that_only_loosen_are_dropped_and_reported() {
+        // Issue 7: containerd 2.3's RuntimeDefault allows syscalls newer than a table.
+        for (default, action) in [
+            ("SCMP_ACT_ERRNO", "SCMP_ACT_ALLOW"),
+            ("SCMP_ACT_KILL_PROCESS", "SCMP_ACT_ALLOW"),
+            ("SCMP_ACT_ERRNO", "SCMP_ACT_LOG"),
+            ("SCMP_ACT_ERRNO", "SCMP_ACT_ERRNO"),
+            ("SCMP_ACT_TRAP", "SCMP_ACT_ERRNO"),
+            ("SCMP_ACT_ALLOW", "SCMP_ACT_ALLOW"),
+        ] {
+            let json = json!({"defaultAction": default, "syscalls": [
                 {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
-                {"names": ["write", "getcwdd"], "action": "SCMP_ACT_ALLOW"}
-            ]})),
-            r#"linux.seccomp.syscalls[1].names[1]: unknown syscall "getcwdd""#
-        );
+                {"names": ["write", "future_syscall_2099"], "action": action},
+                {"names": ["getcwdd"], "action": action}
+            ]});
+            let filter = compiled(json.clone());
+            assert_eq!(
+                filter.dropped_unknown(),
+                [
+                    r#"linux.seccomp.syscalls[1].names[1] "future_syscall_2099""#,
+                    r#"linux.seccomp.syscalls[2].names[0] "getcwdd""#,
+                ],
+                "{default} / {action}"
+            );
+            assert!(filter.skipped().is_empty());
+            assert_eq!(ret(&filter, "read", &[]), ALLOW);
+            let names: Vec<_> = droppable_unknown_names(&spec(json))
+                .expect("droppable")
+                .into_iter()
+                .map(|u| u.path())
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    "linux.seccomp.syscalls[1].names[1]",
+                    "linux.seccomp.syscalls[2].names[0]"
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_whose_drop_would_weaken_the_filter_are_refused() {
+        for (default, action) in [
+            ("SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO"),
+            ("SCMP_ACT_ALLOW", "SCMP_ACT_KILL_PROCESS"),
+            ("SCMP_ACT_LOG", "SCMP_ACT_TRAP"),
+            ("SCMP_ACT_ERRNO", "SCMP_ACT_KILL_THREAD"),
+        ] {
+            let json = json!({"defaultAction": default, "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["write", "getcwdd"], "action": action}
+            ]});
+            let want = format!(
+                "linux.seccomp.syscalls[1].names[1]: unknown syscall \"getcwdd\" in a {action} \
+                 rule: dropping it would let it through under defaultAction {default}"
+            );
+            assert_eq!(refused(json.clone()), want);
+            assert_eq!(
+                droppable_unknown_names(&spec(json))
+                    .expect_err("weakening")
+                    .to_string(),
+                want
+            );
+        }
+    }
+
+    #[test]
+    fn newest_syscalls_of_the_table_resolve() {
+        // Linux 6.11 / 6.18 (x86_64 only): the table is generated from Linux 6.18.
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(syscall_number("uretprobe"), Some(335));
+            assert_eq!(syscall_number("uprobe"), Some(336));
+        }
+        assert_eq!(syscall_number("file_setattr"), Some(469));
+    }
+
+    #[test]
+    fn empty_names_are_refused() {
         assert_eq!(
             refused(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
                 {"names": [], "action": "SCMP_ACT_ALLOW"}

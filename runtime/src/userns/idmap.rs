@@ -23,7 +23,7 @@
 use std::ffi::CString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -105,6 +105,34 @@ impl IdmapUserns {
         result
     }
 
+    /// Idmap the detached mount `tree` (an `open_tree(OPEN_TREE_CLONE)` fd) with this
+    /// namespace's mapping; with `AT_RECURSIVE` in `flags`, every mount below it too.
+    /// Fails with EINVAL where the filesystem cannot be idmapped.
+    pub fn idmap_tree(&self, tree: RawFd, flags: libc::c_int) -> io::Result<()> {
+        let attr = libc::mount_attr {
+            attr_set: libc::MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: self.fd.as_raw_fd() as u64,
+        };
+        // SAFETY: the empty path is NUL-terminated and static; attr is a valid
+        // mount_attr whose size we pass; the kernel only reads both.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree,
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | flags,
+                &attr as *const libc::mount_attr,
+                std::mem::size_of::<libc::mount_attr>(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     fn attach(&self, source: &Path, target: &Path, recursive: bool) -> Result<(), UsernsError> {
         let src = cstring(source);
         let rec = if recursive { libc::AT_RECURSIVE } else { 0 };
@@ -127,30 +155,11 @@ impl IdmapUserns {
         // SAFETY: open_tree returned a fresh fd that nothing else owns.
         let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
 
-        let attr = libc::mount_attr {
-            attr_set: libc::MOUNT_ATTR_IDMAP,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: self.fd.as_raw_fd() as u64,
-        };
-        // SAFETY: the empty path is NUL-terminated and static; attr is a valid
-        // mount_attr whose size we pass; the kernel only reads both.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | rec,
-                &attr as *const libc::mount_attr,
-                std::mem::size_of::<libc::mount_attr>(),
-            )
-        };
-        if rc < 0 {
-            return Err(UsernsError::SetIdmap {
+        self.idmap_tree(tree.as_raw_fd(), rec)
+            .map_err(|e| UsernsError::SetIdmap {
                 path: source.to_path_buf(),
-                source: io::Error::last_os_error(),
-            });
-        }
+                source: e,
+            })?;
 
         let dst = cstring(target);
         // SAFETY: both paths are NUL-terminated and outlive the call; move_mount

@@ -8,6 +8,7 @@
 //! Cgroup (Resource limits, execution priority etc.)
 
 use std::collections;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::stat;
@@ -49,6 +50,52 @@ static ORDERED_NAMESPACES: &[CloneFlags] = &[
 pub struct Namespaces {
     command: Box<dyn Syscall>,
     namespace_map: collections::HashMap<CloneFlags, LinuxNamespace>,
+    /// [stockade patch] Files of namespaces given by path, opened up front.
+    fds: collections::HashMap<CloneFlags, RawFd>,
+}
+
+/// [stockade patch] The namespace files of a spec's `path` entries, opened by the
+/// runtime's main process before any process of the container enters a user
+/// namespace. Once inside the container's user namespace the process has no
+/// capability over the host's files: a path under a directory closed to others
+/// (containerd 1.7+/2.x with `netns_mounts_under_state_dir` pins the pod netns
+/// under its 0700 state dir) can no longer be opened (EACCES). The intermediate
+/// and init processes inherit these descriptors and setns through them; they are
+/// close-on-exec, so none reaches the container's process.
+#[derive(Debug, Default)]
+pub struct OpenedNamespaces {
+    fds: Vec<(CloneFlags, OwnedFd)>,
+}
+
+/// [stockade patch] Raw descriptors of [`OpenedNamespaces`], as the child
+/// processes (which inherit them) see them.
+#[derive(Debug, Default, Clone)]
+pub struct NamespaceFds(collections::HashMap<CloneFlags, RawFd>);
+
+impl OpenedNamespaces {
+    /// Open every namespace given by path in `namespaces`.
+    pub fn open(namespaces: Option<&Vec<LinuxNamespace>>) -> Result<Self> {
+        let mut fds = Vec::new();
+        for ns in namespaces.into_iter().flatten() {
+            let Some(path) = ns.path() else { continue };
+            let fd = fcntl::open(
+                path,
+                fcntl::OFlag::O_RDONLY | fcntl::OFlag::O_CLOEXEC,
+                stat::Mode::empty(),
+            )
+            .inspect_err(|err| {
+                tracing::error!(?err, ?path, "failed to open namespace file");
+            })?;
+            // SAFETY: open(2) just returned this descriptor; nothing else owns it.
+            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            fds.push((get_clone_flag(ns.typ())?, fd));
+        }
+        Ok(Self { fds })
+    }
+
+    pub fn raw(&self) -> NamespaceFds {
+        NamespaceFds(self.fds.iter().map(|(f, fd)| (*f, fd.as_raw_fd())).collect())
+    }
 }
 
 fn get_clone_flag(namespace_type: LinuxNamespaceType) -> Result<CloneFlags> {
@@ -85,11 +132,19 @@ impl TryFrom<Option<&Vec<LinuxNamespace>>> for Namespaces {
         Ok(Namespaces {
             command,
             namespace_map,
+            fds: collections::HashMap::new(),
         })
     }
 }
 
 impl Namespaces {
+    /// [stockade patch] Join path namespaces through these already open files
+    /// instead of opening their paths (see [`OpenedNamespaces`]).
+    pub fn with_fds(mut self, fds: &NamespaceFds) -> Self {
+        self.fds = fds.0.clone();
+        self
+    }
+
     pub fn apply_namespaces<F: Fn(CloneFlags) -> bool>(&self, filter: F) -> Result<()> {
         let to_enter: Vec<(&CloneFlags, &LinuxNamespace)> = ORDERED_NAMESPACES
             .iter()
@@ -107,25 +162,37 @@ impl Namespaces {
         tracing::debug!("unshare or setns: {:?}", namespace);
         match namespace.path() {
             Some(path) => {
-                let fd = fcntl::open(path, fcntl::OFlag::empty(), stat::Mode::empty())
-                    .inspect_err(|err| {
-                        tracing::error!(?err, ?namespace, "failed to open namespace file");
-                    })?;
+                let flag = get_clone_flag(namespace.typ())?;
+                // [stockade patch] Prefer the file opened before any user namespace
+                // transition; open the path only for a namespace nobody opened.
+                let (fd, owned) = match self.fds.get(&flag) {
+                    Some(fd) => (*fd, false),
+                    None => {
+                        let fd = fcntl::open(path, fcntl::OFlag::O_CLOEXEC, stat::Mode::empty())
+                            .inspect_err(|err| {
+                                tracing::error!(?err, ?namespace, "failed to open namespace file");
+                            })?;
+                        (fd, true)
+                    }
+                };
+                let close = |fd| -> Result<()> {
+                    if owned {
+                        unistd::close(fd).inspect_err(|err| {
+                            tracing::error!(?err, ?namespace, "failed to close namespace file");
+                        })?;
+                    }
+                    Ok(())
+                };
                 // [stockade patch] Already a member (joined early, before the user
                 // namespace): setns again could fail for lack of capabilities.
                 if already_member(fd, namespace.typ()) {
-                    unistd::close(fd)?;
-                    return Ok(());
+                    return close(fd);
                 }
-                self.command
-                    .set_ns(fd, get_clone_flag(namespace.typ())?)
-                    .map_err(|err| {
-                        tracing::error!(?err, ?namespace, "failed to set namespace");
-                        err
-                    })?;
-                unistd::close(fd).inspect_err(|err| {
-                    tracing::error!(?err, ?namespace, "failed to close namespace file");
+                self.command.set_ns(fd, flag).map_err(|err| {
+                    tracing::error!(?err, ?namespace, "failed to set namespace");
+                    err
                 })?;
+                close(fd)?;
             }
             None => {
                 self.command

@@ -83,7 +83,7 @@ fn auto_rules(doc: &Value, handled: &[FsAccess]) -> Vec<FsRule> {
 }
 
 /// Needed ABI of the plan: the profile's, raised for network rules and scopes.
-fn needed_abi(section: &LandlockSection) -> u8 {
+pub fn needed_abi(section: &LandlockSection) -> u8 {
     let mut abi = section.min_abi;
     if section.tcp_bind.is_some() || section.tcp_connect.is_some() {
         abi = abi.max(4);

@@ -177,6 +177,68 @@ pub fn harden(
     out
 }
 
+/// Rule id under which syscall names unknown to the runtime's table are reported.
+pub const UNKNOWN_SYSCALL_RULE: &str = "seccomp.unknown_syscall";
+
+/// Drop from the spec's filter every syscall name the runtime's table does not know
+/// (newer than the table, or made up) whose rule is no more restrictive than the
+/// default action: the filter only gets stricter (`seccomp::droppable_unknown_names`).
+///
+/// Runs for every profile, sections or not: it is the runtime's reading of the spec,
+/// not a profile control, and without it every pod from a newer containerd would be
+/// refused. A name whose drop would weaken the filter is left in place, and the
+/// seccomp translator refuses the container naming its rule.
+pub fn drop_unknown_names(doc: &mut Value) -> Vec<Injection> {
+    let Some(seccomp) = doc
+        .pointer("/linux/seccomp")
+        .filter(|v| !v.is_null())
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    else {
+        return Vec::new();
+    };
+    let Ok(unknown) = crate::seccomp::droppable_unknown_names(&seccomp) else {
+        return Vec::new();
+    };
+    let Some(rules) = doc
+        .pointer_mut("/linux/seccomp/syscalls")
+        .and_then(Value::as_array_mut)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut emptied = Vec::new();
+    // Back to front, so the indices still to visit stay valid.
+    for u in unknown.iter().rev() {
+        if let Some(names) = rules[u.entry]
+            .get_mut("names")
+            .and_then(Value::as_array_mut)
+        {
+            names.remove(u.index);
+            if names.is_empty() {
+                emptied.push(u.entry);
+            }
+        }
+    }
+    // A rule left with no names would be refused by the translator; `emptied` is in
+    // descending order already.
+    for entry in emptied {
+        rules.remove(entry);
+    }
+    for u in unknown {
+        out.push(Injection::new(
+            UNKNOWN_SYSCALL_RULE,
+            u.path(),
+            format!(
+                "dropped {:?}: not a syscall this runtime knows (table of {}); its rule is \
+                 no more restrictive than the default action, which now applies to it",
+                u.name,
+                crate::seccomp::TABLE_KERNEL
+            ),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +315,57 @@ mod tests {
         assert_eq!(
             d["linux"]["seccomp"]["syscalls"].as_array().unwrap().len(),
             1
+        );
+    }
+
+    #[test]
+    fn unknown_names_in_allow_rules_are_dropped_and_recorded() {
+        let mut d = doc(
+            r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+                {"names":["read","future_syscall_2099","write"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["made_up_a","made_up_b"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["uretprobe"],"action":"SCMP_ACT_ALLOW"}]}}}"#,
+        );
+        let got = drop_unknown_names(&mut d);
+        let paths: Vec<_> = got.iter().map(|i| (i.rule, i.path.as_str())).collect();
+        assert_eq!(
+            paths,
+            [
+                (UNKNOWN_SYSCALL_RULE, "linux.seccomp.syscalls[0].names[1]"),
+                (UNKNOWN_SYSCALL_RULE, "linux.seccomp.syscalls[1].names[0]"),
+                (UNKNOWN_SYSCALL_RULE, "linux.seccomp.syscalls[1].names[1]"),
+            ]
+        );
+        assert!(got[0].change.contains("\"future_syscall_2099\""), "{got:?}");
+        // The emptied rule is gone; uretprobe (Linux 6.11) is in the table and stays.
+        assert_eq!(
+            d["linux"]["seccomp"]["syscalls"],
+            serde_json::json!([
+                {"names":["read","write"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["uretprobe"],"action":"SCMP_ACT_ALLOW"}
+            ])
+        );
+        assert!(crate::seccomp::compile(
+            &serde_json::from_value(d["linux"]["seccomp"].clone()).unwrap()
+        )
+        .unwrap()
+        .dropped_unknown()
+        .is_empty());
+    }
+
+    #[test]
+    fn unknown_names_whose_drop_would_weaken_are_left_for_the_translator() {
+        let spec = r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["made_up_a"],"action":"SCMP_ACT_ERRNO"}]}}}"#;
+        let mut d = doc(spec);
+        assert!(drop_unknown_names(&mut d).is_empty());
+        assert_eq!(d, doc(spec));
+        assert!(
+            doc("{}") == {
+                let mut e = doc("{}");
+                drop_unknown_names(&mut e);
+                e
+            }
         );
     }
 

@@ -168,6 +168,18 @@ impl ContainerBuilderImpl {
             })?;
         }
 
+        // [stockade patch] Open namespace paths here, in the caller's user namespace
+        // with its capabilities, before any process enters the container's user
+        // namespace (see `OpenedNamespaces`). Kept open until the container's
+        // processes have joined them.
+        let opened_namespaces = crate::namespaces::OpenedNamespaces::open(
+            linux.namespaces().as_ref(),
+        )
+        .map_err(|err| {
+            tracing::error!(?err, "failed to open the namespace paths of the spec");
+            LibcontainerError::Other(format!("failed to open a namespace path: {err}"))
+        })?;
+
         // This container_args will be passed to the container processes,
         // therefore we will have to move all the variable by value. Since self
         // is a shared reference, we have to clone these variables here.
@@ -190,6 +202,7 @@ impl ContainerBuilderImpl {
             stderr: self.stderr.as_ref().map(|x| x.as_raw_fd()),
             as_sibling: self.as_sibling,
             pid_file: self.pid_file.to_owned(),
+            namespace_fds: opened_namespaces.raw(),
         };
 
         let init_pid = process::container_main_process::container_main_process(&container_args)

@@ -55,4 +55,7 @@ pub struct ContainerArgs {
     /// File path used to communicate the PID of the
     /// container process to the higher-level runtime.
     pub pid_file: Option<PathBuf>,
+    /// [stockade patch] Namespace files opened by the main process, inherited by
+    /// the intermediate and init processes.
+    pub namespace_fds: crate::namespaces::NamespaceFds,
 }

@@ -51,7 +51,8 @@ pub fn container_intermediate_process(
     let command = args.syscall.create_syscall();
     let spec = &args.spec;
     let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
-    let namespaces = Namespaces::try_from(linux.namespaces().as_ref())?;
+    let namespaces =
+        Namespaces::try_from(linux.namespaces().as_ref())?.with_fds(&args.namespace_fds);
     let rootless = rootless_required(command.as_ref()).unwrap_or(false);
     let cgroup_manager = libcgroups::common::create_cgroup_manager(args.cgroup_config.to_owned())
         .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?

@@ -13,6 +13,68 @@ use crate::error::MissingSpecError;
 use crate::syscall::Syscall;
 use crate::syscall::syscall::create_syscall;
 
+/// [stockade patch] `linux.rootfsPropagation`, every value runc accepts (`shared`,
+/// `rshared`, `slave`, `rslave`, `private`, `rprivate`, `unbindable`,
+/// `runbindable`); upstream 0.7 knew only the four non-recursive words, so
+/// containerd's `rslave`/`rshared` (mount-propagation pods) failed rootfs setup.
+///
+/// Applied in two steps, as runc does. Before pivot_root the container's copy of the
+/// host's mounts gets the recursive base type (shared for the shared variants, private
+/// for the private ones, slave otherwise: an unbindable `/` would make the rootfs
+/// bind itself fail with EINVAL). After pivot_root the new `/` gets the requested
+/// type exactly, which is what the container observes in its mountinfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootPropagation {
+    kind: MsFlags,
+    recursive: bool,
+}
+
+impl RootPropagation {
+    pub fn parse(value: Option<&str>) -> Result<Self> {
+        let (word, recursive) = match value {
+            None | Some("") => ("slave", true),
+            Some(v) => match v.strip_prefix('r') {
+                Some(rest @ ("shared" | "slave" | "private" | "unbindable")) => (rest, true),
+                _ => (v, false),
+            },
+        };
+        let kind = match word {
+            "shared" => MsFlags::MS_SHARED,
+            "slave" => MsFlags::MS_SLAVE,
+            "private" => MsFlags::MS_PRIVATE,
+            "unbindable" => MsFlags::MS_UNBINDABLE,
+            _ => {
+                return Err(RootfsError::UnknownRootfsPropagation(
+                    value.unwrap_or_default().to_string(),
+                ));
+            }
+        };
+        Ok(Self { kind, recursive })
+    }
+
+    /// Flags for `/` of the new mount namespace, before the rootfs is bound.
+    pub fn before_pivot(self) -> MsFlags {
+        let base = if self.kind == MsFlags::MS_UNBINDABLE {
+            MsFlags::MS_SLAVE
+        } else {
+            self.kind
+        };
+        base | MsFlags::MS_REC
+    }
+
+    /// Flags for the container's `/` after pivot_root, if it needs more than the
+    /// rootfs bind inherited (shared and unbindable are not inherited by a bind).
+    pub fn after_pivot(self) -> Option<MsFlags> {
+        match self.kind {
+            MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE if self.recursive => {
+                Some(self.kind | MsFlags::MS_REC)
+            }
+            MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE => Some(self.kind),
+            _ => None,
+        }
+    }
+}
+
 /// Holds information about rootfs
 pub struct RootFS {
     syscall: Box<dyn Syscall>,
@@ -38,15 +100,7 @@ impl RootFS {
         rootfs: &Path,
         cgroup_ns: bool,
     ) -> Result<()> {
-        let mut flags = MsFlags::MS_REC;
-        match linux.rootfs_propagation().as_deref() {
-            Some("shared") => flags |= MsFlags::MS_SHARED,
-            Some("private") => flags |= MsFlags::MS_PRIVATE,
-            Some("slave" | "unbindable") | None => flags |= MsFlags::MS_SLAVE,
-            Some(unknown) => {
-                return Err(RootfsError::UnknownRootfsPropagation(unknown.to_string()));
-            }
-        }
+        let flags = RootPropagation::parse(linux.rootfs_propagation().as_deref())?.before_pivot();
 
         self.syscall
             .mount(None, Path::new("/"), None, flags, None)
@@ -127,12 +181,7 @@ impl RootFS {
 
     /// Change propagation type of rootfs as specified in spec.
     pub fn adjust_root_mount_propagation(&self, linux: &Linux) -> Result<()> {
-        let rootfs_propagation = linux.rootfs_propagation().as_deref();
-        let flags = match rootfs_propagation {
-            Some("shared") => Some(MsFlags::MS_SHARED),
-            Some("unbindable") => Some(MsFlags::MS_UNBINDABLE),
-            _ => None,
-        };
+        let flags = RootPropagation::parse(linux.rootfs_propagation().as_deref())?.after_pivot();
 
         if let Some(flags) = flags {
             self.syscall
@@ -150,3 +199,4 @@ impl RootFS {
         Ok(())
     }
 }
+

@@ -56,14 +56,14 @@ impl Executor for DefaultExecutor {
 
         if let Some(args) = proc.args() {
             let envs: Vec<String> = proc.env().as_ref().unwrap_or(&vec![]).clone();
-            let path_vars: Vec<&String> = envs.iter().filter(|&e| e.starts_with("PATH=")).collect();
-            if path_vars.is_empty() {
-                tracing::error!("PATH environment variable is not set");
-                Err(ExecutorValidationError::ArgValidationError(
-                    "PATH environment variable is not set".into(),
-                ))?;
-            }
-            let path_var = path_vars[0].trim_start_matches("PATH=");
+            // [stockade patch] A process without PATH is valid, as with runc: a name
+            // containing '/' is used as it is (minimal images such as the pause
+            // container set no env at all), and a bare name is searched in an empty
+            // PATH, so it is not found (runc's exec.LookPath on an unset PATH).
+            let path_var = envs
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("");
             match get_executable_path(&args[0], path_var) {
                 None => {
                     tracing::error!(
@@ -117,6 +117,11 @@ fn get_executable_path(name: &str, path_var: &str) -> Option<PathBuf> {
     if name.contains('/') && PathBuf::from(name).exists() {
         return Some(PathBuf::from(name));
     }
+    // [stockade patch] An unset or empty PATH names no directory (runc: Go's
+    // filepath.SplitList("") is empty), rather than the current directory.
+    if name.contains('/') || path_var.is_empty() {
+        return None;
+    }
     for path in path_var.split(':') {
         let potential_path = PathBuf::from(path).join(name);
         if potential_path.exists() {
@@ -165,6 +170,14 @@ mod tests {
         );
 
         assert_eq!(get_executable_path(non_existing_binary, path_value), None);
+
+        // [stockade patch] without PATH: an absolute name stands, a bare name is not
+        // searched anywhere.
+        assert_eq!(
+            get_executable_path(existing_abs_path, ""),
+            Some(PathBuf::from(existing_abs_path))
+        );
+        assert_eq!(get_executable_path(existing_binary, ""), None);
     }
 
     #[test]

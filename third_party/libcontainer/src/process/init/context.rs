@@ -42,7 +42,8 @@ impl<'a> InitContext<'a> {
             rootfs: &args.rootfs,
             envs,
             rootfs_ro,
-            ns: Namespaces::try_from(linux.namespaces().as_ref())?,
+            ns: Namespaces::try_from(linux.namespaces().as_ref())?
+                .with_fds(&args.namespace_fds),
             syscall: args.syscall.create_syscall(),
             notify_listener: &args.notify_listener,
             hooks: spec.hooks().as_ref(),
