@@ -27,7 +27,11 @@ fn sleeper(rt: &Runtime, profile: &str) -> Bundle {
 /// `args` under `profile`: a bare spec under `default` (the profile hardens it), the
 /// profile's own compliant spec under `restricted`.
 fn bundle_for(rt: &Runtime, profile: &str, args: &[&str]) -> Bundle {
-    let builder = match profile {
+    builder_for(rt, profile).args(args).build()
+}
+
+fn builder_for(rt: &Runtime, profile: &str) -> BundleBuilder {
+    match profile {
         "restricted" => {
             let out = rt
                 .exec_cmd(&["spec", "--profile", "restricted", "--stdout"])
@@ -35,8 +39,7 @@ fn bundle_for(rt: &Runtime, profile: &str, args: &[&str]) -> Bundle {
             bundle_from_spec(serde_json::from_str(&out.stdout).expect("spec is JSON"))
         }
         _ => BundleBuilder::new(),
-    };
-    builder.args(args).build()
+    }
 }
 
 /// `<controller>/<cgroup>/<file>` on the host, trimmed.
@@ -340,5 +343,101 @@ fn preserve_fds_is_refused_unless_the_profile_allows_it() {
             .exec_cmd(&["exec", &c.id, "/usr/bin/probe", "fds"])
             .expect_ok(&rt);
         assert!(preserved(&fds.report()).is_empty(), "{}", fds.stdout);
+    }
+}
+
+const SANDBOX_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
+/// A pod member naming `sandbox`, joining the network namespace of `pid` (as the CRI
+/// plugin writes it for the pod's sandbox), running the probe.
+fn member(rt: &Runtime, profile: &str, sandbox: &str, pid: Option<i32>) -> Bundle {
+    builder_for(rt, profile)
+        .annotation(SANDBOX_ANNOTATION, sandbox)
+        .edit(|s| {
+            if let Some(pid) = pid {
+                for ns in s["linux"]["namespaces"].as_array_mut().expect("namespaces") {
+                    if ns["type"] == "network" {
+                        ns["path"] = json!(format!("/proc/{pid}/ns/net"));
+                    }
+                }
+            }
+        })
+        .args(&["/usr/bin/probe"])
+        .build()
+}
+
+/// A started pod sandbox (its sandbox id is its own id).
+fn sandbox<'a>(rt: &'a Runtime, profile: &str) -> (Bundle, Container<'a>) {
+    let b = builder_for(rt, profile);
+    let id = b.id().to_string();
+    let bundle = b
+        .annotation(SANDBOX_ANNOTATION, &id)
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let c = rt.create_started(&bundle);
+    (bundle, c)
+}
+
+fn uid_map(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/uid_map")).expect("read uid_map")
+}
+
+#[test]
+fn a_sandbox_id_names_a_running_sandbox_of_the_same_state_root() {
+    if skip_on_reference("user namespace ranges are Stockade's") {
+        return;
+    }
+    for profile in PROFILES {
+        let rt = runtime!(profile = profile);
+        let (_vb, victim) = sandbox(&rt, profile);
+        let (_ob, other) = sandbox(&rt, profile);
+        let vpid = victim.pid.expect("victim pid");
+        let victim_map = uid_map(vpid);
+        let ranges = rt.userns_ranges();
+        // A pod's app container (a member of the victim's pod), not a sandbox.
+        let app = member(&rt, profile, &victim.id, Some(vpid));
+        let app = rt
+            .create(&app)
+            .unwrap_or_else(|f| panic!("{}", f.out.stderr));
+        let ranges_with_app = rt.userns_ranges();
+        assert_eq!(
+            uid_map(app.pid.unwrap()),
+            victim_map,
+            "control: a member shares its pod's ids"
+        );
+
+        // Another state root holds a sandbox of its own.
+        let elsewhere = runtime!(profile = profile);
+        let (_eb, foreign) = sandbox(&elsewhere, profile);
+
+        let attempts: Vec<(String, Option<i32>, &str)> = vec![
+            // Joins the victim's namespaces while naming another pod's sandbox.
+            (other.id.clone(), Some(vpid), "linux.namespaces"),
+            // Names no container at all.
+            ("ghost-sandbox".into(), None, "no such container"),
+            // Names a container that is not a sandbox.
+            (app.id.clone(), Some(vpid), "not a pod sandbox"),
+            // Names a sandbox of another state root.
+            (foreign.id.clone(), foreign.pid, "no such container"),
+        ];
+        for (named, pid, why) in attempts {
+            let b = member(&rt, profile, &named, pid);
+            let out = rt.create(&b).map(|_| ()).expect_err("must be refused").out;
+            assert_refused(&rt, &out, &["user_namespace.sandbox"]);
+            assert!(
+                out.stderr.contains(why),
+                "{profile} {named}: {}",
+                out.stderr
+            );
+            assert_nothing_left_behind(&rt, &b.id, &b.cgroup_relative(), &b.rootfs);
+            assert_eq!(
+                rt.userns_ranges(),
+                ranges_with_app,
+                "{profile} {named}: ranges changed"
+            );
+            assert_eq!(uid_map(vpid), victim_map);
+        }
+        drop(app);
+        assert_ne!(ranges, Vec::new());
     }
 }

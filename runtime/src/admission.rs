@@ -9,7 +9,7 @@ use std::path::Path;
 use oci_spec::runtime::Spec;
 
 use crate::landlock_plan::LandlockPlan;
-use crate::profile::gate::{self, RuntimeOpts, Verb, Verdict};
+use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
 use crate::profile::{Decision, HostFacts, Profile, Refusal, StatNsLookup, UsernsRequest};
@@ -108,6 +108,10 @@ pub fn admit(
     opts: RuntimeOpts,
     container_id: &str,
 ) -> Result<Admitted, AdmissionError> {
+    let opts = RuntimeOpts {
+        sandbox: sandbox_facts(src.state_root, spec, container_id),
+        ..opts
+    };
     let _s = tracing::debug_span!("admission").entered();
     let ctx = ContainerContext {
         handler: src.handler,
@@ -130,7 +134,7 @@ pub fn admit(
     };
     let host = HostFacts::probe().map_err(AdmissionError::Host)?;
     let profile = &profile;
-    let decision = gate::create(spec, opts, profile, &host, &StatNsLookup).map_err(|source| {
+    let decision = gate::create(spec, &opts, profile, &host, &StatNsLookup).map_err(|source| {
         AdmissionError::Evaluate {
             profile: profile.name.clone(),
             source,
@@ -198,4 +202,39 @@ pub fn judge(
             Ok(())
         }
     }
+}
+
+/// The pod sandbox the spec's CRI annotation names, when that is another container,
+/// as found in `state_root`. Read-only: a probe of host facts for the gate.
+fn sandbox_facts(state_root: &Path, spec: &Spec, id: &str) -> Option<(String, SandboxFacts)> {
+    use crate::profile::rules::user_namespace::SANDBOX_ID_ANNOTATION;
+    use libcontainer::container::{Container, ContainerStatus};
+    let name = spec.annotations().as_ref()?.get(SANDBOX_ID_ANNOTATION)?;
+    if name == id {
+        return None;
+    }
+    // Only a plain id can name a container of this state root.
+    let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+    let dir = state_root.join(name);
+    let facts = match plain && dir.join("state.json").is_file() {
+        false => SandboxFacts::Missing,
+        true => match Container::load(dir) {
+            Err(_) => SandboxFacts::Missing,
+            Ok(c) => {
+                let own = c
+                    .state
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(SANDBOX_ID_ANNOTATION));
+                match (own == Some(name), c.status(), c.pid()) {
+                    (false, _, _) => SandboxFacts::NotASandbox,
+                    (true, ContainerStatus::Stopped, _) | (true, _, None) => {
+                        SandboxFacts::NotRunning
+                    }
+                    (true, _, Some(pid)) => SandboxFacts::Running { pid: pid.as_raw() },
+                }
+            }
+        },
+    };
+    Some((name.clone(), facts))
 }

@@ -60,6 +60,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         &loaded.spec,
         RuntimeOpts {
             preserve_fds: opts.preserve_fds,
+            ..Default::default()
         },
         opts.id,
     )?;

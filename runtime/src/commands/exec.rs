@@ -75,9 +75,10 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
         .ok_or_else(|| AdmissionError::NoRecordedProfile(id.to_string()))?;
     let opts = RuntimeOpts {
         preserve_fds: a.preserve_fds,
+        ..Default::default()
     };
     admission::judge(Verb::Exec, profile, id, |host| {
-        gate::exec(&spec, &process, opts, profile, host, &StatNsLookup)
+        gate::exec(&spec, &process, &opts, profile, host, &StatNsLookup)
     })?;
     // Side effects start once the gate has said yes.
     if let Some(range) = record.userns.as_ref().and_then(|u| u.range) {

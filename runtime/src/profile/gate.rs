@@ -21,11 +21,30 @@ use super::plan::{self, Decision, EvaluateError, Refusal};
 use super::schema::{Mode, Profile};
 use super::violation::Violation;
 
-/// What the caller asks of the runtime beyond the spec.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the caller asks of the runtime beyond the spec, and what the state root says
+/// about the containers the spec refers to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeOpts {
     /// `--preserve-fds N`: host fds handed to the container beyond stdio.
     pub preserve_fds: i32,
+    /// The pod sandbox named by the CRI sandbox-id annotation, when it names another
+    /// container: its id and what the state root holds under it.
+    pub sandbox: Option<(String, SandboxFacts)>,
+}
+
+/// The container a spec names as its pod sandbox, as found in the state root. The
+/// annotation decides which host id range (and user namespace) the container shares,
+/// so it must name a live sandbox of this state root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxFacts {
+    /// No container of that id in this state root.
+    Missing,
+    /// A container that is not a pod sandbox (its own sandbox id is not its id).
+    NotASandbox,
+    /// A sandbox without a live init.
+    NotRunning,
+    /// A running sandbox whose init is `pid`.
+    Running { pid: i32 },
 }
 
 /// The verb being judged, for messages and the audit record.
@@ -107,12 +126,14 @@ impl Verdict {
 /// `create`: the spec and the caller's options, against `profile` on `host`.
 pub fn create(
     spec: &Spec,
-    opts: RuntimeOpts,
+    opts: &RuntimeOpts,
     profile: &Profile,
     host: &HostFacts,
     ns: &dyn NsInodeLookup,
 ) -> Result<Decision, EvaluateError> {
-    plan::evaluate_with(spec, profile, host, ns, runtime_checks(opts, profile))
+    let mut extra = runtime_checks(opts, profile);
+    extra.extend(sandbox_checks(spec, opts, profile)?);
+    plan::evaluate_with(spec, profile, host, ns, extra)
 }
 
 /// `exec`: `process` (already built and clamped to the init's privileges) started in
@@ -120,7 +141,7 @@ pub fn create(
 pub fn exec(
     init: &Spec,
     process: &Process,
-    opts: RuntimeOpts,
+    opts: &RuntimeOpts,
     profile: &Profile,
     host: &HostFacts,
     ns: &dyn NsInodeLookup,
@@ -171,7 +192,7 @@ fn changed(
 }
 
 /// Rules on the caller's options.
-fn runtime_checks(opts: RuntimeOpts, profile: &Profile) -> Vec<Violation> {
+fn runtime_checks(opts: &RuntimeOpts, profile: &Profile) -> Vec<Violation> {
     let Some(s) = &profile.process else {
         return Vec::new();
     };
@@ -186,6 +207,71 @@ fn runtime_checks(opts: RuntimeOpts, profile: &Profile) -> Vec<Violation> {
         format!("<= {}", s.max_preserve_fds),
         "none (the runtime caller's option)",
     )]
+}
+
+/// `user_namespace.sandbox`: a spec that the runtime gives a user namespace shares
+/// the host range (and joins the user namespace) of the pod sandbox it names; that
+/// sandbox must be a running sandbox container of this state root, and every
+/// `/proc/<pid>/ns/*` the spec joins must be that sandbox's init.
+fn sandbox_checks(
+    spec: &Spec,
+    opts: &RuntimeOpts,
+    profile: &Profile,
+) -> Result<Vec<Violation>, EvaluateError> {
+    let (Some(section), Some((name, facts))) = (&profile.user_namespace, &opts.sandbox) else {
+        return Ok(Vec::new());
+    };
+    let doc = serde_json::to_value(spec).map_err(EvaluateError::SerializeSpec)?;
+    if super::rules::user_namespace::request(&doc, section).is_none() {
+        // The spec brings its own user namespace: the annotation decides nothing.
+        return Ok(Vec::new());
+    }
+    let meta = plan::meta(profile, &section.reason, section.mode);
+    const RULE: &str = "user_namespace.sandbox";
+    const K8S: &str = "none (set by the CRI plugin for the pod)";
+    let path = format!(
+        "annotations[{}]",
+        super::rules::user_namespace::SANDBOX_ID_ANNOTATION
+    );
+    let allowed = "the id of a running pod sandbox in this state root";
+    let found = match facts {
+        SandboxFacts::Missing => Some(format!("{name}: no such container in this state root")),
+        SandboxFacts::NotASandbox => Some(format!("{name}: not a pod sandbox")),
+        SandboxFacts::NotRunning => Some(format!("{name}: not running")),
+        SandboxFacts::Running { .. } => None,
+    };
+    if let Some(actual) = found {
+        return Ok(vec![meta.violation(RULE, path, actual, allowed, K8S)]);
+    }
+    let SandboxFacts::Running { pid } = facts else {
+        return Ok(Vec::new());
+    };
+    let own = format!("/proc/{pid}/ns/");
+    let mut out = Vec::new();
+    let namespaces = doc.pointer("/linux/namespaces").and_then(Value::as_array);
+    for (i, ns) in namespaces.into_iter().flatten().enumerate() {
+        let Some(p) = ns.get("path").and_then(Value::as_str) else {
+            continue;
+        };
+        let per_process = p
+            .strip_prefix("/proc/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(pid, rest)| {
+                !pid.is_empty()
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+                    && rest.starts_with("ns/")
+            });
+        if per_process && !p.starts_with(&own) {
+            out.push(meta.violation(
+                RULE,
+                format!("linux.namespaces[{i}].path"),
+                p,
+                format!("{own}* (the init of sandbox {name})"),
+                K8S,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 fn verdict(verb: Verb, profile: &Profile, violations: Vec<Violation>) -> Verdict {
@@ -276,7 +362,10 @@ mod tests {
         let v = exec(
             &init_spec(),
             &p,
-            RuntimeOpts { preserve_fds: fds },
+            &RuntimeOpts {
+                preserve_fds: fds,
+                ..Default::default()
+            },
             &shipped(profile),
             &h,
             &FakeNs::new(&h),
@@ -306,6 +395,55 @@ mod tests {
             assert_eq!(exec_rules(profile, ok, 3), ["process.preserve_fds"]);
         }
         assert!(exec_rules("unconfined", root(), 3).is_empty());
+    }
+
+    #[test]
+    fn a_named_sandbox_must_be_a_live_sandbox_of_the_state_root() {
+        let h = host();
+        // A bare spec: `default` gives it a user namespace in the sandbox's range.
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/42/ns/net"}]}
+        }))
+        .unwrap();
+        let rules = |facts: Option<SandboxFacts>| -> Vec<(&'static str, String)> {
+            let opts = RuntimeOpts {
+                sandbox: facts.map(|f| ("sb".to_string(), f)),
+                ..Default::default()
+            };
+            let d = create(&spec, &opts, &shipped("default"), &h, &FakeNs::new(&h)).unwrap();
+            match d {
+                Decision::Refused(r) => r
+                    .violations
+                    .into_iter()
+                    .filter(|v| v.rule == "user_namespace.sandbox")
+                    .map(|v| (v.rule, v.path))
+                    .collect(),
+                Decision::Admitted(_) => Vec::new(),
+            }
+        };
+        let annotation = "annotations[io.kubernetes.cri.sandbox-id]".to_string();
+        for facts in [
+            SandboxFacts::Missing,
+            SandboxFacts::NotASandbox,
+            SandboxFacts::NotRunning,
+        ] {
+            assert_eq!(
+                rules(Some(facts.clone())),
+                [("user_namespace.sandbox", annotation.clone())],
+                "{facts:?}"
+            );
+        }
+        assert!(rules(Some(SandboxFacts::Running { pid: 42 })).is_empty());
+        assert_eq!(
+            rules(Some(SandboxFacts::Running { pid: 7 })),
+            [(
+                "user_namespace.sandbox",
+                "linux.namespaces[1].path".to_string()
+            )]
+        );
+        assert!(rules(None).is_empty());
     }
 
     fn update_rules(profile: &str, resources: Value) -> (Vec<&'static str>, Spec) {
