@@ -188,7 +188,7 @@ fn list_shows_a_created_container() {
             table.lines().next().unwrap().ends_with("\tPROFILE"),
             "{table}"
         );
-        assert_eq!(row.split('\t').last(), Some(want.as_str()), "{row}");
+        assert_eq!(row.split('\t').next_back(), Some(want.as_str()), "{row}");
         assert_eq!(entry["profile"], want.as_str(), "{entry}");
         let state = json_of(&rt.exec_cmd(&["state", &c.id]).expect_ok(&rt).stdout);
         assert_eq!(state["profile"], want.as_str(), "{state}");
