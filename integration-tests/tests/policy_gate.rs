@@ -441,3 +441,64 @@ fn a_sandbox_id_names_a_running_sandbox_of_the_same_state_root() {
         assert_ne!(ranges, Vec::new());
     }
 }
+
+/// `profile`'s own compliant spec whose filter, like containerd's default, allows
+/// every `socket` family, running `script`.
+fn with_permissive_socket_rule(rt: &Runtime, profile: &str, script: &str) -> Bundle {
+    let out = rt
+        .exec_cmd(&["spec", "--profile", profile, "--stdout"])
+        .expect_ok(rt);
+    let mut spec: Value = serde_json::from_str(&out.stdout).expect("spec is JSON");
+    let rules = spec["linux"]["seccomp"]["syscalls"]
+        .as_array_mut()
+        .expect("the profile's spec has a filter");
+    // The filter as a caller would bring it: no denial rules of the profile's own.
+    rules.retain(|r| {
+        r["action"] == "SCMP_ACT_ALLOW"
+            || !(r["names"] == json!(["socket"]) || r["names"] == json!(["clone"]))
+    });
+    rules.push(json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW"}));
+    bundle_from_spec(spec).shell(script).build()
+}
+
+#[test]
+fn argument_denials_apply_to_the_specs_own_filter() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    let script =
+        "probe syscall socket 40 1 0; probe syscall socket 38 5 0; probe syscall socket 2 1 0";
+    let family = |lines: &[Value], i: usize| lines[i].clone();
+    // Control: without a profile, the spec's filter lets AF_VSOCK and AF_ALG through
+    // (the kernel answers, not the filter).
+    let rt = runtime!();
+    let bundle = with_permissive_socket_rule(&rt, "default", script);
+    let lines = reports(&rt.run(&bundle).expect_ok(&rt).stdout);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for i in 0..2 {
+        assert_ne!(family(&lines, i)["errno"], json!(libc::EPERM), "{lines:?}");
+    }
+    for profile in PROFILES {
+        let rt = runtime!(profile = profile);
+        let bundle = with_permissive_socket_rule(&rt, profile, script);
+        let lines = reports(&rt.run(&bundle).expect_ok(&rt).stdout);
+        assert_eq!(lines.len(), 3, "{profile}: {lines:?}");
+        for i in 0..2 {
+            assert_eq!(
+                family(&lines, i)["errno"],
+                json!(libc::EPERM),
+                "{profile}: {:?}",
+                lines[i]
+            );
+        }
+        assert!(
+            lines[2]["ret"].as_i64() >= Some(0),
+            "{profile}: AF_INET still works: {:?}",
+            lines[2]
+        );
+        assert!(
+            rt.log_text().contains("seccomp.deny_args"),
+            "{profile}: the merge is in the audit record"
+        );
+    }
+}

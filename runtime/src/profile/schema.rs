@@ -122,6 +122,20 @@ pub struct SeccompSection {
     pub allowed_default_actions: Vec<SeccompAction>,
     /// Syscalls a spec-supplied filter may never allow.
     pub deny: Vec<DeniedSyscall>,
+    /// Argument-level denials (a syscall with these arguments fails with EPERM),
+    /// merged into every filter, the spec's own included: a filter that allows a
+    /// syscall by name (containerd's default allows `socket`) still denies these.
+    #[serde(default)]
+    pub deny_args: Vec<DeniedArgs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeniedArgs {
+    pub name: String,
+    /// Every condition must hold for the call to be denied.
+    pub args: Vec<super::seccomp_data::ArgCondition>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
