@@ -12,13 +12,14 @@
 //! passed in.
 
 use std::fmt;
+use std::path::Path;
 
 use oci_spec::runtime::{LinuxResources, Process, Spec};
 use serde_json::Value;
 
 use super::host::{HostFacts, NsInodeLookup};
 use super::plan::{self, Decision, EvaluateError, Refusal};
-use super::schema::{Mode, Profile};
+use super::schema::{Mode, NsType, Profile};
 use super::violation::Violation;
 
 /// What the caller asks of the runtime beyond the spec, and what the state root says
@@ -132,7 +133,7 @@ pub fn create(
     ns: &dyn NsInodeLookup,
 ) -> Result<Decision, EvaluateError> {
     let mut extra = runtime_checks(opts, profile);
-    extra.extend(sandbox_checks(spec, opts, profile)?);
+    extra.extend(sandbox_checks(spec, opts, profile, host, ns)?);
     plan::evaluate_with(spec, profile, host, ns, extra)
 }
 
@@ -217,6 +218,8 @@ fn sandbox_checks(
     spec: &Spec,
     opts: &RuntimeOpts,
     profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
 ) -> Result<Vec<Violation>, EvaluateError> {
     let (Some(section), Some((name, facts))) = (&profile.user_namespace, &opts.sandbox) else {
         return Ok(Vec::new());
@@ -249,8 +252,8 @@ fn sandbox_checks(
     let own = format!("/proc/{pid}/ns/");
     let mut out = Vec::new();
     let namespaces = doc.pointer("/linux/namespaces").and_then(Value::as_array);
-    for (i, ns) in namespaces.into_iter().flatten().enumerate() {
-        let Some(p) = ns.get("path").and_then(Value::as_str) else {
+    for (i, entry) in namespaces.into_iter().flatten().enumerate() {
+        let Some(p) = entry.get("path").and_then(Value::as_str) else {
             continue;
         };
         let per_process = p
@@ -261,7 +264,15 @@ fn sandbox_checks(
                     && pid.bytes().all(|b| b.is_ascii_digit())
                     && rest.starts_with("ns/")
             });
-        if per_process && !p.starts_with(&own) {
+        // Only a process outside the host's user namespace matters: that is the
+        // user namespace the runtime would join. Host namespaces are
+        // `namespaces.host`'s to refuse, unresolvable ones `namespaces.unresolvable`'s.
+        let foreign_userns = Path::new(p)
+            .parent()
+            .map(|ns_dir| ns_dir.join("user"))
+            .and_then(|user| ns.inode(&user).ok())
+            .is_some_and(|ino| host.own_namespaces.get(&NsType::User) != Some(&ino));
+        if per_process && foreign_userns && !p.starts_with(&own) {
             out.push(meta.violation(
                 RULE,
                 format!("linux.namespaces[{i}].path"),
@@ -444,6 +455,29 @@ mod tests {
             )]
         );
         assert!(rules(None).is_empty());
+    }
+
+    #[test]
+    fn host_namespace_paths_are_not_the_sandbox_rules_business() {
+        let h = host();
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid", "path": "/proc/1/ns/pid"}]}
+        }))
+        .unwrap();
+        let opts = RuntimeOpts {
+            sandbox: Some(("sb".into(), SandboxFacts::Running { pid: 42 })),
+            ..Default::default()
+        };
+        let Decision::Refused(r) =
+            create(&spec, &opts, &shipped("default"), &h, &FakeNs::new(&h)).unwrap()
+        else {
+            panic!("host pid namespace admitted");
+        };
+        let rules: Vec<_> = r.violations.iter().map(|v| v.rule).collect();
+        assert!(rules.contains(&"namespaces.host"), "{rules:?}");
+        assert!(!rules.contains(&"user_namespace.sandbox"), "{rules:?}");
     }
 
     fn update_rules(profile: &str, resources: Value) -> (Vec<&'static str>, Spec) {
