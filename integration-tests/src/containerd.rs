@@ -110,9 +110,20 @@ pub fn cni_plugin_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cni/stockade-test-eth0")
 }
 
-/// Where the documented paths land in the harness's temp dir `d`.
-fn moved_paths(d: &Path) -> [(&'static str, String); 6] {
+/// Where the documented paths land in the harness's temp dir `d`. The node config's
+/// `[paths]` values are matched quoted, so they move only where they stand alone: this
+/// containerd's root and state are under `d`, which its node config says, as a node
+/// with non-default directories does (the shipped profiles stay as shipped).
+fn moved_paths(d: &Path) -> [(&'static str, String); 8] {
     [
+        (
+            "\"/var/lib/containerd\"",
+            format!("{:?}", d.join("root").display().to_string()),
+        ),
+        (
+            "\"/run/containerd\"",
+            format!("{:?}", d.join("state").display().to_string()),
+        ),
         (
             "/etc/containerd/",
             format!("{}/etc/containerd/", d.display()),
@@ -223,6 +234,12 @@ impl Containerd {
     }
 
     pub fn start() -> io::Result<Self> {
+        Self::start_with_cri_options("")
+    }
+
+    /// Like [`Self::start`], with `cri_options` (TOML `key = value` lines) added to
+    /// the CRI plugin's section, e.g. `netns_mounts_under_state_dir = true`.
+    pub fn start_with_cri_options(cri_options: &str) -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("stockade-ctrd").tempdir()?;
         let d = dir.path();
         let socket = d.join("containerd.sock");
@@ -243,7 +260,7 @@ impl Containerd {
             d.join("node-config.toml"),
             templated_example("stockade-config.toml", d)?,
         )?;
-        let mut config = config_toml(d, &socket);
+        let mut config = config_toml(d, &socket, cri_options);
         for snippet in ["containerd-v2.toml", "containerd-v2-per-handler.toml"] {
             config.push_str(&format!("\n# from shim/examples/{snippet}\n"));
             config.push_str(&templated_example(snippet, d)?);
@@ -499,11 +516,8 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The repository's profiles, copied to `<d>/profiles` with one change: every
-/// `bind_source_prefixes` list also holds this containerd's CRI sandbox dirs (its
-/// root and state are under the temp dir, not `/var/lib/containerd` and
-/// `/run/containerd`), or every pod's `/dev/shm` and `/etc/resolv.conf` binds would
-/// be refused. A node with a non-default containerd root needs the same edit.
+/// The repository's profiles, installed unchanged at `<d>/profiles` (the node config's
+/// `profiles_dir`), as a node installs them.
 fn install_profiles(d: &Path) -> io::Result<()> {
     let dest = d.join("profiles");
     let st = Command::new("cp")
@@ -513,23 +527,6 @@ fn install_profiles(d: &Path) -> io::Result<()> {
         .status()?;
     if !st.success() {
         return Err(io::Error::other("copy profiles"));
-    }
-    let extra = format!(
-        "\n    {:?},\n    {:?},",
-        d.join("root/io.containerd.grpc.v1.cri/sandboxes"),
-        d.join("state/io.containerd.grpc.v1.cri/sandboxes"),
-    );
-    for e in fs::read_dir(&dest)?.flatten() {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "toml") {
-            continue;
-        }
-        let text = fs::read_to_string(&path)?;
-        let patched = text.replace(
-            "bind_source_prefixes = [",
-            &format!("bind_source_prefixes = [{extra}"),
-        );
-        fs::write(&path, patched)?;
     }
     Ok(())
 }
@@ -556,7 +553,7 @@ fn install_cni(d: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn config_toml(d: &Path, socket: &Path) -> String {
+fn config_toml(d: &Path, socket: &Path, cri_options: &str) -> String {
     format!(
         r#"version = 2
 root = "{root}"
@@ -585,6 +582,7 @@ disabled_plugins = [
   # This machine withholds CAP_SYS_RESOURCE, so no process may lower its
   # oom_score_adj (the pause container asks for -998): clamp to containerd's own.
   restrict_oom_score_adj = true
+{cri_options}
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use stockade_integration_tests::containerd::{
-    cgroup_parent, remove_test_cgroups, runtime_binary, skip_unless_stockade, test_cgroups,
-    Containerd, RUNTIME,
+    cgroup_parent, remove_test_cgroups, runtime_binary, shim_dir, skip_unless_stockade,
+    test_cgroups, Containerd, RUNTIME,
 };
 use stockade_integration_tests::image::oci_archive;
 use stockade_integration_tests::profiles::parse_id_map;
@@ -178,4 +178,65 @@ fn minimal_image_runs_under_default_profile_through_the_runc_shim() {
         },
         "runc",
     );
+}
+
+/// `stockade features` advertises idmapped mounts, so containerd 2.x sends a
+/// `hostUsers: false` pod's rootfs as an overlay with `uidmap=`/`gidmap=` options;
+/// the shim mounts those over idmapped lower layers (unit-tested on a real overlay
+/// in shim/src/rootfs.rs), holding the idmapping's user namespace with a re-exec of
+/// itself. That holder mode waits for stdin to close, prints nothing and exits 0.
+#[test]
+fn features_advertise_idmap_and_the_shim_can_hold_an_idmapping() {
+    if skip_unless_stockade("the features document and the shim are Stockade's") {
+        return;
+    }
+    let out = std::process::Command::new(runtime_binary())
+        .arg("features")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let features: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        features["linux"]["mountExtensions"]["idmap"]["enabled"], true,
+        "{features}"
+    );
+
+    // Spawned as the shim spawns it: in a new user namespace, whose mapping is then
+    // written from here.
+    let mut cmd = std::process::Command::new(shim_dir().join("containerd-shim-stockade-v2"));
+    cmd.arg("--stockade-userns-holder")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // unshare(2) system call.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut holder = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        holder.try_wait().unwrap().is_none(),
+        "the holder exited before its stdin closed"
+    );
+    let proc_dir = PathBuf::from(format!("/proc/{}", holder.id()));
+    fs::write(proc_dir.join("uid_map"), "0 1230000 65536\n").expect("write the holder's uid_map");
+    assert_eq!(
+        parse_id_map(&fs::read_to_string(proc_dir.join("uid_map")).unwrap()),
+        [(0, 1_230_000, 65536)]
+    );
+    assert_ne!(
+        fs::metadata(proc_dir.join("ns/user")).unwrap().ino(),
+        fs::metadata("/proc/self/ns/user").unwrap().ino(),
+        "the holder has its own user namespace"
+    );
+    drop(holder.stdin.take());
+    let out = holder.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 }

@@ -309,3 +309,65 @@ fn import_seccomp_converts_docker_json_and_reports_drops() {
     assert_eq!(allowed, ["read", "write", "exit_group"]);
     assert_eq!(filter.errno[0].errno, 38);
 }
+
+/// Issue 7: a node whose containerd keeps its state somewhere else says so in its node
+/// config's `[paths]`, and the shipped `restricted` profile, unedited, admits a pod
+/// whose sandbox `/dev/shm` comes from there and refuses the standard path this node
+/// does not use. `explain` shows the prefix as written and as resolved here.
+#[test]
+fn node_config_paths_move_the_shipped_bind_source_prefixes() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "restricted");
+    rt.set_node_config(&format!(
+        "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"restricted\"\n\
+         [paths]\ncontainerd_state = \"/srv/ctd-state\"\n",
+        profiles_dir()
+    ));
+    let sandbox = PodSandbox::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let standard = fixture_on_this_host("compliant", &sandbox);
+    let moved: Value = serde_json::from_str(&standard.to_string().replace(
+        "/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
+        "/srv/ctd-state/io.containerd.grpc.v1.cri/sandboxes",
+    ))
+    .expect("spec");
+    assert_ne!(
+        moved, standard,
+        "the fixture binds a sandbox file from containerd's state"
+    );
+    let out = check(
+        &rt,
+        "restricted",
+        &write_spec(dir.path(), "moved", &moved),
+        false,
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = check(
+        &rt,
+        "restricted",
+        &write_spec(dir.path(), "std", &standard),
+        false,
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let refused: Vec<_> = pairs_of_text(&out.stdout).into_iter().collect();
+    assert_eq!(refused.len(), 1, "{out:?}");
+    assert_eq!(refused[0].0, "mounts.bind_source", "{out:?}");
+    assert!(
+        out.stdout
+            .contains("/srv/ctd-state/io.containerd.grpc.v1.cri/sandboxes"),
+        "the refusal names this node's directory: {out:?}"
+    );
+    let out = rt
+        .exec_cmd(&["profile", "explain", "restricted"])
+        .expect_ok(&rt);
+    assert!(
+        out.stdout.contains(
+            "${containerd_state}/io.containerd.grpc.v1.cri/sandboxes \
+             (here /srv/ctd-state/io.containerd.grpc.v1.cri/sandboxes)"
+        ),
+        "{}",
+        out.stdout
+    );
+}

@@ -281,3 +281,178 @@ fn every_fixture_is_covered_and_the_compliant_one_is_admitted() {
     ]);
     assert_eq!(out.code, Some(0), "compliant spec refused: {out:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Host devices (issue 7): decided at admission, never admitted-then-broken
+// ---------------------------------------------------------------------------
+
+/// Every device node under this host's `/dev` (less `/dev/pts`, a devpts of its
+/// own), as containerd lists them for a privileged pod: entries for `linux.devices`
+/// and one device cgroup allow rule per node.
+fn host_devices() -> (Vec<Value>, Vec<Value>) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut nodes = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = m.file_type();
+            if ft.is_dir() && path != std::path::Path::new("/dev/pts") {
+                dirs.push(path);
+            } else if ft.is_char_device() || ft.is_block_device() {
+                let rdev = m.rdev();
+                nodes.push(serde_json::json!({
+                    "path": path.to_string_lossy(),
+                    "type": if ft.is_char_device() { "c" } else { "b" },
+                    "major": libc::major(rdev), "minor": libc::minor(rdev),
+                    "fileMode": m.mode() & 0o777, "uid": 0, "gid": 0
+                }));
+            }
+        }
+    }
+    nodes.sort_by_key(|n| n["path"].as_str().unwrap_or_default().to_string());
+    let rules = nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({"allow": true, "type": n["type"], "major": n["major"],
+                               "minor": n["minor"], "access": "rwm"})
+        })
+        .collect();
+    (nodes, rules)
+}
+
+/// A privileged-shaped spec's ~100 host device nodes: `default` (which used to
+/// admit them and then fail at rootfs preparation), `baseline` and `restricted`
+/// refuse it at admission, naming `devices.node` and `devices.cgroup_rule`, and
+/// nothing is left behind.
+#[test]
+fn host_device_nodes_are_refused_at_admission() {
+    if skip_on_reference("hardening profiles are Stockade's") {
+        return;
+    }
+    let (nodes, rules) = host_devices();
+    assert!(nodes.len() >= 20, "this host has few devices: {nodes:?}");
+    for profile in ["default", "baseline", "restricted"] {
+        let rt = runtime!(profile = profile);
+        let bundle = stockade_integration_tests::BundleBuilder::new()
+            .edit(|s| {
+                s["linux"]["devices"] = Value::Array(nodes.clone());
+                s["linux"]["resources"]["devices"]
+                    .as_array_mut()
+                    .expect("device rules")
+                    .extend(rules.iter().cloned());
+            })
+            .build();
+        let failed = match rt.create(&bundle) {
+            Ok(c) => panic!("{profile} admitted {} host devices: {c:?}", nodes.len()),
+            Err(failed) => failed,
+        };
+        assert_eq!(failed.out.code, Some(1), "{profile}: {:?}", failed.out);
+        let msg = &failed.out.stderr;
+        let lines = violation_lines(msg.trim_end());
+        for want in [
+            ("devices.node", "linux.devices"),
+            ("devices.cgroup_rule", "linux.resources.devices"),
+        ] {
+            assert!(
+                lines.contains(&(want.0.to_string(), want.1.to_string())),
+                "{profile}: {want:?} not named:\n{msg}"
+            );
+        }
+        assert!(
+            msg.contains("device nodes outside the allow-list: /dev/"),
+            "{profile}: {msg}"
+        );
+        drop(failed);
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        assert!(rt.userns_ranges().is_empty(), "{profile}: range left");
+    }
+}
+
+/// A profile that strips (`on_excess = "strip"`) runs the same spec without the host
+/// devices: inside, a host disk node is absent while /dev/null is there, and the audit
+/// record says what was removed.
+#[test]
+fn host_device_nodes_are_stripped_when_the_profile_says_so() {
+    if skip_on_reference("hardening profiles are Stockade's") {
+        return;
+    }
+    let (nodes, rules) = host_devices();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shipped = std::fs::read_to_string(
+        stockade_integration_tests::runtime::profiles_dir().join("default.toml"),
+    )
+    .expect("default.toml");
+    // Only the shipped allow-list, under a profile of this test's own.
+    let devices = &shipped[shipped.find("[devices]").expect("[devices]")..];
+    let devices = &devices[..devices.find("\n[cgroups]").expect("next section")];
+    let devices = devices.replace("on_excess = \"refuse\"", "on_excess = \"strip\"");
+    std::fs::write(
+        dir.path().join("strip-devices.toml"),
+        format!(
+            "schema = 1\nname = \"strip-devices\"\nversion = \"1\"\nstrictness = 0\n\
+             mode = \"enforce\"\n\n{devices}\n"
+        ),
+    )
+    .expect("write profile");
+    let rt = runtime!();
+    rt.set_node_config(&format!(
+        "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"strip-devices\"\n",
+        dir.path()
+    ));
+    let victim = nodes
+        .iter()
+        .find(|n| n["type"] == "b")
+        .or_else(|| nodes.iter().find(|n| n["path"] == "/dev/kmsg"))
+        .expect("a host device outside the default set")["path"]
+        .as_str()
+        .expect("path")
+        .to_string();
+    let bundle = stockade_integration_tests::BundleBuilder::new()
+        .shell(&format!("probe stat {victim}; probe stat /dev/null"))
+        .edit(|s| {
+            s["linux"]["devices"] = Value::Array(nodes.clone());
+            s["linux"]["resources"]["devices"]
+                .as_array_mut()
+                .expect("device rules")
+                .extend(rules.iter().cloned());
+        })
+        .build();
+    let out = rt.run(&bundle).expect_ok(&rt);
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert_eq!(
+        lines[0]["ok"], false,
+        "{victim} is not in the container: {}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["type"], "c", "/dev/null is: {}", lines[1]);
+    let audit = log_lines(&rt)
+        .into_iter()
+        .find(|l| l["audit"]["event"] == "stockade.profile.decision")
+        .expect("decision event");
+    let injected = audit["audit"]["injected"].to_string();
+    let kept = nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n["path"].as_str(),
+                Some("/dev/null" | "/dev/zero" | "/dev/full" | "/dev/random" | "/dev/urandom")
+                    | Some("/dev/tty" | "/dev/console" | "/dev/ptmx" | "/dev/net/tun")
+            )
+        })
+        .count();
+    assert!(
+        injected.contains("devices.node")
+            && injected.contains(&format!("removed {} device nodes", nodes.len() - kept)),
+        "{audit}"
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}

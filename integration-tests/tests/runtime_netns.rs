@@ -165,6 +165,27 @@ fn netns_pinned_under_a_0700_dir_is_joined_and_binds_80() {
     joins_and_binds_80(&PinnedNetns::under_private_dir());
 }
 
+/// The runtime opens namespace files before the user namespace exists and its
+/// children setns through them: none of those descriptors reaches the container's
+/// process (only stdio and the listing's own fd are open).
+#[test]
+fn no_namespace_descriptor_reaches_the_container() {
+    if skip_on_reference("the default profile's user namespace is Stockade's") {
+        return;
+    }
+    let netns = PinnedNetns::under_private_dir();
+    let rt = runtime!(profile = "default");
+    let bundle = joining(&netns, &["/usr/bin/probe", "fds"]).build();
+    let report = parse_report(&run(&rt, &bundle));
+    let fds = report["fds"].as_object().expect("fds");
+    let own = report["listing_fd"].as_array().expect("listing_fd");
+    for (fd, target) in fds {
+        let stdio = ["0", "1", "2"].contains(&fd.as_str());
+        let listing = own.iter().any(|o| o == fd);
+        assert!(stdio || listing, "fd {fd} -> {target} leaked: {report}");
+    }
+}
+
 #[test]
 fn netns_under_var_run_netns_is_joined_and_binds_80() {
     if skip_on_reference("the default profile's user namespace is Stockade's") {

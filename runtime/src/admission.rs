@@ -83,15 +83,23 @@ pub fn resolve_named(config: Option<&Path>, name: &str) -> Result<Profile, Resol
         crate::profile::load_profile(dir, stem)
             .map_err(|e| ResolveError::Load(name.to_string(), Box::new(e)))
     };
+    let cfg_path = config.unwrap_or(Path::new(node_config::DEFAULT_CONFIG_PATH));
+    let cfg = NodeConfig::read(cfg_path).map_err(ResolveError::Config)?;
     if name.contains('/') || name.ends_with(".toml") {
         let path = Path::new(name);
         let dir = path.parent().unwrap_or(Path::new("."));
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(name);
-        return load(dir, stem);
+        let profile = load(dir, stem)?;
+        // A profile file is read with this node's directories, as the node would.
+        return match cfg {
+            Some(cfg) => cfg.localize(profile).map_err(ResolveError::Config),
+            None => Ok(profile),
+        };
     }
-    let cfg_path = config.unwrap_or(Path::new(node_config::DEFAULT_CONFIG_PATH));
-    match NodeConfig::read(cfg_path).map_err(ResolveError::Config)? {
-        Some(cfg) => load(&cfg.profiles_dir, name),
+    match cfg {
+        Some(cfg) => cfg
+            .localize(load(&cfg.profiles_dir, name)?)
+            .map_err(ResolveError::Config),
         None if name == "default" => node_config::builtin_default().map_err(ResolveError::Config),
         None => Err(ResolveError::NoProfilesDir {
             name: name.to_string(),
@@ -141,14 +149,15 @@ pub fn admit(
         }
     })?;
     let record = decision.audit_record(Some(container_id));
+    let audit_id = crate::audit_log::record(src.config, &record);
     let event = serde_json::to_string(&record).unwrap_or_default();
     match decision {
         Decision::Refused(r) => {
-            tracing::warn!(target: "stockade::audit", audit = %event, "container refused by profile");
+            tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "container refused by profile");
             Err(AdmissionError::Refused(Box::new(r)))
         }
         Decision::Admitted(h) => {
-            tracing::info!(target: "stockade::audit", audit = %event, "container admitted by profile");
+            tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "container admitted by profile");
             // The filter got stricter than the spec asked: say so outside the audit
             // record too, for whoever wonders why a syscall is now denied.
             for i in h

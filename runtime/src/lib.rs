@@ -4,6 +4,7 @@
 //! (thin, privileged) -> exec. See ARCHITECTURE.md.
 
 pub mod admission;
+pub mod audit_log;
 pub mod bundle;
 pub mod cli;
 pub mod commands;

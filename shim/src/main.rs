@@ -7,6 +7,7 @@
 mod bootstrap;
 mod cli_instance;
 mod error;
+mod idmap;
 mod instance;
 mod oom;
 mod options;
@@ -18,6 +19,15 @@ mod stats;
 mod stdio;
 
 fn main() {
+    // The holder of an idmapping's user namespace (see `idmap`): a fresh exec of
+    // this binary that does nothing else.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == idmap::HOLDER_ARG)
+    {
+        idmap::hold();
+        return;
+    }
     if let Err(e) = bootstrap::run() {
         eprintln!("{}: {e:#}", bootstrap::RUNTIME_NAME);
         std::process::exit(1);

@@ -46,9 +46,30 @@ pub fn parse_options(options: &[String]) -> (MsFlags, String) {
     (flags, data.join(","))
 }
 
-/// Mounts `mounts` in order onto `target`.
+/// Mounts `mounts` in order onto `target`. An overlay with `uidmap=`/`gidmap=`
+/// options (containerd 2.x, `hostUsers: false`) is mounted over idmapped clones of
+/// its lower layers (see `crate::idmap`).
 pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
+    mount_all_with(mounts, target, &crate::idmap::Holder::this_shim())
+}
+
+fn mount_all_with(mounts: &[Mount], target: &Path, holder: &crate::idmap::Holder) -> Result<()> {
     for m in mounts {
+        if m.type_ == "overlay" {
+            if let Some(ov) = crate::idmap::split(&m.options)? {
+                let (flags, _) = parse_options(&ov.options);
+                let work = target.with_file_name("idmapped-lowers");
+                crate::idmap::mount_overlay(
+                    holder,
+                    &ov,
+                    flags,
+                    |o| parse_options(o).1,
+                    target,
+                    &work,
+                )?;
+                continue;
+            }
+        }
         let (flags, data) = parse_options(&m.options);
         let fstype = Some(m.type_.as_str()).filter(|t| !t.is_empty() && *t != "bind");
         mount(
@@ -118,5 +139,64 @@ mod tests {
             MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
         );
         assert!(data.is_empty());
+    }
+
+    /// containerd 2.x's overlay for a `hostUsers: false` pod, mounted by the shim: a
+    /// file owned by 0:0 in the lower layer shows as the mapped host ids (before
+    /// the fix mount(2) got `uidmap=` and failed with EINVAL), the layer keeps its
+    /// owner, and no clone of a layer stays mounted. The holder here is `cat` (the
+    /// test binary cannot re-exec itself as the shim); the shim's own holder mode is
+    /// exercised by integration-tests/tests/containerd_rootfs.rs.
+    #[test]
+    fn overlay_with_uidmap_gidmap_mounts_over_idmapped_layers() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root (mounts)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["lower", "upper", "work", "bundle/rootfs"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("lower/file"), "x").unwrap();
+        std::os::unix::fs::chown(d.join("lower/file"), Some(0), Some(0)).unwrap();
+        let m = Mount {
+            type_: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                "index=off".into(),
+                format!("workdir={}", d.join("work").display()),
+                format!("upperdir={}", d.join("upper").display()),
+                format!("lowerdir={}", d.join("lower").display()),
+                "uidmap=0:1230000:65536".into(),
+                "gidmap=0:1240000:65536".into(),
+            ],
+            ..Default::default()
+        };
+        let target = d.join("bundle/rootfs");
+        let holder = crate::idmap::Holder {
+            program: "cat".into(),
+            args: Vec::new(),
+        };
+        let mounted = mount_all_with(&[m], &target, &holder);
+        let meta = std::fs::metadata(target.join("file"));
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        unmount_all(&target).unwrap();
+        mounted.unwrap();
+        let meta = meta.unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1_230_000, 1_240_000));
+        let lower = std::fs::metadata(d.join("lower/file")).unwrap();
+        assert_eq!((lower.uid(), lower.gid()), (0, 0));
+        let work = d.join("bundle/idmapped-lowers");
+        assert!(!work.exists(), "the layer clones' directory is removed");
+        let work = work.display().to_string();
+        assert!(
+            !mounts
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .any(|mp| mp.starts_with(&work)),
+            "a layer clone stays mounted: {mounts}"
+        );
     }
 }

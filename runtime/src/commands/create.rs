@@ -42,6 +42,7 @@ pub struct CreateOpts<'a> {
 pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     let span = tracing::info_span!("create", id = opts.id);
     let _enter = span.enter();
+    let started = std::time::Instant::now();
 
     // Reject a bad id before anything, with libcontainer's own rules.
     let builder = ContainerBuilder::new(opts.id.to_string(), SyscallType::default())
@@ -140,6 +141,10 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     match result {
         Ok(_) => {
             tracing::debug!("container created");
+            crate::audit_log::record_create_time(
+                g.config.as_deref(),
+                started.elapsed().as_secs_f64(),
+            );
             Ok(())
         }
         Err(source) => {

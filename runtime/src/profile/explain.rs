@@ -203,7 +203,17 @@ pub fn explain(p: &Profile) -> String {
                 "allowed types: {}; host directories may only come from {}; never {}; {}; \
                  binds get {} ({}).",
                 list(&m.allowed_types),
-                list(&m.bind_source_prefixes),
+                list(
+                    &m.bind_source_prefixes
+                        .iter()
+                        .zip(&m.resolved_bind_source_prefixes)
+                        .map(|(t, r)| if t == r {
+                            t.clone()
+                        } else {
+                            format!("{t} (here {r})")
+                        })
+                        .collect::<Vec<_>>()
+                ),
                 list(
                     &m.forbidden_sources
                         .iter()
@@ -239,6 +249,33 @@ pub fn explain(p: &Profile) -> String {
         )
     });
     section(&mut s, p, "Namespaces", "namespaces", rule);
+
+    let rule = p.devices.as_ref().map(|d| {
+        (
+            d.mode,
+            d.reason.as_str(),
+            format!(
+                "host devices only {}; other device nodes and device cgroup allow rules are {}.",
+                list(
+                    &d.allowed
+                        .iter()
+                        .map(|a| format!(
+                            "{} ({} {}:{})",
+                            a.path,
+                            a.kind.letter(),
+                            a.major,
+                            a.minor
+                        ))
+                        .collect::<Vec<_>>()
+                ),
+                match d.on_excess {
+                    OnExcess::Strip => "removed",
+                    OnExcess::Refuse => "refused",
+                }
+            ),
+        )
+    });
+    section(&mut s, p, "Devices", "devices", rule);
 
     let rule = p.cgroups.as_ref().map(|g| {
         (

@@ -5,8 +5,10 @@
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::Path;
 
 use super::host::HostFacts;
+use super::node_paths::{NodePaths, VARIABLES};
 use super::rules::landlock::abi_of;
 use super::schema::{
     LandlockSection, OnMissing, Profile, RootPolicy, SeccompAction, SeccompSection,
@@ -122,6 +124,18 @@ pub enum LintFinding {
     },
     /// `tcp_connect = []`: no outbound TCP at all (DNS over TCP, HTTPS, databases).
     NoOutboundTcp,
+    /// A bind source prefix spells out a standard node directory instead of its
+    /// variable: it breaks on nodes whose directories differ.
+    HardcodedNodePath {
+        prefix: String,
+        variable: &'static str,
+    },
+    /// No spec a supported containerd (1.6, 1.7, 2.x) sends through the CRI can satisfy
+    /// this rule: every pod, or every pod of a kind, would be refused.
+    NeverSatisfied {
+        key: &'static str,
+        why: String,
+    },
 }
 
 impl LintFinding {
@@ -164,6 +178,10 @@ impl LintFinding {
             LandlockUnenforceable { .. } | LandlockDegraded { .. } => ("landlock.min_abi", None),
             LandlockRightAboveAbi { path, .. } => ("landlock.fs", Some(path.clone())),
             NoOutboundTcp => ("landlock.tcp_connect", None),
+            HardcodedNodePath { prefix, .. } => {
+                ("mounts.bind_source_prefixes", Some(prefix.clone()))
+            }
+            NeverSatisfied { key, .. } => (*key, None),
         })
     }
 }
@@ -192,6 +210,8 @@ impl fmt::Display for LintFinding {
             LandlockDegraded { needed, host } => write!(f, "landlock: needs ABI {needed}, kernel has {}: enforced best effort", abi(host)),
             LandlockRightAboveAbi { path, right, abi, min_abi } => write!(f, "landlock.fs {path}: {right} needs ABI {abi} > min_abi {min_abi}"),
             NoOutboundTcp => write!(f, "landlock.tcp_connect = []: containers may not open any TCP connection (no DNS over TCP, HTTPS or databases); omit the key to leave outbound TCP unrestricted"),
+            HardcodedNodePath { prefix, variable } => write!(f, "mounts.bind_source_prefixes: {prefix:?} hard-codes the standard {variable} directory: write ${{{variable}}}{} so nodes that name their own directories keep working", prefix.strip_prefix(&NodePaths::default().resolve(&format!("${{{variable}}}")).unwrap_or_default()).unwrap_or("")),
+            NeverSatisfied { key, why } => write!(f, "{key}: no spec from containerd 1.6, 1.7 or 2.x can satisfy it: {why}"),
         }
     }
 }
@@ -200,7 +220,7 @@ impl fmt::Display for LintFinding {
 /// file order. Absence is a warning, not an error: a profile may deliberately leave a
 /// control to the spec (see `unconfined.toml`), but a reviewer must see it.
 fn absent_sections(p: &Profile) -> Vec<LintFinding> {
-    let sections: [(&'static str, bool, &'static str); 11] = [
+    let sections: [(&'static str, bool, &'static str); 12] = [
         (
             "seccomp",
             p.seccomp.is_none(),
@@ -235,6 +255,11 @@ fn absent_sections(p: &Profile) -> Vec<LintFinding> {
             "namespaces",
             p.namespaces.is_none(),
             "containers may share the host's namespaces",
+        ),
+        (
+            "devices",
+            p.devices.is_none(),
+            "containers get every host device node their spec lists",
         ),
         (
             "cgroups",
@@ -329,7 +354,20 @@ pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
         }
     }
     if let Some(m) = &profile.mounts {
-        for p in &m.bind_source_prefixes {
+        let standard = NodePaths::default();
+        for prefix in &m.bind_source_prefixes {
+            let hard_coded = VARIABLES.into_iter().find(|v| {
+                let dir = standard.resolve(&format!("${{{v}}}")).unwrap_or_default();
+                prefix == &dir || prefix.starts_with(&format!("{dir}/"))
+            });
+            if let Some(variable) = hard_coded {
+                out.push(LintFinding::HardcodedNodePath {
+                    prefix: prefix.clone(),
+                    variable,
+                });
+            }
+        }
+        for p in &m.resolved_bind_source_prefixes {
             if matches!(
                 p.trim_end_matches('/'),
                 "" | "/var" | "/etc" | "/usr" | "/home" | "/root"
@@ -341,7 +379,177 @@ pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
     if let Some(l) = &profile.landlock {
         landlock(l, host, &mut out);
     }
+    out.extend(never_satisfied(profile));
     out.sort_by_key(LintFinding::severity);
+    out
+}
+
+/// Mount types containerd's CRI puts in every container's spec (runtime defaults
+/// /proc, /dev, /dev/pts, /dev/mqueue, /sys, /sys/fs/cgroup, and binds for /dev/shm,
+/// /etc/hosts, /etc/resolv.conf, /etc/hostname).
+const CONTAINERD_MOUNT_TYPES: [&str; 7] = [
+    "bind", "proc", "tmpfs", "devpts", "mqueue", "sysfs", "cgroup",
+];
+/// Options containerd's CRI gives its bind mounts (volumes, /etc/hosts, ...).
+const CONTAINERD_BIND_OPTIONS: [&str; 4] = ["rbind", "rprivate", "rw", "ro"];
+/// Single-device allow rules containerd's CRI puts in every container's device cgroup
+/// (char major:minor): null, zero, full, random, urandom, tty, console, ptmx, tun.
+const CONTAINERD_DEVICE_RULES: [(i64, i64); 9] = [
+    (1, 3),
+    (1, 5),
+    (1, 7),
+    (1, 8),
+    (1, 9),
+    (5, 0),
+    (5, 1),
+    (5, 2),
+    (10, 200),
+];
+/// Namespaces containerd's CRI always creates or joins for a pod container.
+const CONTAINERD_NAMESPACES: [super::schema::NsType; 5] = [
+    super::schema::NsType::Pid,
+    super::schema::NsType::Network,
+    super::schema::NsType::Ipc,
+    super::schema::NsType::Uts,
+    super::schema::NsType::Mount,
+];
+
+/// Rules that refuse what every spec from a supported containerd looks like. The
+/// shapes are containerd's CRI defaults (1.6 to 2.x); where a rule can *inject*, the
+/// runtime fixes the spec and nothing is reported.
+fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
+    let mut out = Vec::new();
+    let mut finding = |key, why: String| out.push(LintFinding::NeverSatisfied { key, why });
+    if let Some(s) = &p.seccomp {
+        if !s.allowed_default_actions.contains(&SeccompAction::Errno) {
+            finding(
+                "seccomp.allowed_default_actions",
+                "containerd's RuntimeDefault filter has defaultAction SCMP_ACT_ERRNO, so every \
+                 RuntimeDefault pod is refused; add \"errno\""
+                    .into(),
+            );
+        }
+    }
+    if let Some(m) = &p.mounts {
+        let missing: Vec<&str> = CONTAINERD_MOUNT_TYPES
+            .into_iter()
+            .filter(|t| !m.allowed_types.iter().any(|a| a == t))
+            .collect();
+        if !missing.is_empty() {
+            finding(
+                "mounts.allowed_types",
+                format!(
+                    "containerd mounts {} in every container",
+                    missing.join(", ")
+                ),
+            );
+        }
+        // Where containerd's CRI and the kubelet keep what every pod binds: volumes and
+        // /etc/hosts (kubelet), /etc/hosts, /etc/resolv.conf, /etc/hostname (containerd
+        // root) and /dev/shm (containerd state).
+        for dir in [
+            "${kubelet_root}/pods",
+            "${containerd_root}/io.containerd.grpc.v1.cri/sandboxes",
+            "${containerd_state}/io.containerd.grpc.v1.cri/sandboxes",
+        ] {
+            let Ok(here) = p.node_paths.resolve(dir) else {
+                continue;
+            };
+            let covered = m
+                .resolved_bind_source_prefixes
+                .iter()
+                .any(|prefix| Path::new(&here).starts_with(prefix));
+            if !covered {
+                finding(
+                    "mounts.bind_source_prefixes",
+                    format!(
+                        "nothing covers {dir} ({here} on this node), where every pod's \
+                         volumes or sandbox files are bound from"
+                    ),
+                );
+            }
+        }
+        if m.on_missing == OnMissing::Refuse {
+            let missing: Vec<&str> = m
+                .bind_required_options
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !CONTAINERD_BIND_OPTIONS.contains(o))
+                .collect();
+            if !missing.is_empty() {
+                finding(
+                    "mounts.bind_required_options",
+                    format!(
+                        "containerd binds volumes, /etc/hosts and /etc/resolv.conf with {} only \
+                         and on_missing = \"refuse\" will not add {}",
+                        CONTAINERD_BIND_OPTIONS.join(","),
+                        missing.join(",")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(n) = &p.namespaces {
+        for ns in &n.required {
+            let why = match ns {
+                _ if CONTAINERD_NAMESPACES.contains(ns) => continue,
+                super::schema::NsType::User => {
+                    "containerd 1.6 and 1.7 never send a user namespace (2.x only for \
+                     hostUsers: false); user_namespace.on_missing = \"inject\" adds one instead"
+                }
+                super::schema::NsType::Cgroup => {
+                    "containerd sends a cgroup namespace only on cgroup v2 hosts"
+                }
+                _ => "containerd never sends this namespace",
+            };
+            finding("namespaces.required", format!("{}: {why}", ns.oci_name()));
+        }
+    }
+    if let Some(u) = &p.user_namespace {
+        if u.required && u.on_missing == OnMissing::Refuse {
+            finding(
+                "user_namespace.on_missing",
+                "containerd 1.6 and 1.7 never send a user namespace (2.x only for hostUsers: \
+                 false), so those pods are refused; \"inject\" allocates one"
+                    .into(),
+            );
+        }
+    }
+    if let Some(d) = &p.devices {
+        if d.on_excess == super::schema::OnExcess::Refuse {
+            let missing: Vec<String> = CONTAINERD_DEVICE_RULES
+                .iter()
+                .filter(|(major, minor)| {
+                    !d.allowed.iter().any(|a| {
+                        a.kind == super::schema::DeviceType::Char
+                            && a.major == *major
+                            && a.minor == *minor
+                    })
+                })
+                .map(|(major, minor)| format!("c {major}:{minor}"))
+                .collect();
+            if !missing.is_empty() {
+                finding(
+                    "devices.allowed",
+                    format!(
+                        "containerd allows {} in every pod's device cgroup and on_excess = \
+                         \"refuse\"",
+                        missing.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(c) = &p.cgroups {
+        if c.on_missing == OnMissing::Refuse {
+            finding(
+                "cgroups.on_missing",
+                "containerd sets no per-container pids limit (the kubelet limits the pod \
+                 cgroup), so every container is refused; \"inject\" sets the default"
+                    .into(),
+            );
+        }
+    }
     out
 }
 
@@ -510,6 +718,7 @@ mod tests {
                 "filesystem",
                 "mounts",
                 "namespaces",
+                "devices",
                 "cgroups",
                 "sysctls",
                 "landlock",
@@ -539,6 +748,87 @@ mod tests {
             [
                 "seccomp: section absent — containers get no syscall filter",
                 "user_namespace: section absent — container root is host root unless the spec maps it",
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_no_containerd_spec_can_satisfy_are_warned_about() {
+        let mut p = shipped("default");
+        p.seccomp
+            .as_mut()
+            .unwrap()
+            .allowed_default_actions
+            .retain(|a| *a != SeccompAction::Errno);
+        let m = p.mounts.as_mut().unwrap();
+        m.allowed_types.retain(|t| t != "mqueue");
+        m.resolved_bind_source_prefixes
+            .retain(|d| !d.starts_with("/run/containerd"));
+        m.on_missing = OnMissing::Refuse;
+        p.namespaces
+            .as_mut()
+            .unwrap()
+            .required
+            .extend([super::super::schema::NsType::Time]);
+        p.user_namespace.as_mut().unwrap().on_missing = OnMissing::Refuse;
+        p.cgroups.as_mut().unwrap().on_missing = OnMissing::Refuse;
+        p.devices
+            .as_mut()
+            .unwrap()
+            .allowed
+            .retain(|d| d.path != "/dev/net/tun");
+        let keys: Vec<&str> = lint(&p, &host())
+            .into_iter()
+            .map(|f| match f {
+                LintFinding::NeverSatisfied { key, .. } => {
+                    assert_eq!(f.severity(), Severity::Warning);
+                    key
+                }
+                other => panic!("unexpected finding {other}"),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "seccomp.allowed_default_actions",
+                "mounts.allowed_types",
+                "mounts.bind_source_prefixes",
+                "mounts.bind_required_options",
+                "namespaces.required",
+                "user_namespace.on_missing",
+                "devices.allowed",
+                "cgroups.on_missing",
+            ]
+        );
+        // Refusing a silent spec is satisfiable where the pod author can comply
+        // (readOnlyRootFilesystem, RuntimeDefault), and masked paths are completed.
+        let mut p = shipped("restricted");
+        p.filesystem.as_mut().unwrap().on_missing = OnMissing::Refuse;
+        assert!(lint(&p, &host()).is_empty());
+    }
+
+    #[test]
+    fn hard_coded_node_directories_are_warned_about() {
+        let mut p = shipped("default");
+        let m = p.mounts.as_mut().unwrap();
+        m.bind_source_prefixes = vec![
+            "/var/lib/kubelet/pods".into(),
+            "/run/containerd/io.containerd.grpc.v1.cri/sandboxes".into(),
+            "${containerd_root}/io.containerd.grpc.v1.cri/sandboxes".into(),
+            "/var/lib/kubeletx".into(),
+        ];
+        p.resolve_node_paths(&NodePaths::default()).unwrap();
+        let f: Vec<String> = lint(&p, &host()).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            f,
+            [
+                "mounts.bind_source_prefixes: \"/var/lib/kubelet/pods\" hard-codes the standard \
+                 kubelet_root directory: write ${kubelet_root}/pods so nodes that name their own \
+                 directories keep working",
+                "mounts.bind_source_prefixes: \"/run/containerd/io.containerd.grpc.v1.cri/sandboxes\" \
+                 hard-codes the standard containerd_state directory: write \
+                 ${containerd_state}/io.containerd.grpc.v1.cri/sandboxes so nodes that name their \
+                 own directories keep working",
             ]
         );
     }

@@ -5,6 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use super::node_paths::NodePaths;
 use super::schema::{IdRange, Limit, Profile, SeccompSection, SCHEMA_VERSION};
 use super::seccomp_data::SeccompFilter;
 
@@ -73,6 +74,11 @@ pub enum Problem {
     NotRelative(String),
     #[error("{0:?} must be an absolute path")]
     NotAbsolute(String),
+    #[error("must be a path under /dev/")]
+    NotUnderDev,
+    // Displayed inline in `LoadError::Invalid`, which has no source: printed once.
+    #[error("{0}")]
+    PathTemplate(super::node_paths::PathTemplateError),
     #[error("{0:?} must not contain '..': it could name anything")]
     DotDot(String),
     #[error("{path:?} is not normalised; write {normal:?}")]
@@ -192,7 +198,12 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, LoadError> {
         file: file.to_owned(),
         source,
     })?;
+    let mut profile = profile;
     validate(&profile, file)?;
+    // Standard node directories until a node config names its own.
+    profile
+        .resolve_node_paths(&NodePaths::default())
+        .map_err(|(key, e)| invalid(file, key, Problem::PathTemplate(e)))?;
     Ok(profile)
 }
 
@@ -394,6 +405,7 @@ pub fn problems(p: &Profile) -> Vec<Invalid> {
             "namespaces.reason",
             p.namespaces.as_ref().map(|s| &s.reason),
         ),
+        ("devices.reason", p.devices.as_ref().map(|s| &s.reason)),
         ("cgroups.reason", p.cgroups.as_ref().map(|s| &s.reason)),
         ("sysctls.reason", p.sysctls.as_ref().map(|s| &s.reason)),
         ("landlock.reason", p.landlock.as_ref().map(|s| &s.reason)),
@@ -473,13 +485,8 @@ pub fn problems(p: &Profile) -> Vec<Invalid> {
             "process.forbidden_cwd",
             p.process.iter().flat_map(|pr| &pr.forbidden_cwd).collect(),
         ),
-        (
-            "mounts.bind_source_prefixes",
-            mounts
-                .iter()
-                .flat_map(|m| &m.bind_source_prefixes)
-                .collect(),
-        ),
+        // mounts.bind_source_prefixes may hold node directory variables: checked when
+        // resolved (`resolve_node_paths`).
         (
             "mounts.forbidden_sources",
             mounts
@@ -507,6 +514,21 @@ pub fn problems(p: &Profile) -> Vec<Invalid> {
             out.push(Invalid::at(
                 format!("mounts.forbidden_sources.{}.reason", f.path),
                 &f.path,
+                Problem::Empty,
+            ));
+        }
+    }
+    for (i, d) in p.devices.iter().flat_map(|s| &s.allowed).enumerate() {
+        if !d.path.starts_with("/dev/") {
+            out.push(Invalid::at(
+                format!("devices.allowed[{i}].path"),
+                &d.path,
+                Problem::NotUnderDev,
+            ));
+        }
+        if d.reason.trim().is_empty() {
+            out.push(Invalid::new(
+                format!("devices.allowed[{i}].reason"),
                 Problem::Empty,
             ));
         }

@@ -12,6 +12,7 @@ pub mod lint;
 pub mod load;
 pub mod locate;
 pub mod node_config;
+pub mod node_paths;
 pub mod plan;
 pub mod rules;
 pub mod schema;

@@ -161,6 +161,9 @@ fn harden(doc: &mut Value, p: &Profile) -> Vec<Injection> {
     if let Some(s) = &p.cgroups {
         out.extend(rules::cgroups::harden(doc, s));
     }
+    if let Some(s) = &p.devices {
+        out.extend(rules::devices::harden(doc, s));
+    }
     out
 }
 
@@ -210,6 +213,9 @@ pub(super) fn check(
             ns,
             m(&s.reason, s.mode),
         ));
+    }
+    if let Some(s) = &p.devices {
+        out.extend(rules::devices::check(doc, s, m(&s.reason, s.mode)));
     }
     if let Some(s) = &p.cgroups {
         out.extend(rules::cgroups::check(doc, s, m(&s.reason, s.mode)));

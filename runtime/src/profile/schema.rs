@@ -9,6 +9,7 @@
 use crate::landlock_plan::{Compat, FsAccess};
 use serde::{Deserialize, Serialize};
 
+use super::node_paths::{NodePaths, PathTemplateError};
 use super::seccomp_data::SeccompFilter;
 
 /// The only schema version this runtime understands.
@@ -79,6 +80,8 @@ pub struct Profile {
     #[serde(default)]
     pub namespaces: Option<NamespacesSection>,
     #[serde(default)]
+    pub devices: Option<DevicesSection>,
+    #[serde(default)]
     pub cgroups: Option<CgroupsSection>,
     #[serde(default)]
     pub sysctls: Option<SysctlsSection>,
@@ -90,6 +93,34 @@ pub struct Profile {
     /// (`None` when the profile has no `[seccomp]` section).
     #[serde(skip)]
     pub seccomp_filter: Option<SeccompFilter>,
+    /// The node directories the path templates were last resolved with
+    /// ([`Profile::resolve_node_paths`]); the standard paths right after loading.
+    #[serde(skip)]
+    pub node_paths: NodePaths,
+}
+
+impl Profile {
+    /// Substitute `paths` into every path template of the profile. `Err` names the key
+    /// of the first template that does not resolve.
+    pub fn resolve_node_paths(
+        &mut self,
+        paths: &NodePaths,
+    ) -> Result<(), (String, PathTemplateError)> {
+        if let Some(m) = &mut self.mounts {
+            m.resolved_bind_source_prefixes = m
+                .bind_source_prefixes
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    paths
+                        .resolve(t)
+                        .map_err(|e| (format!("mounts.bind_source_prefixes[{i}]"), e))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        self.node_paths = paths.clone();
+        Ok(())
+    }
 }
 
 /// Seccomp actions a profile may name (OCI `SCMP_ACT_*`).
@@ -250,8 +281,15 @@ pub struct MountsSection {
     pub reason: String,
     pub mode: Option<Mode>,
     pub allowed_types: Vec<String>,
-    /// Bind sources must be under one of these directories.
+    /// Bind sources must be under one of these directories, as written: an entry may
+    /// start with a node directory variable such as `${containerd_state}` (see
+    /// `node_paths`).
     pub bind_source_prefixes: Vec<String>,
+    /// `bind_source_prefixes` with this node's directories substituted: what rules
+    /// check. Set by the loader (standard paths) and again for the node config's
+    /// `[paths]` ([`Profile::resolve_node_paths`]).
+    #[serde(skip)]
+    pub resolved_bind_source_prefixes: Vec<String>,
     /// Checked before the prefixes: a forbidden source is refused even under a prefix.
     pub forbidden_sources: Vec<ForbiddenSource>,
     /// Refuse `shared`/`rshared` propagation on mounts and on the rootfs.
@@ -335,6 +373,52 @@ pub struct NamespacesSection {
     pub required: Vec<NsType>,
     /// Joining the runtime's own namespace of these kinds by `path` is refused.
     pub host_forbidden: Vec<NsType>,
+}
+
+/// Device node kinds, as `linux.devices[].type` spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceType {
+    /// Character device (`u`, unbuffered, is the same node).
+    #[serde(rename = "c")]
+    Char,
+    #[serde(rename = "b")]
+    Block,
+}
+
+impl DeviceType {
+    pub fn letter(self) -> &'static str {
+        match self {
+            DeviceType::Char => "c",
+            DeviceType::Block => "b",
+        }
+    }
+}
+
+/// One device a container may have: the node `linux.devices` may create, and the
+/// device-cgroup allow rule `linux.resources.devices` may add for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedDevice {
+    /// Path inside the container (`/dev/...`).
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: DeviceType,
+    pub major: i64,
+    pub minor: i64,
+    pub reason: String,
+}
+
+/// Host devices are decided at admission, never left to fail at rootfs preparation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesSection {
+    pub reason: String,
+    pub mode: Option<Mode>,
+    /// Device nodes or device-cgroup allow rules outside `allowed`: remove them from the
+    /// spec, or refuse.
+    pub on_excess: OnExcess,
+    /// Devices a spec may ask for; a node must match path, type, major and minor.
+    pub allowed: Vec<AllowedDevice>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

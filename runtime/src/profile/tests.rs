@@ -370,3 +370,74 @@ fn shipped_seccomp_filters_compile_with_the_runtime_translator() {
         );
     }
 }
+
+/// Issue 7: a node whose containerd root/state and kubelet root are not the standard
+/// paths names them in its node config; the shipped profiles follow, unchanged.
+#[test]
+fn shipped_profiles_follow_the_node_configs_directories() {
+    use super::node_config::{ContainerContext, NodeConfig};
+    let text = format!(
+        "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"restricted\"\n\
+         [paths]\ncontainerd_root = \"/data/ctd\"\ncontainerd_state = \"/run/ctd\"\n\
+         kubelet_root = \"/data/kubelet\"\n",
+        profiles_dir()
+    );
+    let cfg = NodeConfig::parse(&text, std::path::Path::new("config.toml")).unwrap();
+    let ctx = ContainerContext {
+        handler: None,
+        state_root: std::path::Path::new("/run/stockade"),
+        annotations: None,
+    };
+    let p = cfg.select(&ctx).unwrap().profile;
+    let m = p.mounts.as_ref().unwrap();
+    assert_eq!(
+        m.resolved_bind_source_prefixes,
+        [
+            "/data/kubelet/pods",
+            "/data/ctd/io.containerd.grpc.v1.cri/sandboxes",
+            "/run/ctd/io.containerd.grpc.v1.cri/sandboxes",
+        ]
+    );
+    // The compliant pod, its sandbox files moved to this node's directories: admitted;
+    // at the standard paths (which this node does not use): refused.
+    let h = host();
+    let ns = FakeNs::new(&h);
+    let mut spec = serde_json::to_value(fixture("compliant")).unwrap();
+    for m in spec["mounts"].as_array_mut().unwrap() {
+        if let Some(src) = m["source"].as_str() {
+            let src = src
+                .replacen("/var/lib/kubelet/", "/data/kubelet/", 1)
+                .replacen("/run/containerd/", "/run/ctd/", 1);
+            m["source"] = src.into();
+        }
+    }
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(spec).unwrap();
+    assert!(matches!(
+        evaluate(&spec, &p, &h, &ns).unwrap(),
+        Decision::Admitted(_)
+    ));
+    let standard = shipped("restricted");
+    let Decision::Refused(r) = evaluate(&spec, &standard, &h, &ns).unwrap() else {
+        panic!("standard paths admitted a bind from /data/kubelet");
+    };
+    assert!(
+        r.violations.iter().all(|v| v.rule == "mounts.bind_source"),
+        "{r}"
+    );
+    // A bad [paths] entry or template is an error naming its key.
+    let bad = text.replace("\"/data/kubelet\"", "\"data/kubelet\"");
+    let err = NodeConfig::parse(&bad, std::path::Path::new("config.toml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node config config.toml: paths.kubelet_root: \"data/kubelet\" is not an absolute path without '..'"
+    );
+    let bad = std::fs::read_to_string(profiles_dir().join("restricted.toml"))
+        .unwrap()
+        .replace("${kubelet_root}/pods", "${kubelet_dir}/pods");
+    let err = super::load::parse_profile(&bad, "r.toml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid r.toml: mounts.bind_source_prefixes[0]: unknown variable ${kubelet_dir} \
+         (known: containerd_root, containerd_state, kubelet_root, stockade_volumes)"
+    );
+}

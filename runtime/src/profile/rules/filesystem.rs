@@ -43,10 +43,15 @@ pub fn check(doc: &Value, section: &FilesystemSection, meta: RuleMeta) -> Vec<Vi
     for (rule, field, required) in lists {
         let miss = missing(doc, &format!("/linux/{field}"), required);
         if !miss.is_empty() {
+            let actual = if unmasked(doc, field) {
+                "none: an unmasked /proc (procMount Unmasked or privileged)".to_owned()
+            } else {
+                format!("missing {}", join(&miss))
+            };
             out.push(meta.violation(
                 rule,
                 format!("linux.{field}"),
-                format!("missing {}", join(&miss)),
+                actual,
                 format!("at least {}", join(required)),
                 "securityContext.procMount / securityContext.privileged",
             ));
@@ -55,13 +60,26 @@ pub fn check(doc: &Value, section: &FilesystemSection, meta: RuleMeta) -> Vec<Vi
     out
 }
 
-/// With `on_missing = "inject"`, make the rootfs read-only and add the missing paths.
+/// Whether the spec masks nothing at all in `field`: the shape of an unmasked /proc
+/// (Kubernetes `procMount: Unmasked`) or a privileged container, for which containerd
+/// leaves `maskedPaths` and `readonlyPaths` empty.
+fn unmasked(doc: &Value, field: &str) -> bool {
+    str_items(doc, &format!("/linux/{field}")).is_empty()
+}
+
+/// Complete the masked and read-only path lists; with `on_missing = "inject"` also make
+/// the rootfs read-only and fill lists the spec left empty.
+///
+/// A spec that masks some paths asked for a masked /proc (`procMount: Default`): the
+/// paths it lacks are only ones its containerd version does not know yet (containerd
+/// 1.6 lacks `/sys/devices/virtual/powercap`), so they are added whatever `on_missing`
+/// says — refusing would refuse every compliant pod from that containerd. Only an empty
+/// list (unmasked or privileged) is the spec's own choice, and `on_missing` decides it.
 pub fn harden(doc: &mut Value, section: &FilesystemSection) -> Vec<Injection> {
     let mut out = Vec::new();
-    if section.on_missing != OnMissing::Inject {
-        return out;
-    }
-    if section.readonly_rootfs
+    let inject = section.on_missing == OnMissing::Inject;
+    if inject
+        && section.readonly_rootfs
         && doc.pointer("/root/readonly").and_then(Value::as_bool) != Some(true)
     {
         ensure_object(doc, "/root").insert("readonly".into(), Value::Bool(true));
@@ -71,7 +89,7 @@ pub fn harden(doc: &mut Value, section: &FilesystemSection) -> Vec<Injection> {
             "set true",
         ));
     }
-    if section.readonly_rootfs {
+    if inject && section.readonly_rootfs {
         out.extend(add_tmpfs(doc, &section.writable_tmpfs));
     }
     let lists = [
@@ -87,6 +105,9 @@ pub fn harden(doc: &mut Value, section: &FilesystemSection) -> Vec<Injection> {
         ),
     ];
     for (rule, field, required) in lists {
+        if !inject && unmasked(doc, field) {
+            continue;
+        }
         let miss: Vec<String> = missing(doc, &format!("/linux/{field}"), required)
             .into_iter()
             .map(str::to_owned)
@@ -186,6 +207,43 @@ mod tests {
                 *want,
                 "{spec}"
             );
+        }
+    }
+
+    #[test]
+    fn partial_lists_are_completed_even_when_refusing() {
+        // containerd 1.6's masked paths lack /sys/devices/virtual/powercap (issue 7).
+        let mut d = doc(
+            r#"{"root":{"path":"r","readonly":true},"linux":{"maskedPaths":["/x"],"readonlyPaths":["/proc/sys"]}}"#,
+        );
+        let s = section(OnMissing::Refuse);
+        let injected = harden(&mut d, &s);
+        assert_eq!(injected.len(), 1, "{injected:?}");
+        assert_eq!(injected[0].rule, "filesystem.masked_paths");
+        assert_eq!(injected[0].change, "added /proc/kcore");
+        assert_eq!(
+            d["linux"]["maskedPaths"],
+            serde_json::json!(["/x", "/proc/kcore"])
+        );
+        assert!(check(&d, &s, meta()).is_empty());
+    }
+
+    #[test]
+    fn empty_lists_stay_a_violation_when_refusing() {
+        for spec in [
+            r#"{"root":{"path":"r","readonly":true},"linux":{"maskedPaths":[],"readonlyPaths":[]}}"#,
+            r#"{"root":{"path":"r","readonly":true},"linux":{}}"#,
+        ] {
+            let mut d = doc(spec);
+            let s = section(OnMissing::Refuse);
+            assert!(harden(&mut d, &s).is_empty(), "{spec}");
+            let v = check(&d, &s, meta());
+            assert_eq!(
+                ids(&v),
+                ["filesystem.masked_paths", "filesystem.readonly_paths"],
+                "{spec}"
+            );
+            assert!(v[0].actual.contains("unmasked /proc"), "{v:?}");
         }
     }
 

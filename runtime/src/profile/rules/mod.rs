@@ -5,6 +5,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod devices;
 pub mod filesystem;
 pub mod landlock;
 pub mod lsm;

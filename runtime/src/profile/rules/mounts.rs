@@ -89,14 +89,19 @@ pub fn check(doc: &Value, section: &MountsSection, meta: RuleMeta) -> Vec<Violat
             );
             v.reason = f.reason.clone();
             out.push(v);
-        } else if !lexical_ok || !section.bind_source_prefixes.iter().any(|p| under(src, p)) {
+        } else if !lexical_ok
+            || !section
+                .resolved_bind_source_prefixes
+                .iter()
+                .any(|p| under(src, p))
+        {
             out.push(meta.violation(
                 "mounts.bind_source",
                 path,
                 format!("{source} at {dest}"),
                 format!(
                     "under {} (absolute, no '..')",
-                    join(&section.bind_source_prefixes)
+                    join(&section.resolved_bind_source_prefixes)
                 ),
                 "spec.volumes[].hostPath",
             ));
@@ -186,7 +191,8 @@ mod tests {
             reason: "r".into(),
             mode: None,
             allowed_types: vec!["bind".into(), "tmpfs".into(), "proc".into()],
-            bind_source_prefixes: vec!["/var/lib/kubelet/pods".into(), "/run".into()],
+            bind_source_prefixes: vec!["${kubelet_root}/pods".into(), "/run".into()],
+            resolved_bind_source_prefixes: vec!["/var/lib/kubelet/pods".into(), "/run".into()],
             forbidden_sources: vec![
                 ForbiddenSource {
                     path: "/".into(),
