@@ -502,3 +502,76 @@ fn argument_denials_apply_to_the_specs_own_filter() {
         );
     }
 }
+
+/// `builder` with its own user namespace mapping container ids 0..65536 onto
+/// `host..host+65536` (its rootfs owned by that range's root).
+fn mapped(builder: BundleBuilder, host: u64) -> BundleBuilder {
+    builder.user_namespace(u32::try_from(host).expect("host id"), 65536)
+}
+
+/// `(host start, size)` of container root, read on the host.
+fn host_root(c: &Container<'_>) -> (u64, u64) {
+    let map = uid_map(c.pid.expect("init pid"));
+    let f: Vec<u64> = map
+        .split_whitespace()
+        .map(|n| n.parse().expect("uid_map number"))
+        .collect();
+    assert_eq!(f[0], 0, "{map}");
+    (f[1], f[2])
+}
+
+#[test]
+fn explicit_mappings_in_the_pool_are_reserved_or_refused() {
+    if skip_on_reference("user namespace ranges are Stockade's") {
+        return;
+    }
+    for profile in PROFILES {
+        let rt = runtime!(profile = profile);
+        // An allocated container holds the pool's first block.
+        let a = rt.create_started(&sleeper(&rt, profile));
+        let (a_start, a_size) = host_root(&a);
+        let ranges = rt.userns_ranges();
+
+        // A spec mapping onto A's host ids is refused, naming the mapping and A.
+        let b = mapped(builder_for(&rt, profile), a_start)
+            .args(&["/usr/bin/probe", "sleep", "600"])
+            .build();
+        let out = rt.create(&b).map(|_| ()).expect_err("overlap admitted").out;
+        assert_refused(&rt, &out, &["linux.uidMappings[0]"]);
+        assert!(out.stderr.contains(&a.id), "{}", out.stderr);
+        assert_nothing_left_behind(&rt, &b.id, &b.cgroup_relative(), &b.rootfs);
+        assert_eq!(rt.userns_ranges(), ranges, "{profile}");
+        assert_eq!(host_root(&a), (a_start, a_size));
+
+        // A free part of the pool is reserved for the spec that maps it...
+        let free = a_start + a_size;
+        let c = mapped(builder_for(&rt, profile), free)
+            .args(&["/usr/bin/probe", "sleep", "600"])
+            .build();
+        let c = rt.create(&c).unwrap_or_else(|f| panic!("{}", f.out.stderr));
+        assert_eq!(host_root(&c).0, free);
+        assert!(
+            rt.userns_ranges()
+                .iter()
+                .any(|(owner, start, _)| *owner == c.id && *start == free),
+            "{:?}",
+            rt.userns_db()
+        );
+        // ...so the next allocation does not hand those ids out again.
+        let d = rt.create_started(&sleeper(&rt, profile));
+        let (d_start, d_size) = host_root(&d);
+        assert!(
+            d_start + d_size <= free || d_start >= free + 65536,
+            "{profile}: allocated {d_start}+{d_size} overlaps the reserved {free}+65536"
+        );
+        let c_id = c.id.clone();
+        c.delete_force().expect_ok(&rt);
+        assert!(
+            !rt.userns_ranges()
+                .iter()
+                .any(|(owner, _, _)| *owner == c_id),
+            "released on delete: {:?}",
+            rt.userns_db()
+        );
+    }
+}

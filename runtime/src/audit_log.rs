@@ -19,7 +19,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-
 use crate::profile::plan::{AuditRecord, Outcome};
 
 pub use crate::profile::node_config::AuditConfig;
@@ -330,6 +329,7 @@ mod tests {
     fn record(outcome: Outcome, rules: &[&'static str]) -> AuditRecord {
         AuditRecord {
             event: AUDIT_EVENT,
+            verb: crate::profile::gate::Verb::Create,
             outcome,
             container_id: Some("c1".into()),
             profile: "restricted".into(),

@@ -82,7 +82,13 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             &g.userns_db,
             &g.root.rootfs_dir(),
         )?),
-        None => None,
+        // The spec brings its own mappings: those inside the pool are reserved.
+        None => match admitted.policy.user_namespace.as_ref() {
+            Some(u) => {
+                userns_setup::reserve_explicit(opts.id, &plan.spec, u.host_range, &g.userns_db)?
+            }
+            None => None,
+        },
     };
     tracing::debug!("user namespace ready");
     // A joined network namespace the host owns: its net sysctls are written from
