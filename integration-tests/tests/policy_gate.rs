@@ -575,3 +575,45 @@ fn explicit_mappings_in_the_pool_are_reserved_or_refused() {
         );
     }
 }
+
+/// The Landlock ABI this kernel has, as `stockade features` reports it.
+fn host_landlock_abi(rt: &Runtime) -> u8 {
+    let out = rt.exec_cmd(&["features"]).expect_ok(rt);
+    let f: Value = serde_json::from_str(&out.stdout).expect("features JSON");
+    f["annotations"]["org.stockade.landlock.abi"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("landlock ABI annotation")
+}
+
+#[test]
+fn owner_landlock_rules_the_kernel_cannot_enforce_are_refused_at_admission() {
+    if skip_on_reference("Landlock is Stockade's") {
+        return;
+    }
+    for profile in ["unconfined", "default", "restricted"] {
+        let rt = runtime!(profile = profile);
+        // One ABI beyond this kernel's, whatever kernel the test finds.
+        let beyond = host_landlock_abi(&rt) + 1;
+        let rules = json!({
+            "min_abi": beyond, "compat": "hard",
+            "fs_rules": [{"path": "/tmp", "access": ["read_file"]}],
+        });
+        let bundle = builder_for(&rt, profile)
+            .annotation("org.stockade.landlock", &rules.to_string())
+            .args(&["/usr/bin/probe"])
+            .build();
+        let out = rt.create(&bundle).map(|_| ()).expect_err("admitted").out;
+        assert_refused(&rt, &out, &["landlock.owner_abi"]);
+        assert!(
+            out.stderr.contains(&format!("ABI >= {beyond}")),
+            "{profile}: {}",
+            out.stderr
+        );
+        assert!(
+            !rt.log_text().contains("container admitted by profile"),
+            "{profile}: refused before anything was admitted"
+        );
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    }
+}

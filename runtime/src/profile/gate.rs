@@ -134,6 +134,7 @@ pub fn create(
 ) -> Result<Decision, EvaluateError> {
     let mut extra = runtime_checks(opts, profile);
     extra.extend(sandbox_checks(spec, opts, profile, host, ns)?);
+    extra.extend(owner_landlock_checks(spec, profile, host));
     plan::evaluate_with(spec, profile, host, ns, extra)
 }
 
@@ -207,6 +208,43 @@ fn runtime_checks(opts: &RuntimeOpts, profile: &Profile) -> Vec<Violation> {
         n.to_string(),
         format!("<= {}", s.max_preserve_fds),
         "none (the runtime caller's option)",
+    )]
+}
+
+/// `landlock.owner_abi`: the container owner's own Landlock rules
+/// (`org.stockade.landlock`) under `hard` compat (their default) need a kernel that
+/// enforces every right they name; checked here, before anything exists, instead of
+/// the init dying on it after admission. A malformed annotation is the hardening
+/// step's to refuse, naming the key.
+fn owner_landlock_checks(spec: &Spec, profile: &Profile, host: &HostFacts) -> Vec<Violation> {
+    use crate::landlock_apply::{from_annotation, ANNOTATION};
+    use crate::landlock_plan::Compat;
+    let Some(value) = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION)) else {
+        return Vec::new();
+    };
+    let Ok(owner) = from_annotation(value) else {
+        return Vec::new();
+    };
+    let needed = super::rules::landlock::plan_abi(&owner);
+    let have = host.landlock_abi.unwrap_or(0);
+    if owner.compat != Compat::Hard || have >= needed {
+        return Vec::new();
+    }
+    let actual = match host.landlock_abi {
+        Some(a) => format!("kernel Landlock ABI {a}"),
+        None => "Landlock unavailable on this kernel".to_owned(),
+    };
+    let reason = "the container owner's Landlock rules must be enforced in full (compat hard)";
+    let mut missing = super::rules::landlock::not_enforced(&owner, have);
+    if missing.is_empty() {
+        missing.push(format!("the rights of ABI {}..={needed}", have + 1));
+    }
+    vec![plan::meta(profile, reason, None).violation(
+        "landlock.owner_abi",
+        format!("annotations[{ANNOTATION}]"),
+        format!("{actual}; not enforced: {}", super::rules::join(missing)),
+        format!("ABI >= {needed}"),
+        "none (node kernel; schedule on another node, or compat best_effort)",
     )]
 }
 
@@ -478,6 +516,45 @@ mod tests {
         let rules: Vec<_> = r.violations.iter().map(|v| v.rule).collect();
         assert!(rules.contains(&"namespaces.host"), "{rules:?}");
         assert!(!rules.contains(&"user_namespace.sandbox"), "{rules:?}");
+    }
+
+    #[test]
+    fn owner_landlock_rules_are_checked_against_the_host_abi_at_admission() {
+        let mut h = host();
+        h.landlock_abi = Some(3);
+        let spec = |compat: &str| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
+                "annotations": {"org.stockade.landlock": format!(
+                    r#"{{"compat":"{compat}","tcp_bind":[80],"fs_rules":[{{"path":"/tmp","access":["read_file"]}}]}}"#
+                )}
+            }))
+            .unwrap()
+        };
+        let rules = |s: &Spec, h: &HostFacts| match create(
+            s,
+            &RuntimeOpts::default(),
+            &shipped("unconfined"),
+            h,
+            &FakeNs::new(h),
+        )
+        .unwrap()
+        {
+            Decision::Refused(r) => r
+                .violations
+                .iter()
+                .map(|v| (v.rule, v.actual.clone()))
+                .collect(),
+            Decision::Admitted(_) => Vec::new(),
+        };
+        let hard = rules(&spec("hard"), &h);
+        assert_eq!(hard.len(), 1, "{hard:?}");
+        assert_eq!(hard[0].0, "landlock.owner_abi");
+        assert!(hard[0].1.contains("TCP bind ports"), "{hard:?}");
+        assert!(rules(&spec("best_effort"), &h).is_empty());
+        h.landlock_abi = Some(6);
+        assert!(rules(&spec("hard"), &h).is_empty());
     }
 
     fn update_rules(profile: &str, resources: Value) -> (Vec<&'static str>, Spec) {
