@@ -617,3 +617,94 @@ fn owner_landlock_rules_the_kernel_cannot_enforce_are_refused_at_admission() {
         assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
     }
 }
+
+/// A copy of the shipped profiles with `name` switched to `mode = "report"`, and a
+/// node config naming it as the default.
+fn report_only(rt: &Runtime, name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!(
+            "{}/.",
+            stockade_integration_tests::runtime::profiles_dir().display()
+        ))
+        .arg(dir.path())
+        .status()
+        .expect("cp profiles");
+    assert!(status.success());
+    let path = dir.path().join(format!("{name}.toml"));
+    let text = fs::read_to_string(&path).expect("read profile");
+    assert!(text.contains("mode = \"enforce\""), "{name}");
+    fs::write(
+        &path,
+        text.replacen("mode = \"enforce\"", "mode = \"report\"", 1),
+    )
+    .unwrap();
+    rt.set_node_config(&format!(
+        "schema = 1\nprofiles_dir = {:?}\ndefault_profile = {name:?}\n",
+        dir.path()
+    ));
+    dir
+}
+
+#[test]
+fn report_only_runs_the_spec_unchanged_and_records_what_it_would_do() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    for (profile, would) in [("restricted", "would_refuse"), ("default", "would_inject")] {
+        let rt = runtime!();
+        let _profiles = report_only(&rt, profile);
+        // Every capability, no filter, no user namespace, writable root.
+        let caps = stockade_integration_tests::profiles::all_host_caps();
+        let bundle = BundleBuilder::new()
+            .readonly_root(false)
+            .no_new_privileges(false)
+            .edit(|s| {
+                s["process"]["capabilities"] =
+                    json!({"bounding": caps, "effective": caps, "permitted": caps});
+            })
+            .args(&["/usr/bin/probe"])
+            .build();
+        let r = rt.run(&bundle).expect_ok(&rt).report();
+        // Observed from inside: the spec ran as written.
+        assert_eq!(r["status"]["Seccomp"], "0", "{profile}: {r}");
+        assert_eq!(r["status"]["NoNewPrivs"], "0", "{profile}: {r}");
+        let sys_admin = 1u64 << 21;
+        let eff = u64::from_str_radix(r["status"]["CapEff"].as_str().unwrap(), 16).unwrap();
+        assert_ne!(eff & sys_admin, 0, "{profile}: {r}");
+        assert_eq!(r["root"]["rdonly"], false, "{profile}: {r}");
+        let uid_map = r["uid_map"].as_str().unwrap_or_default();
+        assert!(
+            uid_map.split_whitespace().eq(["0", "0", "4294967295"]),
+            "{profile}: {uid_map}"
+        );
+        // And the audit record says what enforcing would have done.
+        let audit: Value = rt
+            .log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find_map(|l| l.get("audit").cloned())
+            .expect("audit event");
+        let rules: Vec<&str> = audit[would]
+            .as_array()
+            .unwrap_or_else(|| panic!("{profile}: no {would} in {audit}"))
+            .iter()
+            .filter_map(|v| v["rule"].as_str())
+            .collect();
+        assert!(rules.contains(&"seccomp.required"), "{profile}: {audit}");
+        if profile == "restricted" {
+            assert_eq!(audit["outcome"], "would_refuse", "{audit}");
+            assert!(rules.contains(&"capabilities.allowed"), "{audit}");
+        }
+        assert!(
+            audit["injected"].as_array().is_none_or(|a| a.is_empty()),
+            "{audit}"
+        );
+        assert!(
+            audit["userns"].is_null() && audit["landlock"].is_null(),
+            "{audit}"
+        );
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    }
+}

@@ -167,6 +167,9 @@ pub fn admit(
             {
                 tracing::warn!(path = %i.path, "seccomp: {}", i.change);
             }
+            for v in &h.would_refuse {
+                tracing::warn!(rule = v.rule, path = %v.path, "profile {} (report only): would refuse: {} (allowed: {})", h.profile, v.actual, v.allowed);
+            }
             for w in &h.warnings {
                 tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", h.profile, w.mode, w.actual, w.reason);
             }

@@ -253,6 +253,7 @@ fn add(values: &mut BTreeMap<String, f64>, obs: &Observation<'_>) {
             Outcome::Admitted => "admitted",
             Outcome::Hardened => "hardened",
             Outcome::Refused => "refused",
+            Outcome::WouldRefuse => "would_refuse",
         };
         *values
             .entry(series(
@@ -350,6 +351,8 @@ mod tests {
             injected: vec![],
             landlock: None,
             userns: None,
+            would_refuse: vec![],
+            would_inject: vec![],
         }
     }
 

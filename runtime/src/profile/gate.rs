@@ -120,6 +120,8 @@ impl Verdict {
             injected: Vec::new(),
             landlock: None,
             userns: None,
+            would_refuse: Vec::new(),
+            would_inject: Vec::new(),
         }
     }
 }
@@ -555,6 +557,28 @@ mod tests {
         assert!(rules(&spec("best_effort"), &h).is_empty());
         h.landlock_abi = Some(6);
         assert!(rules(&spec("hard"), &h).is_empty());
+    }
+
+    #[test]
+    fn report_only_admits_the_spec_unchanged_and_lists_what_it_would_do() {
+        let h = host();
+        let mut p = shipped("restricted");
+        p.mode = Mode::Report;
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}]}
+        }))
+        .unwrap();
+        let d = create(&spec, &RuntimeOpts::default(), &p, &h, &FakeNs::new(&h)).unwrap();
+        assert_eq!(d.audit_record(None).outcome, plan::Outcome::WouldRefuse);
+        let Decision::Admitted(a) = d else {
+            panic!("report-only refused");
+        };
+        assert_eq!(a.spec, spec, "unchanged");
+        assert!(a.userns.is_none() && a.landlock.is_none());
+        let rules: Vec<_> = a.would_refuse.iter().map(|v| v.rule).collect();
+        assert!(rules.contains(&"process.run_as_non_root"), "{rules:?}");
     }
 
     fn update_rules(profile: &str, resources: Value) -> (Vec<&'static str>, Spec) {

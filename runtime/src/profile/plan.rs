@@ -53,6 +53,10 @@ pub struct Hardened {
     pub injected: Vec<Injection>,
     /// Violations in `audit`/`warn` mode.
     pub warnings: Vec<Violation>,
+    /// Report-only profile: what enforcing it would have refused ...
+    pub would_refuse: Vec<Violation>,
+    /// ... and injected; none of it was applied.
+    pub would_inject: Vec<Injection>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +97,8 @@ pub(super) fn evaluate_with(
     // Before any profile rule, whatever the profile: the runtime's reading of the
     // spec's filter (issue 7: names newer than our syscall table).
     let mut injected = rules::seccomp::drop_unknown_names(&mut doc);
+    // What a report-only profile runs: the spec as read, nothing of the profile's.
+    let as_read = (profile.mode == Mode::Report).then(|| (doc.clone(), injected.len()));
     injected.extend(harden(&mut doc, profile));
     let userns = profile
         .user_namespace
@@ -110,6 +116,26 @@ pub(super) fn evaluate_with(
     violations.splice(0..0, check(&doc, profile, host, ns, userns.is_some()));
     violations.extend(runtime_violations);
 
+    if let Some((as_read, read_notes)) = as_read {
+        // Pod Security Admission's audit/warn: admit the spec unchanged and record
+        // what enforcing would have refused and injected.
+        let (would_refuse, warnings): (Vec<_>, Vec<_>) = violations
+            .into_iter()
+            .partition(|v| matches!(v.mode, Mode::Enforce | Mode::Report));
+        let would_inject = injected.split_off(read_notes);
+        let spec = serde_json::from_value(as_read).map_err(EvaluateError::HardenedSpecInvalid)?;
+        return Ok(Decision::Admitted(Box::new(Hardened {
+            profile: profile.name.clone(),
+            version: profile.version.clone(),
+            spec,
+            landlock: None,
+            userns: None,
+            injected,
+            warnings,
+            would_refuse,
+            would_inject,
+        })));
+    }
     let (enforced, warnings): (Vec<_>, Vec<_>) = violations
         .into_iter()
         .partition(|v| v.mode == Mode::Enforce);
@@ -130,6 +156,8 @@ pub(super) fn evaluate_with(
         userns,
         injected,
         warnings,
+        would_refuse: Vec::new(),
+        would_inject: Vec::new(),
     })))
 }
 
@@ -276,6 +304,8 @@ impl Refusal {
             injected: Vec::new(),
             landlock: None,
             userns: None,
+            would_refuse: Vec::new(),
+            would_inject: Vec::new(),
         }
     }
 }
@@ -291,6 +321,8 @@ pub enum Outcome {
     /// Admitted after injecting defaults (or with a user namespace / Landlock plan).
     Hardened,
     Refused,
+    /// Report-only profile: admitted unchanged, though enforcing would have refused.
+    WouldRefuse,
 }
 
 /// One structured record per decision, for the log.
@@ -308,6 +340,12 @@ pub struct AuditRecord {
     pub injected: Vec<Injection>,
     pub landlock: Option<LandlockPlan>,
     pub userns: Option<UsernsRequest>,
+    /// Report-only profile (`mode = "report"`): what it would have refused and
+    /// injected; the container ran its spec unchanged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_refuse: Vec<Violation>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_inject: Vec<Injection>,
 }
 
 impl Decision {
@@ -317,7 +355,9 @@ impl Decision {
             Decision::Admitted(h) => AuditRecord {
                 event: AUDIT_EVENT,
                 verb: super::gate::Verb::Create,
-                outcome: if h.injected.is_empty() && h.landlock.is_none() && h.userns.is_none() {
+                outcome: if !h.would_refuse.is_empty() {
+                    Outcome::WouldRefuse
+                } else if h.injected.is_empty() && h.landlock.is_none() && h.userns.is_none() {
                     Outcome::Admitted
                 } else {
                     Outcome::Hardened
@@ -330,6 +370,8 @@ impl Decision {
                 injected: h.injected.clone(),
                 landlock: h.landlock.clone(),
                 userns: h.userns.clone(),
+                would_refuse: h.would_refuse.clone(),
+                would_inject: h.would_inject.clone(),
             },
         }
     }

@@ -25,6 +25,12 @@ pub enum Mode {
     Audit,
     /// Start the container; record the violation and report it to the caller as a warning.
     Warn,
+    /// Report only (Pod Security Admission's audit/warn semantics, for rollouts): as
+    /// the profile's mode, every container runs its spec unchanged (nothing injected,
+    /// no user namespace, no Landlock) and the audit record lists what enforcing would
+    /// have refused (`would_refuse`) and injected (`would_inject`). On a section it
+    /// acts like `audit`.
+    Report,
 }
 
 /// What happens when the spec is silent about a control the profile requires.
