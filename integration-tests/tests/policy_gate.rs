@@ -708,3 +708,47 @@ fn report_only_runs_the_spec_unchanged_and_records_what_it_would_do() {
         assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
     }
 }
+
+/// Removes a directory this test made, on drop.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_symlinked_bind_source_is_judged_by_the_socket_it_leads_to() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    // A real unix socket outside every allowed prefix...
+    let sockets = tempfile::tempdir().expect("tempdir");
+    let socket = sockets.path().join("runtime.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind socket");
+    // ...and a real symlink to it under the kubelet's pod directory, which both
+    // profiles allow as a bind source.
+    let volume = PathBuf::from("/var/lib/kubelet/pods")
+        .join(format!("stockade-gate-{}", std::process::id()))
+        .join("volumes");
+    fs::create_dir_all(&volume).expect("make the volume dir");
+    let _cleanup = RemoveDir(volume.parent().unwrap().to_path_buf());
+    let link = volume.join("sock");
+    std::os::unix::fs::symlink(&socket, &link).expect("symlink");
+    for profile in PROFILES {
+        let rt = runtime!(profile = profile);
+        let bundle = builder_for(&rt, profile)
+            .mount(json!({
+                "destination": "/run/host.sock", "type": "bind",
+                "source": link, "options": ["rbind", "nosuid", "nodev"],
+            }))
+            .args(&["/usr/bin/probe", "stat", "/run/host.sock"])
+            .build();
+        let out = rt.create(&bundle).map(|_| ()).expect_err("admitted").out;
+        assert_refused(&rt, &out, &["mounts.bind_source"]);
+        let want = format!("resolves to {}", socket.display());
+        assert!(out.stderr.contains(&want), "{profile}: {}", out.stderr);
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    }
+}

@@ -118,6 +118,7 @@ pub fn admit(
 ) -> Result<Admitted, AdmissionError> {
     let opts = RuntimeOpts {
         sandbox: sandbox_facts(src.state_root, spec, container_id),
+        bind_sources: bind_sources(spec),
         ..opts
     };
     let _s = tracing::debug_span!("admission").entered();
@@ -249,4 +250,35 @@ fn sandbox_facts(state_root: &Path, spec: &Spec, id: &str) -> Option<(String, Sa
         },
     };
     Some((name.clone(), facts))
+}
+
+/// What each bind mount source of `spec` really is: the source opened `O_PATH`,
+/// following symlinks as mount(2) will, and named by the kernel through
+/// `/proc/self/fd/N`. Read-only host facts for the gate; a source that cannot be
+/// opened is left to the mount to report.
+fn bind_sources(spec: &Spec) -> Vec<(usize, String)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) else {
+            continue;
+        };
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(source);
+        let Ok(file) = opened else {
+            continue;
+        };
+        use std::os::fd::AsRawFd;
+        if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            out.push((i, real.to_string_lossy().into_owned()));
+        }
+    }
+    out
 }

@@ -31,6 +31,9 @@ pub struct RuntimeOpts {
     /// The pod sandbox named by the CRI sandbox-id annotation, when it names another
     /// container: its id and what the state root holds under it.
     pub sandbox: Option<(String, SandboxFacts)>,
+    /// What each bind mount source (`mounts[i]`) really is: the path of the object
+    /// opened when following it as mount(2) would (see `admission`).
+    pub bind_sources: Vec<(usize, String)>,
 }
 
 /// The container a spec names as its pod sandbox, as found in the state root. The
@@ -137,6 +140,7 @@ pub fn create(
     let mut extra = runtime_checks(opts, profile);
     extra.extend(sandbox_checks(spec, opts, profile, host, ns)?);
     extra.extend(owner_landlock_checks(spec, profile, host));
+    extra.extend(bind_source_checks(spec, opts, profile)?);
     plan::evaluate_with(spec, profile, host, ns, extra)
 }
 
@@ -211,6 +215,49 @@ fn runtime_checks(opts: &RuntimeOpts, profile: &Profile) -> Vec<Violation> {
         format!("<= {}", s.max_preserve_fds),
         "none (the runtime caller's option)",
     )]
+}
+
+/// `mounts.*` on what a bind source really is: a symlink under an allowed prefix that
+/// leads to a forbidden object (a runtime socket, a host system path) is judged by
+/// where it leads, as the mount would follow it.
+fn bind_source_checks(
+    spec: &Spec,
+    opts: &RuntimeOpts,
+    profile: &Profile,
+) -> Result<Vec<Violation>, EvaluateError> {
+    let Some(section) = &profile.mounts else {
+        return Ok(Vec::new());
+    };
+    let mut doc = serde_json::to_value(spec).map_err(EvaluateError::SerializeSpec)?;
+    let mut changed = Vec::new();
+    for (i, real) in &opts.bind_sources {
+        let Some(m) = doc.pointer_mut(&format!("/mounts/{i}")) else {
+            continue;
+        };
+        let written = m.get("source").and_then(Value::as_str).unwrap_or_default();
+        if written != real {
+            changed.push((format!("mounts[{i}]."), written.to_owned(), real.clone()));
+            m["source"] = Value::String(real.clone());
+        }
+    }
+    if changed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let meta = plan::meta(profile, &section.reason, section.mode);
+    let mut out = Vec::new();
+    for mut v in super::rules::mounts::check(&doc, section, meta) {
+        if !matches!(v.rule, "mounts.forbidden_source" | "mounts.bind_source") {
+            continue;
+        }
+        if let Some((_, written, real)) = changed
+            .iter()
+            .find(|(p, _, _)| v.path.starts_with(p.as_str()))
+        {
+            v.actual = format!("{written} resolves to {real}; {}", v.actual);
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 /// `landlock.owner_abi`: the container owner's own Landlock rules
@@ -579,6 +626,44 @@ mod tests {
         assert!(a.userns.is_none() && a.landlock.is_none());
         let rules: Vec<_> = a.would_refuse.iter().map(|v| v.rule).collect();
         assert!(rules.contains(&"process.run_as_non_root"), "{rules:?}");
+    }
+
+    #[test]
+    fn a_bind_source_is_judged_by_what_it_resolves_to() {
+        let h = host();
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 1000, "gid": 1000}},
+            "mounts": [{"destination": "/s", "type": "bind",
+                        "source": "/var/lib/kubelet/pods/u/volumes/s", "options": ["rbind", "nosuid", "nodev"]}]
+        }))
+        .unwrap();
+        let rules = |real: &str| -> Vec<(&'static str, String)> {
+            let opts = RuntimeOpts {
+                bind_sources: vec![(0, real.to_string())],
+                ..Default::default()
+            };
+            match create(&spec, &opts, &shipped("default"), &h, &FakeNs::new(&h)).unwrap() {
+                Decision::Refused(r) => r
+                    .violations
+                    .into_iter()
+                    .filter(|v| v.rule.starts_with("mounts."))
+                    .map(|v| (v.rule, v.actual))
+                    .collect(),
+                Decision::Admitted(_) => Vec::new(),
+            }
+        };
+        let sock = rules("/run/containerd/containerd.sock");
+        assert_eq!(sock.len(), 1, "{sock:?}");
+        assert_eq!(sock[0].0, "mounts.forbidden_source");
+        assert!(
+            sock[0]
+                .1
+                .contains("resolves to /run/containerd/containerd.sock"),
+            "{sock:?}"
+        );
+        assert_eq!(rules("/tmp/x.sock")[0].0, "mounts.bind_source");
+        assert!(rules("/var/lib/kubelet/pods/u/volumes/s").is_empty());
     }
 
     fn update_rules(profile: &str, resources: Value) -> (Vec<&'static str>, Spec) {
