@@ -12,6 +12,11 @@ packages=(
   procps               # ps, used by `stockade ps`
   iproute2
   protobuf-compiler    # protoc, for the CRI client used by the Kubernetes-path tests
+  gcc libc6-dev        # gcc -static: the CRI tests' pause image (integration-tests/pause)
+  # libbpf (built from source by libbpf-sys) for the cgroup v2 device program
+  libelf-dev zlib1g-dev pkg-config make
+  # the VM lane (scripts/vm-lane.sh): qemu TCG, the VM's scratch disk, systemd as PID 1
+  qemu-system-x86 e2fsprogs systemd dbus
 )
 
 missing=()

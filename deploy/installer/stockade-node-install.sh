@@ -23,6 +23,9 @@
 #                    in the host's namespaces through nsenter -t 1; the DaemonSet has
 #                    hostPID). Empty: do not restart.
 #   KUBECTL          kubectl binary (default kubectl on PATH)
+#   KUBELET_ROOT_DIR the kubelet's --root-dir, for the node config's [paths]
+#                    (default /var/lib/kubelet; containerd's root and state are read
+#                    from its config.toml)
 #
 # What it changes, and how uninstall puts it back:
 # - Files it installs are listed in $HOST_ROOT/var/lib/stockade/deploy/installed; a file
@@ -196,6 +199,16 @@ profile = "$2"
 EOF
 }
 
+# Top-level string key $1 of the host's containerd config (before its first table),
+# or $2 when it is not set there.
+containerd_top_key() {
+  local f v=
+  f=$(host "$CONTAINERD_CONFIG")
+  [ -f "$f" ] && v=$(sed -n -e '/^[[:space:]]*\[/q' \
+    -e "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$f" | head -1)
+  printf '%s' "${v:-$2}"
+}
+
 node_config() {
   cat <<'EOF'
 # Stockade node config (installed by stockade-node-install.sh; an existing one is kept).
@@ -203,7 +216,15 @@ schema = 1
 profiles_dir = "/etc/stockade/profiles"
 default_profile = "default"
 annotation_allowed = ["restricted"]
+
+# This node's directories, which the profiles name as ${containerd_root} etc.:
+# containerd's root and state from its config.toml, the kubelet's --root-dir from
+# KUBELET_ROOT_DIR (default /var/lib/kubelet).
+[paths]
 EOF
+  echo "containerd_root = \"$(containerd_top_key root /var/lib/containerd)\""
+  echo "containerd_state = \"$(containerd_top_key state /run/containerd)\""
+  echo "kubelet_root = \"${KUBELET_ROOT_DIR:-/var/lib/kubelet}\""
 }
 
 restart_containerd() {

@@ -7,10 +7,13 @@
 //! the temp dir, so the documented configuration is the tested one. containerd knows
 //! `io.containerd.stockade.v2` (our shim, found through PATH: the shim's directory
 //! comes first) and `io.containerd.runc.v2`; its CRI plugin has the runtime handlers
-//! `stockade`, `stockade-runc` (the runc shim with `BinaryName` = stockade),
-//! `stockade-restricted` and `stockade-baseline`, a locally built pause image and a
-//! test-only CNI plugin (`integration-tests/cni/stockade-test-eth0`) that gives every
-//! pod a link-local dummy `eth0`.
+//! of [`CRI_HANDLERS`]: `stockade`, `stockade-baseline`, `stockade-restricted` (our
+//! shim) and `stockade-runc`, `stockade-runc-baseline`, `stockade-runc-restricted`
+//! (the runc shim with `BinaryName` = stockade; the node config picks the profile by
+//! state root), the locally built images of [`crate::image`] (the pause image is one
+//! static `/pause`) and a test-only CNI plugin
+//! (`integration-tests/cni/stockade-test-eth0`) that gives every pod a link-local
+//! dummy `eth0`. [`CriOptions`] sets `netns_mounts_under_state_dir`.
 //!
 //! The runtime binary is the workspace's `stockade` (as for the runtime tests) unless
 //! `STOCKADE_RUNTIME_BINARY` names another (runc as the reference). Its node config
@@ -34,6 +37,8 @@ use crate::image;
 pub const NAMESPACE: &str = "stockade-test";
 pub const IMAGE: &str = "docker.io/library/stockade-busybox:test";
 pub const PAUSE_IMAGE: &str = "docker.io/library/stockade-pause:test";
+/// A distroless-style workload: busybox + probe, no `/tmp`, `/run`, no `PATH`.
+pub const WORKLOAD_IMAGE: &str = "docker.io/library/stockade-workload:test";
 pub const RUNTIME: &str = "io.containerd.stockade.v2";
 /// Parent of every test cgroup (absolute cgroupsPath), e.g. `/stockade-test`.
 pub fn cgroup_parent() -> String {
@@ -237,6 +242,11 @@ impl Containerd {
         Self::start_with_cri_options("")
     }
 
+    /// A containerd whose CRI plugin is configured by `opts`.
+    pub fn start_with(opts: &CriOptions) -> io::Result<Self> {
+        Self::start_with_cri_options(&opts.cri_toml())
+    }
+
     /// Like [`Self::start`], with `cri_options` (TOML `key = value` lines) added to
     /// the CRI plugin's section, e.g. `netns_mounts_under_state_dir = true`.
     pub fn start_with_cri_options(cri_options: &str) -> io::Result<Self> {
@@ -261,7 +271,11 @@ impl Containerd {
             templated_example("stockade-config.toml", d)?,
         )?;
         let mut config = config_toml(d, &socket, cri_options);
-        for snippet in ["containerd-v2.toml", "containerd-v2-per-handler.toml"] {
+        for snippet in [
+            "containerd-v2.toml",
+            "containerd-v2-per-handler.toml",
+            "containerd-v2-runc-per-handler.toml",
+        ] {
             config.push_str(&format!("\n# from shim/examples/{snippet}\n"));
             config.push_str(&templated_example(snippet, d)?);
         }
@@ -327,8 +341,8 @@ impl Containerd {
     fn import_images(&mut self) -> io::Result<()> {
         let work = self.dir.path().join("images");
         fs::create_dir_all(&work)?;
-        let (img, pause) = image::build_test_images(&work, IMAGE, PAUSE_IMAGE)?;
-        for archive in [img, pause] {
+        let images = image::build_test_images(&work, IMAGE, PAUSE_IMAGE, WORKLOAD_IMAGE)?;
+        for archive in [images.image, images.pause, images.workload] {
             for ns in [NAMESPACE, "k8s.io"] {
                 let out = Command::new("ctr")
                     .arg("-a")
@@ -437,10 +451,17 @@ impl Containerd {
 }
 
 impl Containerd {
-    /// The runtime state roots in use: our shim's and the runc shim's, per namespace.
+    /// The runtime state roots in use: our shim's and the runc shim's (one per
+    /// runc handler), per namespace.
     fn runtime_state_roots(&self) -> Vec<PathBuf> {
         let mut roots = Vec::new();
-        for base in [self.runtime_root(), self.runc_shim_root()] {
+        let runc = self.runc_shim_root().display().to_string();
+        let runc_per_profile =
+            ["baseline", "restricted"].map(|p| PathBuf::from(format!("{runc}-{p}")));
+        for base in [self.runtime_root(), self.runc_shim_root()]
+            .into_iter()
+            .chain(runc_per_profile)
+        {
             for ns in [NAMESPACE, "k8s.io"] {
                 roots.push(base.join(ns));
             }
@@ -551,6 +572,47 @@ fn install_cni(d: &Path) -> io::Result<()> {
         ),
     )?;
     Ok(())
+}
+
+/// Settings of the CRI plugin a test varies.
+#[derive(Debug, Clone, Default)]
+pub struct CriOptions {
+    /// containerd's `netns_mounts_under_state_dir`: pod network namespaces pinned
+    /// under its (0700) state dir instead of `/var/run/netns`.
+    pub netns_mounts_under_state_dir: bool,
+}
+
+/// The CRI runtime handlers the harness configures from `shim/examples/`: (handler,
+/// runtime type, profile it runs under).
+pub const CRI_HANDLERS: &[(&str, &str, &str)] = &[
+    ("stockade", "io.containerd.stockade.v2", "default"),
+    ("stockade-baseline", "io.containerd.stockade.v2", "baseline"),
+    (
+        "stockade-restricted",
+        "io.containerd.stockade.v2",
+        "restricted",
+    ),
+    ("stockade-runc", "io.containerd.runc.v2", "default"),
+    (
+        "stockade-runc-baseline",
+        "io.containerd.runc.v2",
+        "baseline",
+    ),
+    (
+        "stockade-runc-restricted",
+        "io.containerd.runc.v2",
+        "restricted",
+    ),
+];
+
+impl CriOptions {
+    /// The CRI plugin's `key = value` lines for these options.
+    pub fn cri_toml(&self) -> String {
+        format!(
+            "  netns_mounts_under_state_dir = {}",
+            self.netns_mounts_under_state_dir
+        )
+    }
 }
 
 fn config_toml(d: &Path, socket: &Path, cri_options: &str) -> String {

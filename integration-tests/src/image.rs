@@ -1,6 +1,8 @@
-//! Local OCI images for containerd tests: the runtime tests' rootfs (busybox and our
-//! probe at /usr/bin/probe, see [`crate::rootfs`]) packed as an OCI image archive and
-//! imported with `ctr images import`. No registry involved.
+//! Local OCI images for containerd tests, packed as OCI image archives and imported
+//! with `ctr images import` (no registry involved): the runtime tests' rootfs
+//! (busybox and our probe at /usr/bin/probe, see [`crate::rootfs`]); a pause image
+//! of one static `/pause` (`integration-tests/pause/pause.c`) without `Env`, as the
+//! upstream one; and a workload image without `/tmp`, `/run` or `PATH`.
 
 use std::{
     fs,
@@ -59,8 +61,23 @@ fn add_blob(layout: &Path, file: &Path) -> io::Result<(String, u64)> {
 }
 
 /// Packs `rootfs` as a single-layer OCI image named `name` (e.g.
-/// `docker.io/library/busybox:test`) with entrypoint `cmd`; writes the archive to `out`.
+/// `docker.io/library/busybox:test`) with entrypoint `cmd` and `PATH=/bin:/usr/bin`;
+/// writes the archive to `out`.
 pub fn oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) -> io::Result<()> {
+    let config = serde_json::json!({
+        "Cmd": cmd, "Env": ["PATH=/bin:/usr/bin"], "WorkingDir": "/",
+    });
+    oci_archive_with_config(rootfs, name, config, out)
+}
+
+/// [`oci_archive`] with the image config `config` (`Cmd`, `Entrypoint`, `Env`, ...)
+/// as given.
+pub fn oci_archive_with_config(
+    rootfs: &Path,
+    name: &str,
+    config: serde_json::Value,
+    out: &Path,
+) -> io::Result<()> {
     let work = tempfile::tempdir()?;
     let layout = work.path().join("layout");
     fs::create_dir_all(&layout)?;
@@ -79,7 +96,7 @@ pub fn oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) -> io::R
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
-        "config": { "Cmd": cmd, "Env": ["PATH=/bin:/usr/bin"], "WorkingDir": "/" },
+        "config": config,
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
     });
     let config_file = work.path().join("config.json");
@@ -128,20 +145,78 @@ pub fn oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) -> io::R
     Ok(())
 }
 
-/// The pause image's entrypoint: sleeps until SIGTERM, then exits 0.
-pub const PAUSE_CMD: &[&str] = &[
-    "/bin/sh",
-    "-c",
-    "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
-];
+/// The source of the test pause program (`integration-tests/pause/pause.c`).
+pub fn pause_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pause/pause.c")
+}
 
-/// Builds the probe test image and the pause image into `dir`; returns the archives.
-pub fn build_test_images(dir: &Path, image: &str, pause: &str) -> io::Result<(PathBuf, PathBuf)> {
+/// A rootfs holding only `/pause`, statically linked (like the upstream pause image):
+/// no shell, no libraries, no `/proc`, `/dev`, `/tmp` mount points.
+pub fn pause_rootfs(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let out = Command::new("gcc")
+        .args(["-static", "-Os", "-Wall", "-o"])
+        .arg(dir.join("pause"))
+        .arg(pause_source())
+        .output()?;
+    if !out.status.success() {
+        return Err(other(format!(
+            "gcc -static pause.c failed (needs gcc and libc6-dev): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+/// The probe rootfs as a distroless-style workload: no `/tmp`, `/run` or `/var/tmp`
+/// (the runtime must create the mount points it adds).
+pub fn workload_rootfs(dir: &Path) -> io::Result<()> {
+    probe_rootfs(dir)?;
+    for d in ["tmp", "run", "var/tmp"] {
+        let p = dir.join(d);
+        if p.exists() {
+            fs::remove_dir_all(p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Image names and archives built by [`build_test_images`].
+pub struct TestImages {
+    /// busybox + probe, `PATH` set: the `ctr` tests' image.
+    pub image: PathBuf,
+    /// One static `/pause`, entrypoint `/pause`, no `Env`.
+    pub pause: PathBuf,
+    /// busybox + probe without `/tmp`, `/run`, `/var/tmp` and without `Env` (no PATH).
+    pub workload: PathBuf,
+}
+
+/// Builds the probe test image, the pause image and the workload image into `dir`.
+pub fn build_test_images(
+    dir: &Path,
+    image: &str,
+    pause: &str,
+    workload: &str,
+) -> io::Result<TestImages> {
     let rootfs = dir.join("rootfs");
     probe_rootfs(&rootfs)?;
     let img = dir.join("busybox.tar");
     oci_archive(&rootfs, image, &["/bin/sh"], &img)?;
+
+    let pause_root = dir.join("pause-rootfs");
+    pause_rootfs(&pause_root)?;
     let pause_tar = dir.join("pause.tar");
-    oci_archive(&rootfs, pause, PAUSE_CMD, &pause_tar)?;
-    Ok((img, pause_tar))
+    let config = serde_json::json!({ "Entrypoint": ["/pause"], "WorkingDir": "/" });
+    oci_archive_with_config(&pause_root, pause, config, &pause_tar)?;
+
+    let workload_root = dir.join("workload-rootfs");
+    workload_rootfs(&workload_root)?;
+    let workload_tar = dir.join("workload.tar");
+    let config = serde_json::json!({ "Cmd": ["/bin/sh"], "WorkingDir": "/" });
+    oci_archive_with_config(&workload_root, workload, config, &workload_tar)?;
+    Ok(TestImages {
+        image: img,
+        pause: pause_tar,
+        workload: workload_tar,
+    })
 }

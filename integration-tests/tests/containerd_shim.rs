@@ -16,8 +16,8 @@ use std::{
 
 use serde_json::Value;
 use stockade_integration_tests::containerd::{
-    cgroup_parent, remove_test_cgroups, runtime_binary, skip_unless_stockade, test_cgroups,
-    Containerd, IMAGE, RUNTIME,
+    cgroup_parent, remove_test_cgroups, runtime_binary, runtime_is_stockade, skip_unless_stockade,
+    test_cgroups, Containerd, IMAGE, RUNTIME,
 };
 use stockade_integration_tests::profiles::{cap_mask, parse_id_map, status_hex, status_str};
 use stockade_integration_tests::runtime::parse_report;
@@ -708,4 +708,237 @@ fn runc_shim_with_stockade_binary() {
     assert_refused_with_every_violation(&c, &id, &out);
     remove(&c, &id);
     assert_all_clean(&c, &id);
+}
+
+/// Issue 7 item 8: a create that fails while the init prepares the rootfs (a volume
+/// whose host directory is gone) reaches `ctr` with the mount's source and the errno,
+/// each exactly once, through our shim and through containerd's runc shim.
+#[test]
+fn rootfs_failure_reaches_ctr_with_path_and_errno_once() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    // Under the kubelet's pods directory, where the shipped profiles allow volumes.
+    let missing = format!(
+        "/var/lib/kubelet/pods/stockade-missing-{}/volumes/data",
+        std::process::id()
+    );
+    assert!(!std::path::Path::new(&missing).exists());
+    let mount = format!("type=bind,src={missing},dst=/data,options=rbind:rw");
+    let extra = ["--rm", "--mount", mount.as_str()];
+    for (shim, id) in [
+        ("stockade", unique("rootfs-err")),
+        ("runc", unique("rootfs-err-runc")),
+    ] {
+        let args = if shim == "stockade" {
+            run_args(&c, &id, &extra, &["true"])
+        } else {
+            runc_shim_run_args(&c, &id, &extra, &["true"])
+        };
+        let out = ctr(&c, &args);
+        assert!(!out.status.success(), "{shim}: ran: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        eprintln!("{shim}: ctr stderr: {err}");
+        assert!(err.contains(&missing), "{shim}: source named: {err}");
+        assert!(
+            err.to_lowercase().contains("no such file or directory"),
+            "{shim}: errno named: {err}"
+        );
+        if runtime_is_stockade() {
+            assert_eq!(err.matches(&missing).count(), 1, "{shim}: once: {err}");
+            assert_eq!(
+                err.matches("No such file or directory").count(),
+                1,
+                "{shim}: once: {err}"
+            );
+            assert!(err.contains("/data"), "{shim}: destination named: {err}");
+        }
+        let _ = c.ctr(&["container", "rm", &id]);
+        remove(&c, &id);
+        assert_all_clean(&c, &id);
+    }
+}
+
+/// Issue 7 item 9: kill of an exited task answers NotFound, as from containerd's
+/// runc shim over runc: through our shim, and through the runc shim driving
+/// stockade (whose `kill` of a stopped container must say "container not running").
+#[test]
+fn kill_of_exited_task_is_not_found() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    for (shim, id) in [
+        ("stockade", unique("killexited")),
+        ("runc", unique("killexited-runc")),
+    ] {
+        let args = if shim == "stockade" {
+            run_args(&c, &id, &["-d"], &["true"])
+        } else {
+            runc_shim_run_args(&c, &id, &["-d"], &["true"])
+        };
+        let out = ctr(&c, &args);
+        assert!(out.status.success(), "{shim}: {}", text(&out.stderr));
+        wait_status(&c, &id, "STOPPED");
+        let out = c.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+        assert!(
+            !out.status.success(),
+            "{shim}: kill of an exited task succeeded"
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("not found"),
+            "{shim}: NotFound expected: {err}"
+        );
+        assert!(
+            c.ctr(&["task", "rm", &id]).status.success(),
+            "{shim}: task rm after the refused kill"
+        );
+        let _ = c.ctr(&["container", "rm", &id]);
+        assert_all_clean(&c, &id);
+    }
+}
+
+/// Host pids in the cgroup `/<parent>/<id>` (v1 pids hierarchy, or v2).
+fn cgroup_procs(id: &str) -> Vec<String> {
+    let rel = format!("{}/{id}", cgroup_parent().trim_start_matches('/'));
+    for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+        let p = std::path::Path::new(base).join(&rel).join("cgroup.procs");
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            return text.lines().map(str::to_string).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// Issue 7 item 9: when the init of a container that shares a pid namespace (here
+/// the host's, joined by path) exits, the shim kills what it left in the container's
+/// cgroup before reporting the exit (runc's shim does the same), so no child of an
+/// exited container keeps running or holds its output open. Runs under the
+/// `unconfined` profile (a handler options file naming it), the only shipped one
+/// that lets a container share the host's pid namespace.
+#[test]
+fn exited_init_in_a_shared_pid_namespace_leaves_nothing_running() {
+    require_root!();
+    let c = Containerd::start().expect("containerd");
+    let options = c.dir().join("stockade-unconfined.toml");
+    let base = std::fs::read_to_string(c.runtime_config()).unwrap();
+    std::fs::write(&options, format!("{base}\nprofile = \"unconfined\"\n")).unwrap();
+    let id = unique("killall");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "--runtime".into(),
+        RUNTIME.into(),
+        "--runtime-config-path".into(),
+        options.display().to_string(),
+        "--cgroup".into(),
+        format!("{}/{id}", cgroup_parent()),
+        "--with-ns".into(),
+        // This test's own pid namespace: the runtime's, i.e. the host's here.
+        format!("pid:/proc/{}/ns/pid", std::process::id()),
+        IMAGE.into(),
+        id.clone(),
+    ];
+    args.extend(
+        ["sh", "-c", "sleep 1000 & echo started; exit 3"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let out = ctr(&c, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_status(&c, &id, "STOPPED");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cgroup_procs(&id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the init exited, but its child still runs: {:?}",
+            cgroup_procs(&id)
+        );
+        sleep(Duration::from_millis(50));
+    }
+    remove(&c, &id);
+    assert_all_clean(&c, &id);
+}
+
+/// `systemd_cgroup = true` in the shim's options (runc's `SystemdCgroup`): the shim
+/// passes `--systemd-cgroup` and the task runs in the transient scope of a kubelet
+/// path, with its memory limit, and delete removes the scope (the VM lane's systemd
+/// boot). Where systemd cannot place it (no systemd as PID 1, or no cgroup v2), the
+/// create fails with the runtime's reason and nothing is left.
+#[test]
+fn systemd_cgroup_option_runs_the_task_in_its_scope() {
+    require_root!();
+    if skip_unless_stockade("the refusal text is Stockade's") {
+        return;
+    }
+    let c = Containerd::start().expect("containerd");
+    let id = unique("sdcg");
+    let options = c.dir().join("stockade-systemd.toml");
+    let base = std::fs::read_to_string(c.runtime_config()).expect("runtime options");
+    std::fs::write(&options, format!("{base}\nsystemd_cgroup = true\n")).unwrap();
+    let pod = format!("{}", std::process::id());
+    let cgroups_path = format!("kubepods-besteffort-pod{pod}.slice:cri-containerd:{id}");
+    let scope = std::path::PathBuf::from(format!(
+        "/sys/fs/cgroup/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{pod}.slice/cri-containerd-{id}.scope"
+    ));
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        options.to_str().unwrap(),
+        "--cgroup",
+        &cgroups_path,
+        "--memory-limit",
+        &(40u64 << 20).to_string(),
+        IMAGE,
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let systemd_v2 = std::path::Path::new("/run/systemd/system").is_dir()
+        && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !systemd_v2 {
+        assert!(!out.status.success(), "ran without systemd: {out:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("--systemd-cgroup") && err.contains("systemd"),
+            "names the driver and what is missing: {err}"
+        );
+        let _ = c.ctr(&["container", "rm", &id]);
+        assert!(!scope.exists());
+        c.assert_clean();
+        return;
+    }
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), c.log());
+    wait_status(&c, &id, "RUNNING");
+    let procs = std::fs::read_to_string(scope.join("cgroup.procs"))
+        .unwrap_or_else(|e| panic!("scope {}: {e}", scope.display()));
+    let pids = c.ctr(&["task", "ls"]);
+    let task_pid = text(&pids.stdout)
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        procs.lines().any(|p| p == task_pid),
+        "task pid {task_pid} in the scope: {procs}"
+    );
+    let max = std::fs::read_to_string(scope.join("memory.max")).unwrap();
+    assert_eq!(max.trim(), (40u64 << 20).to_string());
+    // The shim's stats find the systemd-placed cgroup.
+    let metrics = c.ctr(&["task", "metrics", &id]);
+    assert!(metrics.status.success(), "{}", text(&metrics.stderr));
+    assert!(
+        text(&metrics.stdout).contains("memory"),
+        "{}",
+        text(&metrics.stdout)
+    );
+    remove(&c, &id);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while scope.exists() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    assert!(!scope.exists(), "delete left {}", scope.display());
+    c.assert_clean();
 }

@@ -1,33 +1,283 @@
-//! CRI as kubelet drives it: pods with runtime handler `stockade` through containerd's
-//! CRI plugin and our shim, under the node default profile `default`. Each pod gets
-//! its own network namespace from the test-only CNI plugin (a link-local dummy
-//! `eth0`), so nothing runs in the node's network namespace (which the profiles
-//! refuse). Root only; runtime binary as in containerd_shim.rs.
+//! CRI as a kubelet drives it, with the shapes real clients send: pods through
+//! containerd's CRI plugin under every Stockade runtime handler — our shim
+//! (`io.containerd.stockade.v2`) and containerd's runc shim with `BinaryName` =
+//! stockade — each under the shipped `default`, `baseline` and `restricted` profiles
+//! as shipped. The pause image is one static `/pause` without `Env`; the workload
+//! image has no `/tmp`, `/run` or `PATH`. Pods ask for what Pod Security
+//! `restricted` asks (non-root, drop ALL + NET_BIND_SERVICE, RuntimeDefault seccomp,
+//! no privilege escalation, read-only root). Each pod gets its own network namespace
+//! from the test-only CNI plugin; containerd pins it under `/var/run/netns` or, with
+//! `netns_mounts_under_state_dir`, under its 0700 state dir. Root only.
+//!
+//! One containerd serves each test; handlers × profiles run as loops inside.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::{
-    runtime_service_client::RuntimeServiceClient, ContainerConfig, ContainerMetadata,
-    ContainerState, ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec,
-    LinuxContainerResources, LinuxPodSandboxConfig, PodSandboxConfig, PodSandboxMetadata,
-    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopContainerRequest, StopPodSandboxRequest, UpdateContainerResourcesRequest,
+    runtime_service_client::RuntimeServiceClient, security_profile::ProfileType, Capability,
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
+    CreateContainerRequest, ExecSyncRequest, ImageSpec, Int64Value, LinuxContainerConfig,
+    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, Mount,
+    MountPropagation, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
+    PodSandboxStatusRequest, RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    SecurityProfile, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
 };
 use serde_json::Value;
 use stockade_integration_tests::containerd::{
-    cgroup_parent, remove_test_cgroups, skip_unless_stockade, test_cgroups, Containerd, IMAGE,
+    cgroup_parent, remove_test_cgroups, skip_unless_stockade, test_cgroups, Containerd, CriOptions,
+    CRI_HANDLERS, WORKLOAD_IMAGE,
 };
-use stockade_integration_tests::profiles::{parse_id_map, status_str};
+use stockade_integration_tests::profiles::{cap_mask, status_hex, status_str};
 use stockade_integration_tests::runtime::parse_report;
 use tonic::transport::{Channel, Endpoint, Uri};
+
+type Client = RuntimeServiceClient<Channel>;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
-async fn connect(socket: PathBuf) -> RuntimeServiceClient<Channel> {
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+/// The pod's `securityContext.runAsUser` / `runAsGroup`: a kubelet sends them for
+/// the sandbox (pause) and every container.
+const APP_UID: i64 = 1000;
+const APP_GID: i64 = 1000;
+
+/// A private containerd and a CRI client on it.
+struct Cri {
+    c: Containerd,
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    /// Network namespace files of the pods this test made (to check they go away;
+    /// other containerds on the machine pin theirs in `/var/run/netns` too).
+    netns: Vec<PathBuf>,
+    /// Pod names (their cgroup parents are ours to remove, as a kubelet's).
+    pods: Vec<String>,
+}
+
+impl Cri {
+    fn start(opts: CriOptions) -> Self {
+        let c = Containerd::start_with(&opts).expect("containerd");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(connect(c.socket.clone()));
+        Self {
+            c,
+            rt,
+            client,
+            netns: Vec::new(),
+            pods: Vec::new(),
+        }
+    }
+
+    fn block<F: Future>(&self, f: impl FnOnce(Client) -> F) -> F::Output {
+        self.rt.block_on(f(self.client.clone()))
+    }
+
+    /// RunPodSandbox; on success remembers the pod's netns file.
+    fn run_pod(&mut self, handler: &str, config: &PodSandboxConfig) -> Result<String, String> {
+        let name = config.metadata.as_ref().expect("metadata").name.clone();
+        self.pods.push(name);
+        let req = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: handler.into(),
+        };
+        let id = self
+            .block(|mut c| async move { c.run_pod_sandbox(req).await })
+            .map_err(|s| s.message().to_string())?
+            .into_inner()
+            .pod_sandbox_id;
+        if let Some(ns) = self.pod_netns(&id) {
+            self.netns.push(ns);
+        }
+        Ok(id)
+    }
+
+    /// The pod's network namespace path, from the sandbox's verbose status.
+    fn pod_netns(&self, pod: &str) -> Option<PathBuf> {
+        let req = PodSandboxStatusRequest {
+            pod_sandbox_id: pod.into(),
+            verbose: true,
+        };
+        let info = self
+            .block(|mut c| async move { c.pod_sandbox_status(req).await })
+            .expect("PodSandboxStatus")
+            .into_inner()
+            .info;
+        let info: Value = serde_json::from_str(info.get("info")?).ok()?;
+        info.pointer("/runtimeSpec/linux/namespaces")?
+            .as_array()?
+            .iter()
+            .find(|n| n["type"] == "network")?["path"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    }
+
+    fn create(
+        &self,
+        pod: &str,
+        pod_config: &PodSandboxConfig,
+        config: ContainerConfig,
+    ) -> Result<String, String> {
+        let req = CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(config),
+            sandbox_config: Some(pod_config.clone()),
+        };
+        self.block(|mut c| async move { c.create_container(req).await })
+            .map(|r| r.into_inner().container_id)
+            .map_err(|s| s.message().to_string())
+    }
+
+    fn start_container(&self, cid: &str) -> Result<(), String> {
+        let req = StartContainerRequest {
+            container_id: cid.into(),
+        };
+        self.block(|mut c| async move { c.start_container(req).await })
+            .map(drop)
+            .map_err(|s| s.message().to_string())
+    }
+
+    /// CreateContainer + StartContainer; panics naming `what` on failure.
+    fn create_started(
+        &self,
+        what: &str,
+        pod: &str,
+        pod_config: &PodSandboxConfig,
+        config: ContainerConfig,
+    ) -> String {
+        let cid = self
+            .create(pod, pod_config, config)
+            .unwrap_or_else(|e| panic!("{what}: CreateContainer: {e}"));
+        self.start_container(&cid)
+            .unwrap_or_else(|e| panic!("{what}: StartContainer: {e}"));
+        cid
+    }
+
+    fn exec_sync(&self, cid: &str, cmd: &[&str]) -> (i32, String, String) {
+        let req = ExecSyncRequest {
+            container_id: cid.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 20,
+        };
+        let r = self
+            .block(|mut c| async move { c.exec_sync(req).await })
+            .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {}", e.message()))
+            .into_inner();
+        (
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        )
+    }
+
+    fn container_state(&self, cid: &str) -> (i32, i32) {
+        let req = ContainerStatusRequest {
+            container_id: cid.into(),
+            verbose: false,
+        };
+        let s = self
+            .block(|mut c| async move { c.container_status(req).await })
+            .expect("ContainerStatus")
+            .into_inner()
+            .status
+            .expect("status");
+        (s.state, s.exit_code)
+    }
+
+    fn wait_exited(&self, cid: &str) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (state, code) = self.container_state(cid);
+            if state == ContainerState::ContainerExited as i32 {
+                return code;
+            }
+            assert!(Instant::now() < deadline, "{cid} never exited");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop_and_remove(&self, cid: &str) {
+        let req = StopContainerRequest {
+            container_id: cid.into(),
+            timeout: 2,
+        };
+        self.block(|mut c| async move { c.stop_container(req).await })
+            .unwrap_or_else(|e| panic!("StopContainer {cid}: {}", e.message()));
+        let req = RemoveContainerRequest {
+            container_id: cid.into(),
+        };
+        self.block(|mut c| async move { c.remove_container(req).await })
+            .unwrap_or_else(|e| panic!("RemoveContainer {cid}: {}", e.message()));
+    }
+
+    /// StopPodSandbox (which must return within `limit`) and RemovePodSandbox.
+    fn stop_and_remove_pod(&self, pod: &str, limit: Duration) {
+        let req = StopPodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        };
+        let stopped = self.block(|mut c| async move {
+            tokio::time::timeout(limit, c.stop_pod_sandbox(req)).await
+        });
+        match stopped {
+            Err(_) => panic!("StopPodSandbox {pod} still running after {limit:?}"),
+            Ok(r) => {
+                r.unwrap_or_else(|e| panic!("StopPodSandbox {pod}: {}", e.message()));
+            }
+        }
+        let req = RemovePodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        };
+        self.block(|mut c| async move { c.remove_pod_sandbox(req).await })
+            .unwrap_or_else(|e| panic!("RemovePodSandbox {pod}: {}", e.message()));
+    }
+
+    /// After every pod was removed: no shim, mount, task dir, runtime state, host id
+    /// range or rootfs mount of this containerd, no netns file of our pods, no
+    /// container cgroup under our pods' parents (which we then remove, as a kubelet
+    /// would).
+    fn assert_nothing_left(&self) {
+        self.c.assert_clean();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.netns.iter().any(|n| n.exists()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let left: Vec<&PathBuf> = self.netns.iter().filter(|n| n.exists()).collect();
+        assert!(left.is_empty(), "pod netns left: {left:?}");
+        for pod in &self.pods {
+            for cg in test_cgroups(pod) {
+                for e in std::fs::read_dir(&cg).into_iter().flatten().flatten() {
+                    assert!(
+                        !e.path().is_dir(),
+                        "container cgroup left: {}",
+                        e.path().display()
+                    );
+                }
+            }
+            remove_test_cgroups(pod);
+            assert!(test_cgroups(pod).is_empty(), "pod cgroup {pod} left");
+        }
+    }
+}
+
+async fn connect(socket: PathBuf) -> Client {
     let channel = Endpoint::try_from("http://[::]:50051")
         .unwrap()
         .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -41,310 +291,560 @@ async fn connect(socket: PathBuf) -> RuntimeServiceClient<Channel> {
     RuntimeServiceClient::new(channel)
 }
 
-fn sandbox_config(pod: &str, logs: &std::path::Path) -> PodSandboxConfig {
+fn runtime_default() -> Option<SecurityProfile> {
+    Some(SecurityProfile {
+        profile_type: ProfileType::RuntimeDefault as i32,
+        localhost_ref: String::new(),
+    })
+}
+
+/// How a pod differs from the compliant shape.
+#[derive(Default, Clone, Copy)]
+struct PodShape {
+    share_pid: bool,
+    host_network: bool,
+    privileged: bool,
+}
+
+impl PodShape {
+    fn namespaces(self) -> Option<NamespaceOption> {
+        Some(NamespaceOption {
+            network: if self.host_network {
+                NamespaceMode::Node
+            } else {
+                NamespaceMode::Pod
+            } as i32,
+            pid: if self.share_pid {
+                NamespaceMode::Pod
+            } else {
+                NamespaceMode::Container
+            } as i32,
+            ipc: NamespaceMode::Pod as i32,
+            ..Default::default()
+        })
+    }
+}
+
+/// What a kubelet sends for a Pod-Security-restricted pod (plus `shape`).
+fn pod_config(name: &str, logs: &Path, shape: PodShape) -> PodSandboxConfig {
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
-            name: pod.into(),
-            uid: format!("uid-{pod}"),
+            name: name.into(),
+            uid: format!("uid-{name}"),
             namespace: "default".into(),
             attempt: 0,
         }),
         log_directory: logs.display().to_string(),
         linux: Some(LinuxPodSandboxConfig {
-            cgroup_parent: format!("{}/{pod}", cgroup_parent()),
+            cgroup_parent: format!("{}/{name}", cgroup_parent()),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: shape.namespaces(),
+                run_as_user: Some(Int64Value { value: APP_UID }),
+                run_as_group: Some(Int64Value { value: APP_GID }),
+                privileged: shape.privileged,
+                seccomp: runtime_default(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-/// Network namespaces containerd pinned (`/var/run/netns/cni-*`).
-fn cni_netns() -> Vec<String> {
-    std::fs::read_dir("/var/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("cni-"))
-        .collect()
-}
-
-/// The probe report an app container printed first thing into its CRI log
-/// (`<time> stdout F <line>`).
-fn logged_report(log: &std::path::Path) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let line = text
-            .lines()
-            .filter_map(|l| l.splitn(4, ' ').nth(3))
-            .find(|l| l.contains("uid_map"));
-        if let Some(line) = line {
-            return parse_report(line);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no probe report in {}: {text}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `(host start, size)` the report's uid_map gives container root.
-fn root_range(r: &Value) -> (u64, u64) {
-    let maps = parse_id_map(r["uid_map"].as_str().expect("uid_map"));
-    assert_eq!(maps.len(), 1, "{r}");
-    let (inside, host, size) = maps[0];
-    assert_eq!(inside, 0, "{r}");
-    (host, size)
-}
-
-/// Creates and starts app container `name` in `pod_id`: it prints the probe's report
-/// to its log, then sleeps. Returns its id.
-async fn start_app(
-    cri: &mut RuntimeServiceClient<Channel>,
-    pod_id: &str,
-    config: &PodSandboxConfig,
-    name: &str,
-) -> String {
-    let cid = cri
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod_id.into(),
-            config: Some(ContainerConfig {
-                metadata: Some(ContainerMetadata {
-                    name: name.into(),
-                    attempt: 0,
-                }),
-                image: Some(ImageSpec {
-                    image: IMAGE.into(),
+/// A restricted-compliant container of the workload image running `cmd` (absolute
+/// paths: the image has no PATH).
+fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: WORKLOAD_IMAGE.into(),
+            ..Default::default()
+        }),
+        command: cmd.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}.log"),
+        linux: Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                capabilities: Some(Capability {
+                    add_capabilities: vec!["NET_BIND_SERVICE".into()],
+                    drop_capabilities: vec!["ALL".into()],
                     ..Default::default()
                 }),
-                command: vec!["sh".into(), "-c".into(), "probe; exec sleep 1000".into()],
-                log_path: format!("{name}.log"),
-                ..Default::default()
-            }),
-            sandbox_config: Some(config.clone()),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}"))
-        .into_inner()
-        .container_id;
-    cri.start_container(StartContainerRequest {
-        container_id: cid.clone(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
-    cid
-}
-
-async fn stop_and_remove(cri: &mut RuntimeServiceClient<Channel>, cid: &str) {
-    cri.stop_container(StopContainerRequest {
-        container_id: cid.into(),
-        timeout: 1,
-    })
-    .await
-    .expect("StopContainer");
-    let status = cri
-        .container_status(ContainerStatusRequest {
-            container_id: cid.into(),
-            verbose: false,
-        })
-        .await
-        .expect("ContainerStatus")
-        .into_inner()
-        .status
-        .expect("status");
-    assert_eq!(status.state, ContainerState::ContainerExited as i32);
-    // SIGTERM (143), or SIGKILL (137) after the grace period.
-    assert!(
-        matches!(status.exit_code, 137 | 143),
-        "exit {}",
-        status.exit_code
-    );
-    cri.remove_container(RemoveContainerRequest {
-        container_id: cid.into(),
-    })
-    .await
-    .expect("RemoveContainer");
-}
-
-async fn stop_and_remove_pod(cri: &mut RuntimeServiceClient<Channel>, pod_id: &str) {
-    cri.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod_id.into(),
-    })
-    .await
-    .expect("StopPodSandbox");
-    cri.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod_id.into(),
-    })
-    .await
-    .expect("RemovePodSandbox");
-}
-
-/// Fails today under every shipped profile: containerd 1.6's CRI pins the pod's
-/// network namespace itself (owned by the host user namespace) and hands the pause
-/// container its path; libcontainer 0.7 creates the injected user namespace first and
-/// only then setns(2)s into the path namespaces ("failed to apply rest of the
-/// namespaces (exclude user and pid)": EPERM, no CAP_SYS_ADMIN over the host-owned
-/// netns). runc joins path namespaces before unsharing the user namespace.
-#[test]
-fn pods_run_confined_with_stockade_handler() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let stockade = !skip_unless_stockade("profile confinement and host id ranges are Stockade's");
-    let c = Containerd::start().expect("containerd");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pod = format!("pod-{}", std::process::id());
-    let pod2 = format!("pod2-{}", std::process::id());
-    let logs = tempfile::tempdir().unwrap();
-    let logs2 = tempfile::tempdir().unwrap();
-    let netns_before = cni_netns();
-    rt.block_on(async {
-        let mut cri = connect(c.socket.clone()).await;
-        let config = sandbox_config(&pod, logs.path());
-        let pod_id = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: "stockade".into(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log()))
-            .into_inner()
-            .pod_sandbox_id;
-        let a = start_app(&mut cri, &pod_id, &config, "a").await;
-        let b = start_app(&mut cri, &pod_id, &config, "b").await;
-
-        // One shim serves the whole pod.
-        assert_eq!(c.shim_pids().len(), 1, "shims: {:?}", c.shim_pids());
-
-        let exec = cri
-            .exec_sync(ExecSyncRequest {
-                container_id: a.clone(),
-                cmd: vec!["sh".into(), "-c".into(), "echo hi; exit 2".into()],
-                timeout: 10,
-            })
-            .await
-            .expect("ExecSync")
-            .into_inner();
-        assert_eq!(String::from_utf8_lossy(&exec.stdout), "hi\n");
-        assert_eq!(exec.exit_code, 2);
-
-        let status = cri
-            .container_status(ContainerStatusRequest {
-                container_id: a.clone(),
-                verbose: false,
-            })
-            .await
-            .expect("ContainerStatus")
-            .into_inner()
-            .status
-            .expect("status");
-        assert_eq!(status.state, ContainerState::ContainerRunning as i32);
-
-        if stockade {
-            // Confinement as the app containers' own processes see it.
-            let ra = logged_report(&logs.path().join("a.log"));
-            let rb = logged_report(&logs.path().join("b.log"));
-            for r in [&ra, &rb] {
-                assert_eq!(status_str(r, "Seccomp"), "2", "{r}");
-                assert_eq!(status_str(r, "NoNewPrivs"), "1", "{r}");
-                assert_eq!(r["root"]["rdonly"], true, "{r}");
-            }
-            let (start, size) = root_range(&ra);
-            assert!(start >= 1_000_000, "container root is host uid {start}");
-            assert_eq!(size, 65536);
-            // Pod members share the pause container's range (they join its user
-            // namespace).
-            assert_eq!(root_range(&rb), (start, size), "pod members' ranges differ");
-
-            // An exec is filtered as well.
-            let exec = cri
-                .exec_sync(ExecSyncRequest {
-                    container_id: b.clone(),
-                    cmd: vec!["probe".into()],
-                    timeout: 10,
-                })
-                .await
-                .expect("ExecSync probe")
-                .into_inner();
-            assert_eq!(
-                exec.exit_code,
-                0,
-                "{}",
-                String::from_utf8_lossy(&exec.stderr)
-            );
-            let r = parse_report(&String::from_utf8_lossy(&exec.stdout));
-            assert_eq!(status_str(&r, "Seccomp"), "2", "{r}");
-            assert_eq!(status_str(&r, "NoNewPrivs"), "1", "{r}");
-
-            // Another pod, another range.
-            let config2 = sandbox_config(&pod2, logs2.path());
-            let pod2_id = cri
-                .run_pod_sandbox(RunPodSandboxRequest {
-                    config: Some(config2.clone()),
-                    runtime_handler: "stockade".into(),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("RunPodSandbox 2: {e}\n{}", c.log()))
-                .into_inner()
-                .pod_sandbox_id;
-            let other = start_app(&mut cri, &pod2_id, &config2, "other").await;
-            let (start2, _) = root_range(&logged_report(&logs2.path().join("other.log")));
-            assert_ne!(start2, start, "two pods share host id range {start}");
-            assert!(
-                start2.abs_diff(start) >= 65536,
-                "{start} and {start2} overlap"
-            );
-            stop_and_remove(&mut cri, &other).await;
-            stop_and_remove_pod(&mut cri, &pod2_id).await;
-        }
-
-        cri.update_container_resources(UpdateContainerResourcesRequest {
-            container_id: a.clone(),
-            linux: Some(LinuxContainerResources {
-                memory_limit_in_bytes: 67108864,
+                privileged: shape.privileged,
+                namespace_options: shape.namespaces(),
+                run_as_user: Some(Int64Value { value: APP_UID }),
+                run_as_group: Some(Int64Value { value: APP_GID }),
+                readonly_rootfs: true,
+                no_new_privs: true,
+                seccomp: runtime_default(),
                 ..Default::default()
             }),
             ..Default::default()
-        })
-        .await
-        .expect("UpdateContainerResources");
-        let limit = std::fs::read_to_string(format!(
-            "/sys/fs/cgroup/memory{}/{pod}/{a}/memory.limit_in_bytes",
-            cgroup_parent()
-        ))
-        .expect("container memory cgroup");
-        assert_eq!(limit.trim(), "67108864");
-
-        stop_and_remove(&mut cri, &a).await;
-        stop_and_remove(&mut cri, &b).await;
-        stop_and_remove_pod(&mut cri, &pod_id).await;
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    c.assert_clean();
-    let netns_left: Vec<String> = cni_netns()
-        .into_iter()
-        .filter(|n| !netns_before.contains(n))
-        .collect();
-    assert!(netns_left.is_empty(), "pod netns left: {netns_left:?}");
-    // The pod cgroup parents are kubelet's to remove; ours here.
-    for p in [&pod, &pod2] {
-        for cg in test_cgroups(p) {
-            for e in std::fs::read_dir(&cg).into_iter().flatten().flatten() {
-                assert!(
-                    !e.path().is_dir(),
-                    "container cgroup left: {}",
-                    e.path().display()
-                );
-            }
-        }
-        remove_test_cgroups(p);
-        assert!(test_cgroups(p).is_empty());
+        }),
+        ..Default::default()
     }
+}
+
+fn unique(name: &str, n: usize) -> String {
+    format!("{name}-{n}-{}", std::process::id())
+}
+
+/// Privileged and hostNetwork pods are refused under every handler with the
+/// `baseline` and `restricted` profiles, with the rules they break named in the CRI
+/// error; `default` either refuses them the same way or hardens them into a
+/// container that runs without the host's privileges.
+#[test]
+fn privileged_and_host_network_pods_are_refused_with_their_rules() {
+    require_root!();
+    if skip_unless_stockade("refusals are Stockade's") {
+        return;
+    }
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "hostnet",
+            PodShape {
+                host_network: true,
+                ..Default::default()
+            },
+            // All of these: the namespace rule, about the network namespace.
+            (["[namespaces.", "network"].as_slice(), true),
+        ),
+        (
+            "privileged",
+            PodShape {
+                privileged: true,
+                ..Default::default()
+            },
+            // Any of these: host devices, or every capability (a privileged pause
+            // has no devices; a privileged container both).
+            (
+                ["[devices.node]", "[capabilities.allowed]"].as_slice(),
+                false,
+            ),
+        ),
+    ];
+    for (case, shape, rules) in &cases {
+        for (n, (handler, _, profile)) in CRI_HANDLERS.iter().enumerate() {
+            let what = format!("{case} pod under {handler} ({profile})");
+            let config = pod_config(&unique(case, n), logs.path(), *shape);
+            // The sandbox, or else the pod's container with the same shape, is
+            // refused (containerd gives a privileged pause no host devices).
+            let err = match cri.run_pod(handler, &config) {
+                Err(e) => e,
+                Ok(pod) => {
+                    // containerd calls the runtime for a container at StartContainer.
+                    let cc = container_config("app", &["/bin/sleep", "1000"], *shape);
+                    let cid = cri
+                        .create(&pod, &config, cc)
+                        .unwrap_or_else(|e| panic!("{what}: CreateContainer: {e}"));
+                    let started = cri.start_container(&cid);
+                    if started.is_ok() {
+                        // `default` may harden instead of refusing: the container
+                        // then runs (never admitted-then-broken) without the host's
+                        // privileges. The other profiles must refuse.
+                        assert_eq!(*profile, "default", "{what}: admitted");
+                        let (code, out, err) = cri.exec_sync(&cid, &["/usr/bin/probe"]);
+                        assert_eq!(code, 0, "{what}: {err}");
+                        let r = parse_report(&out);
+                        assert_eq!(status_str(&r, "Seccomp"), "2", "{what}: {r}");
+                        let admin = cap_mask(&["CAP_SYS_ADMIN"]);
+                        assert_eq!(status_hex(&r, "CapBnd") & admin, 0, "{what}: {r}");
+                        eprintln!("{what}: admitted, hardened");
+                    }
+                    cri.stop_and_remove(&cid);
+                    cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+                    match started {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    }
+                }
+            };
+            eprintln!("{what}: {err}");
+            assert!(
+                err.contains(&format!("container refused by profile \"{profile}\"")),
+                "{what}: {err}"
+            );
+            let (rules, all) = rules;
+            let named = |r: &&str| err.contains(*r);
+            let ok = if *all {
+                rules.iter().all(named)
+            } else {
+                rules.iter().any(named)
+            };
+            assert!(ok, "{what}: rules {rules:?} not named: {err}");
+        }
+    }
+    cri.assert_nothing_left();
+}
+
+/// Issue 7 item 9: a `shareProcessNamespace` pod whose main process exits while a
+/// child it started (holding the container's stdout) lives on: the container is
+/// reported exited, nothing of it keeps running, StopPodSandbox returns promptly,
+/// and a kill of the exited task answers NotFound (through `ctr` on the same
+/// containerd), for our shim and for the runc shim driving stockade.
+#[test]
+fn shared_pid_pod_whose_main_process_exits_leaves_nothing_running() {
+    require_root!();
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    for (n, handler) in ["stockade", "stockade-runc"].into_iter().enumerate() {
+        let what = format!("shareProcessNamespace pod under {handler}");
+        let name = unique("sharepid", n);
+        let shape = PodShape {
+            share_pid: true,
+            ..Default::default()
+        };
+        let config = pod_config(&name, logs.path(), shape);
+        let pod = cri
+            .run_pod(handler, &config)
+            .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+        let cmd = ["/bin/sh", "-c", "/bin/sleep 1000 & echo started; exit 3"];
+        let cid = cri.create_started(&what, &pod, &config, container_config("main", &cmd, shape));
+        assert_eq!(cri.wait_exited(&cid), 3, "{what}");
+        let cgroup = format!("{}/{name}/{cid}", cgroup_parent());
+        assert!(
+            cgroup_procs(&cgroup).is_empty(),
+            "{what}: still running in {cgroup}: {:?}",
+            cgroup_procs(&cgroup)
+        );
+
+        let kill = std::process::Command::new("ctr")
+            .arg("-a")
+            .arg(&cri.c.socket)
+            .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL", &cid])
+            .output()
+            .expect("ctr task kill");
+        assert!(
+            !kill.status.success(),
+            "{what}: kill of an exited task succeeded"
+        );
+        let err = String::from_utf8_lossy(&kill.stderr);
+        assert!(
+            err.contains("not found"),
+            "{what}: NotFound expected: {err}"
+        );
+
+        cri.stop_and_remove(&cid);
+        cri.stop_and_remove_pod(&pod, Duration::from_secs(15));
+    }
+    cri.assert_nothing_left();
+}
+
+/// Host pids in the container cgroup `rel` (cgroup v1 pids hierarchy, or v2).
+fn cgroup_procs(rel: &str) -> Vec<String> {
+    let rel = rel.trim_start_matches('/');
+    for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+        let p = Path::new(base).join(rel).join("cgroup.procs");
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            return text.lines().map(str::to_string).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// Issue 7 item 8: a container whose volume disappeared between CreateContainer and
+/// StartContainer (containerd creates missing host paths at create; the runtime
+/// runs at start) fails in rootfs preparation, and the CRI error names the volume's
+/// path and the errno exactly once, through both shims.
+#[test]
+fn rootfs_failure_reaches_the_cri_error_with_path_and_errno_once() {
+    require_root!();
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    let pod_dir = PathBuf::from(format!(
+        "/var/lib/kubelet/pods/stockade-gone-{}",
+        std::process::id()
+    ));
+    let _guard = VolumeGuard(pod_dir.join("volumes/data"));
+    for (n, handler) in ["stockade", "stockade-runc"].into_iter().enumerate() {
+        let what = format!("vanished volume under {handler}");
+        let vol = pod_dir.join(format!("volumes/data/v{n}"));
+        std::fs::create_dir_all(&vol).unwrap();
+        let shape = PodShape::default();
+        let config = pod_config(&unique("gone", n), logs.path(), shape);
+        let pod = cri
+            .run_pod(handler, &config)
+            .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+        let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
+        cc.mounts = vec![Mount {
+            container_path: "/data".into(),
+            host_path: vol.display().to_string(),
+            ..Default::default()
+        }];
+        let cid = cri
+            .create(&pod, &config, cc)
+            .unwrap_or_else(|e| panic!("{what}: CreateContainer: {e}"));
+        std::fs::remove_dir(&vol).unwrap();
+        let err = cri
+            .start_container(&cid)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: started without its volume"));
+        eprintln!("{what}: {err}");
+        let path = vol.display().to_string();
+        assert_eq!(err.matches(&path).count(), 1, "{what}: path once: {err}");
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{what}: errno once: {err}"
+        );
+        assert!(err.contains("/data"), "{what}: destination named: {err}");
+        cri.stop_and_remove(&cid);
+        cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+    }
+    cri.assert_nothing_left();
+}
+
+/// Issue 7 item 3: a volume with HostToContainer propagation (containerd sends
+/// `rootfsPropagation: rslave` and an `rslave` bind) starts, and a mount made on the
+/// host under the volume after the start appears inside; a Bidirectional one
+/// (`rshared`) is refused by the profile's `mounts.propagation` rule, not broken.
+#[test]
+fn host_to_container_propagation_reaches_the_pod() {
+    require_root!();
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    // A volume under the kubelet's pods dir, as the profiles allow; a shared mount,
+    // as containerd requires for propagation.
+    let vol = PathBuf::from(format!(
+        "/var/lib/kubelet/pods/stockade-prop-{}/volumes/shared",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&vol).unwrap();
+    let guard = VolumeGuard(vol.clone());
+    mount_cmd(&["--bind", path_str(&vol), path_str(&vol)]);
+    mount_cmd(&["--make-rshared", path_str(&vol)]);
+    for (n, handler) in ["stockade", "stockade-runc"].into_iter().enumerate() {
+        let what = format!("rslave volume under {handler}");
+        let shape = PodShape::default();
+        let config = pod_config(&unique("prop", n), logs.path(), shape);
+        let pod = cri
+            .run_pod(handler, &config)
+            .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+        let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
+        cc.mounts = vec![Mount {
+            container_path: "/data".into(),
+            host_path: vol.display().to_string(),
+            propagation: MountPropagation::PropagationHostToContainer as i32,
+            ..Default::default()
+        }];
+        let cid = cri.create_started(&what, &pod, &config, cc);
+        let sub = vol.join(format!("sub{n}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        mount_cmd(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "stockade-prop",
+            path_str(&sub),
+        ]);
+        std::fs::write(sub.join("marker"), "from-host").unwrap();
+        let (code, out, err) = cri.exec_sync(&cid, &["/bin/cat", &format!("/data/sub{n}/marker")]);
+        umount(&sub);
+        assert_eq!(code, 0, "{what}: host mount not seen inside: {err}");
+        assert_eq!(out, "from-host", "{what}");
+        cri.stop_and_remove(&cid);
+
+        // Bidirectional (containerd: `rootfsPropagation: rshared`, an `rshared`
+        // bind) would let the pod mount into the host: the profile refuses it by
+        // name, and the pod stays usable.
+        let mut cc = container_config("bidi", &["/bin/sleep", "1000"], shape);
+        cc.mounts = vec![Mount {
+            container_path: "/data".into(),
+            host_path: vol.display().to_string(),
+            propagation: MountPropagation::PropagationBidirectional as i32,
+            ..Default::default()
+        }];
+        // containerd creates the task (and so calls the runtime) at StartContainer.
+        let err = match cri.create(&pod, &config, cc) {
+            Err(e) => e,
+            Ok(cid) => {
+                let started = cri.start_container(&cid);
+                cri.stop_and_remove(&cid);
+                started
+                    .err()
+                    .unwrap_or_else(|| panic!("{what}: a Bidirectional volume was admitted"))
+            }
+        };
+        assert!(
+            err.contains("[mounts.propagation]") && err.contains("rshared"),
+            "{what}: Bidirectional refused by rule: {err}"
+        );
+        cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+    }
+    drop(guard);
+    cri.assert_nothing_left();
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn mount_cmd(args: &[&str]) {
+    let st = std::process::Command::new("mount")
+        .args(args)
+        .status()
+        .expect("mount");
+    assert!(st.success(), "mount {args:?}");
+}
+
+fn umount(p: &Path) {
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(p)
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Unmounts and removes the test's volume directory.
+struct VolumeGuard(PathBuf);
+
+impl Drop for VolumeGuard {
+    fn drop(&mut self) {
+        umount(&self.0);
+        // .../stockade-prop-<pid>/volumes/shared: remove up to the pod dir.
+        if let Some(pod_dir) = self.0.parent().and_then(Path::parent) {
+            let _ = std::fs::remove_dir_all(pod_dir);
+        }
+    }
+}
+
+/// Issue 7 item 6: a pod whose seccomp profile (Localhost, the shape of containerd
+/// 2.3's RuntimeDefault) allows `uretprobe`, newer than the syscall table, runs:
+/// the unknown name only allowed something, so it is dropped.
+#[test]
+fn seccomp_profile_with_a_newer_syscall_name_runs() {
+    require_root!();
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    let profile_dir = tempfile::tempdir().unwrap();
+    let profile = profile_dir.path().join("runtime-default-2.3.json");
+    std::fs::write(&profile, runtime_default_like_profile().to_string()).unwrap();
+    for (n, handler) in ["stockade", "stockade-runc"].into_iter().enumerate() {
+        let what = format!("uretprobe seccomp under {handler}");
+        let shape = PodShape::default();
+        let config = pod_config(&unique("seccomp", n), logs.path(), shape);
+        let pod = cri
+            .run_pod(handler, &config)
+            .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+        let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
+        if let Some(sc) = cc.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+            sc.seccomp = Some(SecurityProfile {
+                profile_type: ProfileType::Localhost as i32,
+                localhost_ref: profile.display().to_string(),
+            });
+        }
+        let cid = cri.create_started(&what, &pod, &config, cc);
+        let (code, out, err) = cri.exec_sync(&cid, &["/usr/bin/probe"]);
+        assert_eq!(code, 0, "{what}: {err}");
+        assert_eq!(status_str(&parse_report(&out), "Seccomp"), "2", "{what}");
+        cri.stop_and_remove(&cid);
+        cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+    }
+    cri.assert_nothing_left();
+}
+
+/// A deny-by-default profile in the shape of containerd's RuntimeDefault: the
+/// syscalls a shell and the probe need, plus `uretprobe` (Linux 6.11), which
+/// containerd 2.3 allows.
+fn runtime_default_like_profile() -> Value {
+    let allowed = [
+        "accept4",
+        "access",
+        "arch_prctl",
+        "bind",
+        "brk",
+        "capget",
+        "chdir",
+        "clock_gettime",
+        "clock_nanosleep",
+        "clone",
+        "clone3",
+        "close",
+        "connect",
+        "dup",
+        "dup2",
+        "dup3",
+        "epoll_create1",
+        "epoll_ctl",
+        "epoll_pwait",
+        "epoll_wait",
+        "execve",
+        "exit",
+        "exit_group",
+        "faccessat",
+        "faccessat2",
+        "fchdir",
+        "fcntl",
+        "fstat",
+        "fstatfs",
+        "futex",
+        "getcwd",
+        "getdents64",
+        "getegid",
+        "geteuid",
+        "getgid",
+        "getpgrp",
+        "getpid",
+        "getppid",
+        "getrandom",
+        "getrlimit",
+        "getsockname",
+        "getsockopt",
+        "gettid",
+        "getuid",
+        "ioctl",
+        "kill",
+        "listen",
+        "lseek",
+        "madvise",
+        "mmap",
+        "mprotect",
+        "munmap",
+        "nanosleep",
+        "newfstatat",
+        "open",
+        "openat",
+        "pipe",
+        "pipe2",
+        "poll",
+        "ppoll",
+        "prctl",
+        "pread64",
+        "prlimit64",
+        "read",
+        "readlink",
+        "readlinkat",
+        "rseq",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "sched_getaffinity",
+        "sched_yield",
+        "set_robust_list",
+        "set_tid_address",
+        "setsockopt",
+        "sigaltstack",
+        "socket",
+        "stat",
+        "statfs",
+        "statx",
+        "sysinfo",
+        "tgkill",
+        "uname",
+        "uretprobe",
+        "wait4",
+        "write",
+        "writev",
+    ];
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{ "names": allowed.as_slice(), "action": "SCMP_ACT_ALLOW" }],
+    })
 }

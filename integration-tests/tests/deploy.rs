@@ -468,3 +468,134 @@ fn installer_refuses_a_version_1_config_with_the_fix() {
     );
     assert_eq!(snapshot(&node.root), before);
 }
+
+#[test]
+fn shipped_containerd_configs_are_complete_and_up_to_date() {
+    // Generated from the installer: regenerate and compare every file.
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new(repo().join("scripts/gen-containerd-configs.sh"))
+        .arg(dir.path())
+        .status()
+        .expect("run gen-containerd-configs.sh");
+    assert!(st.success());
+    let shipped = repo().join("deploy/containerd");
+    let names = |d: &Path| {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(dir.path()), names(&shipped));
+    for n in names(&shipped) {
+        assert_eq!(
+            fs::read_to_string(dir.path().join(&n)).unwrap(),
+            fs::read_to_string(shipped.join(&n)).unwrap(),
+            "deploy/containerd/{n} is stale: run scripts/gen-containerd-configs.sh"
+        );
+    }
+
+    // Version 2, used as the whole config: containerd loads it with the CRI plugin,
+    // runc as the default runtime and every handler.
+    let out = Command::new("containerd")
+        .arg("--config")
+        .arg(shipped.join("config-v2.toml"))
+        .args(["config", "dump"])
+        .output()
+        .expect("containerd config dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump: toml::Table = String::from_utf8_lossy(&out.stdout).parse().unwrap();
+    assert_handlers(&cri_v2(&dump)["containerd"]);
+
+    // Version 3 (containerd 2.x, not installed here): the same handlers under the
+    // CRI runtime plugin, runc kept.
+    let v3: toml::Table = fs::read_to_string(shipped.join("config-v3.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(v3["version"].as_integer(), Some(3));
+    assert_handlers(&v3["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]);
+
+    // Each handler's options name its handler and profile, and load in the shim's
+    // option format (every key known).
+    for (h, p) in [
+        ("stockade", "default"),
+        ("stockade-restricted", "restricted"),
+    ] {
+        let opts: toml::Table = fs::read_to_string(shipped.join(format!("stockade-{p}.toml")))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(opts["handler"].as_str(), Some(h));
+        assert_eq!(opts["profile"].as_str(), Some(p));
+        for k in opts.keys() {
+            assert!(
+                ["binary_name", "root", "config", "handler", "profile"].contains(&k.as_str()),
+                "unknown shim option {k}"
+            );
+        }
+    }
+}
+
+/// Issue 7: a node whose containerd keeps its root and state elsewhere gets a node
+/// config whose `[paths]` say so (and the kubelet's root from KUBELET_ROOT_DIR), so
+/// the shipped profiles, installed unchanged, allow that node's sandbox binds; the
+/// installed runtime reads it and explains the resolved prefixes.
+#[test]
+fn installer_names_the_nodes_containerd_and_kubelet_dirs_in_the_node_config() {
+    let node = Node::new(Some(&OPERATOR_CONFIG_V2.replacen(
+        "root = \"/var/lib/containerd\"\n",
+        "root = \"/data/containerd\"\nstate = \"/run/k8s-containerd\"\n",
+        1,
+    )));
+    let out = Command::new(repo().join("deploy/installer/stockade-node-install.sh"))
+        .arg("install")
+        .env("HOST_ROOT", &node.root)
+        .env("ARTIFACTS", &node.artifacts)
+        .env("KUBECTL", node.bin.join("kubectl"))
+        .env("KUBELET_ROOT_DIR", "/data/kubelet")
+        .env("RESTART_CONTAINERD", "")
+        .output()
+        .expect("run the installer");
+    assert!(out.status.success(), "{out:?}");
+    let config = fs::read_to_string(node.root.join("etc/stockade/config.toml")).unwrap();
+    for line in [
+        "containerd_root = \"/data/containerd\"",
+        "containerd_state = \"/run/k8s-containerd\"",
+        "kubelet_root = \"/data/kubelet\"",
+    ] {
+        assert!(config.lines().any(|l| l == line), "{line} in:\n{config}");
+    }
+    // The installed config, with its profiles dir moved into the scratch root.
+    let moved = node.root.join("etc/stockade/test-config.toml");
+    fs::write(
+        &moved,
+        config.replace(
+            "/etc/stockade/profiles",
+            &node.root.join("etc/stockade/profiles").to_string_lossy(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(node.root.join("usr/local/bin/stockade"))
+        .args(["profile", "explain", "restricted"])
+        .env("STOCKADE_CONFIG", &moved)
+        .output()
+        .expect("stockade profile explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for resolved in [
+        "(here /data/kubelet/pods)",
+        "(here /data/containerd/io.containerd.grpc.v1.cri/sandboxes)",
+        "(here /run/k8s-containerd/io.containerd.grpc.v1.cri/sandboxes)",
+    ] {
+        assert!(text.contains(resolved), "{resolved} in:\n{text}");
+    }
+    fs::remove_file(&moved).unwrap();
+    node.installer("uninstall");
+}

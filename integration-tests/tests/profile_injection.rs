@@ -612,3 +612,98 @@ fn bind_mounted_volume_is_idmapped_into_the_containers_range() {
     );
     assert_clean(&rt, &bundle);
 }
+
+/// A tmpfs mounted by this test under the default profile's volume prefix (a stand-in
+/// for kubelet's Secret / ConfigMap / memory emptyDir volumes); unmounted on drop.
+struct TmpfsVolume(tempfile::TempDir);
+
+impl TmpfsVolume {
+    fn new() -> Self {
+        let volumes = std::path::Path::new("/var/lib/stockade/volumes");
+        std::fs::create_dir_all(volumes).expect("create volumes dir");
+        let dir = tempfile::Builder::new()
+            .prefix("tmpfs-test-")
+            .tempdir_in(volumes)
+            .expect("volume dir");
+        use std::os::unix::ffi::OsStrExt;
+        let target = std::ffi::CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                c"mode=0755,size=1m".as_ptr().cast(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "mount tmpfs volume: {}",
+            std::io::Error::last_os_error()
+        );
+        Self(dir)
+    }
+}
+
+impl Drop for TmpfsVolume {
+    fn drop(&mut self) {
+        use std::os::unix::ffi::OsStrExt;
+        let target = std::ffi::CString::new(self.0.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: target is NUL-terminated and outlives the call; only our mount.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A volume on tmpfs (every Kubernetes Secret) under the default profile, whose user
+/// namespace Stockade allocates: where the kernel can idmap tmpfs (Linux >= 6.3) a
+/// root-only file in it belongs to the container's root and is readable; on an older
+/// kernel (the VM lane's 6.1) a plain bind would show it as 65534 and refuse the read,
+/// so the profile (`idmap_compat = hard`) refuses the container naming the
+/// requirement, leaving nothing behind.
+#[test]
+fn tmpfs_volume_is_idmapped_or_refused_naming_the_kernel() {
+    use std::os::unix::fs::PermissionsExt;
+    if skip_on_reference("hardening profiles are Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let vol = TmpfsVolume::new();
+    let seed = vol.0.path().join("token");
+    std::fs::write(&seed, b"secret").unwrap();
+    std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let source = vol.0.path().to_string_lossy().into_owned();
+    let bundle = bare()
+        .mount(json!({
+            "destination": "/secret", "type": "bind", "source": source,
+            "options": ["rbind", "ro"],
+        }))
+        .shell(
+            "stat -c '{\"owner\":\"%u:%g\",\"file\":\"%n\"}' /secret/token; \
+             probe read /secret/token",
+        )
+        .build();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    if stockade::profile::host::kernel_at_least(release.trim(), (6, 3)) {
+        let out = rt.run(&bundle).expect_ok(&rt);
+        let lines = reports(&out.stdout);
+        assert_eq!(
+            find(&lines, "file", "/secret/token")["owner"],
+            "0:0",
+            "{lines:#?}"
+        );
+        let r = find(&lines, "path", "/secret/token");
+        assert_eq!(r["ok"], true, "container root reads its secret: {r}");
+    } else {
+        let out = rt.run(&bundle);
+        stockade_integration_tests::assert_refused(&rt, &out, &["is on tmpfs, which Linux"]);
+        let all = format!("{}\n{}", out.stderr, rt.log_text());
+        assert!(all.contains("Linux >= 6.3"), "names the requirement: {all}");
+        assert!(
+            all.contains("user_namespace.idmap"),
+            "names the rule: {all}"
+        );
+    }
+    assert_clean(&rt, &bundle);
+}

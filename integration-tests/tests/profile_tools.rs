@@ -523,3 +523,252 @@ fn show_prints_the_filter_and_a_containers_plan() {
     let out = rt.exec_cmd(&["profile", "show", "--container", &bundle.id]);
     assert_eq!(out.code, Some(2), "{out:?}");
 }
+
+/// Manifests written by hand after the Kubernetes documentation's examples.
+fn manifest(name: &str) -> String {
+    s(&Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests")
+        .join(name))
+}
+
+#[test]
+fn check_judges_every_container_of_kubernetes_manifests() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let file = manifest("workloads.yaml");
+    let dir = s(Path::new(&file).parent().expect("dir"));
+    let norm = |t: &str| t.replace(&dir, "$MANIFESTS");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["profile", "check", "--profile", "restricted", file.as_str()];
+        args.extend_from_slice(extra);
+        rt.exec_cmd(&args)
+    };
+
+    let out = check(&[]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_golden("k8s-workloads.txt", &norm(&out.stdout));
+    // One verdict per container of every workload kind; the Service is skipped.
+    for who in [
+        "Deployment/nginx-deployment container \"nginx\"",
+        "StatefulSet/web container \"nginx\"",
+        "DaemonSet/fluentd-elasticsearch container \"fluentd-elasticsearch\"",
+        "Job/pi container \"pi\"",
+        "CronJob/hello container \"hello\"",
+        "Pod/security-context-demo container \"sec-ctx-demo\"",
+    ] {
+        assert!(out.stdout.contains(who), "{who}: {}", out.stdout);
+    }
+    assert!(
+        out.stdout.contains("Service/nginx: skipped"),
+        "{}",
+        out.stdout
+    );
+    // hostNetwork and a hostPath volume are what the DaemonSet adds.
+    assert!(out
+        .stdout
+        .contains("/proc/1/ns/net is the host network namespace"));
+    assert!(out.stdout.contains("mounts[11].source: /var/log"));
+
+    let out = check(&["--json"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let j: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(j["containers"].as_array().map(Vec::len), Some(6), "{j}");
+    assert!(j["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|c| c["outcome"] == "refused"));
+    assert_golden(
+        "k8s-workloads.json",
+        &norm(&(serde_json::to_string_pretty(&j).expect("json") + "\n")),
+    );
+
+    let out = check(&["--sarif"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let sarif: Value = serde_json::from_str(&out.stdout).expect("SARIF");
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 48, "one result per violation");
+    let rules: Vec<&str> = sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    for r in results {
+        assert!(
+            rules.contains(&r["ruleId"].as_str().expect("ruleId")),
+            "{r}"
+        );
+        assert!(r["locations"][0]["physicalLocation"]["region"]["startLine"].is_u64());
+    }
+    assert_golden(
+        "k8s-workloads.sarif",
+        &norm(&(serde_json::to_string_pretty(&sarif).expect("json") + "\n"))
+            .replace(env!("CARGO_PKG_VERSION"), "$VERSION"),
+    );
+}
+
+#[test]
+fn check_admits_a_restricted_deployment_and_cannot_judge_a_localhost_filter() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let file = manifest("restricted-web.yaml");
+    for profile in ["restricted", "baseline"] {
+        let out = rt.exec_cmd(&["profile", "check", "--profile", profile, &file]);
+        assert_eq!(out.code, Some(0), "{profile}: {out:?}");
+        assert_eq!(
+            out.stdout.matches(": admitted by profile").count(),
+            2,
+            "{}",
+            out.stdout
+        );
+    }
+    let file = manifest("localhost-seccomp.yaml");
+    let out = rt.exec_cmd(&[
+        "profile",
+        "check",
+        "--profile",
+        "restricted",
+        &file,
+        "--json",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let j: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(j["containers"][0]["outcome"], "error", "{j}");
+    assert!(
+        j["containers"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Localhost")),
+        "{j}"
+    );
+}
+
+/// `profile learn` records a busybox workload (SECCOMP_RET_LOG, iterated until a run
+/// logs nothing new), drafts a profile that then admits and runs the same workload in
+/// a real container, and whose filter denies a syscall the workload never made.
+#[test]
+fn learn_drafts_a_profile_that_runs_the_workload_and_denies_the_rest() {
+    if skip_on_reference("profile learn is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    // Two commands, so the shell forks for the first (a last command is exec'd).
+    let script = "echo learned > /tmp/out; cat /tmp/out; cat /tmp/out > /dev/null";
+    let bundle = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/bin/sh", "-c", script])
+        .build();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = rt.exec_cmd(&[
+        "profile",
+        "learn",
+        "--bundle",
+        &s(bundle.path()),
+        "--out",
+        &s(dir.path()),
+        "--name",
+        "busybox-learned",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("learned "), "{}", out.stdout);
+    let filter = fs::read_to_string(dir.path().join("seccomp/busybox-learned.toml"))
+        .expect("learned seccomp data");
+    for used in ["execve", "write", "openat", "exit_group"] {
+        assert!(
+            filter.contains(&format!("name = \"{used}\"")),
+            "{used} not learned:\n{filter}"
+        );
+    }
+    assert!(!filter.contains("name = \"mkdir\""), "{filter}");
+    // The draft is a valid profile without lint errors.
+    let profile = s(&dir.path().join("busybox-learned.toml"));
+    let lint = rt.exec_cmd(&["profile", "lint", &profile]);
+    assert_eq!(lint.code, Some(0), "{lint:?}");
+
+    // Under the learned profile, the same workload runs, with the learned filter.
+    rt.set_node_config(&format!(
+        "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"busybox-learned\"\n",
+        dir.path()
+    ));
+    let run = rt.run(&bundle);
+    assert_eq!(run.code, Some(0), "{run:?}\n{}", rt.log_text());
+    assert_eq!(run.stdout.trim(), "learned", "{run:?}");
+    // mkdir was never used: EPERM from the injected default-deny filter.
+    let other = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/bin/sh", "-c", "mkdir /tmp/made; echo mkdir=$?"])
+        .build();
+    let run = rt.run(&other);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout.trim(), "mkdir=1", "{run:?}");
+    assert!(run.stderr.contains("Operation not permitted"), "{run:?}");
+    assert!(!other.rootfs.join("tmp/made").exists());
+}
+
+/// Stockade is not youki: the created init is named for Stockade (ps, seccomp audit
+/// records), and libcontainer's console errors do not name youki.
+#[test]
+fn processes_and_errors_do_not_say_youki() {
+    if skip_on_reference("runc names its own processes") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = stockade_integration_tests::BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "30"])
+        .build();
+    let container = rt.create(&bundle).expect("create");
+    let pid = container.state()["pid"].as_i64().expect("pid");
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "stockade-init");
+    drop(container);
+
+    let tty = stockade_integration_tests::BundleBuilder::new()
+        .terminal(true)
+        .args(&["/bin/true"])
+        .build();
+    match rt.create(&tty) {
+        Ok(c) => panic!("{c:?} created with a terminal and no console socket"),
+        Err(failed) => {
+            let out = failed.disarm();
+            assert!(out.stderr.contains("without a console socket"), "{out:?}");
+            assert!(!out.stderr.to_lowercase().contains("youki"), "{out:?}");
+        }
+    };
+}
+
+/// Without `--log`, log lines go to stderr: an error is still printed once there.
+#[test]
+fn an_error_is_printed_once_without_a_log_file() {
+    if skip_on_reference("Stockade's error rendering") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let out = Command::new(rt.binary())
+        .args([
+            "profile",
+            "check",
+            "--profile",
+            "restricted",
+            "/nonexistent/config.json",
+        ])
+        .env("STOCKADE_CONFIG", rt.node_config_path())
+        .output()
+        .expect("run stockade");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("/nonexistent/config.json"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with("stockade: cannot read /nonexistent/config.json"),
+        "{stderr}"
+    );
+}

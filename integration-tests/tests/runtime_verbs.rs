@@ -1,6 +1,7 @@
 //! The rest of the runc CLI as containerd's shim and people at a shell use it:
 //! terminals through `--console-socket`, `update`, `events --stats`, `features`,
-//! `list`, `spec`, `exec --process`, the JSON error log, `kill --all`, `delete`
+//! `list`, `spec`, `exec --process`, the JSON error log (a rootfs failure named
+//! once, with its errno), `kill --all`, `kill` of a stopped container, `delete`
 //! without `--force`, and `state` after the init exits.
 
 use serde_json::{json, Value};
@@ -400,6 +401,109 @@ fn refused_seccomp_is_named_in_the_json_error_line() {
         "{last}"
     );
     drop(failed);
+}
+
+/// Issue 7 item 8: a create that fails while the init prepares the rootfs (a bind
+/// mount whose source does not exist) names the mount and the errno, in the log's
+/// error line and on stderr, each exactly once (libcontainer used to hand over only
+/// "failed to prepare rootfs", and logged each layer's error besides).
+#[test]
+fn rootfs_failure_names_the_mount_and_errno_once() {
+    let rt = runtime!();
+    let missing = format!("/nonexistent-stockade-src-{}", std::process::id());
+    let bundle = BundleBuilder::new()
+        .mount(
+            json!({"destination": "/data", "type": "bind", "source": missing,
+                      "options": ["rbind"]}),
+        )
+        .build();
+    let failed = rt.create(&bundle).expect_err("create must fail");
+    assert_eq!(failed.out.code, Some(1), "{:?}", failed.out);
+    let log = rt.log_text();
+    let errors: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["level"] == "error")
+        .collect();
+    let last = errors
+        .last()
+        .unwrap_or_else(|| panic!("no error line: {log}"));
+    let msg = last["msg"].as_str().unwrap_or_default();
+    let stderr = failed.out.stderr.clone();
+    for (what, text) in [("log msg", msg), ("stderr", stderr.as_str())] {
+        assert!(text.contains(&missing), "{what} names the source: {text}");
+        assert!(
+            text.to_lowercase().contains("no such file or directory"),
+            "{what} names the errno: {text}"
+        );
+    }
+    if !skip_on_reference("runc names the source twice (in its stat error)") {
+        assert_eq!(errors.len(), 1, "one error line, not one per layer: {log}");
+        for (what, text) in [("log msg", msg), ("stderr", stderr.as_str())] {
+            assert_eq!(text.matches(&missing).count(), 1, "{what}: {text}");
+            assert_eq!(
+                text.matches("No such file or directory").count(),
+                1,
+                "{what}: {text}"
+            );
+            assert!(
+                text.contains("/data"),
+                "{what} names the destination: {text}"
+            );
+        }
+    }
+    drop(failed);
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}
+
+/// Issue 7 item 8: a working directory the init cannot enter is named with its
+/// errno ("failed to unix syscall: ENOENT" named neither the call nor the path).
+#[test]
+fn unusable_cwd_names_the_directory_and_errno() {
+    if skip_on_reference("runc creates a missing cwd") {
+        return;
+    }
+    let rt = runtime!();
+    let cwd = format!("/no-such-cwd-{}", std::process::id());
+    let bundle = BundleBuilder::new()
+        .edit(|s| s["process"]["cwd"] = json!(cwd))
+        .build();
+    let failed = rt.create(&bundle).expect_err("create must fail");
+    let err = failed.out.stderr.clone();
+    assert_eq!(err.matches(&cwd).count(), 1, "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(!err.contains("failed to unix syscall"), "{err}");
+    drop(failed);
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}
+
+/// Issue 7 item 9: `kill` of a stopped container fails with runc's exact text
+/// "container not running" (containerd's runc shim turns it into NotFound for a
+/// kill of an exited task); `kill --all` of a stopped container succeeds, as runc's.
+#[test]
+fn kill_of_a_stopped_container_says_not_running() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    let c = rt.create_started(&bundle);
+    c.wait();
+    c.wait_status("stopped");
+    let before = rt.log_text().len();
+    let out = c.kill("KILL");
+    assert_eq!(out.code, Some(1), "kill of a stopped container: {out:?}");
+    let log = rt.log_text();
+    let last = json_of(
+        log[before..]
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| panic!("no log line; stderr {}", out.stderr)),
+    );
+    assert_eq!(last["level"], "error", "{last}");
+    assert_eq!(last["msg"], "container not running", "{last}");
+    assert!(out.stderr.contains("container not running"), "{out:?}");
+    let out = rt.exec_cmd(&["kill", "--all", &c.id, "KILL"]);
+    assert!(out.success(), "kill --all of a stopped container: {out:?}");
+    delete_and_check(c);
 }
 
 /// Host pids of `sleep 600` processes in the container (from `ps`).

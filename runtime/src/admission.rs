@@ -8,6 +8,7 @@ use std::path::Path;
 
 use oci_spec::runtime::Spec;
 
+use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
 use crate::landlock_plan::LandlockPlan;
 use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
@@ -21,6 +22,9 @@ pub enum AdmissionError {
     Profile(#[source] NodeConfigError),
     #[error("no valid hardening profile, refusing every container")]
     Override(#[source] ResolveError),
+    /// `linux.cgroupsPath` or the cgroup driver cannot place the container exactly.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     #[error("cannot probe host facts")]
     Host(#[source] crate::profile::host::HostProbeError),
     #[error("cannot evaluate the spec against profile {profile:?}")]
@@ -53,6 +57,8 @@ pub struct Admitted {
     /// The profile itself, recorded at create so `exec` and `update` are judged by
     /// the very rules that admitted the container, whatever the node config says later.
     pub policy: Profile,
+    /// Where the container's cgroup goes; `spec` already names it.
+    pub placement: Placement,
 }
 
 /// Where the profile comes from.
@@ -63,6 +69,8 @@ pub struct Source<'a> {
     pub default_profile: Option<&'a str>,
     pub handler: Option<&'a str>,
     pub state_root: &'a Path,
+    /// The cgroup driver the caller asked for (`--systemd-cgroup`).
+    pub cgroup_driver: CgroupDriver,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +150,14 @@ pub fn admit(
         }
     };
     let host = HostFacts::probe().map_err(AdmissionError::Host)?;
+    // The cgroup placement is the caller's choice, not the profile's: checked first,
+    // and the profile sees the path the container will really get.
+    let placement = place(spec, src.cgroup_driver, &host, container_id)?;
+    let mut spec = spec.clone();
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(placement.spec_path.clone().into()));
+    }
+    let spec = &spec;
     let profile = &profile;
     let decision = gate::create(spec, &opts, profile, &host, &StatNsLookup).map_err(|source| {
         AdmissionError::Evaluate {
@@ -158,7 +174,7 @@ pub fn admit(
             Err(AdmissionError::Refused(Box::new(r)))
         }
         Decision::Admitted(h) => {
-            tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "container admitted by profile");
+            tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container admitted by profile");
             // The filter got stricter than the spec asked: say so outside the audit
             // record too, for whoever wonders why a syscall is now denied.
             for i in h
@@ -181,6 +197,7 @@ pub fn admit(
                 userns: h.userns,
                 profile: label,
                 policy: profile.clone(),
+                placement,
             })
         }
     }
@@ -281,4 +298,21 @@ fn bind_sources(spec: &Spec) -> Vec<(usize, String)> {
         }
     }
     out
+}
+
+/// Check the spec's `linux.cgroupsPath` under the caller's cgroup driver on this host.
+fn place(
+    spec: &Spec,
+    driver: CgroupDriver,
+    host: &HostFacts,
+    container_id: &str,
+) -> Result<Placement, PlacementError> {
+    // The field first: a malformed path is named whatever the host offers.
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    let placement = cgroup_placement::resolve(path, driver, container_id)?;
+    cgroup_placement::check_host(driver, host.cgroup, cgroup_placement::systemd_booted())?;
+    Ok(placement)
 }

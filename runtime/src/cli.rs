@@ -55,7 +55,8 @@ pub struct GlobalOpts {
     /// Enable debug logging
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Accepted for runc compatibility; cgroups are always managed through cgroupfs
+    /// Place containers with systemd: cgroupsPath is slice:prefix:name and the
+    /// container runs in the transient scope <prefix>-<name>.scope (cgroup v2 hosts)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Node configuration file (profiles dir, default profile, handler mapping);
@@ -178,17 +179,22 @@ pub struct SpecArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCmd {
-    /// Check a config.json against a profile (exit 0 admitted, 1 refused, 2 error)
+    /// Check a config.json, or the containers of Kubernetes manifests (.yaml/.yml:
+    /// Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob), against a
+    /// profile (exit 0 admitted, 1 refused, 2 error)
     Check {
         /// Profile name (from the profiles dir) or path to a .toml file
         #[arg(long)]
         profile: String,
-        /// Path to the config.json to check
-        #[arg(value_name = "CONFIG_JSON")]
+        /// Path to the config.json or manifest file to check
+        #[arg(value_name = "CONFIG_JSON|MANIFEST")]
         spec: PathBuf,
         /// Print the decision as JSON
         #[arg(long)]
         json: bool,
+        /// Print SARIF 2.1.0 for code scanning (Kubernetes manifests)
+        #[arg(long, conflicts_with = "json")]
+        sarif: bool,
     },
     /// Lint a profile: schema, unknown syscalls, contradictions, unenforceable rules
     Lint {
@@ -212,6 +218,23 @@ pub enum ProfileCmd {
     Explain {
         /// Profile name or path
         profile: String,
+    },
+    /// Run a bundle's workload under a recording seccomp filter (SECCOMP_RET_LOG) until
+    /// it makes no new syscall, and draft a profile from what it used:
+    /// <out>/<name>.toml and <out>/seccomp/<name>.toml
+    Learn {
+        /// Bundle directory holding config.json (its rootfs is used as is)
+        #[arg(long, default_value = ".")]
+        bundle: PathBuf,
+        /// Directory to write the draft profile into
+        #[arg(long)]
+        out: PathBuf,
+        /// Name of the drafted profile
+        #[arg(long, default_value = "learned")]
+        name: String,
+        /// Give up after this many recorded runs
+        #[arg(long, default_value_t = 40)]
+        max_runs: usize,
     },
     /// What profile A allows that profile B does not, and the reverse, rule by rule
     /// (exit 0 when they allow the same, 1 when they differ)

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod audit_log;
 pub mod bundle;
+pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;
 pub mod default_spec;

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -42,9 +42,11 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<(), Logg
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    // libcontainer reports every cgroup controller the host lacks as a warning; that
-    // is noise for the caller, so the library crates speak only on errors unless
-    // --debug asks for everything.
+    // libcontainer reports every cgroup controller the host lacks as a warning, and
+    // logs each error at every layer it passes through before returning it. The
+    // error it returns carries its whole cause chain (the vendored copy sends the
+    // init's chain across), and `main` prints that once; so the library crates are
+    // heard only when --debug asks for everything.
     let filter = if debug {
         Targets::new().with_default(Level::DEBUG)
     } else {
@@ -57,8 +59,8 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<(), Logg
         };
         Targets::new()
             .with_default(default)
-            .with_target("libcontainer", Level::ERROR)
-            .with_target("libcgroups", Level::ERROR)
+            .with_target("libcontainer", LevelFilter::OFF)
+            .with_target("libcgroups", LevelFilter::OFF)
     };
     let writer = match path {
         Some(p) => {

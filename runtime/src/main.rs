@@ -5,14 +5,22 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use stockade::cgroup_placement::CgroupDriver;
 use stockade::cli::{Cli, Command, ProfileCmd};
 use stockade::commands::{self, create::CreateOpts, Global};
 use stockade::logging::{self, Format};
 use stockade::self_protect;
 use stockade::state_root::StateRoot;
 
+/// Whether `--log` names a file (else log lines go to stderr).
+static LOG_TO_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    LOG_TO_FILE.store(
+        cli.global.log.is_some(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let format = if cli.global.log_format == "json" {
         Format::Json
     } else {
@@ -35,7 +43,10 @@ fn main() -> ExitCode {
 /// line of the log file) and to stderr for a terminal user. Both get the full reason.
 fn report(e: &anyhow::Error) -> String {
     let msg = format!("{e:#}");
-    tracing::error!("{msg}");
+    // Without --log the log *is* stderr: the line below says it once.
+    if LOG_TO_FILE.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!("{msg}");
+    }
     // A refusal already starts with "stockade:"; don't say it twice.
     if msg.starts_with("stockade:") {
         eprintln!("{msg}");
@@ -52,6 +63,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         default_profile: cli.global.default_profile.clone(),
         handler: cli.global.handler.clone(),
         userns_db: cli.global.userns_db.clone(),
+        cgroup_driver: if cli.global.systemd_cgroup {
+            CgroupDriver::Systemd
+        } else {
+            CgroupDriver::Cgroupfs
+        },
     };
     match &cli.command {
         Command::Create(a) => {
@@ -138,10 +154,11 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
     let json = matches!(
         cmd,
         ProfileCmd::Check { json: true, .. }
+            | ProfileCmd::Check { sarif: true, .. }
             | ProfileCmd::Diff { json: true, .. }
             | ProfileCmd::Show { json: true, .. }
     );
-    let (out, ok) = match profile_output(g, cmd) {
+    let (out, code) = match profile_output(g, cmd) {
         Ok(done) => done,
         Err(e) => {
             let msg = report(&e);
@@ -153,10 +170,29 @@ fn profile(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<u8> {
         }
     };
     print_out(&out)?;
-    Ok(if ok { 0 } else { 1 })
+    Ok(code)
 }
 
-fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)> {
+/// A tool's output and its exit status.
+fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, u8)> {
+    match cmd {
+        ProfileCmd::Check {
+            profile,
+            spec,
+            json,
+            sarif,
+        } if commands::profile_cmd::is_manifest(spec) => Ok(commands::profile_cmd::check_manifest(
+            g.config.as_deref(),
+            profile,
+            spec,
+            *json,
+            *sarif,
+        )?),
+        _ => profile_result(g, cmd).map(|(out, ok)| (out, u8::from(!ok))),
+    }
+}
+
+fn profile_result(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)> {
     use commands::profile_cmd;
     let cfg = g.config.as_deref();
     Ok(match cmd {
@@ -164,10 +200,26 @@ fn profile_output(g: &Global, cmd: &ProfileCmd) -> anyhow::Result<(String, bool)
             profile,
             spec,
             json,
+            ..
         } => profile_cmd::check(cfg, profile, spec, *json)?,
         ProfileCmd::Lint { profile } => profile_cmd::lint_cmd(cfg, profile)?,
         ProfileCmd::Explain { profile } => (profile_cmd::explain(cfg, profile)?, true),
         ProfileCmd::Diff { a, b, json } => profile_cmd::diff(cfg, a, b, *json)?,
+        ProfileCmd::Learn {
+            bundle,
+            out,
+            name,
+            max_runs,
+        } => (
+            commands::learn::learn(&commands::learn::LearnOpts {
+                bundle,
+                out,
+                name,
+                max_runs: *max_runs,
+            })
+            .map_err(commands::CommandError::from)?,
+            true,
+        ),
         ProfileCmd::Show {
             profile,
             container,

@@ -34,6 +34,30 @@ pub struct CliInstance {
     rootfs_mounted: bool,
     init_io: ProcessIo,
     execs: Mutex<HashMap<String, ProcessIo>>,
+    /// The container shares a pid namespace: kill the rest when the init exits.
+    kill_all_on_exit: bool,
+}
+
+/// containerd's `ShouldKillAllOnExit`: false only when the spec asks for a new pid
+/// namespace (the kernel then kills everything with its init); true when it joins
+/// one by path (a pod's shared namespace) or has none (the host's), and when the
+/// spec cannot be read (the safe side).
+pub fn kill_all_on_exit(config_json: &[u8]) -> bool {
+    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(config_json) else {
+        return true;
+    };
+    let own_pid_ns = spec
+        .pointer("/linux/namespaces")
+        .and_then(|n| n.as_array())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n["type"] == "pid"
+                    && n.get("path")
+                        .and_then(|p| p.as_str())
+                        .is_none_or(str::is_empty)
+            })
+        });
+    !own_pid_ns
 }
 
 fn runtime(op: &'static str) -> impl FnOnce(crate::runtime_cli::RuntimeError) -> Error {
@@ -104,6 +128,9 @@ impl Instance for CliInstance {
                     rootfs_mounted,
                     init_io,
                     execs: Mutex::new(HashMap::new()),
+                    kill_all_on_exit: kill_all_on_exit(
+                        &std::fs::read(cfg.bundle.join("config.json")).unwrap_or_default(),
+                    ),
                 },
                 pid,
             )),
@@ -239,5 +266,34 @@ impl Instance for CliInstance {
 
     fn watch_oom(&self, pid: u32, notify: OomNotify) -> Result<()> {
         crate::oom::watch(pid, notify)
+    }
+
+    fn init_exited(&self) -> Result<()> {
+        if !self.kill_all_on_exit {
+            return Ok(());
+        }
+        match self.cli.kill(&self.id, libc::SIGKILL as u32, true) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(runtime("kill --all")(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kill_all_on_exit;
+
+    #[test]
+    fn kill_all_on_exit_unless_own_pid_namespace() {
+        let own = br#"{"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}"#;
+        let pod = br#"{"linux":{"namespaces":[{"type":"pid","path":"/proc/42/ns/pid"}]}}"#;
+        let host = br#"{"linux":{"namespaces":[{"type":"mount"}]}}"#;
+        let empty_path = br#"{"linux":{"namespaces":[{"type":"pid","path":""}]}}"#;
+        assert!(!kill_all_on_exit(own));
+        assert!(!kill_all_on_exit(empty_path));
+        assert!(kill_all_on_exit(pod));
+        assert!(kill_all_on_exit(host));
+        assert!(kill_all_on_exit(b"not json"));
     }
 }

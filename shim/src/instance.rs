@@ -68,4 +68,9 @@ pub trait Instance: Send + Sync + Sized + 'static {
     fn close_stdin(&self, exec_id: Option<&str>) -> Result<()>;
     /// Starts watching the memory cgroup of `pid` for OOM kills.
     fn watch_oom(&self, pid: u32, notify: OomNotify) -> Result<()>;
+    /// Called when the init exited, before its exit is published. A container
+    /// without a pid namespace of its own (it shares the pod's or the host's) keeps
+    /// whatever the init left running, holding its stdout and cgroup: the
+    /// implementation kills it (runc's shim: `ShouldKillAllOnExit` + `KillAll`).
+    fn init_exited(&self) -> Result<()>;
 }

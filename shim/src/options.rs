@@ -256,6 +256,25 @@ mod tests {
     }
 
     #[test]
+    fn systemd_cgroup_comes_from_either_options_shape() {
+        let runc = RuncOptions {
+            systemd_cgroup: true,
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: format!("type.googleapis.com/{RUNC_OPTIONS_URL}"),
+            value: runc.write_to_bytes().unwrap(),
+            ..Default::default()
+        };
+        assert!(RuntimeOptions::from_any(Some(&any)).unwrap().systemd_cgroup);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.toml");
+        std::fs::write(&path, "systemd_cgroup = true\n").unwrap();
+        let opts = RuntimeOptions::from_any(Some(&runtimeoptions_any(path.to_str().unwrap())));
+        assert!(opts.unwrap().systemd_cgroup);
+    }
+
+    #[test]
     fn runtimeoptions_config_path_reads_toml() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stockade.toml");

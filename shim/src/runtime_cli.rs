@@ -56,8 +56,16 @@ impl RuntimeError {
     /// The runtime reports an unknown container; containerd wants NOT_FOUND for that.
     pub fn is_not_found(&self) -> bool {
         match self {
+            // The texts containerd's runc shim maps to NotFound (`checkKillError`):
+            // runc's "container not running" for a stopped container, an init that
+            // is already gone, an unknown container.
             Self::Failed { message, .. } => {
-                message.contains("does not exist") || message.contains("not found")
+                let lower = message.to_lowercase();
+                message.contains("does not exist")
+                    || message.contains("not found")
+                    || message.contains("container not running")
+                    || message.contains("process already finished")
+                    || lower.contains("no such process")
             }
             _ => false,
         }
@@ -374,7 +382,9 @@ fn exit_code(st: std::process::ExitStatus) -> i32 {
     st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
 }
 
-/// Error messages from a runtime JSON log, in order.
+/// The last error message of a runtime JSON log, as go-runc's `getLastRuntimeError`
+/// reads it for containerd's runc shim: the runtime's final error carries the whole
+/// cause chain, so earlier error lines would only repeat parts of it.
 pub fn error_messages(log: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Line {
@@ -382,11 +392,11 @@ pub fn error_messages(log: &str) -> String {
         msg: String,
     }
     log.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| l.level == "error" || l.level == "fatal")
-        .map(|l| l.msg)
-        .collect::<Vec<_>>()
-        .join("\n")
+        .find(|l| l.level == "error" || l.level == "fatal")
+        .map(|l| l.msg.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -445,16 +455,31 @@ mod tests {
         );
     }
 
+    /// runc's shim passes `--systemd-cgroup` when the options say SystemdCgroup; the
+    /// runtime then reads cgroupsPath as slice:prefix:name.
     #[test]
-    fn error_lines_are_extracted() {
+    fn systemd_cgroup_option_becomes_the_global_flag() {
+        let opts = RuntimeOptions {
+            systemd_cgroup: true,
+            ..Default::default()
+        };
+        let args = RuntimeCli::new(&opts, "ns", None, Reaping::Direct).global_args();
+        assert!(args.iter().any(|a| a == "--systemd-cgroup"), "{args:?}");
+        assert!(!cli().global_args().iter().any(|a| a == "--systemd-cgroup"));
+    }
+
+    #[test]
+    fn last_error_line_is_the_message() {
         let log = r#"{"level":"info","msg":"hello","time":"x"}
-{"level":"error","msg":"container refused by profile p: rule a","time":"x"}
+{"level":"error","msg":"failed to mount /x on /y","time":"x"}
 not json
-{"level":"error","msg":"second","time":"x"}"#;
+{"level":"error","msg":"create failed: failed to mount /x on /y: No such file or directory\n","time":"x"}
+{"level":"info","msg":"after","time":"x"}"#;
         assert_eq!(
             error_messages(log),
-            "container refused by profile p: rule a\nsecond"
+            "create failed: failed to mount /x on /y: No such file or directory"
         );
+        assert_eq!(error_messages("{\"level\":\"info\",\"msg\":\"x\"}"), "");
     }
 
     #[test]

@@ -200,7 +200,23 @@ impl<I: Instance> TaskService<I> {
         let Ok(upid) = u32::try_from(pid) else { return };
         let owner = self.exits().exit(upid, code);
         if let Some(owner) = owner {
+            if owner.exec_id.is_empty() {
+                self.init_exited(&owner.id);
+            }
             self.apply_exit(&owner, upid, code);
+        }
+    }
+
+    /// Lets the instance sweep what an exited init left (shared pid namespace)
+    /// before the exit is published: a kubelet that sees the exit deletes the task
+    /// and waits for its output to close, which a leftover child would hold open.
+    fn init_exited(&self, id: &str) {
+        let Ok(c) = self.container(id) else { return };
+        if let Err(e) = c.instance.init_exited() {
+            warn!(
+                "{id}: killing what the init left: {}",
+                crate::error::chain(&e)
+            );
         }
     }
 

@@ -78,7 +78,11 @@ impl Status {
         };
         match next {
             Some(s) => Ok(s),
-            None if op == Op::Kill && self == Stopped => Err(Error::ProcessFinished(what.into())),
+            // containerd expects NotFound for a kill of an exited or deleted
+            // process (its runc shim: "process already finished").
+            None if op == Op::Kill && matches!(self, Stopped | Deleted) => {
+                Err(Error::ProcessFinished(what.into()))
+            }
             None => Err(Error::InvalidTransition {
                 op: op.name(),
                 what: what.into(),
@@ -146,10 +150,15 @@ mod tests {
     }
 
     #[test]
-    fn kill_after_exit_is_not_found() {
-        assert!(matches!(
-            Stopped.after(Op::Kill, "container c"),
-            Err(Error::ProcessFinished(_))
-        ));
+    fn kill_after_exit_or_delete_is_not_found() {
+        for s in [Stopped, Deleted] {
+            assert!(
+                matches!(
+                    s.after(Op::Kill, "container c"),
+                    Err(Error::ProcessFinished(_))
+                ),
+                "{s:?}"
+            );
+        }
     }
 }

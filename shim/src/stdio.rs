@@ -93,11 +93,19 @@ impl ProcessIo {
 }
 
 /// Stdio prepared before the runtime runs; finished into a [`ProcessIo`] after.
+///
+/// The output copies start only in [`PendingIo::finish`], once the runtime
+/// succeeded (as containerd's runc shim starts `copyPipes` after `runc create`):
+/// the runtime writes its own error to its stderr, which is the process's stderr
+/// pipe, and that error already reaches containerd as the request's error. A
+/// failed runtime call drops the pipes unread, so the message is shown once.
 pub struct PendingIo {
     paths: StdioPaths,
     stdin: Arc<Mutex<Option<File>>>,
     drain: Arc<Drain>,
     console: Option<(tempfile::TempDir, UnixListener)>,
+    /// (read end of an output pipe, containerd's FIFO) to copy once finished.
+    outputs: Vec<(File, File)>,
 }
 
 impl PendingIo {
@@ -108,6 +116,7 @@ impl PendingIo {
             stdin: Arc::new(Mutex::new(None)),
             drain: Arc::new(Drain::default()),
             console: None,
+            outputs: Vec::new(),
         };
         if paths.terminal {
             // runc sends the pty master over this socket (SCM_RIGHTS). A path socket
@@ -135,11 +144,13 @@ impl PendingIo {
             let (r, w) = pipe()?;
             chown(&r, owner)?;
             *pending.stdin.lock().unwrap_or_else(|p| p.into_inner()) = Some(File::from(w));
-            spawn_copy_in(&paths.stdin, Arc::clone(&pending.stdin))?;
             Stdio::from(r)
         };
         let stdout = pending.output(&paths.stdout, owner)?;
         let stderr = pending.output(&paths.stderr, owner)?;
+        if !paths.stdin.is_empty() {
+            spawn_copy_in(&paths.stdin, Arc::clone(&pending.stdin))?;
+        }
         Ok((
             pending,
             Stdio3::Given {
@@ -150,14 +161,14 @@ impl PendingIo {
         ))
     }
 
-    fn output(&self, path: &str, owner: (u32, u32)) -> Result<Stdio> {
+    fn output(&mut self, path: &str, owner: (u32, u32)) -> Result<Stdio> {
         if path.is_empty() {
             return Ok(Stdio::null());
         }
         let sink = open_output(path)?;
         let (r, w) = pipe()?;
         chown(&w, owner)?;
-        spawn_copy_out(File::from(r), sink, Arc::clone(&self.drain))?;
+        self.outputs.push((File::from(r), sink));
         Ok(Stdio::from(w))
     }
 
@@ -167,8 +178,12 @@ impl PendingIo {
             .map(|(d, _)| d.path().join("pty.sock"))
     }
 
-    /// After the runtime succeeded: receive the pty master and start its copies.
+    /// After the runtime succeeded: start the output copies, or receive the pty
+    /// master and start its copies.
     pub fn finish(self) -> Result<ProcessIo> {
+        for (reader, sink) in self.outputs {
+            spawn_copy_out(reader, sink, Arc::clone(&self.drain))?;
+        }
         let Some((_dir, listener)) = self.console else {
             return Ok(ProcessIo {
                 stdin: self.stdin,

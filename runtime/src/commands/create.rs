@@ -21,6 +21,7 @@ use super::userns_setup::{self, UsernsRecord};
 use super::{CommandError, Global};
 use crate::admission::{self, Source};
 use crate::bundle;
+use crate::cgroup_placement::CgroupDriver;
 use crate::executor::StockadeExecutor;
 use crate::hardening;
 use crate::profile::gate::RuntimeOpts;
@@ -57,6 +58,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             default_profile: g.default_profile.as_deref(),
             handler: g.handler.as_deref(),
             state_root: g.root.path(),
+            cgroup_driver: g.cgroup_driver,
         },
         &loaded.spec,
         RuntimeOpts {
@@ -65,6 +67,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         },
         opts.id,
     )?;
+    let systemd = admitted.placement.driver == CgroupDriver::Systemd;
     let mut plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
     tracing::debug!("hardening plan compiled");
 
@@ -139,7 +142,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
                 .with_preserved_fds(opts.preserve_fds)
                 .with_executor(executor)
                 .as_init(&plan_dir)
-                .with_systemd(false)
+                .with_systemd(systemd)
                 .with_detach(opts.detach)
                 .with_no_pivot(opts.no_pivot)
         })

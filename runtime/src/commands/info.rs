@@ -22,7 +22,8 @@ fn cgroup_manager(
         .map_err(CommandError::container(id, "read config"))?;
     libcgroups::common::create_cgroup_manager(CgroupConfig {
         cgroup_path: cfg.cgroup_path,
-        systemd_cgroup: false,
+        // The driver the container was created with, recorded in its state.
+        systemd_cgroup: c.systemd(),
         container_name: id.to_string(),
     })
     .map_err(|e| CommandError::Cgroup {
@@ -265,7 +266,8 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            // systemd: transient scopes over D-Bus on cgroup v2 hosts (refused on v1).
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false},
             "seccomp": {
                 "enabled": true,
                 "actions": crate::seccomp::SUPPORTED_ACTIONS,

@@ -5,6 +5,7 @@ use libcontainer::signal::Signal;
 use serde::Serialize;
 
 use super::{load, CommandError, Global};
+use crate::cgroup_placement::CgroupDriver;
 
 pub fn start(g: &Global, id: &str) -> Result<(), CommandError> {
     let _s = tracing::info_span!("start", id).entered();
@@ -30,6 +31,9 @@ pub struct RuncState {
     /// addition to runc's fields, which runc's readers ignore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Stockade: the cgroup driver the container was created with
+    /// (`cgroupfs` or `systemd`).
+    pub cgroup_driver: CgroupDriver,
 }
 
 pub fn status_name(s: ContainerStatus) -> &'static str {
@@ -69,6 +73,11 @@ pub fn state(g: &Global, id: &str) -> Result<RuncState, CommandError> {
         annotations: c.state.annotations.clone(),
         owner: String::new(),
         profile,
+        cgroup_driver: if c.systemd() {
+            CgroupDriver::Systemd
+        } else {
+            CgroupDriver::Cgroupfs
+        },
     })
 }
 
@@ -82,6 +91,12 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), Command
     let _s = tracing::info_span!("kill", id, signal).entered();
     let sig = Signal::try_from(signal).map_err(|_| CommandError::Signal(signal.to_string()))?;
     let mut c = load(g, id)?;
+    // As runc: signalling the init of a stopped container is an error a caller can
+    // recognise (containerd's runc shim answers NotFound); `--all` still sweeps
+    // whatever is left in the container's cgroup.
+    if !all && c.status() == ContainerStatus::Stopped {
+        return Err(CommandError::NotRunning);
+    }
     c.kill(sig, all)
         .map_err(CommandError::container(id, "kill"))
 }

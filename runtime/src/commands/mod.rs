@@ -5,6 +5,7 @@ pub mod create;
 pub mod doctor;
 pub mod exec;
 pub mod info;
+pub mod learn;
 pub mod lifecycle;
 pub mod profile_cmd;
 pub mod run;
@@ -28,6 +29,9 @@ pub struct Global {
     pub handler: Option<String>,
     /// Host id range allocation database, shared by every state root on the node.
     pub userns_db: PathBuf,
+    /// cgroup driver for containers this invocation creates (`--systemd-cgroup`);
+    /// later verbs use the one recorded in the container's state.
+    pub cgroup_driver: crate::cgroup_placement::CgroupDriver,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,8 @@ pub enum CommandError {
     Admission(Box<crate::admission::AdmissionError>),
     #[error(transparent)]
     Profile(Box<profile_cmd::ProfileCmdError>),
+    #[error("profile learn failed")]
+    Learn(#[source] Box<learn::LearnError>),
     #[error("user namespace setup failed")]
     Userns(#[source] crate::userns::UsernsError),
     #[error("network sysctls of the joined network namespace")]
@@ -55,6 +61,10 @@ pub enum CommandError {
     },
     #[error("invalid signal {0:?}")]
     Signal(String),
+    /// runc's exact text (libcontainer's `ErrNotRunning`): containerd's runc shim
+    /// turns it into NotFound for a kill of an exited task.
+    #[error("container not running")]
+    NotRunning,
     #[error("{what}")]
     Io {
         what: String,

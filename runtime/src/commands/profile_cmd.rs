@@ -34,6 +34,14 @@ pub enum ProfileCmdError {
         #[source]
         source: crate::seccomp::SeccompError,
     },
+    #[error("cannot read the Kubernetes manifests in {path}")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: profile::k8s::ManifestError,
+    },
+    #[error("cannot load the RuntimeDefault seccomp filter")]
+    RuntimeDefault(#[source] profile::LoadError),
     #[error("cannot generate a spec for profile {0:?}")]
     SpecGen(String, #[source] profile::spec_gen::SpecGenError),
 }
@@ -137,6 +145,203 @@ fn locate(config: Option<&Path>, name: &str) -> Result<ProfileText, ProfileCmdEr
     }
 }
 
+/// Whether `path` names Kubernetes manifests (YAML) rather than a config.json.
+pub fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// One container's judgement.
+enum Verdict {
+    Decided(Box<Decision>),
+    Error(String),
+}
+
+/// `profile check` on Kubernetes manifests: every container judged as containerd's
+/// CRI would hand it to the runtime. Exit 0 when all are admitted, 1 when one is
+/// refused, 2 when one cannot be judged.
+pub fn check_manifest(
+    config: Option<&Path>,
+    name: &str,
+    path: &Path,
+    json: bool,
+    sarif: bool,
+) -> Result<(String, u8), CommandError> {
+    let profile = resolve(config, name)?;
+    let text = std::fs::read_to_string(path)
+        .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
+    let runtime_default =
+        profile::node_config::builtin_seccomp_default().map_err(ProfileCmdError::RuntimeDefault)?;
+    let (cases, skipped) =
+        profile::k8s::containers(&text, Some(&runtime_default)).map_err(|source| {
+            ProfileCmdError::Manifest {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+    let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
+    let ns = profile::k8s::ManifestNs(&host);
+    let mut judged = Vec::new();
+    for c in cases {
+        let verdict = match &c.error {
+            Some(e) => Verdict::Error(e.clone()),
+            None => match serde_json::from_value::<oci_spec::runtime::Spec>(c.spec.clone()) {
+                Err(e) => Verdict::Error(format!("derived spec does not parse: {e}")),
+                Ok(spec) => match evaluate(&spec, &profile, &host, &ns) {
+                    Ok(d) => Verdict::Decided(Box::new(d)),
+                    Err(e) => Verdict::Error(crate::error_chain(&e)),
+                },
+            },
+        };
+        judged.push((c, verdict));
+    }
+    let code = if judged.iter().any(|(_, v)| matches!(v, Verdict::Error(_))) {
+        2
+    } else if judged
+        .iter()
+        .any(|(_, v)| matches!(v, Verdict::Decided(d) if matches!(**d, Decision::Refused(_))))
+    {
+        1
+    } else {
+        0
+    };
+    let file = path.display().to_string();
+    let out = if sarif {
+        manifest_sarif(&file, &judged)
+    } else if json {
+        let containers: Vec<serde_json::Value> = judged
+            .iter()
+            .map(|(c, v)| {
+                let mut j = serde_json::to_value(c).unwrap_or_default();
+                match v {
+                    Verdict::Decided(d) => {
+                        let rec = serde_json::to_value(d.audit_record(None)).unwrap_or_default();
+                        for key in ["outcome", "violations", "warnings", "injected"] {
+                            j[key] = rec[key].clone();
+                        }
+                    }
+                    Verdict::Error(_) => j["outcome"] = "error".into(),
+                }
+                j
+            })
+            .collect();
+        serde_json::to_string_pretty(&serde_json::json!({
+            "profile": profile.name,
+            "version": profile.version,
+            "file": file,
+            "containers": containers,
+            "skipped": skipped,
+        }))
+        .unwrap_or_default()
+    } else {
+        let mut out = String::new();
+        for (c, v) in &judged {
+            let at = c
+                .line
+                .map(|l| format!("{file}:{l}"))
+                .unwrap_or(file.clone());
+            let head = format!("{at}: {} {} {:?}", c.workload, c.kind, c.container);
+            let line = match v {
+                Verdict::Error(e) => format!("{head}: error: {e}"),
+                Verdict::Decided(d) => match &**d {
+                    Decision::Refused(r) => {
+                        let text = r.to_string();
+                        let text = text.strip_prefix("stockade: container ").unwrap_or(&text);
+                        format!("{head}: {text}")
+                    }
+                    Decision::Admitted(h) => {
+                        let mut s = format!(
+                            "{head}: admitted by profile \"{}\" v{}",
+                            h.profile, h.version
+                        );
+                        for w in &h.warnings {
+                            s.push_str(&format!(
+                                "\n  ! [{}] {}: {} (allowed: {})",
+                                w.rule, w.path, w.actual, w.allowed
+                            ));
+                        }
+                        s
+                    }
+                },
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for s in &skipped {
+            out.push_str(&format!("{file}: {s}: skipped (no pod template)\n"));
+        }
+        if judged.is_empty() {
+            out.push_str(&format!("{file}: no workload with containers\n"));
+        }
+        out.trim_end().to_owned()
+    };
+    Ok((out, code))
+}
+
+/// SARIF 2.1.0 for code scanning: one result per violation (or per container that
+/// cannot be judged), at the container's line in the manifest.
+fn manifest_sarif(file: &str, judged: &[(profile::k8s::ContainerCase, Verdict)]) -> String {
+    use serde_json::json;
+    let mut rules = std::collections::BTreeMap::new();
+    let mut results = Vec::new();
+    let location = |c: &profile::k8s::ContainerCase| {
+        let mut loc = json!({"physicalLocation": {"artifactLocation": {"uri": file}}});
+        if let Some(l) = c.line {
+            loc["physicalLocation"]["region"] = json!({"startLine": l});
+        }
+        loc
+    };
+    for (c, v) in judged {
+        let who = format!("{} {} {:?}", c.workload, c.kind, c.container);
+        match v {
+            Verdict::Error(e) => {
+                rules.insert("stockade.error".to_owned(), "cannot be judged".to_owned());
+                results.push(json!({
+                    "ruleId": "stockade.error",
+                    "level": "error",
+                    "message": {"text": format!("{who}: {e}")},
+                    "locations": [location(c)],
+                }));
+            }
+            Verdict::Decided(d) => {
+                let rec = d.audit_record(None);
+                let all = rec
+                    .violations
+                    .iter()
+                    .map(|v| (v, "error"))
+                    .chain(rec.warnings.iter().map(|v| (v, "warning")));
+                for (v, level) in all {
+                    rules.insert(v.rule.to_owned(), v.reason.clone());
+                    results.push(json!({
+                        "ruleId": v.rule,
+                        "level": level,
+                        "message": {"text": format!(
+                            "{who}: {}: {} (allowed: {}) — change {}: {}",
+                            v.path, v.actual, v.allowed, v.k8s_field, v.reason
+                        )},
+                        "locations": [location(c)],
+                    }));
+                }
+            }
+        }
+    }
+    let rules: Vec<serde_json::Value> = rules
+        .into_iter()
+        .map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}}))
+        .collect();
+    serde_json::to_string_pretty(&json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": {"driver": {"name": "stockade", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
+            "results": results,
+        }],
+    }))
+    .unwrap_or_default()
+}
+
 /// `profile lint`: every problem at once, one per line as `FILE:LINE:COLUMN: error: ...`
 /// (or `FILE: warning: ...` for the profile as a whole), after a summary line.
 /// Errors fail the command (exit 1); a file that cannot be read is exit 2.
@@ -172,6 +377,14 @@ pub fn lint_cmd(config: Option<&Path>, name: &str) -> Result<(String, bool), Com
     for inv in profile::load::problems(&parsed) {
         let pos = loc.find(&inv.key, inv.value.as_deref());
         errors.push(format!("{}: error: {}: {}", at(pos), inv.key, inv.problem));
+    }
+    // The node's directories, for the bind source prefixes' variables (the standard
+    // ones without a node config).
+    let config_path = config.unwrap_or(Path::new(profile::node_config::DEFAULT_CONFIG_PATH));
+    match profile::node_config::NodeConfig::read(config_path) {
+        Ok(Some(cfg)) => parsed.node_paths = cfg.paths,
+        Ok(None) => {}
+        Err(e) => errors.push(format!("{label}: error: {}", crate::error_chain(&e))),
     }
     if let Some(sc) = &parsed.seccomp {
         let filter = match &source {

@@ -160,11 +160,17 @@ pub fn explain(p: &Profile) -> String {
             if u.required {
                 format!(
                     "required; {}, with {} ids taken from host ids {}..{}; container root is \
-                     never host root.",
+                     never host root. Volumes are idmapped; one the kernel cannot idmap \
+                     (tmpfs before Linux 6.3) {}.",
                     on_missing(u.on_missing, "one"),
                     u.container_size,
                     u.host_range.start,
-                    u.host_range.start as u64 + u.host_range.size as u64
+                    u.host_range.start as u64 + u.host_range.size as u64,
+                    match u.idmap_compat {
+                        crate::landlock_plan::Compat::Hard => "refuses the container",
+                        crate::landlock_plan::Compat::BestEffort =>
+                            "is bound as is (files shown as 65534) and noted",
+                    }
                 )
             } else {
                 "not required.".to_owned()

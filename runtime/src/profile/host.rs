@@ -26,6 +26,11 @@ pub struct HostFacts {
     /// Inode of each of the runtime's own namespaces (`/proc/self/ns/*`): a container that
     /// joins a namespace with one of these inodes shares it with the host.
     pub own_namespaces: BTreeMap<NsType, u64>,
+    /// Whether a tmpfs mount can be idmapped (Linux >= 6.3): Kubernetes Secrets,
+    /// ConfigMap projections, memory-backed emptyDirs and a pod's /dev/shm are tmpfs.
+    pub tmpfs_idmap: bool,
+    /// `uname -r`, for messages that name a kernel requirement.
+    pub kernel_release: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,12 @@ pub enum HostProbeError {
 /// pure and tests can use a fake.
 pub trait NsInodeLookup {
     fn inode(&self, path: &Path) -> io::Result<u64>;
+
+    /// Whether `path` (a bind mount source) lives on tmpfs. Only rules about
+    /// idmapped volumes ask; the default answers "no".
+    fn on_tmpfs(&self, _path: &Path) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Looks namespaces up with stat(2), following the `/proc/<pid>/ns/*` magic links.
@@ -52,6 +63,11 @@ impl NsInodeLookup for StatNsLookup {
     fn inode(&self, path: &Path) -> io::Result<u64> {
         Ok(std::fs::metadata(path)?.ino())
     }
+
+    fn on_tmpfs(&self, path: &Path) -> io::Result<bool> {
+        let st = nix::sys::statfs::statfs(path).map_err(io::Error::from)?;
+        Ok(st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+    }
 }
 
 /// `landlock_create_ruleset(2)` flag asking for the highest supported ABI.
@@ -60,6 +76,9 @@ const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
 impl HostFacts {
     /// Probe the running kernel. The only impure function of the profile module.
     pub fn probe() -> Result<Self, HostProbeError> {
+        let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|r| r.trim().to_string())
+            .unwrap_or_default();
         let mut own_namespaces = BTreeMap::new();
         for ns in NsType::ALL {
             let path = format!("/proc/self/ns/{}", ns.proc_name());
@@ -77,7 +96,32 @@ impl HostFacts {
             landlock_abi: probe_landlock_abi(),
             cgroup: probe_cgroup(Path::new("/sys/fs/cgroup")),
             own_namespaces,
+            tmpfs_idmap: probe_tmpfs_idmap(&kernel_release),
+            kernel_release,
         })
+    }
+}
+
+/// Try to idmap a detached tmpfs; where that probe cannot run (unprivileged
+/// `profile check`), the kernel version decides (FS_ALLOW_IDMAP on tmpfs: 6.3).
+fn probe_tmpfs_idmap(kernel_release: &str) -> bool {
+    match crate::userns::idmap::tmpfs_supports_idmap() {
+        Ok(supported) => supported,
+        Err(e) => {
+            tracing::debug!(error = %e, "tmpfs idmap probe unavailable; judging by kernel version");
+            kernel_at_least(kernel_release, (6, 3))
+        }
+    }
+}
+
+/// `major.minor` of a release string such as `6.1.0-27-amd64` is at least `want`.
+pub fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
+    match (nums.next().flatten(), nums.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= want,
+        _ => false,
     }
 }
 
@@ -122,6 +166,8 @@ pub(crate) mod fake {
                 .enumerate()
                 .map(|(i, ns)| (*ns, 4_026_531_830 + i as u64))
                 .collect(),
+            tmpfs_idmap: true,
+            kernel_release: "6.18.0-test".into(),
         }
     }
 
@@ -168,6 +214,15 @@ mod tests {
         assert_eq!(probe_cgroup(d.path()), CgroupVersion::Hybrid);
         std::fs::write(d.path().join("cgroup.controllers"), "").unwrap();
         assert_eq!(probe_cgroup(d.path()), CgroupVersion::V2);
+    }
+
+    #[test]
+    fn kernel_versions_compare_by_major_and_minor() {
+        assert!(kernel_at_least("6.18.0-1-amd64", (6, 3)));
+        assert!(kernel_at_least("6.3", (6, 3)));
+        assert!(!kernel_at_least("6.1.0-27-amd64", (6, 3)));
+        assert!(!kernel_at_least("5.19.0", (6, 3)));
+        assert!(!kernel_at_least("", (6, 3)));
     }
 
     #[test]

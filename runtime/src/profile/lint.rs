@@ -367,7 +367,7 @@ pub fn lint(profile: &Profile, host: &HostFacts) -> Vec<LintFinding> {
                 });
             }
         }
-        for p in &m.resolved_bind_source_prefixes {
+        for p in &bind_prefixes(profile, m) {
             if matches!(
                 p.trim_end_matches('/'),
                 "" | "/var" | "/etc" | "/usr" | "/home" | "/root"
@@ -414,6 +414,16 @@ const CONTAINERD_NAMESPACES: [super::schema::NsType; 5] = [
     super::schema::NsType::Mount,
 ];
 
+/// The profile's bind source prefixes on the node its templates were resolved for
+/// (`Profile::node_paths`; the standard directories for a profile only parsed, as
+/// `profile lint` does). Templates that do not resolve are load problems, not here.
+fn bind_prefixes(p: &Profile, m: &super::schema::MountsSection) -> Vec<String> {
+    m.bind_source_prefixes
+        .iter()
+        .filter_map(|t| p.node_paths.resolve(t).ok())
+        .collect()
+}
+
 /// Rules that refuse what every spec from a supported containerd looks like. The
 /// shapes are containerd's CRI defaults (1.6 to 2.x); where a rule can *inject*, the
 /// runtime fixes the spec and nothing is reported.
@@ -455,8 +465,7 @@ fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
             let Ok(here) = p.node_paths.resolve(dir) else {
                 continue;
             };
-            let covered = m
-                .resolved_bind_source_prefixes
+            let covered = bind_prefixes(p, m)
                 .iter()
                 .any(|prefix| Path::new(&here).starts_with(prefix));
             if !covered {
@@ -503,6 +512,23 @@ fn never_satisfied(p: &Profile) -> Vec<LintFinding> {
                 _ => "containerd never sends this namespace",
             };
             finding("namespaces.required", format!("{}: {why}", ns.oci_name()));
+        }
+    }
+    if let Some(l) = &p.lsm {
+        // containerd's RuntimeDefault AppArmor profile, on every AppArmor host.
+        let runtime_default = "cri-containerd.apparmor.d";
+        if !l
+            .apparmor_profiles
+            .iter()
+            .any(|a| super::rules::lsm::matches(a, runtime_default))
+        {
+            finding(
+                "lsm.apparmor_profiles",
+                format!(
+                    "containerd gives every pod on an AppArmor host the profile \
+                     {runtime_default:?} unless it asks for another"
+                ),
+            );
         }
     }
     if let Some(u) = &p.user_namespace {
@@ -762,8 +788,8 @@ mod tests {
             .retain(|a| *a != SeccompAction::Errno);
         let m = p.mounts.as_mut().unwrap();
         m.allowed_types.retain(|t| t != "mqueue");
-        m.resolved_bind_source_prefixes
-            .retain(|d| !d.starts_with("/run/containerd"));
+        m.bind_source_prefixes
+            .retain(|d| !d.starts_with("${containerd_state}"));
         m.on_missing = OnMissing::Refuse;
         p.namespaces
             .as_mut()
@@ -777,6 +803,11 @@ mod tests {
             .unwrap()
             .allowed
             .retain(|d| d.path != "/dev/net/tun");
+        p.lsm
+            .as_mut()
+            .unwrap()
+            .apparmor_profiles
+            .retain(|a| a != "cri-containerd.apparmor.d");
         let keys: Vec<&str> = lint(&p, &host())
             .into_iter()
             .map(|f| match f {
@@ -795,6 +826,7 @@ mod tests {
                 "mounts.bind_source_prefixes",
                 "mounts.bind_required_options",
                 "namespaces.required",
+                "lsm.apparmor_profiles",
                 "user_namespace.on_missing",
                 "devices.allowed",
                 "cgroups.on_missing",

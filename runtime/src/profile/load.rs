@@ -294,7 +294,7 @@ fn unknown_capability(name: &str) -> Problem {
 }
 
 /// Every capability name the OCI spec knows, for suggestions.
-const ALL_CAPABILITIES: [&str; 41] = [
+pub const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_AUDIT_CONTROL",
     "CAP_AUDIT_READ",
     "CAP_AUDIT_WRITE",
@@ -507,6 +507,21 @@ pub fn problems(p: &Profile) -> Vec<Invalid> {
             if let Some(problem) = path_problem(path) {
                 out.push(Invalid::at(key, path, problem));
             }
+        }
+    }
+    // Templates resolve against the standard directories here; a node config's own
+    // directories are checked when it is parsed, so any valid template resolves there.
+    for (i, t) in mounts
+        .into_iter()
+        .flat_map(|m| &m.bind_source_prefixes)
+        .enumerate()
+    {
+        if let Err(e) = NodePaths::default().resolve(t) {
+            out.push(Invalid::at(
+                format!("mounts.bind_source_prefixes[{i}]"),
+                t,
+                Problem::PathTemplate(e),
+            ));
         }
     }
     for f in mounts.into_iter().flat_map(|m| &m.forbidden_sources) {

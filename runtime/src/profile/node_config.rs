@@ -387,6 +387,11 @@ pub fn builtin_default() -> Result<Profile, NodeConfigError> {
     builtin("default").unwrap_or_else(|| unreachable!("default is compiled in"))
 }
 
+/// The shipped default-deny seccomp data (`profiles/seccomp/default.toml`).
+pub fn builtin_seccomp_default() -> Result<super::seccomp_data::SeccompFilter, LoadError> {
+    load::parse_seccomp_filter(BUILTIN_SECCOMP, "<builtin>/seccomp/default.toml")
+}
+
 /// The text of the shipped profile `name`, if there is one.
 pub fn builtin_text(name: &str) -> Option<&'static str> {
     BUILTIN_PROFILES

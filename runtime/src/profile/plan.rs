@@ -114,6 +114,18 @@ pub(super) fn evaluate_with(
         None => (None, Vec::new()),
     };
     violations.splice(0..0, check(&doc, profile, host, ns, userns.is_some()));
+    // Volumes are idmapped only in a user namespace the runtime allocates.
+    if let (Some(u), Some(_)) = (&profile.user_namespace, &userns) {
+        let (v, notes) = rules::user_namespace::idmap_volumes(
+            &doc,
+            u,
+            host,
+            ns,
+            meta(profile, &u.reason, u.mode),
+        );
+        violations.extend(v);
+        injected.extend(notes);
+    }
     violations.extend(runtime_violations);
 
     if let Some((as_read, read_notes)) = as_read {

@@ -254,6 +254,12 @@ pub struct UserNamespaceSection {
     pub host_range: HostIdRange,
     /// Ids per container.
     pub container_size: u32,
+    /// A bind volume the kernel cannot idmap under the allocated user namespace
+    /// (tmpfs before Linux 6.3): `hard` refuses the container naming the kernel
+    /// requirement; `best_effort` binds it plainly (its files keep their host owners,
+    /// shown as the overflow id 65534 inside) and records that in the admission notes.
+    #[serde(default)]
+    pub idmap_compat: Compat,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

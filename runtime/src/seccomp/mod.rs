@@ -111,7 +111,7 @@ mod behaviour_tests;
 
 pub use error::SeccompError;
 pub use load::load;
-pub use names::{closest_syscall, is_known_syscall, syscall_number};
+pub use names::{closest_syscall, is_known_syscall, syscall_name, syscall_number};
 pub use translate::{compile, droppable_unknown_names, UnknownName};
 
 /// A finished seccomp program plus the `SECCOMP_FILTER_FLAG_*` bits to load it with.

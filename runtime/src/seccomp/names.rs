@@ -27,6 +27,11 @@ pub fn is_known_syscall(name: &str) -> bool {
     syscall_number(name).is_some() || ALL_ARCHES.binary_search(&name).is_ok()
 }
 
+/// The native syscall named by number `nr`, if the table has it.
+pub fn syscall_name(nr: i64) -> Option<&'static str> {
+    NATIVE.iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)
+}
+
 /// The known syscall name closest to a misspelt `name`, if one is close.
 pub fn closest_syscall(name: &str) -> Option<String> {
     crate::profile::load::closest(

@@ -117,6 +117,10 @@ impl Instance for Stub {
     fn watch_oom(&self, _pid: u32, _notify: OomNotify) -> Result<()> {
         Ok(())
     }
+    fn init_exited(&self) -> Result<()> {
+        self.call("init-exited");
+        Ok(())
+    }
 }
 
 fn service() -> (TaskService<Stub>, Arc<Recorder>) {
@@ -346,4 +350,69 @@ fn checkpoint_is_unimplemented() {
         code::<()>(Err(Error::NotImplemented { op: "checkpoint" })),
         Code::UNIMPLEMENTED
     );
+}
+
+/// Events and instance calls in one log, to check their relative order.
+struct SharedLog(Arc<Mutex<Vec<String>>>);
+
+impl EventSink for SharedLog {
+    fn publish(&self, topic: &'static str, _event: Box<dyn MessageDyn>) {
+        self.0.lock().unwrap().push(topic.to_string());
+    }
+}
+
+/// The instance sweeps what an exited init left (shared pid namespace) before the
+/// init's exit is published; an exec's exit does not trigger it.
+#[test]
+fn init_exit_sweeps_before_the_exit_event() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let factory = StubFactory {
+        calls: Arc::clone(&log),
+        ..Default::default()
+    };
+    let svc = TaskService::new(
+        factory,
+        Arc::new(SharedLog(Arc::clone(&log))) as Arc<dyn EventSink>,
+        Arc::new(ExitSignal::default()),
+    );
+    let pid = create(&svc, "c");
+    start(&svc, "c", "").unwrap();
+    svc.do_exec(exec_req("c", "e")).unwrap();
+    let epid = start(&svc, "c", "e").unwrap().pid;
+    log.lock().unwrap().clear();
+    svc.process_exit(epid as i32, 0);
+    svc.process_exit(pid as i32, 0);
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            topics::TASK_EXIT_EVENT_TOPIC,
+            "init-exited",
+            topics::TASK_EXIT_EVENT_TOPIC
+        ]
+    );
+}
+
+/// A kill of a deleted task or exec is NotFound too (containerd's CRI ignores
+/// NotFound when it stops what already went away).
+#[test]
+fn kill_after_delete_is_not_found() {
+    let (svc, _) = service();
+    let pid = create(&svc, "c");
+    start(&svc, "c", "").unwrap();
+    svc.do_exec(exec_req("c", "e")).unwrap();
+    let epid = start(&svc, "c", "e").unwrap().pid;
+    svc.process_exit(epid as i32, 0);
+    delete(&svc, "c", "e").unwrap();
+    let kill = |exec_id: &str| {
+        svc.do_kill(KillRequest {
+            id: "c".into(),
+            exec_id: exec_id.into(),
+            signal: 9,
+            ..Default::default()
+        })
+    };
+    assert_eq!(code(kill("e")), Code::NOT_FOUND);
+    svc.process_exit(pid as i32, 137);
+    delete(&svc, "c", "").unwrap();
+    assert_eq!(code(kill("")), Code::NOT_FOUND);
 }

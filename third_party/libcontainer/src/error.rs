@@ -106,9 +106,10 @@ pub enum ErrInvalidSpec {
     IoPriority,
     #[error("invalid scheduler config for process: {0}")]
     Scheduler(String),
-    #[error("cannot allocate tty if youki will detach without setting console socket")]
+    // [stockade patch] the runtime is not youki: its errors do not name it.
+    #[error("cannot allocate a tty when detaching without a console socket")]
     ConsoleSocketRequired,
-    #[error("cannot use console socket if youki will not detach or allocate tty")]
+    #[error("cannot use a console socket without detaching and allocating a tty")]
     InvalidConsoleSocket,
     #[error("idmapped mount requires bind mount")]
     MountIdmapNonBind,

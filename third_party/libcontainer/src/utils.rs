@@ -419,6 +419,21 @@ fn dev_valid_name(name: &str) -> bool {
     true
 }
 
+/// [stockade patch] Renders an error with its chain of causes, `a: b: c`. Errors
+/// raised in the intermediate and init processes cross to the main process as text;
+/// `to_string()` alone kept only the outermost context ("failed to prepare rootfs")
+/// and dropped which path and which errno failed.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use core::panic;

@@ -7,7 +7,7 @@ use super::join;
 use crate::profile::schema::LsmSection;
 use crate::profile::violation::{RuleMeta, Violation};
 
-fn matches(pattern: &str, value: &str) -> bool {
+pub(crate) fn matches(pattern: &str, value: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => value.starts_with(prefix),
         None => pattern == value,

@@ -7,8 +7,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::user_namespace as find_userns;
+use crate::landlock_plan::Compat;
+use crate::profile::host::{HostFacts, NsInodeLookup};
 use crate::profile::schema::{HostIdRange, OnMissing, UserNamespaceSection};
-use crate::profile::violation::{RuleMeta, Violation};
+use crate::profile::violation::{Injection, RuleMeta, Violation};
 
 /// Annotation containerd's CRI puts on every container of a pod.
 pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
@@ -151,6 +153,73 @@ pub fn check(
     out
 }
 
+/// Bind volumes of a container whose user namespace the runtime allocates: the
+/// runtime idmaps each bind source so host-root-owned files look root-owned inside.
+/// tmpfs can be idmapped only from Linux 6.3; before that such a volume (a Secret,
+/// ConfigMap, memory-backed emptyDir, /dev/shm) would be bound plainly and show
+/// every file as the overflow id. `idmap_compat = hard` refuses it, naming the
+/// requirement; `best_effort` admits the plain bind and says so in a note.
+pub fn idmap_volumes(
+    doc: &Value,
+    section: &UserNamespaceSection,
+    host: &HostFacts,
+    lookup: &dyn NsInodeLookup,
+    meta: RuleMeta,
+) -> (Vec<Violation>, Vec<Injection>) {
+    let (mut violations, mut notes) = (Vec::new(), Vec::new());
+    if host.tmpfs_idmap {
+        return (violations, notes);
+    }
+    let mounts = doc
+        .pointer("/mounts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, m) in mounts.iter().enumerate() {
+        let opts: Vec<&str> = m
+            .get("options")
+            .and_then(Value::as_array)
+            .map(|o| o.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let is_bind = m.get("type").and_then(Value::as_str) == Some("bind")
+            || opts.iter().any(|o| *o == "bind" || *o == "rbind");
+        let Some(source) = m.get("source").and_then(Value::as_str) else {
+            continue;
+        };
+        if !is_bind || !source.starts_with('/') {
+            continue;
+        }
+        // A source that cannot be inspected is not ours to judge: create fails on it.
+        if !lookup
+            .on_tmpfs(std::path::Path::new(source))
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        let path = format!("mounts[{i}].source");
+        let kernel = &host.kernel_release;
+        match section.idmap_compat {
+            Compat::Hard => violations.push(meta.violation(
+                "user_namespace.idmap",
+                path,
+                format!("{source} is on tmpfs, which Linux {kernel} cannot idmap"),
+                "a volume the kernel can idmap (tmpfs: Linux >= 6.3; or a disk filesystem such as ext4, xfs, btrfs)",
+                "spec.hostUsers",
+            )),
+            Compat::BestEffort => notes.push(Injection::new(
+                "user_namespace.idmap",
+                path,
+                format!(
+                    "not enforced: {source} is on tmpfs, which Linux {kernel} cannot idmap \
+                     (needs >= 6.3); bound without idmapping, its files keep their host \
+                     owners (shown as 65534 inside)"
+                ),
+            )),
+        }
+    }
+    (violations, notes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +236,64 @@ mod tests {
                 size: 65536 * 10,
             },
             container_size: 65536,
+            idmap_compat: Compat::Hard,
         }
+    }
+
+    /// Sources under /tmpfs are on tmpfs.
+    struct Tmpfs;
+    impl NsInodeLookup for Tmpfs {
+        fn inode(&self, _: &std::path::Path) -> std::io::Result<u64> {
+            Err(std::io::ErrorKind::NotFound.into())
+        }
+        fn on_tmpfs(&self, p: &std::path::Path) -> std::io::Result<bool> {
+            Ok(p.starts_with("/tmpfs"))
+        }
+    }
+
+    #[test]
+    fn tmpfs_volumes_need_a_kernel_that_idmaps_tmpfs() {
+        let doc: Value = serde_json::from_str(
+            r#"{"mounts":[
+                {"destination":"/proc","type":"proc","source":"proc"},
+                {"destination":"/a","type":"bind","source":"/data/a","options":["rbind"]},
+                {"destination":"/s","type":"bind","source":"/tmpfs/secret","options":["rbind","ro"]},
+                {"destination":"/t","type":"tmpfs","source":"tmpfs"},
+                {"destination":"/m","source":"/tmpfs/shm","options":["bind"]}]}"#,
+        )
+        .unwrap();
+        let meta = RuleMeta {
+            reason: "r",
+            mode: crate::profile::schema::Mode::Enforce,
+        };
+        let mut host = crate::profile::host::fake::host();
+        let hard = section(OnMissing::Inject);
+        let (v, n) = idmap_volumes(&doc, &hard, &host, &Tmpfs, meta);
+        assert!(
+            v.is_empty() && n.is_empty(),
+            "6.3+: every volume is idmapped"
+        );
+
+        host.tmpfs_idmap = false;
+        host.kernel_release = "6.1.0-27-amd64".into();
+        let (v, n) = idmap_volumes(&doc, &hard, &host, &Tmpfs, meta);
+        assert!(n.is_empty());
+        let paths: Vec<&str> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["mounts[2].source", "mounts[4].source"]);
+        assert!(v[0].actual.contains("6.1.0-27-amd64"), "{:?}", v[0]);
+        assert!(v[0].allowed.contains("Linux >= 6.3"), "{:?}", v[0]);
+
+        let best = UserNamespaceSection {
+            idmap_compat: Compat::BestEffort,
+            ..hard
+        };
+        let (v, n) = idmap_volumes(&doc, &best, &host, &Tmpfs, meta);
+        assert!(v.is_empty());
+        assert_eq!(n.len(), 2);
+        assert!(
+            n[0].change.starts_with("not enforced: /tmpfs/secret"),
+            "{n:?}"
+        );
     }
 
     #[test]

@@ -24,9 +24,11 @@ pub enum ChannelError {
     BaseChannelError(#[from] crate::channel::ChannelError),
     #[error("missing fds from seccomp request")]
     MissingSeccompFds,
-    #[error("exec process failed with error {0}")]
+    // [stockade patch] read as "failed to create container: container init failed:
+    // failed to prepare rootfs: ...", the cause once.
+    #[error("container init failed: {0}")]
     ExecError(String),
-    #[error("intermediate process error {0}")]
+    #[error("intermediate process failed: {0}")]
     OtherError(String),
     #[error("missing fd from mount request")]
     MissingMountFds,
@@ -265,9 +267,8 @@ impl MainReceiver {
         match msg {
             Message::InitReady => Ok(()),
             // this case in unique and known enough to have a special error format
-            Message::ExecFailed(err) => Err(ChannelError::ExecError(format!(
-                "error in executing process : {err}"
-            ))),
+            // [stockade patch] the init's own message (its whole cause chain) as is.
+            Message::ExecFailed(err) => Err(ChannelError::ExecError(err)),
             msg => Err(ChannelError::unexpected("InitReady", msg)),
         }
     }

@@ -175,7 +175,8 @@ pub fn container_intermediate_process(
 
     let cb: CloneCb = {
         Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
+            // [stockade patch] named for the runtime that runs it (ps, audit records).
+            if let Err(ret) = prctl::set_name("stockade-init") {
                 tracing::error!(?ret, "failed to set name for child process");
                 return ret;
             }
@@ -201,8 +202,11 @@ pub fn container_intermediate_process(
             match init_process::container_init_process(args, init_main_sender, init_receiver) {
                 Ok(_) => 0,
                 Err(e) => {
+                    // [stockade patch] the whole cause chain, not only the outermost
+                    // context, so the user learns which path and errno failed.
+                    let e = crate::utils::error_chain(&e);
                     tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.to_string()) {
+                    if let Err(err) = init_main_sender.exec_failed(e.clone()) {
                         tracing::error!(?err, "failed sending error to main sender");
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {

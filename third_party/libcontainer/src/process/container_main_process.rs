@@ -62,7 +62,8 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
 
     let cb: CloneCb = {
         Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
+            // [stockade patch] named for the runtime that runs it (ps, audit records).
+            if let Err(ret) = prctl::set_name("stockade-inter") {
                 tracing::error!(?ret, "failed to set name for child process");
                 return ret;
             }
@@ -76,8 +77,10 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             ) {
                 Ok(_) => 0,
                 Err(err) => {
+                    // [stockade patch] the whole cause chain crosses to the main process.
+                    let err = crate::utils::error_chain(&err);
                     tracing::error!("failed to run intermediate process {}", err);
-                    match intermediate_main_sender.send_error(err.to_string()) {
+                    match intermediate_main_sender.send_error(err.clone()) {
                         Ok(_) => {}
                         Err(e) => {
                             tracing::error!(

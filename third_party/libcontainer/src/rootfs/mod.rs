@@ -27,6 +27,14 @@ pub enum RootfsError {
     Symlink(#[from] symlink::SymlinkError),
     #[error(transparent)]
     Mount(#[from] mount::MountError),
+    /// [stockade patch] a spec mount that could not be set up, by name.
+    #[error("failed to mount {source_path} on {destination}")]
+    MountEntry {
+        source_path: String,
+        destination: String,
+        #[source]
+        source: mount::MountError,
+    },
     #[error(transparent)]
     Device(#[from] device::DeviceError),
 }

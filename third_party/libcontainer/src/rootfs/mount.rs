@@ -46,7 +46,9 @@ const MOUNT_RETRY_DELAY_MS: u64 = 0;
 pub enum MountError {
     #[error("no source in mount spec")]
     NoSource,
-    #[error("io error")]
+    // [stockade patch] the io error's own text ("No such file or directory (os
+    // error 2)") rather than "io error" followed by it.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("syscall")]
     Syscall(#[from] crate::syscall::SyscallError),

@@ -140,7 +140,18 @@ impl RootFS {
 
         if let Some(mounts) = spec.mounts() {
             for mount in mounts {
-                mounter.setup_mount(mount, &global_options)?;
+                // [stockade patch] name the mount that failed (source and
+                // destination) in the error itself, not only in a log line.
+                mounter
+                    .setup_mount(mount, &global_options)
+                    .map_err(|source| RootfsError::MountEntry {
+                        source_path: mount
+                            .source()
+                            .as_ref()
+                            .map_or_else(|| "(none)".into(), |s| s.display().to_string()),
+                        destination: mount.destination().display().to_string(),
+                        source,
+                    })?;
             }
         }
         Ok(())

@@ -12,6 +12,21 @@ pub enum SymlinkError {
     },
     #[error("failed symlink: {msg}")]
     Other { msg: String },
+    /// [stockade patch] which link failed, with the errno as its source.
+    #[error("failed to symlink {link} to {target}")]
+    Create {
+        link: std::path::PathBuf,
+        target: std::path::PathBuf,
+        #[source]
+        source: crate::syscall::SyscallError,
+    },
+    /// [stockade patch] the path and the io error, which `Other` dropped.
+    #[error("could not delete {path}")]
+    Remove {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, SymlinkError>;
@@ -59,8 +74,9 @@ impl Symlink {
         let ptmx = rootfs.join("dev/ptmx");
         if let Err(e) = remove_file(&ptmx) {
             if e.kind() != ::std::io::ErrorKind::NotFound {
-                return Err(SymlinkError::Other {
-                    msg: "could not delete /dev/ptmx".into(),
+                return Err(SymlinkError::Remove {
+                    path: "/dev/ptmx".into(),
+                    source: e,
                 });
             }
         }
@@ -69,7 +85,11 @@ impl Symlink {
             .symlink(Path::new("pts/ptmx"), &ptmx)
             .map_err(|err| {
                 tracing::error!("failed to symlink ptmx");
-                SymlinkError::Syscall { source: err }
+                SymlinkError::Create {
+                    link: "/dev/ptmx".into(),
+                    target: "pts/ptmx".into(),
+                    source: err,
+                }
             })?;
         Ok(())
     }
@@ -82,7 +102,11 @@ impl Symlink {
                 .symlink(Path::new("/proc/kcore"), &rootfs.join("dev/kcore"))
                 .map_err(|err| {
                     tracing::error!("failed to symlink kcore");
-                    SymlinkError::Syscall { source: err }
+                    SymlinkError::Create {
+                        link: "/dev/kcore".into(),
+                        target: "/proc/kcore".into(),
+                        source: err,
+                    }
                 })?;
         }
         Ok(())
@@ -100,7 +124,11 @@ impl Symlink {
                 .symlink(Path::new(src), &rootfs.join(dst))
                 .map_err(|err| {
                     tracing::error!("failed to symlink defaults");
-                    SymlinkError::Syscall { source: err }
+                    SymlinkError::Create {
+                        link: Path::new("/").join(dst),
+                        target: src.into(),
+                        source: err,
+                    }
                 })?;
         }
 

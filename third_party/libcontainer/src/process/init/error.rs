@@ -26,6 +26,13 @@ pub enum InitProcessError {
     ReopenDevNull(#[source] std::io::Error),
     #[error("failed to unix syscall")]
     NixOther(#[source] nix::Error),
+    /// [stockade patch] the directory, which `NixOther` left out.
+    #[error("failed to change to directory {path}")]
+    Chdir {
+        path: std::path::PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error(transparent)]
     MissingSpec(#[from] crate::error::MissingSpecError),
     #[error("failed to setup tty")]

@@ -255,7 +255,10 @@ pub fn container_init_process(
             Err(nix::Error::EPERM) => true,
             Err(e) => {
                 tracing::error!(?e, "failed to chdir");
-                return Err(InitProcessError::NixOther(e));
+                return Err(InitProcessError::Chdir {
+                    path: ctx.process.cwd().into(),
+                    source: e,
+                });
             }
         }
     };
@@ -385,7 +388,10 @@ pub fn container_init_process(
         unistd::chdir(ctx.process.cwd()).map_err(|err| {
             let cwd = ctx.process.cwd();
             tracing::error!(?err, ?cwd, "failed to chdir to cwd");
-            InitProcessError::NixOther(err)
+            InitProcessError::Chdir {
+                path: cwd.into(),
+                source: err,
+            }
         })?;
     }
 
@@ -717,7 +723,10 @@ fn unmount_or_hide(syscall: &dyn Syscall, target: impl AsRef<Path>) -> Result<()
 }
 
 fn move_root(syscall: &dyn Syscall, rootfs: &Path) -> Result<()> {
-    unistd::chdir(rootfs).map_err(InitProcessError::NixOther)?;
+    unistd::chdir(rootfs).map_err(|source| InitProcessError::Chdir {
+        path: rootfs.into(),
+        source,
+    })?;
     // umount /sys and /proc if they are mounted, the purpose is to
     // unmount or hide the /sys and /proc filesystems before the process changes its
     // root to the new rootfs. thus ensure that the /sys and /proc filesystems are not
