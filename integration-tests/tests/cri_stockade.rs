@@ -32,7 +32,7 @@ use stockade_integration_tests::containerd::{
     cgroup_parent, remove_test_cgroups, skip_unless_stockade, test_cgroups, Containerd, CriOptions,
     CRI_HANDLERS, WORKLOAD_IMAGE,
 };
-use stockade_integration_tests::profiles::{cap_mask, status_hex, status_str};
+use stockade_integration_tests::profiles::{cap_mask, parse_id_map, status_hex, status_str};
 use stockade_integration_tests::runtime::parse_report;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -353,6 +353,26 @@ fn pod_config(name: &str, logs: &Path, shape: PodShape) -> PodSandboxConfig {
 
 /// A restricted-compliant container of the workload image running `cmd` (absolute
 /// paths: the image has no PATH).
+const KUBELET_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+const KUBELET_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfig {
     ContainerConfig {
         metadata: Some(ContainerMetadata {
@@ -379,6 +399,14 @@ fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfi
                 readonly_rootfs: true,
                 no_new_privs: true,
                 seccomp: runtime_default(),
+                // What a kubelet sends for `procMount: Default` (its list before
+                // Kubernetes added /sys/devices/virtual/powercap: the profiles add
+                // that one).
+                masked_paths: KUBELET_MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
+                readonly_paths: KUBELET_READONLY_PATHS
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -387,8 +415,133 @@ fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfi
     }
 }
 
+/// The probe report an app container printed first thing into its CRI log
+/// (`<time> stdout F <line>`).
+fn logged_report(log: &Path) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let line = text
+            .lines()
+            .filter_map(|l| l.splitn(4, ' ').nth(3))
+            .find(|l| l.contains("uid_map"));
+        if let Some(line) = line {
+            return parse_report(line);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no probe report in {}: {text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `(host start, size)` the report's uid_map gives container root.
+fn root_range(r: &Value) -> (u64, u64) {
+    let maps = parse_id_map(r["uid_map"].as_str().expect("uid_map"));
+    assert_eq!(maps.len(), 1, "{r}");
+    let (inside, host, size) = maps[0];
+    assert_eq!(inside, 0, "{r}");
+    (host, size)
+}
+
+/// Confinement as a restricted pod's own process sees it.
+fn assert_confined(what: &str, r: &Value) {
+    assert_eq!(status_str(r, "Seccomp"), "2", "{what}: {r}");
+    assert_eq!(status_str(r, "NoNewPrivs"), "1", "{what}: {r}");
+    assert_eq!(
+        status_hex(r, "CapBnd"),
+        cap_mask(&["CAP_NET_BIND_SERVICE"]),
+        "{what}: bounding set: {r}"
+    );
+    assert_eq!(
+        status_hex(r, "CapEff"),
+        0,
+        "{what}: uid {APP_UID} holds no caps: {r}"
+    );
+    let uid = status_str(r, "Uid");
+    assert!(
+        uid.split_whitespace().all(|u| u == APP_UID.to_string()),
+        "{what}: runs as {APP_UID}: {uid}"
+    );
+    let (start, size) = root_range(r);
+    assert!(
+        start >= 1_000_000,
+        "{what}: container root is host uid {start}"
+    );
+    assert_eq!(size, 65536, "{what}: {r}");
+}
+
 fn unique(name: &str, n: usize) -> String {
     format!("{name}-{n}-{}", std::process::id())
+}
+
+/// A compliant pod starts confined under every handler and profile, with the pod
+/// netns under `/var/run/netns` and under containerd's 0700 state dir: the app's
+/// own report (uid_map, Seccomp, caps, uid), an exec into the running pod (same
+/// confinement), a bind of :80 with NET_BIND_SERVICE; pod members share one host id
+/// range; nothing is left after RemovePodSandbox.
+#[test]
+fn compliant_pods_run_confined_under_every_handler_and_profile() {
+    require_root!();
+    if skip_unless_stockade("profile confinement and host id ranges are Stockade's") {
+        return;
+    }
+    for under_state_dir in [false, true] {
+        let mut cri = Cri::start(CriOptions {
+            netns_mounts_under_state_dir: under_state_dir,
+        });
+        let logs = tempfile::tempdir().unwrap();
+        for (n, (handler, _, profile)) in CRI_HANDLERS.iter().enumerate() {
+            let what = format!("{handler} ({profile}, netns under state dir: {under_state_dir})");
+            eprintln!("--- {what}");
+            let name = unique("pod", n + if under_state_dir { 100 } else { 0 });
+            let dir = logs.path().join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let shape = PodShape::default();
+            let config = pod_config(&name, &dir, shape);
+            let pod = cri
+                .run_pod(handler, &config)
+                .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+            if under_state_dir {
+                let ns = cri.pod_netns(&pod).expect("pod netns");
+                assert!(
+                    ns.starts_with(cri.c.state()),
+                    "{what}: netns {} not under the state dir",
+                    ns.display()
+                );
+            }
+            let cmd = ["/bin/sh", "-c", "/usr/bin/probe; exec /bin/sleep 1000"];
+            let a = cri.create_started(&what, &pod, &config, container_config("a", &cmd, shape));
+            let b = cri.create_started(&what, &pod, &config, container_config("b", &cmd, shape));
+            let ra = logged_report(&dir.join("a.log"));
+            let rb = logged_report(&dir.join("b.log"));
+            assert_confined(&what, &ra);
+            assert_confined(&what, &rb);
+            assert_eq!(
+                root_range(&ra),
+                root_range(&rb),
+                "{what}: pod members' ranges differ"
+            );
+
+            // Exec into the running pod: confined the same way.
+            let (code, out, err) = cri.exec_sync(&a, &["/usr/bin/probe"]);
+            assert_eq!(code, 0, "{what}: exec probe: {err}");
+            assert_confined(&format!("{what}: exec"), &parse_report(&out));
+
+            // NET_BIND_SERVICE: the pod may serve on :80.
+            let (code, out, err) = cri.exec_sync(&a, &["/usr/bin/probe", "tcp-bind", "80"]);
+            assert_eq!(code, 0, "{what}: exec tcp-bind: {err}");
+            let r = parse_report(&out);
+            assert_eq!(r["ok"], true, "{what}: bind :80: {r}");
+
+            cri.stop_and_remove(&a);
+            cri.stop_and_remove(&b);
+            cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+        }
+        cri.assert_nothing_left();
+    }
 }
 
 /// Privileged and hostNetwork pods are refused under every handler with the
@@ -419,10 +572,17 @@ fn privileged_and_host_network_pods_are_refused_with_their_rules() {
                 privileged: true,
                 ..Default::default()
             },
-            // Any of these: host devices, or every capability (a privileged pause
-            // has no devices; a privileged container both).
+            // Any of these: host devices or every capability (a privileged
+            // container), or no seccomp filter (a privileged pause under
+            // `restricted`: its capabilities are dropped, not refused, but PSS
+            // restricted requires a filter, which privileged pods do not get).
             (
-                ["[devices.node]", "[capabilities.allowed]"].as_slice(),
+                [
+                    "[devices.node]",
+                    "[capabilities.allowed]",
+                    "[seccomp.required]",
+                ]
+                .as_slice(),
                 false,
             ),
         ),

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{join, str_items};
+use super::{is_pod_sandbox, join, str_items};
 use crate::profile::schema::{CapabilitiesSection, OnExcess};
 use crate::profile::violation::{Injection, RuleMeta, Violation};
 
@@ -55,9 +55,11 @@ pub fn check(doc: &Value, section: &CapabilitiesSection, meta: RuleMeta) -> Vec<
     out
 }
 
-/// With `on_excess = "strip"`, drop every capability outside the allow-list.
+/// With `on_excess = "strip"` (and always for a CRI pod sandbox), drop every
+/// capability outside the allow-list.
 pub fn harden(doc: &mut Value, section: &CapabilitiesSection) -> Vec<Injection> {
-    if section.on_excess != OnExcess::Strip {
+    let sandbox = is_pod_sandbox(doc);
+    if section.on_excess != OnExcess::Strip && !sandbox {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -82,10 +84,15 @@ pub fn harden(doc: &mut Value, section: &CapabilitiesSection) -> Vec<Injection> 
         });
         if !dropped.is_empty() {
             dropped.sort();
+            let why = if section.on_excess == OnExcess::Strip {
+                String::new()
+            } else {
+                " (pod sandbox: containerd sets its capabilities, no kubelet setting can)".into()
+            };
             out.push(Injection::new(
                 "capabilities.allowed",
                 format!("process.capabilities.{set}"),
-                format!("dropped {}", join(&dropped)),
+                format!("dropped {}{why}", join(&dropped)),
             ));
         }
     }
@@ -163,5 +170,22 @@ mod tests {
     fn refuse_mode_does_not_harden() {
         let mut d = doc(r#"{"process":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}}"#);
         assert!(harden(&mut d, &section(OnExcess::Refuse)).is_empty());
+    }
+
+    #[test]
+    fn a_pod_sandbox_loses_its_excess_even_under_refuse() {
+        let sandbox = r#"{"annotations":{"io.kubernetes.cri.container-type":"sandbox"},
+            "process":{"capabilities":{"bounding":["CAP_NET_RAW","CAP_CHOWN","CAP_NET_BIND_SERVICE"],
+            "effective":["CAP_NET_RAW"],"ambient":["CAP_CHOWN"]}}}"#;
+        let mut d = doc(sandbox);
+        let inj = harden(&mut d, &section(OnExcess::Refuse));
+        assert_eq!(inj.len(), 3, "{inj:?}");
+        assert!(inj[0].change.contains("pod sandbox"), "{inj:?}");
+        assert!(check(&d, &section(OnExcess::Refuse), meta()).is_empty());
+        // An app container of the same pod is still refused.
+        let app = sandbox.replace("\"sandbox\"", "\"container\"");
+        let mut d = doc(&app);
+        assert!(harden(&mut d, &section(OnExcess::Refuse)).is_empty());
+        assert_eq!(check(&d, &section(OnExcess::Refuse), meta()).len(), 3);
     }
 }

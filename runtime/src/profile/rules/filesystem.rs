@@ -74,7 +74,8 @@ fn unmasked(doc: &Value, field: &str) -> bool {
 /// paths it lacks are only ones its containerd version does not know yet (containerd
 /// 1.6 lacks `/sys/devices/virtual/powercap`), so they are added whatever `on_missing`
 /// says — refusing would refuse every compliant pod from that containerd. Only an empty
-/// list (unmasked or privileged) is the spec's own choice, and `on_missing` decides it.
+/// list (unmasked or privileged) is the spec's own choice, and `on_missing` decides it —
+/// except for a CRI pod sandbox, whose lists containerd leaves empty.
 pub fn harden(doc: &mut Value, section: &FilesystemSection) -> Vec<Injection> {
     let mut out = Vec::new();
     let inject = section.on_missing == OnMissing::Inject;
@@ -105,7 +106,9 @@ pub fn harden(doc: &mut Value, section: &FilesystemSection) -> Vec<Injection> {
         ),
     ];
     for (rule, field, required) in lists {
-        if !inject && unmasked(doc, field) {
+        // A pod sandbox's empty lists are containerd's doing, not a request for an
+        // unmasked /proc: completed like any other.
+        if !inject && unmasked(doc, field) && !super::is_pod_sandbox(doc) {
             continue;
         }
         let miss: Vec<String> = missing(doc, &format!("/linux/{field}"), required)
@@ -245,6 +248,20 @@ mod tests {
             );
             assert!(v[0].actual.contains("unmasked /proc"), "{v:?}");
         }
+    }
+
+    #[test]
+    fn a_pod_sandbox_gets_its_empty_lists_completed_even_when_refusing() {
+        let sandbox = r#"{"root":{"path":"r","readonly":true},"linux":{},
+            "annotations":{"io.kubernetes.cri.container-type":"sandbox"}}"#;
+        let mut d = doc(sandbox);
+        let s = section(OnMissing::Refuse);
+        assert_eq!(harden(&mut d, &s).len(), 2);
+        assert!(check(&d, &s, meta()).is_empty());
+        // The same shape in an app container is still the spec's choice: refused.
+        let mut d = doc(&sandbox.replace("\"sandbox\"", "\"container\""));
+        assert!(harden(&mut d, &s).is_empty());
+        assert_eq!(check(&d, &s, meta()).len(), 2);
     }
 
     #[test]
