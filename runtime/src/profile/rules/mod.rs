@@ -85,6 +85,22 @@ pub(crate) fn map_id(mappings: Option<&Value>, id: u64) -> Option<u64> {
     })
 }
 
+/// The annotation containerd's CRI puts on every container: `sandbox` for a pod's
+/// pause container.
+pub const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+
+/// A CRI pod sandbox (pause) container. containerd alone shapes its spec — its
+/// default capability set (CAP_NET_RAW, ...), no masked or read-only paths — and no
+/// kubelet setting can change that, so rules that would refuse those shapes harden
+/// the sandbox instead: the result complies, and pause needs none of it. Claiming to
+/// be a sandbox gains a container nothing: it only loses capabilities and /proc access.
+pub fn is_pod_sandbox(doc: &Value) -> bool {
+    doc.pointer("/annotations")
+        .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some("sandbox")
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     use crate::profile::schema::Mode;
@@ -105,20 +121,4 @@ pub(crate) mod test_util {
     pub fn doc(s: &str) -> Value {
         serde_json::from_str(s).unwrap()
     }
-}
-
-/// The annotation containerd's CRI puts on every container: `sandbox` for a pod's
-/// pause container.
-pub const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
-
-/// A CRI pod sandbox (pause) container. containerd alone shapes its spec — its
-/// default capability set (CAP_NET_RAW, ...), no masked or read-only paths — and no
-/// kubelet setting can change that, so rules that would refuse those shapes harden
-/// the sandbox instead: the result complies, and pause needs none of it. Claiming to
-/// be a sandbox gains a container nothing: it only loses capabilities and /proc access.
-pub fn is_pod_sandbox(doc: &Value) -> bool {
-    doc.pointer("/annotations")
-        .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
-        .and_then(Value::as_str)
-        == Some("sandbox")
 }
