@@ -510,7 +510,12 @@ fn containers_of_one_sandbox_share_one_range() {
         return;
     }
     let rt = runtime!(profile = "default");
-    let sandbox = format!("sb-{}", BundleBuilder::new().id());
+    // The sandbox must be a live sandbox container of this state root: the
+    // annotation decides whose host ids a container shares.
+    let pause = bare().args(&["/usr/bin/probe", "sleep", "600"]);
+    let sandbox = pause.id().to_string();
+    let pause = pause.annotation(SANDBOX_ANNOTATION, &sandbox).build();
+    let p = rt.create_started(&pause);
     let bundles: Vec<Bundle> = (0..2)
         .map(|_| {
             bare()
@@ -522,23 +527,28 @@ fn containers_of_one_sandbox_share_one_range() {
     let a = rt.create(&bundles[0]).expect("create first");
     let b = rt.create(&bundles[1]).expect("create second");
     assert_eq!(host_root(&a), host_root(&b), "one pod, one range");
+    assert_eq!(host_root(&a), host_root(&p), "the sandbox's range");
     let db = rt.userns_ranges();
     assert_eq!(db.len(), 1, "{db:?}");
     let (owner, start, members) = &db[0];
     assert_eq!(owner, &sandbox);
     assert_eq!(*start, host_root(&a).0);
-    let mut want = vec![a.id.clone(), b.id.clone()];
+    let mut want = vec![a.id.clone(), b.id.clone(), sandbox.clone()];
     want.sort();
-    assert_eq!(members, &want);
+    let mut got = members.clone();
+    got.sort();
+    assert_eq!(got, want);
 
     // The range lives as long as one member does.
     a.delete_force().expect_ok(&rt);
     assert_clean(&rt, &bundles[0]);
-    let db = rt.userns_ranges();
-    assert_eq!(db.len(), 1, "{db:?}");
-    assert_eq!(db[0].2, vec![b.id.clone()]);
     b.delete_force().expect_ok(&rt);
     assert_clean(&rt, &bundles[1]);
+    let db = rt.userns_ranges();
+    assert_eq!(db.len(), 1, "{db:?}");
+    assert_eq!(db[0].2, vec![sandbox.clone()]);
+    p.delete_force().expect_ok(&rt);
+    assert_clean(&rt, &pause);
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
 }
 

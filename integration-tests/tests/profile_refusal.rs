@@ -8,7 +8,10 @@
 //! inodes) and the host as `/proc/1/ns/*`. Here the sandbox is a real process in its
 //! own namespaces ([`PodSandbox`]), and the host is this test process: the runtime
 //! it spawns shares its namespaces, which is what "host namespace" means to the
-//! rule (pid 1 itself may not be inspectable in a sandboxed test VM).
+//! rule (pid 1 itself may not be inspectable in a sandboxed test VM). The CRI
+//! sandbox id the fixtures carry names a real sandbox container of the same state
+//! root (the compliant fixture, created first): a pod member's annotation must name
+//! one (`user_namespace.sandbox`).
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -30,6 +33,15 @@ fn expected(name: &str) -> Pairs {
 
 fn fixture_bundle(name: &str, sandbox: &PodSandbox) -> Bundle {
     bundle_from_spec(fixture_on_this_host(name, sandbox)).build()
+}
+
+/// The CRI sandbox id fixture `name` carries.
+fn sandbox_id(name: &str) -> String {
+    let spec = stockade_integration_tests::profiles::fixture(name);
+    spec["annotations"]["io.kubernetes.cri.sandbox-id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: no sandbox id"))
+        .to_string()
 }
 
 /// `(rule, path)` of each `  - [rule] path: ...` line of a refusal message.
@@ -99,6 +111,7 @@ fn assert_refusal(rt: &Runtime, bundle: &Bundle, out: &CmdOutput, name: &str) {
     let audits: Vec<&Value> = log
         .iter()
         .filter(|l| l["audit"]["event"] == "stockade.profile.decision")
+        .filter(|l| l["audit"]["container_id"] == bundle.id.as_str())
         .collect();
     assert_eq!(audits.len(), 1, "{name}: one decision, one audit event");
     let audit = &audits[0]["audit"];
@@ -119,14 +132,23 @@ fn assert_refusal(rt: &Runtime, bundle: &Bundle, out: &CmdOutput, name: &str) {
     assert_eq!(audited, want, "{name}: audited violations");
 
     assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
-    assert!(
-        rt.userns_ranges().is_empty(),
-        "{name}: a refused container holds a range: {:?}",
-        rt.userns_db()
-    );
+    // Only the pod's sandbox holds a range, alone.
+    let sandbox = sandbox_id(name);
+    for (owner, _, members) in rt.userns_ranges() {
+        assert!(
+            owner == sandbox && members == [sandbox.clone()],
+            "{name}: a refused container holds a range: {:?}",
+            rt.userns_db()
+        );
+    }
     let plans = rt.state_root().join(".stockade/plans");
     let leftover: Vec<_> = std::fs::read_dir(&plans)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| *n != *sandbox)
+                .collect()
+        })
         .unwrap_or_default();
     assert!(leftover.is_empty(), "{name}: plans left: {leftover:?}");
 }
@@ -137,6 +159,21 @@ fn refuse(name: &str) {
     }
     let sandbox = PodSandbox::start();
     let rt = runtime!(profile = "restricted");
+    // The pod's sandbox container, as the CRI plugin creates it before any member:
+    // the profile's own spec, carrying the fixtures' sandbox id as its own.
+    let spec = rt
+        .exec_cmd(&["spec", "--profile", "restricted", "--stdout"])
+        .expect_ok(&rt);
+    let mut spec: Value = serde_json::from_str(&spec.stdout).expect("spec is JSON");
+    spec["annotations"] = serde_json::json!({
+        "io.kubernetes.cri.sandbox-id": sandbox_id("compliant"),
+    });
+    let pod = bundle_from_spec(spec)
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let _pod = rt
+        .create_with_id(&pod, &sandbox_id("compliant"))
+        .unwrap_or_else(|f| panic!("create the pod sandbox: {}", f.out.stderr));
     let bundle = fixture_bundle(name, &sandbox);
     match rt.create(&bundle) {
         Ok(c) => panic!(

@@ -10,11 +10,10 @@ use oci_spec::runtime::Spec;
 
 use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
 use crate::landlock_plan::LandlockPlan;
+use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
-use crate::profile::{
-    evaluate, Decision, HostFacts, Profile, Refusal, StatNsLookup, UsernsRequest,
-};
+use crate::profile::{Decision, HostFacts, Profile, Refusal, StatNsLookup, UsernsRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -37,6 +36,14 @@ pub enum AdmissionError {
     /// The one message that names every violated rule.
     #[error("{0}")]
     Refused(Box<Refusal>),
+    /// An `exec` or `update` refused: the verb and every violated rule.
+    #[error("{0}")]
+    GateRefused(Box<gate::GateRefusal>),
+    /// Fail closed: a container without a recorded profile is not judged by another.
+    #[error(
+        "container {0:?} has no recorded profile; refusing to judge it by the node's current one"
+    )]
+    NoRecordedProfile(String),
 }
 
 /// What the profile admitted.
@@ -47,6 +54,9 @@ pub struct Admitted {
     pub userns: Option<UsernsRequest>,
     /// `name vVERSION`, for the plan record.
     pub profile: String,
+    /// The profile itself, recorded at create so `exec` and `update` are judged by
+    /// the very rules that admitted the container, whatever the node config says later.
+    pub policy: Profile,
     /// Where the container's cgroup goes; `spec` already names it.
     pub placement: Placement,
 }
@@ -108,7 +118,17 @@ pub fn resolve_named(config: Option<&Path>, name: &str) -> Result<Profile, Resol
 
 /// Select the container's profile and evaluate its spec. `Err(Refused)` carries the
 /// violation list; it has already been logged as an audit event.
-pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitted, AdmissionError> {
+pub fn admit(
+    src: Source<'_>,
+    spec: &Spec,
+    opts: RuntimeOpts,
+    container_id: &str,
+) -> Result<Admitted, AdmissionError> {
+    let opts = RuntimeOpts {
+        sandbox: sandbox_facts(src.state_root, spec, container_id),
+        bind_sources: bind_sources(spec),
+        ..opts
+    };
     let _s = tracing::debug_span!("admission").entered();
     let ctx = ContainerContext {
         handler: src.handler,
@@ -139,7 +159,7 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
     }
     let spec = &spec;
     let profile = &profile;
-    let decision = evaluate(spec, profile, &host, &StatNsLookup).map_err(|source| {
+    let decision = gate::create(spec, &opts, profile, &host, &StatNsLookup).map_err(|source| {
         AdmissionError::Evaluate {
             profile: profile.name.clone(),
             source,
@@ -164,6 +184,9 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
             {
                 tracing::warn!(path = %i.path, "seccomp: {}", i.change);
             }
+            for v in &h.would_refuse {
+                tracing::warn!(rule = v.rule, path = %v.path, "profile {} (report only): would refuse: {} (allowed: {})", h.profile, v.actual, v.allowed);
+            }
             for w in &h.warnings {
                 tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", h.profile, w.mode, w.actual, w.reason);
             }
@@ -173,10 +196,108 @@ pub fn admit(src: Source<'_>, spec: &Spec, container_id: &str) -> Result<Admitte
                 landlock: h.landlock,
                 userns: h.userns,
                 profile: label,
+                policy: profile.clone(),
                 placement,
             })
         }
     }
+}
+
+/// Judge a later verb on a running container (see `profile::gate`) and log its one
+/// audit event; `Ok` carries the warnings already logged.
+pub fn judge(
+    verb: Verb,
+    profile: &Profile,
+    container_id: &str,
+    decide: impl FnOnce(&HostFacts) -> Result<Verdict, crate::profile::plan::EvaluateError>,
+) -> Result<(), AdmissionError> {
+    let _s = tracing::debug_span!("policy gate", verb = verb.name()).entered();
+    let host = HostFacts::probe().map_err(AdmissionError::Host)?;
+    let verdict = decide(&host).map_err(|source| AdmissionError::Evaluate {
+        profile: profile.name.clone(),
+        source,
+    })?;
+    let record = verdict.audit_record(verb, profile, container_id);
+    let event = serde_json::to_string(&record).unwrap_or_default();
+    match verdict {
+        Verdict::Refused(r) => {
+            tracing::warn!(target: "stockade::audit", audit = %event, "{} refused by profile", verb.name());
+            Err(AdmissionError::GateRefused(Box::new(r)))
+        }
+        Verdict::Allowed { warnings } => {
+            tracing::info!(target: "stockade::audit", audit = %event, "{} admitted by profile", verb.name());
+            for w in &warnings {
+                tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", profile.name, w.mode, w.actual, w.reason);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The pod sandbox the spec's CRI annotation names, when that is another container,
+/// as found in `state_root`. Read-only: a probe of host facts for the gate.
+fn sandbox_facts(state_root: &Path, spec: &Spec, id: &str) -> Option<(String, SandboxFacts)> {
+    use crate::profile::rules::user_namespace::SANDBOX_ID_ANNOTATION;
+    use libcontainer::container::{Container, ContainerStatus};
+    let name = spec.annotations().as_ref()?.get(SANDBOX_ID_ANNOTATION)?;
+    if name == id {
+        return None;
+    }
+    // Only a plain id can name a container of this state root.
+    let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+    let dir = state_root.join(name);
+    let facts = match plain && dir.join("state.json").is_file() {
+        false => SandboxFacts::Missing,
+        true => match Container::load(dir) {
+            Err(_) => SandboxFacts::Missing,
+            Ok(c) => {
+                let own = c
+                    .state
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(SANDBOX_ID_ANNOTATION));
+                match (own == Some(name), c.status(), c.pid()) {
+                    (false, _, _) => SandboxFacts::NotASandbox,
+                    (true, ContainerStatus::Stopped, _) | (true, _, None) => {
+                        SandboxFacts::NotRunning
+                    }
+                    (true, _, Some(pid)) => SandboxFacts::Running { pid: pid.as_raw() },
+                }
+            }
+        },
+    };
+    Some((name.clone(), facts))
+}
+
+/// What each bind mount source of `spec` really is: the source opened `O_PATH`,
+/// following symlinks as mount(2) will, and named by the kernel through
+/// `/proc/self/fd/N`. Read-only host facts for the gate; a source that cannot be
+/// opened is left to the mount to report.
+fn bind_sources(spec: &Spec) -> Vec<(usize, String)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) else {
+            continue;
+        };
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(source);
+        let Ok(file) = opened else {
+            continue;
+        };
+        use std::os::fd::AsRawFd;
+        if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            out.push((i, real.to_string_lossy().into_owned()));
+        }
+    }
+    out
 }
 
 /// Check the spec's `linux.cgroupsPath` under the caller's cgroup driver on this host.

@@ -253,6 +253,7 @@ fn add(values: &mut BTreeMap<String, f64>, obs: &Observation<'_>) {
             Outcome::Admitted => "admitted",
             Outcome::Hardened => "hardened",
             Outcome::Refused => "refused",
+            Outcome::WouldRefuse => "would_refuse",
         };
         *values
             .entry(series(
@@ -329,6 +330,7 @@ mod tests {
     fn record(outcome: Outcome, rules: &[&'static str]) -> AuditRecord {
         AuditRecord {
             event: AUDIT_EVENT,
+            verb: crate::profile::gate::Verb::Create,
             outcome,
             container_id: Some("c1".into()),
             profile: "restricted".into(),
@@ -349,6 +351,8 @@ mod tests {
             injected: vec![],
             landlock: None,
             userns: None,
+            would_refuse: vec![],
+            would_inject: vec![],
         }
     }
 

@@ -3,9 +3,13 @@
 //! containerd's shims hand `exec` a process.json of their own making (its default
 //! capability set, whatever noNewPrivileges the caller chose), which knows nothing of
 //! the profile that hardened the init. Every capability set is therefore cut to the
-//! init's, and no_new_privs is kept if the init has it. Pure: unit-tested.
+//! init's, no_new_privs is kept if the init has it, and so is the init's LSM
+//! confinement (AppArmor profile, SELinux label) when the caller names none. Whatever
+//! the caller *asks* for (user, cwd, LSM labels) is then judged by the profile
+//! (`profile::gate::exec`). Pure: unit-tested.
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process};
 
@@ -34,6 +38,96 @@ pub fn clamp_process(requested: &mut Process, init: &Process) {
     if init.no_new_privileges() == Some(true) {
         requested.set_no_new_privileges(Some(true));
     }
+    if requested.apparmor_profile().is_none() {
+        requested.set_apparmor_profile(init.apparmor_profile().clone());
+    }
+    if requested.selinux_label().is_none() {
+        requested.set_selinux_label(init.selinux_label().clone());
+    }
+}
+
+/// The flags of runc's argv form of `exec`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecFlags<'a> {
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: Option<&'a Path>,
+    /// `--user UID[:GID]`; without a GID the init's is kept (as runc).
+    pub user: Option<(u32, Option<u32>)>,
+    pub additional_gids: &'a [u32],
+    pub tty: bool,
+    pub apparmor: Option<&'a str>,
+    pub process_label: Option<&'a str>,
+    pub no_new_privs: bool,
+    /// `--cap NAME` additions (already filtered by [`allowed_extra_caps`]).
+    pub caps: &'a [String],
+}
+
+/// The process runc's argv form starts: the init's own process (user, cwd, rlimits,
+/// AppArmor profile, SELinux label, ...) with what the flags override. The caller
+/// still clamps and judges it like a `--process` document.
+pub fn argv_process(init: &Process, f: &ExecFlags<'_>) -> Process {
+    let mut p = init.clone();
+    p.set_args(Some(f.args.to_vec()));
+    p.set_command_line(None);
+    p.set_terminal(Some(f.tty));
+    p.set_console_size(None);
+    let mut env = init.env().clone().unwrap_or_default();
+    for (k, v) in f.env {
+        let prefix = format!("{k}=");
+        env.retain(|e| !e.starts_with(&prefix));
+        env.push(format!("{k}={v}"));
+    }
+    p.set_env(Some(env));
+    if let Some(cwd) = f.cwd {
+        p.set_cwd(cwd.to_path_buf());
+    }
+    let user = p.user_mut();
+    if let Some((uid, gid)) = f.user {
+        user.set_uid(uid);
+        if let Some(gid) = gid {
+            user.set_gid(gid);
+        }
+    }
+    if !f.additional_gids.is_empty() {
+        user.set_additional_gids(Some(f.additional_gids.to_vec()));
+    }
+    if let Some(a) = f.apparmor {
+        p.set_apparmor_profile(Some(a.to_owned()));
+    }
+    if let Some(l) = f.process_label {
+        p.set_selinux_label(Some(l.to_owned()));
+    }
+    if f.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !f.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let extra: Capabilities = f
+            .caps
+            .iter()
+            .filter_map(|n| {
+                n.strip_prefix("CAP_")
+                    .unwrap_or(n)
+                    .parse::<Capability>()
+                    .ok()
+            })
+            .collect();
+        let add = |set: &Option<Capabilities>| -> Option<Capabilities> {
+            Some(
+                set.clone()
+                    .unwrap_or_default()
+                    .union(&extra)
+                    .copied()
+                    .collect(),
+            )
+        };
+        caps.set_bounding(add(caps.bounding()));
+        caps.set_effective(add(caps.effective()));
+        caps.set_permitted(add(caps.permitted()));
+        p.set_capabilities(Some(caps));
+    }
+    p
 }
 
 /// `exec --cap NAME` additions the init's bounding set allows; others are dropped.
@@ -90,6 +184,72 @@ mod tests {
         assert!(caps.ambient().clone().unwrap().is_empty());
         assert!(caps.inheritable().clone().unwrap().is_empty());
         assert_eq!(req.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn argv_form_starts_from_the_init_and_carries_its_lsm_labels() {
+        let init = process(serde_json::json!({
+            "cwd": "/srv", "args": ["init"], "env": ["A=1", "B=2"],
+            "user": {"uid": 1000, "gid": 1000}, "noNewPrivileges": true,
+            "apparmorProfile": "cri-containerd.apparmor.d",
+            "selinuxLabel": "system_u:system_r:container_t:s0:c1,c2",
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": [], "permitted": []}
+        }));
+        let args = ["sh".to_string()];
+        let env = [("B".to_string(), "3".to_string())];
+        let caps = ["CAP_KILL".to_string()];
+        let p = argv_process(
+            &init,
+            &ExecFlags {
+                args: &args,
+                env: &env,
+                user: Some((0, None)),
+                caps: &caps,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.args().clone().unwrap(), args);
+        assert_eq!(p.env().clone().unwrap(), ["A=1", "B=3"]);
+        assert_eq!(p.cwd(), Path::new("/srv"));
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 1000));
+        assert_eq!(
+            p.apparmor_profile().as_deref(),
+            Some("cri-containerd.apparmor.d")
+        );
+        assert_eq!(
+            p.selinux_label().as_deref(),
+            Some("system_u:system_r:container_t:s0:c1,c2")
+        );
+        let eff = p
+            .capabilities()
+            .clone()
+            .unwrap()
+            .effective()
+            .clone()
+            .unwrap();
+        assert!(eff.contains(&Capability::Kill));
+        let p = argv_process(
+            &init,
+            &ExecFlags {
+                apparmor: Some("unconfined"),
+                process_label: Some("u:r:spc_t:s0"),
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.apparmor_profile().as_deref(), Some("unconfined"));
+        assert_eq!(p.selinux_label().as_deref(), Some("u:r:spc_t:s0"));
+    }
+
+    #[test]
+    fn a_process_document_without_lsm_labels_keeps_the_inits() {
+        let init = process(serde_json::json!({
+            "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "apparmorProfile": "localhost/p", "selinuxLabel": "u:r:container_t:s0"
+        }));
+        let mut req = process(serde_json::json!({"cwd": "/", "user": {"uid": 0, "gid": 0}}));
+        clamp_process(&mut req, &init);
+        assert_eq!(req.apparmor_profile().as_deref(), Some("localhost/p"));
+        assert_eq!(req.selinux_label().as_deref(), Some("u:r:container_t:s0"));
     }
 
     #[test]

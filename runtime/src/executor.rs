@@ -4,7 +4,8 @@
 //! libcontainer calls [`Executor::exec`] after mounts, pivot_root, the uid/gid switch,
 //! the capability drop, chdir and the fd sweep. The order here is fixed and is what the
 //! kernel requires:
-//!   1. no_new_privs — Landlock and unprivileged seccomp both need it;
+//!   1. no_new_privs — whenever the spec asks for it, and always before Landlock or
+//!      seccomp (both need it when unprivileged); set and read back;
 //!   2. Landlock — after every mount (a Landlock domain forbids mount changes) and
 //!      before seccomp (so the filter need not allow the landlock syscalls);
 //!   3. seccomp — loads bytes compiled in the parent; makes no decision here;
@@ -75,9 +76,12 @@ fn repair_dev_null_stdio() -> Result<(), ConfineError> {
 }
 
 impl StockadeExecutor {
-    fn confine(&self) -> Result<(), ConfineError> {
+    fn confine(&self, spec: &Spec) -> Result<(), ConfineError> {
         repair_dev_null_stdio()?;
-        if self.seccomp.is_some() || !self.landlock.is_empty() {
+        // libcontainer 0.7 sets no_new_privs for the spec with `let _ =`: set it here
+        // too, and read it back, whenever the spec asks for it.
+        let asked = spec.process().as_ref().and_then(|p| p.no_new_privileges()) == Some(true);
+        if asked || self.seccomp.is_some() || !self.landlock.is_empty() {
             // Stockade never loads a filter or a Landlock domain without no_new_privs:
             // both need it when unprivileged, and setuid binaries must not regain
             // what the container gave up. The result is checked, never discarded.
@@ -107,7 +111,7 @@ impl StockadeExecutor {
 impl Executor for StockadeExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let _span = tracing::debug_span!("confine_and_exec").entered();
-        self.confine().map_err(|e| {
+        self.confine(spec).map_err(|e| {
             tracing::error!(error = %crate::error_chain(&e), "container confinement failed");
             ExecutorError::Execution(Box::new(e))
         })?;

@@ -5,7 +5,7 @@
 //! ```text
 //! <root>/<id>/state.json                  libcontainer's state
 //! <root>/.stockade/plans/<id>/config.json  the hardened spec libcontainer runs
-//! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, audit
+//! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, the admitting profile
 //! <root>/.stockade/locks/<id>              flock held by create and delete of <id>
 //! /run/stockade/rootfs/<hash(root)>/root/<id>       idmapped rootfs (see `rootfs_dir`)
 //! /run/stockade/rootfs/<hash(root)>/binds/<id>/<n>  idmapped bind mount sources
@@ -79,6 +79,10 @@ pub struct PlanRecord {
     pub landlock: Vec<LandlockPlan>,
     /// Name and version of the profile that admitted the container, if any.
     pub profile: Option<String>,
+    /// That profile's rules, as loaded at create: `exec` and `update` are judged by
+    /// them (see `profile::gate`), not by whatever the node config names later.
+    #[serde(default)]
+    pub policy: Option<crate::profile::Profile>,
     /// User namespace range and idmapped rootfs to give back on delete.
     #[serde(default)]
     pub userns: Option<crate::commands::userns_setup::UsernsRecord>,
@@ -236,6 +240,20 @@ impl StateRoot {
         let rec_json = serde_json::to_vec(record).map_err(|e| wrap(io::Error::other(e)))?;
         fs::write(dir.join("plan.json"), rec_json).map_err(wrap)?;
         Ok(dir)
+    }
+
+    /// Replace the hardened spec of a live container (after `update` changed its
+    /// resources), atomically: a reader sees the old spec or the new one.
+    pub fn rewrite_spec(&self, id: &str, spec: &Spec) -> Result<(), StateRootError> {
+        let dir = self.plan_dir(id);
+        let wrap = |source| StateRootError::WritePlan {
+            id: id.to_string(),
+            source,
+        };
+        let json = serde_json::to_vec(spec).map_err(|e| wrap(io::Error::other(e)))?;
+        let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+        fs::write(&tmp, json).map_err(wrap)?;
+        fs::rename(&tmp, dir.join("config.json")).map_err(wrap)
     }
 
     pub fn read_plan(&self, id: &str) -> Result<PlanRecord, StateRootError> {

@@ -25,6 +25,7 @@ use crate::bundle;
 use crate::cgroup_placement::CgroupDriver;
 use crate::executor::StockadeExecutor;
 use crate::hardening;
+use crate::profile::gate::RuntimeOpts;
 use crate::state_root::{PlanRecord, StateRootError};
 
 /// Options of `create` and `run` that shape the new container.
@@ -69,6 +70,10 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
             cgroup_driver: g.cgroup_driver,
         },
         &judged,
+        RuntimeOpts {
+            preserve_fds: opts.preserve_fds,
+            ..Default::default()
+        },
         opts.id,
     )?;
     let systemd = admitted.placement.driver == CgroupDriver::Systemd;
@@ -95,6 +100,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     let decided = Decided {
         userns: admitted.userns.as_ref(),
         profile: &admitted.profile,
+        policy: &admitted.policy,
         systemd,
         started,
     };
@@ -108,6 +114,8 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
 struct Decided<'a> {
     userns: Option<&'a crate::profile::UsernsRequest>,
     profile: &'a str,
+    /// The admitting profile, recorded so exec and update are judged by it.
+    policy: &'a crate::profile::Profile,
     systemd: bool,
     started: std::time::Instant,
 }
@@ -129,7 +137,17 @@ fn make(
             g.root.path(),
             &g.root.rootfs_dir(),
         )?),
-        None => None,
+        // The spec brings its own mappings: those inside the pool are reserved.
+        None => match decided.policy.user_namespace.as_ref() {
+            Some(u) => userns_setup::reserve_explicit(
+                opts.id,
+                &plan.spec,
+                u.host_range,
+                &g.userns_db,
+                g.root.path(),
+            )?,
+            None => None,
+        },
     };
     tracing::debug!("user namespace ready");
     // A joined network namespace the host owns: its net sysctls are written from
@@ -157,6 +175,7 @@ fn make(
         bundle: std::fs::canonicalize(opts.bundle).unwrap_or_else(|_| opts.bundle.to_path_buf()),
         landlock: plan.landlock.clone(),
         profile: Some(decided.profile.to_string()),
+        policy: Some(decided.policy.clone()),
         userns: userns.clone(),
     };
     let plan_dir = match g.root.write_plan(opts.id, &plan.spec, &record) {

@@ -2,15 +2,20 @@
 //! namespaces, cgroup, capabilities, no_new_privs, Landlock domains and seccomp
 //! filter as the container's init.
 
-use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::waitpid;
 
 use super::{exit_code, load, CommandError, Global};
+use crate::admission::{self, AdmissionError};
+use crate::exec_policy::ExecFlags;
 use crate::executor::StockadeExecutor;
 use crate::hardening;
+use crate::profile::gate::{self, RuntimeOpts, Verb};
+use crate::profile::StatNsLookup;
+use oci_spec::runtime::Process;
 
 pub struct ExecOpts<'a> {
     pub args: &'a liboci_cli::Exec,
@@ -29,41 +34,58 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
             source: std::io::Error::other(e),
         })?;
     let record = g.root.read_plan(id)?;
+    let executor = StockadeExecutor {
+        seccomp: hardening::compile_seccomp(&spec)?,
+        landlock: record.landlock.clone(),
+    };
+    let init = spec.process().clone().unwrap_or_default();
+    // The process to start, built completely here so that what the gate judges is
+    // exactly what libcontainer runs: the caller's process.json clamped to the init's
+    // privileges, or (argv form, as runc) the init's own process with the flags'
+    // overrides, which carries the init's AppArmor profile and SELinux label.
+    let process = match a.process.as_deref() {
+        Some(path) => {
+            let mut p = read_process(path)?;
+            crate::exec_policy::clamp_process(&mut p, &init);
+            p
+        }
+        None => {
+            // --cap additions outside the init's bounding set are dropped.
+            let caps = crate::exec_policy::allowed_extra_caps(&a.cap, &init);
+            crate::exec_policy::argv_process(
+                &init,
+                &ExecFlags {
+                    args: &a.command,
+                    env: &a.env,
+                    cwd: a.cwd.as_deref(),
+                    user: a.user,
+                    additional_gids: &a.additional_gids,
+                    tty: a.tty,
+                    apparmor: a.apparmor.as_deref(),
+                    process_label: a.process_label.as_deref(),
+                    no_new_privs: a.no_new_privs,
+                    caps: &caps,
+                },
+            )
+        }
+    };
+    let profile = record
+        .policy
+        .as_ref()
+        .ok_or_else(|| AdmissionError::NoRecordedProfile(id.to_string()))?;
+    let opts = RuntimeOpts {
+        preserve_fds: a.preserve_fds,
+        ..Default::default()
+    };
+    admission::judge(Verb::Exec, profile, id, |host| {
+        gate::exec(&spec, &process, &opts, profile, host, &StatNsLookup)
+    })?;
+    // Side effects start once the gate has said yes.
     if let Some(range) = record.userns.as_ref().and_then(|u| u.range) {
         // As in create: the caller's process.json says nothing of our range.
         crate::userns::stdio::chown_inherited_pipes(range);
     }
-    let executor = StockadeExecutor {
-        seccomp: hardening::compile_seccomp(&spec)?,
-        landlock: record.landlock,
-    };
-    let env: HashMap<String, String> = a.env.iter().cloned().collect();
-    // Like runc, an argv-form exec starts from the container's own process: without
-    // --cwd / --user it runs in the spec's cwd as the spec's user. libcontainer's
-    // tenant builder would default to `/` and uid 0, i.e. root in a container whose
-    // workload was configured to run unprivileged.
-    let spec_process = spec.process().as_ref().filter(|_| a.process.is_none());
-    let cwd = a
-        .cwd
-        .clone()
-        .or_else(|| spec_process.map(|p| p.cwd().clone()));
-    let (uid, gid) = match a.user {
-        Some((uid, gid)) => (Some(uid), gid),
-        None => (
-            spec_process.map(|p| p.user().uid()),
-            spec_process.map(|p| p.user().gid()),
-        ),
-    };
-    // Never more than the init holds: clamp a caller's process.json into a copy
-    // kept beside the hardened spec, and drop --cap additions outside the init's
-    // bounding set.
-    let (process_file, extra_caps) = match spec.process() {
-        Some(init) => (
-            clamped_process_file(g, id, a.process.as_deref(), init)?,
-            crate::exec_policy::allowed_extra_caps(&a.cap, init),
-        ),
-        None => (a.process.clone(), Vec::new()),
-    };
+    let process_file = write_process(g, id, &process)?;
     if !a.detach {
         // The exec'd process is re-parented to us so we can report its exit status.
         nix::sys::prctl::set_child_subreaper(true).map_err(CommandError::SelfHarden)?;
@@ -80,24 +102,15 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
         .map(|b| {
             b.as_tenant()
                 .with_detach(a.detach)
-                .with_cwd(cwd)
-                .with_env(env)
-                .with_process(process_file.as_deref())
-                .with_no_new_privs(a.no_new_privs)
-                .with_container_args(a.command.clone())
-                .with_capabilities(extra_caps)
-                .with_user(uid)
-                .with_group(gid)
-                .with_additional_gids(a.additional_gids.clone())
+                .with_process(Some(&process_file))
                 .with_ignore_paused(a.ignore_paused)
                 .with_sub_cgroup(a.cgroup.clone())
-                .with_process_label(a.process_label.clone())
-                .with_apparmor(a.apparmor.clone())
+                // Not used by libcontainer 0.7 (no SELinux support); the label is in
+                // the process document, as the spec says.
+                .with_process_label(process.selinux_label().clone())
         })
         .and_then(|b| b.build());
-    if let (Some(path), Some(_)) = (&process_file, &a.process) {
-        let _ = std::fs::remove_file(path);
-    }
+    let _ = std::fs::remove_file(&process_file);
     let pid = pid.map_err(CommandError::container(id, "exec"))?;
     if a.detach {
         return Ok(0);
@@ -109,20 +122,12 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     Ok(exit_code(status))
 }
 
-/// Write the caller's process.json, clamped to the init's privileges, beside the
-/// hardened spec; `None` when the caller gave none.
-fn clamped_process_file(
-    g: &Global,
-    id: &str,
-    requested: Option<&std::path::Path>,
-    init: &oci_spec::runtime::Process,
-) -> Result<Option<std::path::PathBuf>, CommandError> {
-    let Some(path) = requested else {
-        return Ok(None);
-    };
+/// The caller's process.json: a regular file of bounded size, parse errors naming the
+/// JSON field, and a program to run.
+fn read_process(path: &Path) -> Result<Process, CommandError> {
     let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
         .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
-    let mut process: oci_spec::runtime::Process =
+    let process: Process =
         crate::bundle::parse_json(&bytes).map_err(|(field, source)| CommandError::Io {
             what: format!(
                 "{} is not a valid OCI process{}",
@@ -141,16 +146,20 @@ fn clamped_process_file(
             source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
         });
     }
-    crate::exec_policy::clamp_process(&mut process, init);
+    Ok(process)
+}
+
+/// Write the judged process beside the hardened spec, for libcontainer to run.
+fn write_process(g: &Global, id: &str, process: &Process) -> Result<PathBuf, CommandError> {
     let out = g
         .root
         .plan_dir(id)
         .join(format!("exec-{}.json", std::process::id()));
-    let json = serde_json::to_vec(&process).map_err(|e| CommandError::Io {
-        what: "cannot serialize the clamped process".into(),
+    let json = serde_json::to_vec(process).map_err(|e| CommandError::Io {
+        what: "cannot serialize the exec process".into(),
         source: std::io::Error::other(e),
     })?;
     std::fs::write(&out, json)
         .map_err(CommandError::io(format!("cannot write {}", out.display())))?;
-    Ok(Some(out))
+    Ok(out)
 }

@@ -3,9 +3,12 @@
 use std::io::Write;
 
 use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt};
-use libcontainer::oci_spec::runtime::LinuxResources;
+use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 
 use super::{load, CommandError, Global};
+use crate::admission::{self, AdmissionError};
+use crate::profile::gate::{self, Verb};
+use crate::profile::StatNsLookup;
 
 mod runc_stats;
 
@@ -213,6 +216,25 @@ pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
         }
         resources.set_cpu(Some(cpu));
     }
+    // Judged like create, by the profile recorded at create, against the resources
+    // the container would have afterwards; nothing reaches the cgroup before.
+    let container = load(g, id)?;
+    let spec_path = container.bundle().join("config.json");
+    let spec = Spec::load(&spec_path).map_err(|e| CommandError::Io {
+        what: format!("cannot read the hardened spec of container {id:?}"),
+        source: std::io::Error::other(e),
+    })?;
+    let record = g.root.read_plan(id)?;
+    let profile = record
+        .policy
+        .as_ref()
+        .ok_or_else(|| AdmissionError::NoRecordedProfile(id.to_string()))?;
+    let mut updated = None;
+    admission::judge(Verb::Update, profile, id, |host| {
+        let (verdict, spec) = gate::update(&spec, &resources, profile, host, &StatNsLookup)?;
+        updated = Some(spec);
+        Ok(verdict)
+    })?;
     cgroup_manager(g, id)?
         .apply(&ControllerOpt {
             resources: &resources,
@@ -224,7 +246,12 @@ pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
             id: id.to_string(),
             op: "update",
             source: Box::new(e),
-        })
+        })?;
+    // The next update (and `exec`) is judged against what the cgroup now holds.
+    if let Some(spec) = updated {
+        g.root.rewrite_spec(id, &spec)?;
+    }
+    Ok(())
 }
 
 /// The OCI `features` document (runtime-spec features.md) for what Stockade enforces.

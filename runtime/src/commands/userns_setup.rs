@@ -45,6 +45,45 @@ pub struct UsernsRecord {
     pub bound_rootfs: Option<PathBuf>,
     /// The user namespace joined by path (pod member), if any.
     pub joined: Option<PathBuf>,
+    /// The spec's own mappings were reserved in the range database (see
+    /// [`reserve_explicit`]): give them back on delete.
+    #[serde(default)]
+    pub reserved: bool,
+}
+
+/// Reserve the host ids the spec maps explicitly inside the profile's pool, so no
+/// allocation hands them out and no other container shares them; refused, naming the
+/// mapping, when they overlap a range another container holds. `None` when the spec
+/// maps nothing inside the pool.
+pub fn reserve_explicit(
+    id: &str,
+    spec: &Spec,
+    pool: crate::profile::schema::HostIdRange,
+    db: &Path,
+    scope: &Path,
+) -> Result<Option<UsernsRecord>, CommandError> {
+    let wanted = userns::explicit_in_pool(
+        spec,
+        HostRange {
+            start: pool.start,
+            size: pool.size,
+        },
+    );
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    // Pool bounds do not matter for a reservation (the spec's ids are its own).
+    let scope = scope.to_string_lossy().into_owned();
+    RangeAllocator::new(db.to_path_buf(), 1, 1, 1)
+        .scoped(&scope)
+        .reserve(id, &wanted)
+        .map_err(CommandError::Userns)?;
+    Ok(Some(UsernsRecord {
+        db: db.to_path_buf(),
+        scope: Some(scope),
+        reserved: true,
+        ..Default::default()
+    }))
 }
 
 pub fn allocator(req: &UsernsRequest, db: &Path, scope: &str) -> RangeAllocator {
@@ -146,7 +185,7 @@ pub fn teardown(id: &str, record: &UsernsRecord) {
             let _ = std::fs::remove_dir(parent);
         }
     }
-    if record.range.is_some() {
+    if record.range.is_some() || record.reserved {
         // Pool bounds do not matter for release.
         let mut alloc = RangeAllocator::new(record.db.clone(), 1, 1, 1);
         if let Some(scope) = &record.scope {

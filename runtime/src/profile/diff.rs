@@ -144,6 +144,7 @@ fn mode_text(m: Mode) -> &'static str {
         Mode::Enforce => "enforce",
         Mode::Audit => "audit",
         Mode::Warn => "warn",
+        Mode::Report => "report",
     }
 }
 

@@ -20,6 +20,7 @@ fn mode(p: &Profile, m: Option<Mode>) -> &'static str {
         Mode::Enforce => "",
         Mode::Audit => " [audit only: violations are logged, the container still starts]",
         Mode::Warn => " [warn only: violations are reported, the container still starts]",
+        Mode::Report => " [report only: violations are logged, the container still starts]",
     }
 }
 
@@ -90,6 +91,7 @@ pub fn explain(p: &Profile) -> String {
             Mode::Enforce => "containers that break a rule are refused",
             Mode::Audit => "violations are logged, containers still start",
             Mode::Warn => "violations are reported as warnings, containers still start",
+            Mode::Report => "report only: every spec runs unchanged (nothing injected); what enforcing would refuse or inject is logged",
         }
     );
 

@@ -6,6 +6,7 @@
 
 pub mod diff;
 pub mod explain;
+pub mod gate;
 pub mod host;
 pub mod k8s;
 pub mod lint;

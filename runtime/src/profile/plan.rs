@@ -53,6 +53,10 @@ pub struct Hardened {
     pub injected: Vec<Injection>,
     /// Violations in `audit`/`warn` mode.
     pub warnings: Vec<Violation>,
+    /// Report-only profile: what enforcing it would have refused ...
+    pub would_refuse: Vec<Violation>,
+    /// ... and injected; none of it was applied.
+    pub would_inject: Vec<Injection>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +73,18 @@ pub fn evaluate(
     host: &HostFacts,
     ns: &dyn NsInodeLookup,
 ) -> Result<Decision, EvaluateError> {
+    evaluate_with(spec, profile, host, ns, Vec::new())
+}
+
+/// [`evaluate`], with violations of the caller's runtime options (found by the gate,
+/// see `gate::create`) judged together with the spec's.
+pub(super) fn evaluate_with(
+    spec: &Spec,
+    profile: &Profile,
+    host: &HostFacts,
+    ns: &dyn NsInodeLookup,
+    runtime_violations: Vec<Violation>,
+) -> Result<Decision, EvaluateError> {
     if profile
         .seccomp
         .as_ref()
@@ -81,6 +97,8 @@ pub fn evaluate(
     // Before any profile rule, whatever the profile: the runtime's reading of the
     // spec's filter (issue 7: names newer than our syscall table).
     let mut injected = rules::seccomp::drop_unknown_names(&mut doc);
+    // What a report-only profile runs: the spec as read, nothing of the profile's.
+    let as_read = (profile.mode == Mode::Report).then(|| (doc.clone(), injected.len()));
     injected.extend(harden(&mut doc, profile));
     let userns = profile
         .user_namespace
@@ -108,7 +126,28 @@ pub fn evaluate(
         violations.extend(v);
         injected.extend(notes);
     }
+    violations.extend(runtime_violations);
 
+    if let Some((as_read, read_notes)) = as_read {
+        // Pod Security Admission's audit/warn: admit the spec unchanged and record
+        // what enforcing would have refused and injected.
+        let (would_refuse, warnings): (Vec<_>, Vec<_>) = violations
+            .into_iter()
+            .partition(|v| matches!(v.mode, Mode::Enforce | Mode::Report));
+        let would_inject = injected.split_off(read_notes);
+        let spec = serde_json::from_value(as_read).map_err(EvaluateError::HardenedSpecInvalid)?;
+        return Ok(Decision::Admitted(Box::new(Hardened {
+            profile: profile.name.clone(),
+            version: profile.version.clone(),
+            spec,
+            landlock: None,
+            userns: None,
+            injected,
+            warnings,
+            would_refuse,
+            would_inject,
+        })));
+    }
     let (enforced, warnings): (Vec<_>, Vec<_>) = violations
         .into_iter()
         .partition(|v| v.mode == Mode::Enforce);
@@ -129,10 +168,12 @@ pub fn evaluate(
         userns,
         injected,
         warnings,
+        would_refuse: Vec::new(),
+        would_inject: Vec::new(),
     })))
 }
 
-fn meta<'a>(profile: &Profile, reason: &'a str, mode: Option<Mode>) -> RuleMeta<'a> {
+pub(super) fn meta<'a>(profile: &Profile, reason: &'a str, mode: Option<Mode>) -> RuleMeta<'a> {
     RuleMeta {
         reason,
         mode: mode.unwrap_or(profile.mode),
@@ -170,7 +211,7 @@ fn harden(doc: &mut Value, p: &Profile) -> Vec<Injection> {
 }
 
 /// Every present section's `check`, in rule order. Absent sections check nothing.
-fn check(
+pub(super) fn check(
     doc: &Value,
     p: &Profile,
     host: &HostFacts,
@@ -233,23 +274,29 @@ fn check(
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.violations.len();
+        fmt_refusal(f, "container", self)
+    }
+}
+
+/// `stockade: WHAT refused by profile "P" vV: N violations`, then one line per
+/// violation naming its rule.
+pub(super) fn fmt_refusal(f: &mut fmt::Formatter<'_>, what: &str, r: &Refusal) -> fmt::Result {
+    let n = r.violations.len();
+    write!(
+        f,
+        "stockade: {what} refused by profile \"{}\" v{}: {n} violation{}",
+        r.profile,
+        r.version,
+        if n == 1 { "" } else { "s" }
+    )?;
+    for v in &r.violations {
         write!(
             f,
-            "stockade: container refused by profile \"{}\" v{}: {n} violation{}",
-            self.profile,
-            self.version,
-            if n == 1 { "" } else { "s" }
+            "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
+            v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
         )?;
-        for v in &self.violations {
-            write!(
-                f,
-                "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
-                v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
-            )?;
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 impl Refusal {
@@ -262,6 +309,7 @@ impl Refusal {
     pub fn audit_record(&self, container_id: Option<&str>) -> AuditRecord {
         AuditRecord {
             event: AUDIT_EVENT,
+            verb: super::gate::Verb::Create,
             outcome: Outcome::Refused,
             container_id: container_id.map(str::to_owned),
             profile: self.profile.clone(),
@@ -271,6 +319,8 @@ impl Refusal {
             injected: Vec::new(),
             landlock: None,
             userns: None,
+            would_refuse: Vec::new(),
+            would_inject: Vec::new(),
         }
     }
 }
@@ -286,12 +336,16 @@ pub enum Outcome {
     /// Admitted after injecting defaults (or with a user namespace / Landlock plan).
     Hardened,
     Refused,
+    /// Report-only profile: admitted unchanged, though enforcing would have refused.
+    WouldRefuse,
 }
 
 /// One structured record per decision, for the log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub event: &'static str,
+    /// The verb judged: `create`, `exec` or `update` (see `gate`).
+    pub verb: super::gate::Verb,
     pub outcome: Outcome,
     pub container_id: Option<String>,
     pub profile: String,
@@ -301,6 +355,12 @@ pub struct AuditRecord {
     pub injected: Vec<Injection>,
     pub landlock: Option<LandlockPlan>,
     pub userns: Option<UsernsRequest>,
+    /// Report-only profile (`mode = "report"`): what it would have refused and
+    /// injected; the container ran its spec unchanged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_refuse: Vec<Violation>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_inject: Vec<Injection>,
 }
 
 impl Decision {
@@ -309,7 +369,10 @@ impl Decision {
             Decision::Refused(r) => r.audit_record(container_id),
             Decision::Admitted(h) => AuditRecord {
                 event: AUDIT_EVENT,
-                outcome: if h.injected.is_empty() && h.landlock.is_none() && h.userns.is_none() {
+                verb: super::gate::Verb::Create,
+                outcome: if !h.would_refuse.is_empty() {
+                    Outcome::WouldRefuse
+                } else if h.injected.is_empty() && h.landlock.is_none() && h.userns.is_none() {
                     Outcome::Admitted
                 } else {
                     Outcome::Hardened
@@ -322,6 +385,8 @@ impl Decision {
                 injected: h.injected.clone(),
                 landlock: h.landlock.clone(),
                 userns: h.userns.clone(),
+                would_refuse: h.would_refuse.clone(),
+                would_inject: h.would_inject.clone(),
             },
         }
     }

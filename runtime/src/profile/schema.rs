@@ -25,6 +25,12 @@ pub enum Mode {
     Audit,
     /// Start the container; record the violation and report it to the caller as a warning.
     Warn,
+    /// Report only (Pod Security Admission's audit/warn semantics, for rollouts): as
+    /// the profile's mode, every container runs its spec unchanged (nothing injected,
+    /// no user namespace, no Landlock) and the audit record lists what enforcing would
+    /// have refused (`would_refuse`) and injected (`would_inject`). On a section it
+    /// acts like `audit`.
+    Report,
 }
 
 /// What happens when the spec is silent about a control the profile requires.
@@ -153,6 +159,20 @@ pub struct SeccompSection {
     pub allowed_default_actions: Vec<SeccompAction>,
     /// Syscalls a spec-supplied filter may never allow.
     pub deny: Vec<DeniedSyscall>,
+    /// Argument-level denials (a syscall with these arguments fails with EPERM),
+    /// merged into every filter, the spec's own included: a filter that allows a
+    /// syscall by name (containerd's default allows `socket`) still denies these.
+    #[serde(default)]
+    pub deny_args: Vec<DeniedArgs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeniedArgs {
+    pub name: String,
+    /// Every condition must hold for the call to be denied.
+    pub args: Vec<super::seccomp_data::ArgCondition>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +228,11 @@ pub struct ProcessSection {
     pub gid_ranges: Vec<IdRange>,
     /// The working directory may not be at or under these paths (CVE-2024-21626).
     pub forbidden_cwd: Vec<String>,
+    /// Host fds a caller may hand the container or an exec'd process beyond stdio
+    /// (`--preserve-fds N`); absent means none: a leaked host fd is a way out
+    /// (CVE-2024-21626), so each one must be allowed.
+    #[serde(default)]
+    pub max_preserve_fds: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -94,6 +94,23 @@ pub struct ArgCondition {
     pub mask: Option<u64>,
 }
 
+impl ArgCondition {
+    /// The condition as an OCI `linux.seccomp.syscalls[].args[]` entry.
+    pub fn to_oci_json(&self) -> serde_json::Value {
+        match self.op {
+            // OCI / libseccomp: MASKED_EQ takes the mask in `value` and the
+            // expected result in `valueTwo`.
+            ArgOp::MaskedEq => json!({
+                "index": self.index,
+                "value": self.mask.unwrap_or(u64::MAX),
+                "valueTwo": self.value,
+                "op": self.op.oci_name(),
+            }),
+            _ => json!({ "index": self.index, "value": self.value, "op": self.op.oci_name() }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionalSyscall {
@@ -134,21 +151,8 @@ impl SeccompFilter {
             syscalls.push(json!({ "names": plain, "action": "SCMP_ACT_ALLOW" }));
         }
         for c in &self.conditional {
-            let args: Vec<serde_json::Value> = c
-                .args
-                .iter()
-                .map(|a| match a.op {
-                    // OCI / libseccomp: MASKED_EQ takes the mask in `value` and the
-                    // expected result in `valueTwo`.
-                    ArgOp::MaskedEq => json!({
-                        "index": a.index,
-                        "value": a.mask.unwrap_or(u64::MAX),
-                        "valueTwo": a.value,
-                        "op": a.op.oci_name(),
-                    }),
-                    _ => json!({ "index": a.index, "value": a.value, "op": a.op.oci_name() }),
-                })
-                .collect();
+            let args: Vec<serde_json::Value> =
+                c.args.iter().map(ArgCondition::to_oci_json).collect();
             syscalls.push(json!({ "names": [c.name], "action": "SCMP_ACT_ALLOW", "args": args }));
         }
         for e in &self.errno {

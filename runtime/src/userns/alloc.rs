@@ -132,6 +132,11 @@ impl RangeAllocator {
         e.scope.is_none() || e.scope == self.scope
     }
 
+    /// `e` was reserved by this scope's container `id`.
+    fn owns(&self, e: &Entry, id: &str) -> bool {
+        e.owner == id && self.in_scope(e)
+    }
+
     pub fn db_path(&self) -> &Path {
         &self.db
     }
@@ -186,21 +191,84 @@ impl RangeAllocator {
         Ok(range)
     }
 
-    /// Drops `container_id` from its range and frees the range when it was the last
-    /// member. Releasing an unknown id is fine (delete is idempotent).
+    /// Record host ids a spec maps explicitly (`(field, range)`, e.g.
+    /// `("linux.uidMappings[0]", ..)`) as held by `container_id`, so no allocation
+    /// hands them out again; refused, naming the field, when they overlap a range
+    /// another container holds. The parts of one container's mappings may overlap
+    /// each other (uid and gid maps are usually the same).
+    pub fn reserve(
+        &self,
+        container_id: &str,
+        mappings: &[(String, HostRange)],
+    ) -> Result<(), UsernsError> {
+        let _lock = self.lock()?;
+        let mut db = self.load()?;
+        for (field, range) in mappings {
+            if let Some(held) = db
+                .ranges
+                .iter()
+                .find(|e| !self.owns(e, container_id) && e.range().overlaps(range))
+            {
+                return Err(UsernsError::ExplicitOverlap {
+                    field: field.clone(),
+                    start: u64::from(range.start),
+                    end: range.end(),
+                    owner: held.owner.clone(),
+                    held_start: u64::from(held.start),
+                    held_end: held.range().end(),
+                });
+            }
+        }
+        // One entry per disjoint stretch of ids: the database holds no overlaps.
+        let mut spans: Vec<(u64, u64)> = mappings
+            .iter()
+            .map(|(_, r)| (u64::from(r.start), r.end()))
+            .chain(
+                db.ranges
+                    .iter()
+                    .filter(|e| self.owns(e, container_id))
+                    .map(|e| (u64::from(e.start), e.range().end())),
+            )
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (start, end) in spans {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        db.ranges.retain(|e| !self.owns(e, container_id));
+        for (start, end) in merged {
+            // Both fit in u32: they come from u32 host ids and sizes within the id space.
+            let (Ok(start), Ok(size)) = (u32::try_from(start), u32::try_from(end - start)) else {
+                continue;
+            };
+            db.ranges.push(Entry {
+                owner: container_id.to_string(),
+                start,
+                size,
+                members: BTreeSet::from([container_id.to_string()]),
+                scope: self.scope.clone(),
+            });
+        }
+        self.store(&db)
+    }
+
+    /// Drops `container_id` from every range it is in and frees a range when it was
+    /// the last member. Releasing an unknown id is fine (delete is idempotent).
     pub fn release(&self, container_id: &str) -> Result<(), UsernsError> {
         let _lock = self.lock()?;
         let mut db = self.load()?;
-        let Some(pos) = db
-            .ranges
-            .iter()
-            .position(|e| self.in_scope(e) && e.members.contains(container_id))
-        else {
+        let before = db.ranges.clone();
+        // Every entry this container holds in this scope (its range and any
+        // explicit mappings it reserved).
+        for e in db.ranges.iter_mut().filter(|e| self.in_scope(e)) {
+            e.members.remove(container_id);
+        }
+        db.ranges.retain(|e| !e.members.is_empty());
+        if db.ranges == before {
             return Ok(());
-        };
-        db.ranges[pos].members.remove(container_id);
-        if db.ranges[pos].members.is_empty() {
-            db.ranges.remove(pos);
         }
         self.store(&db)
     }
@@ -389,6 +457,41 @@ mod tests {
                 size: BLOCK
             }
         );
+    }
+
+    #[test]
+    fn explicit_mappings_are_reserved_or_refused_when_they_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = RangeAllocator::new(dir.path().join("db.json"), 1_000_000, 1_000_000, 1000);
+        let first = a.allocate("a", None).unwrap();
+        let over = HostRange {
+            start: first.start + 10,
+            size: 100,
+        };
+        let err = a
+            .reserve("b", &[("linux.uidMappings[0]".into(), over)])
+            .unwrap_err();
+        assert!(err.to_string().contains("linux.uidMappings[0]"), "{err}");
+        assert!(err.to_string().contains("\"a\""), "{err}");
+        let free = HostRange {
+            start: first.start + 1000,
+            size: 1000,
+        };
+        let both = [("u".to_string(), free), ("g".to_string(), free)];
+        a.reserve("b", &both).unwrap();
+        let partly = HostRange {
+            start: free.start + 500,
+            size: 1000,
+        };
+        a.reserve("b", &[("g".to_string(), partly)]).unwrap();
+        assert!(a.allocate("e", None).is_ok(), "the database stays valid");
+        assert_ne!(
+            a.allocate("c", None).unwrap(),
+            free,
+            "reserved ids are not handed out"
+        );
+        a.release("b").unwrap();
+        assert_eq!(a.allocate("d", None).unwrap(), free, "released on delete");
     }
 
     #[test]

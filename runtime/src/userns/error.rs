@@ -35,6 +35,18 @@ pub enum UsernsError {
         requested: String,
     },
 
+    #[error(
+        "{field}: host ids {start}..{end} overlap the range {held_start}..{held_end} held by {owner:?}"
+    )]
+    ExplicitOverlap {
+        field: String,
+        start: u64,
+        end: u64,
+        owner: String,
+        held_start: u64,
+        held_end: u64,
+    },
+
     #[error("cannot lock the host id range database {}", path.display())]
     LockDatabase {
         path: PathBuf,

@@ -16,6 +16,39 @@ pub struct Injection {
     pub replaced: Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>,
 }
 
+/// The host ids a spec's own uid/gid mappings (a new user namespace, not one joined
+/// by path) take from `pool`, as `(field, range)`: they must be reserved in the
+/// range database like an allocation, or two containers could share host ids.
+pub fn explicit_in_pool(spec: &Spec, pool: HostRange) -> Vec<(String, HostRange)> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Vec::new();
+    };
+    let new_userns = linux.namespaces().as_ref().is_some_and(|nss| {
+        nss.iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none())
+    });
+    if !new_userns {
+        return Vec::new();
+    }
+    let fields = [
+        ("uidMappings", linux.uid_mappings()),
+        ("gidMappings", linux.gid_mappings()),
+    ];
+    let mut out = Vec::new();
+    for (name, maps) in fields {
+        for (i, m) in maps.iter().flatten().enumerate() {
+            let range = HostRange {
+                start: m.host_id(),
+                size: m.size(),
+            };
+            if range.size > 0 && range.overlaps(&pool) {
+                out.push((format!("linux.{name}[{i}]"), range));
+            }
+        }
+    }
+    out
+}
+
 /// One uid and one gid mapping: container ids `0 .. size` onto `range.start ..`.
 /// `size` is clamped to the range, so the mapping never reaches outside it.
 pub fn mappings_for(range: HostRange, size: u32) -> (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>) {

@@ -17,4 +17,4 @@ pub mod stdio;
 pub use alloc::{HostRange, RangeAllocator, DEFAULT_DB, SANDBOX_ANNOTATION};
 pub use error::UsernsError;
 pub use idmap::IdmapUserns;
-pub use mapping::{inject, mappings_for, Injection};
+pub use mapping::{explicit_in_pool, inject, mappings_for, Injection};

@@ -94,6 +94,54 @@ pub fn needed_abi(section: &LandlockSection) -> u8 {
     abi
 }
 
+/// The ABI a whole plan needs: its `min_abi`, its filesystem rights, TCP port rules
+/// (ABI 4) and scopes (ABI 6).
+pub fn plan_abi(plan: &LandlockPlan) -> u8 {
+    let fs = plan
+        .handled_fs
+        .iter()
+        .chain(plan.fs_rules.iter().flat_map(|r| r.access.iter()))
+        .map(|a| abi_of(*a))
+        .max()
+        .unwrap_or(1);
+    let mut abi = plan.min_abi.max(fs);
+    if plan.tcp_bind.is_some() || plan.tcp_connect.is_some() {
+        abi = abi.max(4);
+    }
+    if plan.scope_abstract_unix || plan.scope_signal {
+        abi = abi.max(6);
+    }
+    abi
+}
+
+/// Every right of `plan` a kernel with Landlock ABI `host_abi` does not enforce:
+/// filesystem rights, TCP bind/connect rules (ABI 4), scopes (ABI 6).
+pub fn not_enforced(plan: &LandlockPlan, host_abi: u8) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .handled_fs
+        .iter()
+        .filter(|a| abi_of(**a) > host_abi)
+        .map(|a| format!("{a:?}"))
+        .collect();
+    if host_abi < 4 {
+        if plan.tcp_bind.is_some() {
+            out.push("TCP bind ports".into());
+        }
+        if plan.tcp_connect.is_some() {
+            out.push("TCP connect ports".into());
+        }
+    }
+    if host_abi < 6 {
+        if plan.scope_abstract_unix {
+            out.push("abstract unix socket scope".into());
+        }
+        if plan.scope_signal {
+            out.push("signal scope".into());
+        }
+    }
+    out
+}
+
 /// What Landlock will enforce, or why it cannot: `(plan, violations, notes)`.
 pub fn plan(
     doc: &Value,
@@ -142,12 +190,7 @@ pub fn plan(
                 "none (node kernel; schedule on another node)",
             )),
             Compat::BestEffort => {
-                let dropped: Vec<String> = plan
-                    .handled_fs
-                    .iter()
-                    .filter(|a| abi_of(**a) > host_abi)
-                    .map(|a| format!("{a:?}"))
-                    .collect();
+                let dropped = not_enforced(&plan, host_abi);
                 notes.push(Injection::new(
                     "landlock.abi",
                     "(node kernel)",
@@ -226,6 +269,22 @@ mod tests {
             assert_eq!(ids(&v), *want, "{abi:?} {min}");
             assert_eq!(n.len(), *notes);
         }
+    }
+
+    #[test]
+    fn best_effort_names_every_right_not_enforced() {
+        let mut s = section(1, Compat::BestEffort);
+        s.tcp_bind = Some(vec![80]);
+        s.scope_signal = true;
+        let mut h = host();
+        h.landlock_abi = Some(3);
+        let (_, v, notes) = plan(&doc("{}"), &s, &h, meta());
+        assert!(v.is_empty());
+        let note = &notes[0].change;
+        assert!(
+            note.contains("TCP bind ports") && note.contains("signal scope"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -160,6 +160,7 @@ mod tests {
             uid_ranges: vec![IdRange { min: 0, max: 65535 }],
             gid_ranges: vec![IdRange { min: 0, max: 65535 }],
             forbidden_cwd: vec!["/proc".into()],
+            max_preserve_fds: 0,
         }
     }
 

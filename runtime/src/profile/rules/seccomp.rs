@@ -130,6 +130,7 @@ pub fn harden(
         }
         return out;
     }
+    out.extend(merge_deny_args(doc, section));
     if section.on_denied_allowed != OnExcess::Strip {
         return out;
     }
@@ -175,6 +176,47 @@ pub fn harden(
         ));
     }
     out
+}
+
+/// Add the profile's argument-level denials to the spec's own filter as EPERM rules.
+/// The seccomp compiler puts the most restrictive action first, so they win over any
+/// allow rule for the same syscall (containerd's default allows every `socket`).
+/// The injected default filter needs none: its allow-list already leaves them out.
+fn merge_deny_args(doc: &mut Value, section: &SeccompSection) -> Vec<Injection> {
+    if section.deny_args.is_empty() {
+        return Vec::new();
+    }
+    let seccomp = super::ensure_object(doc, "/linux/seccomp");
+    let rules = seccomp
+        .entry("syscalls")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let Value::Array(rules) = rules else {
+        return Vec::new();
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for d in &section.deny_args {
+        let args: Vec<Value> = d.args.iter().map(|a| a.to_oci_json()).collect();
+        let rule = serde_json::json!({
+            "names": [d.name],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": libc::EPERM,
+            "args": args,
+        });
+        // Idempotent: a spec hardened once (`stockade spec --profile`) keeps one copy.
+        if !rules.contains(&rule) {
+            rules.push(rule);
+            names.push(&d.name);
+        }
+    }
+    if names.is_empty() {
+        return Vec::new();
+    }
+    names.dedup();
+    vec![Injection::new(
+        "seccomp.deny_args",
+        "linux.seccomp.syscalls",
+        format!("added argument-level denials of {}", join(&names)),
+    )]
 }
 
 /// Rule id under which syscall names unknown to the runtime's table are reported.
@@ -257,7 +299,46 @@ mod tests {
                 name: "io_uring_setup".into(),
                 reason: "io_uring".into(),
             }],
+            deny_args: Vec::new(),
         }
+    }
+
+    #[test]
+    fn argument_denials_are_merged_into_a_spec_filter() {
+        let mut s = section(OnMissing::Inject, OnExcess::Strip);
+        s.deny_args = vec![crate::profile::schema::DeniedArgs {
+            name: "socket".into(),
+            args: vec![crate::profile::seccomp_data::ArgCondition {
+                index: 0,
+                op: crate::profile::seccomp_data::ArgOp::Eq,
+                value: 40,
+                mask: None,
+            }],
+            reason: "AF_VSOCK".into(),
+        }];
+        let mut d = doc(
+            r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["socket"],"action":"SCMP_ACT_ALLOW"}]}}}"#,
+        );
+        let inj = harden(&mut d, &s, None);
+        assert!(inj.iter().any(|i| i.rule == "seccomp.deny_args"), "{inj:?}");
+        let rules = d["linux"]["seccomp"]["syscalls"].as_array().unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1]["action"], "SCMP_ACT_ERRNO");
+        assert_eq!(rules[1]["errnoRet"], libc::EPERM);
+        assert_eq!(rules[1]["args"][0]["value"], 40);
+        assert_eq!(rules[1]["args"][0]["op"], "SCMP_CMP_EQ");
+        // The compiled filter denies socket(AF_VSOCK) and still allows socket(AF_INET).
+        let seccomp: oci_spec::runtime::LinuxSeccomp =
+            serde_json::from_value(d["linux"]["seccomp"].clone()).unwrap();
+        crate::seccomp::compile(&seccomp).expect("compiles");
+        assert!(harden(&mut d, &s, None)
+            .iter()
+            .all(|i| i.rule != "seccomp.deny_args"));
+        assert_eq!(
+            d["linux"]["seccomp"]["syscalls"].as_array().unwrap().len(),
+            2,
+            "idempotent"
+        );
     }
 
     #[test]
