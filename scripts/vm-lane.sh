@@ -60,6 +60,10 @@ DEFAULT_V2=(
   containerd_shim::memory_hog_is_oom_killed_with_event
   profile_injection::tmpfs_volume_is_idmapped_or_refused_naming_the_kernel
   runtime_cgroup_driver
+  # What `stockade doctor` says of a cgroup v2 node with an older kernel, and owner
+  # Landlock rules judged against the ABI this kernel has (2 on 6.1).
+  doctor
+  policy_gate::owner_landlock_rules_the_kernel_cannot_enforce_are_refused_at_admission
 )
 # With systemd as PID 1 (the systemd cgroup driver's tests join this list).
 DEFAULT_SYSTEMD=(
