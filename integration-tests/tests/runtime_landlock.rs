@@ -23,6 +23,41 @@ fn landlocked() -> BundleBuilder {
         .annotation(LANDLOCK_ANNOTATION, RULES)
 }
 
+/// The running kernel's Landlock ABI (0 without Landlock).
+fn kernel_abi() -> u8 {
+    stockade::profile::host::probe_landlock_abi().unwrap_or(0)
+}
+
+/// On a kernel older than `needed`, the rules cannot be enforced in full: the
+/// container is refused at admission naming the ABI (never started and then broken).
+/// Returns true (after checking that) when the caller's scenario cannot run here.
+fn refused_below_abi(rt: &Runtime, bundle: BundleBuilder, needed: u8) -> bool {
+    if kernel_abi() >= needed {
+        return false;
+    }
+    let bundle = bundle.args(&["/usr/bin/probe"]).build();
+    let out = match rt.create(&bundle) {
+        Ok(c) => panic!(
+            "ABI {needed} rules admitted on an ABI {} kernel: {c:?}",
+            kernel_abi()
+        ),
+        Err(f) => f.out,
+    };
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("landlock.owner_abi")
+            && out.stderr.contains(&format!("ABI >= {needed}")),
+        "{}",
+        out.stderr
+    );
+    assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    eprintln!(
+        "kernel Landlock ABI {}: the ABI {needed} rules were refused at admission",
+        kernel_abi()
+    );
+    true
+}
+
 fn errno(report: &Value) -> i64 {
     report["errno"]
         .as_i64()
@@ -127,6 +162,13 @@ fn landlock_allows_binding_only_the_listed_tcp_port() {
         return;
     }
     let rt = runtime!();
+    if refused_below_abi(
+        &rt,
+        BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
+        4,
+    ) {
+        return;
+    }
     let allowed = probe_report(
         &rt,
         BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
@@ -148,6 +190,13 @@ fn landlock_allows_connecting_only_to_the_listed_tcp_port() {
         return;
     }
     let rt = runtime!();
+    if refused_below_abi(
+        &rt,
+        BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
+        4,
+    ) {
+        return;
+    }
     let allowed = probe_report(
         &rt,
         BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, TCP_RULES),
@@ -248,6 +297,11 @@ fn landlock_scope_denies_abstract_sockets_created_outside_the_domain() {
         return;
     }
     let rt = runtime!();
+    let scoped =
+        BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, r#"{"scope_abstract_unix":true}"#);
+    if refused_below_abi(&rt, scoped, 6) {
+        return;
+    }
     let bundle = sleeper(Some(r#"{"scope_abstract_unix":true}"#));
     let c = rt.create_started(&bundle);
     c.wait_status("running");
@@ -289,6 +343,10 @@ fn landlock_scope_denies_signals_outside_the_domain_including_exec_to_init() {
         return;
     }
     let rt = runtime!();
+    let scoped = BundleBuilder::new().annotation(LANDLOCK_ANNOTATION, r#"{"scope_signal":true}"#);
+    if refused_below_abi(&rt, scoped, 6) {
+        return;
+    }
     let bundle = sleeper(Some(r#"{"scope_signal":true}"#));
     let c = rt.create_started(&bundle);
     c.wait_status("running");
