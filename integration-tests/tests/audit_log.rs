@@ -59,6 +59,15 @@ fn decisions_are_kept_in_the_node_audit_log_and_metrics() {
     let id = rec["id"].as_str().unwrap();
     assert_eq!(id.len(), 16, "{rec}");
     assert!(rec["time"].as_str().unwrap().ends_with('Z'), "{rec}");
+    // The refusal message (what a pod's events show) is short and points at it.
+    assert!(out.stderr.len() <= 900, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .trim_end()
+            .ends_with(&format!("full record: audit id {id} in {}", log.display())),
+        "{}",
+        out.stderr
+    );
     // The container's own log names the same record.
     assert!(
         rt.log_text().contains(&format!("\"audit_id\":\"{id}\"")),

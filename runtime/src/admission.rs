@@ -166,11 +166,14 @@ pub fn admit(
         }
     })?;
     let record = decision.audit_record(Some(container_id));
-    let audit_id = crate::audit_log::record(src.config, &record);
+    let recorded = crate::audit_log::record(src.config, &record);
+    let audit_id = &recorded.id;
     let event = serde_json::to_string(&record).unwrap_or_default();
     match decision {
-        Decision::Refused(r) => {
+        Decision::Refused(mut r) => {
             tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "container refused by profile");
+            // The message that reaches the pod's events: short, pointing at the record.
+            r.audit = Some(recorded.to_string());
             Err(AdmissionError::Refused(Box::new(r)))
         }
         Decision::Admitted(h) => {
@@ -206,6 +209,7 @@ pub fn admit(
 /// Judge a later verb on a running container (see `profile::gate`) and log its one
 /// audit event; `Ok` carries the warnings already logged.
 pub fn judge(
+    config: Option<&Path>,
     verb: Verb,
     profile: &Profile,
     container_id: &str,
@@ -218,14 +222,17 @@ pub fn judge(
         source,
     })?;
     let record = verdict.audit_record(verb, profile, container_id);
+    let recorded = crate::audit_log::record(config, &record);
+    let audit_id = &recorded.id;
     let event = serde_json::to_string(&record).unwrap_or_default();
     match verdict {
-        Verdict::Refused(r) => {
-            tracing::warn!(target: "stockade::audit", audit = %event, "{} refused by profile", verb.name());
+        Verdict::Refused(mut r) => {
+            tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "{} refused by profile", verb.name());
+            r.refusal.audit = Some(recorded.to_string());
             Err(AdmissionError::GateRefused(Box::new(r)))
         }
         Verdict::Allowed { warnings } => {
-            tracing::info!(target: "stockade::audit", audit = %event, "{} admitted by profile", verb.name());
+            tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, "{} admitted by profile", verb.name());
             for w in &warnings {
                 tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", profile.name, w.mode, w.actual, w.reason);
             }

@@ -143,15 +143,34 @@ fn rotate(log: &Path, keep: u32) -> io::Result<()> {
     fs::rename(log, numbered(1))
 }
 
+/// Where one decision was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: String,
+    /// The node audit log holding it; `None` when off or not writable (the runtime's
+    /// own log line still carries it, with the id).
+    pub log: Option<PathBuf>,
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.log {
+            Some(l) => write!(f, "audit id {} in {}", self.id, l.display()),
+            None => write!(f, "audit id {} in the runtime's log", self.id),
+        }
+    }
+}
+
 /// Record one decision in the node's audit log and metrics, as the node config at
-/// `config` says; returns the record's id. A sink that cannot be written is logged
-/// as an error (the container's own log still holds the decision) and does not stop
-/// the container.
-pub fn record(config: Option<&Path>, record: &AuditRecord) -> String {
+/// `config` says. A sink that cannot be written is logged as an error (the
+/// container's own log still holds the decision) and does not stop the container.
+pub fn record(config: Option<&Path>, record: &AuditRecord) -> Recorded {
     let cfg = crate::profile::node_config::audit_config(config);
     let id = new_id();
+    let mut log = (!cfg.log.as_os_str().is_empty()).then(|| cfg.log.clone());
     if let Err(e) = append(&cfg, &id, record) {
         tracing::error!("{}", crate::error_chain(&e));
+        log = None;
     }
     let obs = Observation {
         decision: Some(record),
@@ -160,7 +179,7 @@ pub fn record(config: Option<&Path>, record: &AuditRecord) -> String {
     if let Err(e) = observe(&cfg, &obs) {
         tracing::error!("{}", crate::error_chain(&e));
     }
-    id
+    Recorded { id, log }
 }
 
 /// Add a finished create's wall time to the metrics.

@@ -77,7 +77,7 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
         preserve_fds: a.preserve_fds,
         ..Default::default()
     };
-    admission::judge(Verb::Exec, profile, id, |host| {
+    admission::judge(g.config.as_deref(), Verb::Exec, profile, id, |host| {
         gate::exec(&spec, &process, &opts, profile, host, &StatNsLookup)
     })?;
     // Side effects start once the gate has said yes.

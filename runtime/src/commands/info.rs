@@ -230,7 +230,7 @@ pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
         .as_ref()
         .ok_or_else(|| AdmissionError::NoRecordedProfile(id.to_string()))?;
     let mut updated = None;
-    admission::judge(Verb::Update, profile, id, |host| {
+    admission::judge(g.config.as_deref(), Verb::Update, profile, id, |host| {
         let (verdict, spec) = gate::update(&spec, &resources, profile, host, &StatNsLookup)?;
         updated = Some(spec);
         Ok(verdict)

@@ -43,7 +43,7 @@ pub enum ProfileCmdError {
     #[error("cannot load the RuntimeDefault seccomp filter")]
     RuntimeDefault(#[source] profile::LoadError),
     #[error("cannot generate a spec for profile {0:?}")]
-    SpecGen(String, #[source] profile::spec_gen::SpecGenError),
+    SpecGen(String, #[source] Box<profile::spec_gen::SpecGenError>),
 }
 
 impl From<ProfileCmdError> for CommandError {
@@ -663,7 +663,7 @@ pub fn compliant_spec(
     let host = HostFacts::probe().map_err(ProfileCmdError::Host)?;
     let hardened =
         profile::spec_gen::compliant_spec(&profile, &host, &StatNsLookup, &["sh".to_string()])
-            .map_err(|e| ProfileCmdError::SpecGen(name.to_string(), e))?;
+            .map_err(|e| ProfileCmdError::SpecGen(name.to_string(), Box::new(e)))?;
     Ok(hardened.spec)
 }
 

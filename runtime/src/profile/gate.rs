@@ -386,6 +386,7 @@ fn verdict(verb: Verb, profile: &Profile, violations: Vec<Violation>) -> Verdict
             version: profile.version.clone(),
             violations: enforced,
             warnings,
+            audit: None,
         },
     })
 }

@@ -37,6 +37,10 @@ pub struct Refusal {
     pub violations: Vec<Violation>,
     /// Violations in `audit`/`warn` mode, reported alongside.
     pub warnings: Vec<Violation>,
+    /// Where the full decision is recorded (`audit id ID in LOG`), once it is: the
+    /// message then becomes the short form a Kubernetes event can carry.
+    #[serde(skip)]
+    pub audit: Option<String>,
 }
 
 /// The container may run, with this spec and these plans.
@@ -157,6 +161,7 @@ pub(super) fn evaluate_with(
             version: profile.version.clone(),
             violations: enforced,
             warnings,
+            audit: None,
         }));
     }
     let spec = serde_json::from_value(doc).map_err(EvaluateError::HardenedSpecInvalid)?;
@@ -278,25 +283,67 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// Longest refusal message once the decision is recorded: kubelet caps an event's
+/// message at 1 KiB, and the runtime's error reaches a pod's events through the CRI
+/// (with a little room for what containerd prepends).
+pub const SHORT_REFUSAL_BYTES: usize = 900;
+/// Longest value (found, allowed) quoted in the short form (a privileged pod lists
+/// ~100 devices).
+const SHORT_VALUE_CHARS: usize = 120;
+
+fn clip(value: &str) -> String {
+    if value.chars().count() > SHORT_VALUE_CHARS {
+        let cut: String = value.chars().take(SHORT_VALUE_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        value.to_owned()
+    }
+}
+
 /// `stockade: WHAT refused by profile "P" vV: N violations`, then one line per
-/// violation naming its rule.
+/// violation naming its rule. Before the decision is recorded (profile check, tests)
+/// every line carries the value found, what is allowed, the field to change and the
+/// reason; once it is recorded the message is the short form: rule, path, value found
+/// and allowed (clipped) and the field to change, within [`SHORT_REFUSAL_BYTES`], and
+/// the audit record holding the rest (the reasons, and violations past the limit).
 pub(super) fn fmt_refusal(f: &mut fmt::Formatter<'_>, what: &str, r: &Refusal) -> fmt::Result {
     let n = r.violations.len();
-    write!(
-        f,
+    let mut out = format!(
         "stockade: {what} refused by profile \"{}\" v{}: {n} violation{}",
         r.profile,
         r.version,
         if n == 1 { "" } else { "s" }
-    )?;
-    for v in &r.violations {
-        write!(
-            f,
-            "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
-            v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
-        )?;
+    );
+    let Some(audit) = &r.audit else {
+        for v in &r.violations {
+            out.push_str(&format!(
+                "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
+                v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
+            ));
+        }
+        return f.write_str(&out);
+    };
+    let tail = format!("\n  full record: {audit}");
+    for (i, v) in r.violations.iter().enumerate() {
+        let line = format!(
+            "\n  - [{}] {}: {} (allowed: {}) — change {}",
+            v.rule,
+            v.path,
+            clip(&v.actual),
+            clip(&v.allowed),
+            v.k8s_field
+        );
+        let left = n - i - 1;
+        // Room for "  - … and N more" when lines remain after this one.
+        let reserve = if left > 0 { 40 } else { 0 };
+        if out.len() + line.len() + tail.len() + reserve > SHORT_REFUSAL_BYTES {
+            out.push_str(&format!("\n  - … and {} more", n - i));
+            break;
+        }
+        out.push_str(&line);
     }
-    Ok(())
+    out.push_str(&tail);
+    f.write_str(&out)
 }
 
 impl Refusal {

@@ -220,6 +220,61 @@ fn refusal_message_is_one_block_naming_every_rule() {
 }
 
 #[test]
+fn recorded_refusal_is_short_enough_for_a_kubernetes_event() {
+    // Every control at once: far more than 1 KiB in the long form.
+    let Decision::Refused(mut r) = decide("restricted", "all") else {
+        panic!()
+    };
+    let long = r.to_string();
+    assert!(long.len() > 2048, "{}", long.len());
+    r.audit = Some("audit id 0123456789abcdef in /var/log/stockade/audit.jsonl".into());
+    let short = r.to_string();
+    assert!(
+        short.len() <= super::plan::SHORT_REFUSAL_BYTES,
+        "{}: {short}",
+        short.len()
+    );
+    let lines: Vec<&str> = short.lines().collect();
+    assert_eq!(lines[0], long.lines().next().unwrap(), "same header");
+    assert_eq!(
+        lines.last().unwrap(),
+        &"  full record: audit id 0123456789abcdef in /var/log/stockade/audit.jsonl"
+    );
+    // Rule, path and the field to change on every listed violation; the rest counted.
+    let listed: Vec<&str> = lines[1..lines.len() - 1]
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("  - … and "))
+        .collect();
+    assert!(!listed.is_empty());
+    for (l, v) in listed.iter().zip(&r.violations) {
+        assert!(
+            l.starts_with(&format!("  - [{}] {}: ", v.rule, v.path)),
+            "{l}"
+        );
+        assert!(l.ends_with(&format!(" — change {}", v.k8s_field)), "{l}");
+    }
+    let more = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("  - … and ")?.strip_suffix(" more"))
+        .map(|n| n.parse::<usize>().unwrap())
+        .unwrap_or(0);
+    assert_eq!(listed.len() + more, r.violations.len(), "{short}");
+
+    // A small refusal lists every violation.
+    let Decision::Refused(mut one) = decide("restricted", "docker-sock") else {
+        panic!()
+    };
+    one.audit = Some("audit id 1 in /l".into());
+    assert_eq!(
+        one.to_string(),
+        "stockade: container refused by profile \"restricted\" v1.0.0: 1 violation\n  \
+         - [mounts.forbidden_source] mounts[9].source: /var/run/docker.sock at /var/run/docker.sock \
+         (allowed: not /var/run/docker.sock) — change spec.volumes[].hostPath\n  full record: audit id 1 in /l"
+    );
+}
+
+#[test]
 fn landlock_hard_compat_refuses_on_an_old_kernel() {
     let mut h = host();
     h.landlock_abi = None;
