@@ -95,6 +95,13 @@ fn readme_handler_mapping_applies_through_the_shim() {
         "ctr stderr: {err}"
     );
     let _ = c.ctr(&["container", "rm", &id]);
+    // The shim puts one line per decision into containerd's own log.
+    let summary = format!("stockade: container {id} refused by profile \\\"restricted\\\" v");
+    assert!(
+        c.log().contains(&summary) && c.log().contains("violations; audit id "),
+        "no decision line in containerd's log: {}",
+        c.log()
+    );
 
     // A handler the config does not map, and no handler at all: `default_profile`,
     // under which the same image runs (as root in a user namespace).
@@ -110,6 +117,8 @@ fn readme_handler_mapping_applies_through_the_shim() {
             "{name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let summary = format!("stockade: container {id} hardened by profile \\\"default\\\" v");
+        assert!(c.log().contains(&summary), "{name}: {}", c.log());
     }
     c.assert_clean();
     for id in ["handler-restricted", "handler-other", "handler-none"] {

@@ -8,7 +8,7 @@ use std::{
 };
 
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use log::warn;
+use log::{info, warn};
 use nix::{sys::signal::kill, unistd::Pid};
 
 use crate::{
@@ -119,6 +119,10 @@ impl Instance for CliInstance {
             let io = pending.finish()?;
             Ok((io, read_pid(&pid_file)?))
         })();
+        // One line per decision in containerd's own log, admitted or refused.
+        if let Some(summary) = cli.decision_summary(&cfg.id) {
+            info!("{summary}");
+        }
         match created {
             Ok((init_io, pid)) => Ok((
                 Self {

@@ -348,6 +348,13 @@ impl RuntimeCli {
         })
     }
 
+    /// The runtime's admission decision for container `id`, from its log: one line
+    /// for containerd's log (the full record is in the node's audit log).
+    pub fn decision_summary(&self, id: &str) -> Option<String> {
+        let text = read_all(File::open(self.log.as_ref()?).ok()?);
+        decision_summary(&text, id)
+    }
+
     /// The `{"level":"error","msg":...}` lines the runtime wrote during this call.
     fn log_errors_since(&self, offset: u64) -> String {
         let Some(path) = &self.log else {
@@ -380,6 +387,33 @@ fn read_all(mut f: File) -> String {
 fn exit_code(st: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+}
+
+/// One line for the last `stockade.profile.decision` audit event of a runtime JSON
+/// log: outcome, profile, how many changes or violations, and the record's id.
+pub fn decision_summary(log: &str, id: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["audit"]["event"] == "stockade.profile.decision")?;
+    let a = &line["audit"];
+    let outcome = a["outcome"].as_str()?;
+    let count = |key: &str| a[key].as_array().map_or(0, Vec::len);
+    let what = match outcome {
+        "refused" => format!("{} violations", count("violations")),
+        "would_refuse" => format!(
+            "{} violations reported, not enforced",
+            count("would_refuse")
+        ),
+        _ => format!("{} changes", count("injected")),
+    };
+    let audit_id = line["audit_id"].as_str().unwrap_or("none");
+    Some(format!(
+        "stockade: container {id} {outcome} by profile {:?} v{} ({what}; audit id {audit_id})",
+        a["profile"].as_str().unwrap_or("?"),
+        a["version"].as_str().unwrap_or("?"),
+    ))
 }
 
 /// The last error message of a runtime JSON log, as go-runc's `getLastRuntimeError`
@@ -524,6 +558,21 @@ not json
             ]
         );
         assert!(cli().env().is_empty());
+    }
+
+    #[test]
+    fn decision_summary_is_one_line_from_the_audit_event() {
+        let log = concat!(
+            r#"{"level":"info","msg":"other","time":"t"}"#,
+            "\n",
+            r#"{"level":"warn","msg":"container refused by profile","audit":{"event":"stockade.profile.decision","outcome":"refused","profile":"restricted","version":"1.0.0","violations":[{},{}],"injected":[]},"audit_id":"ab12","time":"t"}"#,
+            "\n",
+        );
+        assert_eq!(
+            decision_summary(log, "c1").as_deref(),
+            Some("stockade: container c1 refused by profile \"restricted\" v1.0.0 (2 violations; audit id ab12)")
+        );
+        assert_eq!(decision_summary("{}\n", "c1"), None);
     }
 
     #[test]
