@@ -696,6 +696,14 @@ fn report_only_runs_the_spec_unchanged_and_records_what_it_would_do() {
         if profile == "restricted" {
             assert_eq!(audit["outcome"], "would_refuse", "{audit}");
             assert!(rules.contains(&"capabilities.allowed"), "{audit}");
+            // The log line says it plainly, not "admitted".
+            assert!(
+                rt.log_text().contains(
+                    "container would be refused by profile (report-only: it runs unchanged)"
+                ),
+                "{}",
+                rt.log_text()
+            );
         }
         assert!(
             audit["injected"].as_array().is_none_or(|a| a.is_empty()),

@@ -772,3 +772,49 @@ fn an_error_is_printed_once_without_a_log_file() {
         "{stderr}"
     );
 }
+
+/// A report-only profile (`mode = "report"`): `profile check` says plainly that an
+/// enforcing profile would refuse (exit 0: the container would run unchanged), and
+/// the JSON outcome is `would_refuse`, never `refused`.
+#[test]
+fn check_says_would_refuse_for_a_report_only_profile() {
+    if skip_on_reference("stockade profile is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = edited_restricted(
+        dir.path(),
+        "report",
+        &[("mode = \"enforce\"", "mode = \"report\"")],
+    );
+    let mut spec = restricted_spec(&rt);
+    spec["process"]["user"]["uid"] = 0.into();
+    let root = write_json(dir.path(), "root.json", &spec);
+    let out = rt.exec_cmd(&["profile", "check", "--profile", &s(&report), &s(&root)]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let first = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("would refuse (report-only profile \"restricted\"")
+            && first.contains("the container runs unchanged"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("  - [process."), "{out:?}");
+    let json = rt.exec_cmd(&[
+        "profile",
+        "check",
+        "--json",
+        "--profile",
+        &s(&report),
+        &s(&root),
+    ]);
+    let v: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(v["outcome"], "would_refuse", "{v}");
+    assert!(
+        !v["would_refuse"]
+            .as_array()
+            .expect("would_refuse")
+            .is_empty(),
+        "{v}"
+    );
+}

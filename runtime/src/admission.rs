@@ -176,34 +176,48 @@ pub fn admit(
             r.audit = Some(recorded.to_string());
             Err(AdmissionError::Refused(Box::new(r)))
         }
+        Decision::Admitted(h) if !h.would_refuse.is_empty() => {
+            // Report-only: say plainly that an enforcing profile would have refused.
+            tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container would be refused by profile (report-only: it runs unchanged)");
+            admitted(*h, profile, placement)
+        }
         Decision::Admitted(h) => {
             tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container admitted by profile");
-            // The filter got stricter than the spec asked: say so outside the audit
-            // record too, for whoever wonders why a syscall is now denied.
-            for i in h
-                .injected
-                .iter()
-                .filter(|i| i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE)
-            {
-                tracing::warn!(path = %i.path, "seccomp: {}", i.change);
-            }
-            for v in &h.would_refuse {
-                tracing::warn!(rule = v.rule, path = %v.path, "profile {} (report only): would refuse: {} (allowed: {})", h.profile, v.actual, v.allowed);
-            }
-            for w in &h.warnings {
-                tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", h.profile, w.mode, w.actual, w.reason);
-            }
-            let label = format!("{} v{}", h.profile, h.version);
-            Ok(Admitted {
-                spec: h.spec,
-                landlock: h.landlock,
-                userns: h.userns,
-                profile: label,
-                policy: profile.clone(),
-                placement,
-            })
+            admitted(*h, profile, placement)
         }
     }
+}
+
+/// The admitted decision as what `create` applies, after logging its notes.
+fn admitted(
+    h: crate::profile::Hardened,
+    profile: &Profile,
+    placement: Placement,
+) -> Result<Admitted, AdmissionError> {
+    // The filter got stricter than the spec asked: say so outside the audit
+    // record too, for whoever wonders why a syscall is now denied.
+    for i in h
+        .injected
+        .iter()
+        .filter(|i| i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE)
+    {
+        tracing::warn!(path = %i.path, "seccomp: {}", i.change);
+    }
+    for v in &h.would_refuse {
+        tracing::warn!(rule = v.rule, path = %v.path, "profile {} (report only): would refuse: {} (allowed: {})", h.profile, v.actual, v.allowed);
+    }
+    for w in &h.warnings {
+        tracing::warn!(rule = w.rule, path = %w.path, "profile {} ({:?} mode): {} — {}", h.profile, w.mode, w.actual, w.reason);
+    }
+    let label = format!("{} v{}", h.profile, h.version);
+    Ok(Admitted {
+        spec: h.spec,
+        landlock: h.landlock,
+        userns: h.userns,
+        profile: label,
+        policy: profile.clone(),
+        placement,
+    })
 }
 
 /// Judge a later verb on a running container (see `profile::gate`) and log its one

@@ -67,6 +67,38 @@ pub fn resolve(config: Option<&Path>, name: &str) -> Result<Profile, ProfileCmdE
     }
 }
 
+/// What a report-only profile (`mode = "report"`) decided: the spec runs unchanged,
+/// and this says plainly what an enforcing profile would refuse and inject.
+fn report_only_text(h: &profile::Hardened) -> String {
+    let n = h.would_refuse.len();
+    let mut s = if n > 0 {
+        format!(
+            "would refuse (report-only profile \"{}\" v{}: the container runs unchanged): {n} violation{}",
+            h.profile,
+            h.version,
+            if n == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "admitted unchanged (report-only profile \"{}\" v{}): would harden",
+            h.profile, h.version
+        )
+    };
+    for v in &h.would_refuse {
+        s.push_str(&format!(
+            "\n  - [{}] {}: {} (allowed: {}) — change {}: {}",
+            v.rule, v.path, v.actual, v.allowed, v.k8s_field, v.reason
+        ));
+    }
+    for i in &h.would_inject {
+        s.push_str(&format!(
+            "\n  ~ would inject [{}] {}: {}",
+            i.rule, i.path, i.change
+        ));
+    }
+    s
+}
+
 /// `profile check`: the decision, and whether it admits (exit 0) or refuses (exit 1).
 /// Errors (unreadable spec, missing profile) are exit 2, in main.rs.
 pub fn check(
@@ -96,6 +128,9 @@ pub fn check(
     } else {
         match &decision {
             Decision::Refused(r) => r.to_string(),
+            Decision::Admitted(h) if !h.would_refuse.is_empty() || !h.would_inject.is_empty() => {
+                report_only_text(h)
+            }
             Decision::Admitted(h) => {
                 let mut s = format!("admitted by profile \"{}\" v{}", h.profile, h.version);
                 for i in &h.injected {
@@ -251,6 +286,11 @@ pub fn check_manifest(
                         let text = r.to_string();
                         let text = text.strip_prefix("stockade: container ").unwrap_or(&text);
                         format!("{head}: {text}")
+                    }
+                    Decision::Admitted(h)
+                        if !h.would_refuse.is_empty() || !h.would_inject.is_empty() =>
+                    {
+                        format!("{head}: {}", report_only_text(h))
                     }
                     Decision::Admitted(h) => {
                         let mut s = format!(
