@@ -298,11 +298,7 @@ fn bind_sources(spec: &Spec) -> Vec<(usize, String)> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut out = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let bind = m.typ().as_deref() == Some("bind")
-            || m.options()
-                .iter()
-                .flatten()
-                .any(|o| o == "bind" || o == "rbind");
+        let bind = crate::bundle::is_bind_mount(m);
         let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) else {
             continue;
         };

@@ -143,6 +143,16 @@ pub fn at_field(field: &str) -> String {
 }
 
 /// Structural checks that need no host access.
+/// A bind mount: type `bind`, or a `bind`/`rbind` option (runc's reading: the type
+/// of a bind mount may be anything, even absent).
+pub fn is_bind_mount(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
 pub fn validate(spec: &Spec) -> Result<(), BundleError> {
     if !spec.version().starts_with("1.") {
         return Err(BundleError::Version(spec.version().clone()));

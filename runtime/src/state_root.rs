@@ -201,11 +201,7 @@ impl StateRoot {
         };
         check("root.path".into(), rootfs, true)?;
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
-            let bind = m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .iter()
-                    .flatten()
-                    .any(|o| o == "bind" || o == "rbind");
+            let bind = crate::bundle::is_bind_mount(m);
             if let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) {
                 check(format!("mounts[{i}].source"), source, false)?;
             }
