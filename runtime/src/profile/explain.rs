@@ -184,7 +184,7 @@ pub fn explain(p: &Profile) -> String {
             f.mode,
             f.reason.as_str(),
             format!(
-                "{}; /proc and /sys entries masked ({} paths) and read-only ({} paths); {}.",
+                "{}; /proc and /sys entries masked ({} paths) and read-only ({} paths){}; {}.",
                 if f.readonly_rootfs && f.writable_tmpfs.is_empty() {
                     "the root filesystem is read-only (no scratch tmpfs is added)".to_owned()
                 } else if f.readonly_rootfs {
@@ -197,6 +197,10 @@ pub fn explain(p: &Profile) -> String {
                 },
                 f.masked_paths.len(),
                 f.readonly_paths.len(),
+                f.masked_reason
+                    .as_deref()
+                    .map(|r| format!(" (why: {r})"))
+                    .unwrap_or_default(),
                 on_missing(f.on_missing, "what is missing")
             ),
         )

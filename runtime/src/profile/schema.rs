@@ -275,6 +275,10 @@ pub struct FilesystemSection {
     pub writable_tmpfs: Vec<String>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// Why `masked_paths` and `readonly_paths` are required, when that differs from
+    /// the section's `reason` (which is then about the read-only root).
+    #[serde(default)]
+    pub masked_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,6 +40,11 @@ pub fn check(doc: &Value, section: &FilesystemSection, meta: RuleMeta) -> Vec<Vi
             &section.readonly_paths,
         ),
     ];
+    // Masked paths carry their own reason when the profile gives one.
+    let masked_meta = RuleMeta {
+        reason: section.masked_reason.as_deref().unwrap_or(meta.reason),
+        mode: meta.mode,
+    };
     for (rule, field, required) in lists {
         let miss = missing(doc, &format!("/linux/{field}"), required);
         if !miss.is_empty() {
@@ -48,7 +53,7 @@ pub fn check(doc: &Value, section: &FilesystemSection, meta: RuleMeta) -> Vec<Vi
             } else {
                 format!("missing {}", join(&miss))
             };
-            out.push(meta.violation(
+            out.push(masked_meta.violation(
                 rule,
                 format!("linux.{field}"),
                 actual,
@@ -185,7 +190,21 @@ mod tests {
             writable_tmpfs: vec!["/tmp".into()],
             masked_paths: vec!["/proc/kcore".into()],
             readonly_paths: vec!["/proc/sys".into()],
+            masked_reason: None,
         }
+    }
+
+    #[test]
+    fn masked_path_violations_quote_their_own_reason() {
+        let d = doc(r#"{"root":{"path":"r","readonly":false},"linux":{}}"#);
+        let mut s = section(OnMissing::Refuse);
+        s.masked_reason = Some("procMount Default".into());
+        let v = check(&d, &s, meta());
+        let reason = |rule: &str| v.iter().find(|x| x.rule == rule).unwrap().reason.clone();
+        assert_eq!(reason("filesystem.masked_paths"), "procMount Default");
+        assert_eq!(reason("filesystem.readonly_paths"), "procMount Default");
+        // The read-only root keeps the section's reason.
+        assert_ne!(reason("filesystem.readonly_rootfs"), "procMount Default");
     }
 
     #[test]
