@@ -1008,3 +1008,91 @@ fn runtime_default_like_profile() -> Value {
         "syscalls": [{ "names": allowed.as_slice(), "action": "SCMP_ACT_ALLOW" }],
     })
 }
+
+/// Issue 12: the filter containerd's CRI really sends for `RuntimeDefault` (taken from
+/// a running container's bundle), imported with `stockade profile import-seccomp`,
+/// lints clean as the default filter of the shipped profiles once the syscalls they
+/// deny by name (io_uring, which containerd 1.6 still allows) are excluded.
+#[test]
+fn containerds_runtime_default_filter_imports_and_lints_clean() {
+    require_root!();
+    if skip_unless_stockade("profile tools are Stockade's") {
+        return;
+    }
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    let name = unique("rtdefault", 0);
+    let config = pod_config(&name, logs.path(), PodShape::default());
+    let pod = cri.run_pod("stockade", &config).expect("RunPodSandbox");
+    let cmd = ["/bin/sleep", "1000"];
+    let cid = cri.create_started(
+        "runtime default",
+        &pod,
+        &config,
+        container_config("a", &cmd, PodShape::default()),
+    );
+    let bundle_spec = cri
+        .c
+        .state()
+        .join("io.containerd.runtime.v2.task/k8s.io")
+        .join(&cid)
+        .join("config.json");
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(&bundle_spec).unwrap())
+        .expect("containerd's spec");
+    cri.stop_and_remove(&cid);
+    cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+    cri.assert_nothing_left();
+    let filter = &spec["linux"]["seccomp"];
+    assert_eq!(filter["defaultAction"], "SCMP_ACT_ERRNO", "{filter}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("containerd-default.json");
+    std::fs::write(&json, filter.to_string()).unwrap();
+    let profiles = dir.path().join("profiles");
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(stockade_integration_tests::runtime::profiles_dir())
+        .arg(&profiles)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let stockade = stockade_integration_tests::containerd::runtime_binary();
+    let out = std::process::Command::new(&stockade)
+        .args(["profile", "import-seccomp"])
+        .arg(&json)
+        .args(["--name", "containerd", "--exclude"])
+        .args(["io_uring_setup", "io_uring_enter", "io_uring_register"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(profiles.join("seccomp/containerd.toml"), &out.stdout).unwrap();
+    for profile in ["default", "baseline", "restricted"] {
+        let path = profiles.join(format!("{profile}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("default_filter = \"seccomp/default.toml\""),
+            "{profile}"
+        );
+        std::fs::write(
+            &path,
+            text.replace(
+                "default_filter = \"seccomp/default.toml\"",
+                "default_filter = \"seccomp/containerd.toml\"",
+            ),
+        )
+        .unwrap();
+        let lint = std::process::Command::new(&stockade)
+            .args(["profile", "lint"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&lint.stdout).to_string()
+            + &String::from_utf8_lossy(&lint.stderr);
+        assert!(lint.status.success(), "{profile}: {text}");
+        assert!(text.contains(": 0 errors"), "{profile}: {text}");
+    }
+}
