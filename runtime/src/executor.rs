@@ -1,14 +1,20 @@
 //! The last code Stockade runs inside a container: it confines the init (or an exec'd
 //! process) and replaces itself with the workload.
 //!
-//! libcontainer calls [`Executor::exec`] after mounts, pivot_root, the uid/gid switch,
-//! the capability drop, chdir and the fd sweep. The order here is fixed and is what the
-//! kernel requires:
-//!   1. no_new_privs — whenever the spec asks for it, and always before Landlock or
-//!      seccomp (both need it when unprivileged); set and read back;
+//! libcontainer calls [`Executor::before_capability_drop`] after the mounts,
+//! pivot_root and the uid/gid switch, while the process still holds its permitted
+//! capabilities, and [`Executor::exec`] after the capability drop, chdir and the fd
+//! sweep. The order is fixed and is what the kernel requires:
+//!   1. no_new_privs — whenever the spec asks for it (a profile that requires it has
+//!      already refused or injected `process.noNewPrivileges`) or a Landlock domain
+//!      is applied, and always before Landlock or seccomp; set and read back;
 //!   2. Landlock — after every mount (a Landlock domain forbids mount changes) and
 //!      before seccomp (so the filter need not allow the landlock syscalls);
-//!   3. seccomp — loads bytes compiled in the parent; makes no decision here;
+//!   3. seccomp — loads bytes compiled in the parent; makes no decision here. With
+//!      no_new_privs it is loaded last, right before execve; without it (the spec says
+//!      `noNewPrivileges: false`), as runc does, before the capability drop, because
+//!      the kernel then requires CAP_SYS_ADMIN (seccomp(2)), which the spec's
+//!      capabilities may not keep;
 //!   4. execve — through libcontainer's default executor (PATH lookup, argv).
 
 use std::sync::Arc;
@@ -76,15 +82,23 @@ fn repair_dev_null_stdio() -> Result<(), ConfineError> {
 }
 
 impl StockadeExecutor {
+    /// Whether the process gets no_new_privs: when the spec asks for it, and always
+    /// under a Landlock domain (landlock_restrict_self needs it when unprivileged and
+    /// setuid binaries must not regain what the domain takes away). A seccomp filter
+    /// alone does not force it: the runtime is privileged and loads the filter before
+    /// the capability drop instead (see [`Executor::before_capability_drop`]), as runc
+    /// does; the filter is inherited across execve either way.
+    fn wants_no_new_privs(&self, spec: &Spec) -> bool {
+        let asked = spec.process().as_ref().and_then(|p| p.no_new_privileges()) == Some(true);
+        asked || !self.landlock.is_empty()
+    }
+
     fn confine(&self, spec: &Spec) -> Result<(), ConfineError> {
         repair_dev_null_stdio()?;
-        // libcontainer 0.7 sets no_new_privs for the spec with `let _ =`: set it here
-        // too, and read it back, whenever the spec asks for it.
-        let asked = spec.process().as_ref().and_then(|p| p.no_new_privileges()) == Some(true);
-        if asked || self.seccomp.is_some() || !self.landlock.is_empty() {
-            // Stockade never loads a filter or a Landlock domain without no_new_privs:
-            // both need it when unprivileged, and setuid binaries must not regain
-            // what the container gave up. The result is checked, never discarded.
+        let nnp = self.wants_no_new_privs(spec);
+        if nnp {
+            // libcontainer 0.7 sets no_new_privs for the spec with `let _ =`: set it
+            // here too and read it back. The result is checked, never discarded.
             nix::sys::prctl::set_no_new_privs().map_err(ConfineError::SetNoNewPrivs)?;
             if !nix::sys::prctl::get_no_new_privs().map_err(ConfineError::SetNoNewPrivs)? {
                 return Err(ConfineError::NoNewPrivsNotSet);
@@ -101,10 +115,21 @@ impl StockadeExecutor {
                 );
             }
         }
-        if let Some(filter) = &self.seccomp {
+        // Without no_new_privs the filter is already loaded (before_capability_drop).
+        if let (true, Some(filter)) = (nnp, &self.seccomp) {
             seccomp::load(filter).map_err(ConfineError::Seccomp)?;
         }
         Ok(())
+    }
+
+    /// The privileged load: a filter without no_new_privs, while CAP_SYS_ADMIN is held.
+    fn load_privileged(&self, spec: &Spec) -> Result<(), ConfineError> {
+        match &self.seccomp {
+            Some(filter) if !self.wants_no_new_privs(spec) => {
+                seccomp::load(filter).map_err(ConfineError::Seccomp)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -116,6 +141,14 @@ impl Executor for StockadeExecutor {
             ExecutorError::Execution(Box::new(e))
         })?;
         DefaultExecutor {}.exec(spec)
+    }
+
+    fn before_capability_drop(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let _span = tracing::debug_span!("seccomp_without_no_new_privs").entered();
+        self.load_privileged(spec).map_err(|e| {
+            tracing::error!(error = %crate::error_chain(&e), "container confinement failed");
+            ExecutorError::Execution(Box::new(e))
+        })
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {

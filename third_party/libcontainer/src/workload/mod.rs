@@ -72,6 +72,15 @@ pub trait Executor: CloneBoxExecutor {
     /// runs before waiting for the container start signal.
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError>;
 
+    /// [stockade patch] Runs in the init after the uid/gid switch and the reset of
+    /// the effective capabilities to the permitted set, right before the capabilities
+    /// are dropped to the spec's: the last point at which the process still holds
+    /// CAP_SYS_ADMIN (a seccomp filter without no_new_privs needs it, as runc loads
+    /// it here).
+    fn before_capability_drop(&self, _spec: &Spec) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+
     /// Set environment variables for the container process to be executed.
     /// This step runs after the container init process is created, entered
     /// into the correct namespace and cgroups, and pivot_root into the rootfs.

@@ -376,6 +376,9 @@ pub fn container_init_process(
         tracing::error!(?err, "failed to reset effective capabilities");
         InitProcessError::SyscallOther(err)
     })?;
+    // [stockade patch] the executor's privileged step (a seccomp filter loaded
+    // without no_new_privs) while the process still holds its capabilities.
+    args.executor.before_capability_drop(ctx.spec)?;
     if let Some(caps) = ctx.process.capabilities() {
         capabilities::drop_privileges(caps, ctx.syscall.as_ref()).map_err(|err| {
             tracing::error!(?err, "failed to drop capabilities");

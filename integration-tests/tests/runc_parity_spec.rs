@@ -1,0 +1,169 @@
+//! runc parity where the OCI spec defines the answer (issue 14): the same bundle runs
+//! through Stockade under the `unconfined` profile and through runc (`/usr/sbin/runc`)
+//! in the same test, and what each container observes from inside (the probe) must
+//! agree, and be what the spec says.
+
+use serde_json::{json, Value};
+use stockade_integration_tests::{
+    assert_nothing_left_behind, profiles::status_str, runtime, skip_on_reference, BundleBuilder,
+    Runtime,
+};
+
+/// An errno no kernel path of `keyctl(KEYCTL_GET_KEYRING_ID)` produces, so seeing it
+/// proves the filter answered.
+const EXDEV: i64 = libc::EXDEV as i64;
+
+/// Allow everything but keyctl, which fails with EXDEV.
+fn keyctl_filter() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": EXDEV}
+        ]
+    })
+}
+
+/// Runs `probe ARGS` in a fresh bundle made by `edit`, through `rt`; the run must
+/// succeed and leave nothing behind. The probe's report.
+fn probe_with(rt: &Runtime, args: &[&str], edit: &dyn Fn(BundleBuilder) -> BundleBuilder) -> Value {
+    let mut argv = vec!["/usr/bin/probe"];
+    argv.extend_from_slice(args);
+    let bundle = edit(BundleBuilder::new().args(&argv)).build();
+    let report = rt.run(&bundle).expect_ok(rt).report();
+    assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    report
+}
+
+/// The probe's report for the same bundle under Stockade (`unconfined`) and runc,
+/// as `(stockade, runc)`. `None` on an explicit reference run (runc against itself
+/// proves nothing here).
+fn both(args: &[&str], edit: &dyn Fn(BundleBuilder) -> BundleBuilder) -> Option<(Value, Value)> {
+    if skip_on_reference("compares Stockade with runc itself") {
+        return None;
+    }
+    let stockade = runtime!();
+    let runc = Runtime::runc();
+    Some((
+        probe_with(&stockade, args, edit),
+        probe_with(&runc, args, edit),
+    ))
+}
+
+/// `process.noNewPrivileges: false` with a seccomp filter: the filter is loaded and
+/// no_new_privs stays off (runc, as a privileged runtime, loads it with
+/// CAP_SYS_ADMIN before the capability drop). Stockade used to force no_new_privs on.
+#[test]
+fn seccomp_without_no_new_privileges_leaves_nnp_off() {
+    let edit = |b: BundleBuilder| b.no_new_privileges(false).seccomp(keyctl_filter());
+    let Some((s, r)) = both(&[], &edit) else {
+        return;
+    };
+    for (who, rep) in [("stockade", &s), ("runc", &r)] {
+        assert_eq!(status_str(rep, "Seccomp"), "2", "{who}: {rep}");
+        assert_eq!(status_str(rep, "NoNewPrivs"), "0", "{who}: {rep}");
+    }
+    // The filter is the spec's: keyctl answers EXDEV in both.
+    let Some((s, r)) = both(&["syscall", "keyctl"], &edit) else {
+        return;
+    };
+    assert_eq!(s["errno"], EXDEV, "stockade: {s}");
+    assert_eq!(s["errno"], r["errno"], "stockade {s} vs runc {r}");
+}
+
+/// The same as a non-root user with no capabilities at all: the filter must still be
+/// loaded without no_new_privs, so it has to go in before the capability drop, while
+/// the process still holds CAP_SYS_ADMIN (after the uid switch, which clears the
+/// effective set). Loading it later fails with EACCES.
+#[test]
+fn seccomp_without_no_new_privileges_as_non_root_without_caps() {
+    let edit = |b: BundleBuilder| {
+        b.no_new_privileges(false)
+            .seccomp(keyctl_filter())
+            .capabilities(&[])
+            .edit(|s| s["process"]["user"] = json!({"uid": 1000, "gid": 1000}))
+    };
+    let Some((s, r)) = both(&["syscall", "keyctl"], &edit) else {
+        return;
+    };
+    assert_eq!(s["errno"], EXDEV, "stockade: {s}");
+    assert_eq!(s["errno"], r["errno"], "stockade {s} vs runc {r}");
+    let Some((s, r)) = both(&[], &edit) else {
+        return;
+    };
+    for (who, rep) in [("stockade", &s), ("runc", &r)] {
+        assert_eq!(status_str(rep, "Seccomp"), "2", "{who}: {rep}");
+        assert_eq!(status_str(rep, "NoNewPrivs"), "0", "{who}: {rep}");
+        assert_eq!(
+            status_str(rep, "CapEff"),
+            "0000000000000000",
+            "{who}: {rep}"
+        );
+        assert_eq!(
+            status_str(rep, "Uid").split_whitespace().next(),
+            Some("1000")
+        );
+    }
+}
+
+/// A process `exec`'d into such a container gets the container's filter and, as its
+/// process says nothing of no_new_privs, NoNewPrivs 0, in both runtimes.
+#[test]
+fn exec_without_no_new_privileges_gets_the_filter_without_nnp() {
+    if skip_on_reference("compares Stockade with runc itself") {
+        return;
+    }
+    let stockade = runtime!();
+    let runc = Runtime::runc();
+    let mut seen = Vec::new();
+    for rt in [&stockade, &runc] {
+        let bundle = BundleBuilder::new()
+            .args(&["/usr/bin/probe", "sleep", "600"])
+            .no_new_privileges(false)
+            .seccomp(keyctl_filter())
+            .build();
+        let c = rt.create_started(&bundle);
+        let status = c.exec(&["/usr/bin/probe"]).expect_ok(rt).report();
+        let keyctl = c
+            .exec(&["/usr/bin/probe", "syscall", "keyctl"])
+            .expect_ok(rt)
+            .report();
+        let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+        let out = c.delete_force();
+        assert!(out.success(), "delete --force: {out:?}");
+        assert_nothing_left_behind(rt, &id, &cgroup, &rootfs);
+        seen.push((status, keyctl));
+    }
+    for ((status, keyctl), who) in seen.iter().zip(["stockade", "runc"]) {
+        assert_eq!(status_str(status, "Seccomp"), "2", "{who}: {status}");
+        assert_eq!(status_str(status, "NoNewPrivs"), "0", "{who}: {status}");
+        assert_eq!(keyctl["errno"], EXDEV, "{who}: {keyctl}");
+    }
+}
+
+/// `noNewPrivileges: true` with a filter is still honoured: both set it.
+#[test]
+fn seccomp_with_no_new_privileges_sets_nnp() {
+    let edit = |b: BundleBuilder| b.no_new_privileges(true).seccomp(keyctl_filter());
+    let Some((s, r)) = both(&[], &edit) else {
+        return;
+    };
+    for (who, rep) in [("stockade", &s), ("runc", &r)] {
+        assert_eq!(status_str(rep, "Seccomp"), "2", "{who}: {rep}");
+        assert_eq!(status_str(rep, "NoNewPrivs"), "1", "{who}: {rep}");
+    }
+}
+
+/// A profile that requires no_new_privileges still gets it: `default` injects it
+/// into a spec that says `false`, along with its default-deny filter, so the
+/// container runs with NoNewPrivs 1. Parity with runc is for `unconfined` only.
+#[test]
+fn profile_required_no_new_privileges_is_still_injected() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let report = probe_with(&rt, &[], &|b: BundleBuilder| b.no_new_privileges(false));
+    assert_eq!(status_str(&report, "Seccomp"), "2", "{report}");
+    assert_eq!(status_str(&report, "NoNewPrivs"), "1", "{report}");
+}
