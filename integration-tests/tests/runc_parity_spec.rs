@@ -167,3 +167,84 @@ fn profile_required_no_new_privileges_is_still_injected() {
     assert_eq!(status_str(&report, "Seccomp"), "2", "{report}");
     assert_eq!(status_str(&report, "NoNewPrivs"), "1", "{report}");
 }
+
+/// `oom_kill_disable` from the container's own memory.oom_control (cgroup v1).
+fn oom_kill_disable(report: &Value) -> &str {
+    assert_eq!(report["ok"], true, "{report}");
+    report["text"]
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill_disable "))
+        .unwrap_or_else(|| panic!("no oom_kill_disable in {report}"))
+}
+
+const OOM_CONTROL: &str = "/sys/fs/cgroup/memory/memory.oom_control";
+
+/// `linux.resources.memory.disableOOMKiller: true` sets oom_kill_disable to 1 on
+/// cgroup v1, as runc does; without it, it stays 0 in both.
+#[test]
+fn disable_oom_killer_sets_oom_kill_disable() {
+    assert!(
+        std::path::Path::new("/sys/fs/cgroup/memory").is_dir(),
+        "this test needs the cgroup v1 memory controller (the test host has it)"
+    );
+    for disable in [true, false] {
+        let edit = move |b: BundleBuilder| {
+            b.edit(|s| {
+                s["linux"]["resources"]["memory"] =
+                    json!({"limit": 256 << 20, "disableOOMKiller": disable});
+            })
+        };
+        let Some((s, r)) = both(&["cat", OOM_CONTROL], &edit) else {
+            return;
+        };
+        let want = if disable { "1" } else { "0" };
+        assert_eq!(oom_kill_disable(&s), want, "stockade: {s}");
+        assert_eq!(oom_kill_disable(&r), want, "runc: {r}");
+    }
+}
+
+/// `update --memory` keeps the oom killer disabled, as runc's update does (libcgroups
+/// rewrites memory.oom_control on every memory update).
+#[test]
+fn update_memory_keeps_the_oom_killer_disabled() {
+    if skip_on_reference("compares Stockade with runc itself") {
+        return;
+    }
+    let stockade = runtime!();
+    let runc = Runtime::runc();
+    for (rt, who) in [(&stockade, "stockade"), (&runc, "runc")] {
+        let bundle = BundleBuilder::new()
+            .args(&["/usr/bin/probe", "sleep", "600"])
+            .edit(|s| {
+                s["linux"]["resources"]["memory"] =
+                    json!({"limit": 256 << 20, "disableOOMKiller": true});
+            })
+            .build();
+        let c = rt.create_started(&bundle);
+        let out = rt.exec_cmd(&["update", "--memory", "134217728", c.id.as_str()]);
+        assert!(out.success(), "{who}: update: {out:?}");
+        let seen = c
+            .exec(&["/usr/bin/probe", "cat", OOM_CONTROL])
+            .expect_ok(rt)
+            .report();
+        let limit = c
+            .exec(&[
+                "/usr/bin/probe",
+                "cat",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            ])
+            .expect_ok(rt)
+            .report();
+        let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+        let out = c.delete_force();
+        assert!(out.success(), "{who}: delete --force: {out:?}");
+        assert_nothing_left_behind(rt, &id, &cgroup, &rootfs);
+        assert_eq!(
+            limit["text"], "134217728\n",
+            "{who}: the update applied: {limit}"
+        );
+        assert_eq!(oom_kill_disable(&seen), "1", "{who}: {seen}");
+    }
+}

@@ -235,10 +235,20 @@ pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
         updated = Some(spec);
         Ok(verdict)
     })?;
+    // As runc, `update` keeps the oom killer setting the container was created with:
+    // libcgroups writes memory.oom_control whenever memory is updated, so passing
+    // `false` here would re-enable the killer behind `disableOOMKiller`.
+    let disable_oom_killer = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.disable_oom_killer())
+        .unwrap_or(false);
     cgroup_manager(g, id)?
         .apply(&ControllerOpt {
             resources: &resources,
-            disable_oom_killer: false,
+            disable_oom_killer,
             oom_score_adj: None,
             freezer_state: None,
         })

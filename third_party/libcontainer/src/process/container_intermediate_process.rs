@@ -365,7 +365,13 @@ fn apply_cgroups<
             resources,
             freezer_state: None,
             oom_score_adj: None,
-            disable_oom_killer: false,
+            // [stockade patch] `linux.resources.memory.disableOOMKiller` was dropped
+            // here (always false), so cgroup v1's oom_kill_disable stayed 0.
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
         };
 
         cmanager.apply(&controller_opt).map_err(|err| {
