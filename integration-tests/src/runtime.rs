@@ -244,6 +244,14 @@ impl Runtime {
         self.state_root.join(".stockade").join("plans").join(id)
     }
 
+    /// Another runtime binary (runc, for tests comparing Stockade with it on the
+    /// same bundle), with a private state root and log of its own.
+    pub fn with_binary(bin: impl Into<PathBuf>) -> Self {
+        let mut rt = Self::with_state_root(None);
+        rt.bin = bin.into();
+        rt
+    }
+
     /// Uses `state_root` as `--root` instead of a fresh private one.
     pub fn with_state_root(state_root: Option<PathBuf>) -> Self {
         require_root();

@@ -1,0 +1,87 @@
+//! runc parity (issue 14): CLI behaviour that containerd's runc shim, CRI-O and
+//! people's scripts rely on. Each test drives the SAME bundle through Stockade
+//! (under the `unconfined` profile, so hardening is out of the picture) and through
+//! runc (`/usr/sbin/runc`, or `$STOCKADE_TEST_RUNC`) in the same run, one after the
+//! other, and asserts that both give runc's answer.
+
+use std::path::PathBuf;
+use stockade_integration_tests::runtime::CmdOutput;
+use stockade_integration_tests::{runtime, Bundle, BundleBuilder, Runtime};
+
+/// The reference runtime the answers come from.
+fn runc() -> Runtime {
+    let bin = std::env::var_os("STOCKADE_TEST_RUNC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/runc"));
+    assert!(
+        bin.is_file(),
+        "runc parity tests need runc at {} (scripts/install-deps.sh installs it; \
+         STOCKADE_TEST_RUNC names another)",
+        bin.display()
+    );
+    Runtime::with_binary(bin)
+}
+
+/// Stockade (the runtime under test) first, then runc: `(name, runtime)`.
+fn both() -> [(&'static str, Runtime); 2] {
+    [("stockade", runtime!()), ("runc", runc())]
+}
+
+fn sleeper() -> BundleBuilder {
+    BundleBuilder::new().args(&["/usr/bin/probe", "sleep", "600"])
+}
+
+/// Runs `scenario` on `bundle` with each runtime in turn and asserts that every
+/// runtime observed `want` (runc's answer). The observations are compared whole, so
+/// a failure shows both runtimes side by side.
+fn assert_parity<T: PartialEq + std::fmt::Debug>(
+    bundle: &Bundle,
+    want: T,
+    scenario: impl Fn(&Runtime, &Bundle) -> T,
+) {
+    let seen: Vec<(&str, T)> = both()
+        .iter()
+        .map(|(name, rt)| (*name, scenario(rt, bundle)))
+        .collect();
+    for (name, got) in &seen {
+        assert_eq!(
+            got, &want,
+            "{name} differs from runc's answer; all runtimes: {seen:#?}"
+        );
+    }
+}
+
+fn code(out: &CmdOutput) -> Option<i32> {
+    out.code
+}
+
+/// `kill ID 0` sends nothing and answers whether the init lives: 0 for a created
+/// and a running container, "container not running" (exit 1) once it is stopped.
+#[test]
+fn kill_signal_0_probes_liveness() {
+    let bundle = sleeper().build();
+    assert_parity(&bundle, (Some(0), Some(0), Some(1), true), |rt, bundle| {
+        let c = rt
+            .create(bundle)
+            .unwrap_or_else(|f| panic!("create with {}: {f:?}", rt.binary().display()));
+        let created = c.kill("0");
+        c.start();
+        c.wait_status("running");
+        let running = c.kill("0");
+        assert_eq!(c.status(), "running", "signal 0 must deliver nothing");
+        assert!(c.kill("KILL").success());
+        c.wait();
+        c.wait_status("stopped");
+        let stopped = c.kill("0");
+        let says_not_running = stopped.stderr.contains("container not running")
+            || rt.log_text().contains("container not running");
+        let out = c.delete_force();
+        assert!(out.success(), "delete --force: {out:?}");
+        (
+            code(&created),
+            code(&running),
+            code(&stopped),
+            says_not_running,
+        )
+    });
+}
