@@ -5,8 +5,10 @@
 //! other, and asserts that both give runc's answer.
 
 use std::path::PathBuf;
-use stockade_integration_tests::runtime::CmdOutput;
-use stockade_integration_tests::{runtime, Bundle, BundleBuilder, Runtime};
+use stockade_integration_tests::runtime::{cleanup_container, CmdOutput, TIMEOUT};
+use stockade_integration_tests::{
+    assert_nothing_left_behind, runtime, Bundle, BundleBuilder, Runtime,
+};
 
 /// The reference runtime the answers come from.
 fn runc() -> Runtime {
@@ -84,4 +86,60 @@ fn kill_signal_0_probes_liveness() {
             says_not_running,
         )
     });
+}
+
+/// `create --pid-file` naming a path that cannot be written (its directory does not
+/// exist) fails, and leaves no container, cgroup, process or mount behind.
+#[test]
+fn unwritable_pid_file_fails_create_and_leaves_nothing() {
+    let bundle = sleeper().build();
+    let pid_file = bundle.path().join("no-such-dir").join("init.pid");
+    assert_parity(&bundle, (false, false), |rt, bundle| {
+        let out = rt.exec_cmd_timeout(
+            &[
+                "create".as_ref(),
+                "--bundle".as_ref(),
+                bundle.path().as_os_str(),
+                "--pid-file".as_ref(),
+                pid_file.as_os_str(),
+                bundle.id.as_ref(),
+            ],
+            TIMEOUT,
+        );
+        let created = out.success();
+        if created {
+            // The defect: make sure nothing outlives the test before failing it.
+            cleanup_container(rt, &bundle.id, &bundle.cgroup_relative(), None);
+        } else {
+            assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        }
+        (created, pid_file.exists())
+    });
+    // Stockade says which file, once, with the cause.
+    let rt = runtime!();
+    let out = rt.exec_cmd_timeout(
+        &[
+            "create".as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            "--pid-file".as_ref(),
+            pid_file.as_os_str(),
+            bundle.id.as_ref(),
+        ],
+        TIMEOUT,
+    );
+    if out.success() {
+        cleanup_container(&rt, &bundle.id, &bundle.cgroup_relative(), None);
+    }
+    assert!(
+        !out.success(),
+        "create with an unwritable pid file: {out:?}"
+    );
+    let named = out.stderr.contains(&*pid_file.to_string_lossy());
+    assert!(named, "the error names the pid file: {out:?}");
+    assert!(
+        out.stderr.contains("No such file or directory"),
+        "the error carries its cause: {out:?}"
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
