@@ -143,3 +143,38 @@ fn unwritable_pid_file_fails_create_and_leaves_nothing() {
     );
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
+
+/// `exec` into a created (not yet started) container runs the process, as runc;
+/// into a paused one it fails with exit status 255 and runc's reason unless
+/// `--ignore-paused`; after `resume` it works again.
+#[test]
+fn exec_into_created_and_paused_containers() {
+    let bundle = sleeper().build();
+    assert_parity(
+        &bundle,
+        (Some(0), Some(255), true, Some(0)),
+        |rt, bundle| {
+            let c = rt
+                .create(bundle)
+                .unwrap_or_else(|f| panic!("create with {}: {f:?}", rt.binary().display()));
+            let in_created = c.exec(&["/bin/sh", "-c", "exit 0"]);
+            c.start();
+            c.wait_status("running");
+            assert!(c.pause().success(), "pause");
+            c.wait_status("paused");
+            let in_paused = c.exec(&["/bin/sh", "-c", "exit 0"]);
+            let says_paused = in_paused.stderr.contains("paused");
+            assert!(c.resume().success(), "resume");
+            c.wait_status("running");
+            let after_resume = c.exec(&["/bin/sh", "-c", "exit 0"]);
+            let out = c.delete_force();
+            assert!(out.success(), "delete --force: {out:?}");
+            (
+                code(&in_created),
+                code(&in_paused),
+                says_paused,
+                code(&after_resume),
+            )
+        },
+    );
+}
