@@ -178,3 +178,50 @@ fn exec_into_created_and_paused_containers() {
         },
     );
 }
+
+/// The container's `cpu.cfs_quota_us` (v1) or `cpu.max` quota (v2) on the host.
+fn cpu_quota(cgroup: &str) -> String {
+    let v2 = PathBuf::from("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        let text = std::fs::read_to_string(format!("/sys/fs/cgroup/{cgroup}/cpu.max"))
+            .expect("read cpu.max");
+        text.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/{cgroup}/cpu.cfs_quota_us"))
+            .expect("read cpu.cfs_quota_us")
+            .trim()
+            .to_string()
+    }
+}
+
+/// `update --cpu-quota -1` lifts a CPU quota (runc's way of saying "unlimited").
+#[test]
+fn update_cpu_quota_minus_one_lifts_the_limit() {
+    let bundle = sleeper()
+        .edit(|s| {
+            s["linux"]["resources"]["cpu"] = serde_json::json!({"quota": 50000, "period": 100000});
+        })
+        .build();
+    let unlimited = if PathBuf::from("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "max"
+    } else {
+        "-1"
+    };
+    assert_parity(
+        &bundle,
+        ("50000".to_string(), Some(0), unlimited.to_string()),
+        |rt, bundle| {
+            let c = rt.create_started(bundle);
+            c.wait_status("running");
+            let before = cpu_quota(&c.cgroup);
+            let out = rt.exec_cmd(&["update", "--cpu-quota", "-1", &c.id]);
+            let after = cpu_quota(&c.cgroup);
+            let del = c.delete_force();
+            assert!(del.success(), "delete --force: {del:?}");
+            (before, code(&out), after)
+        },
+    );
+}
