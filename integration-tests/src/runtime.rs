@@ -21,9 +21,6 @@ pub const RUNTIME_ENV: &str = "STOCKADE_TEST_RUNTIME";
 /// Stockade-specific scenarios, loudly.
 pub const REFERENCE_ENV: &str = "STOCKADE_TEST_REFERENCE";
 
-/// runc, the reference the parity tests compare Stockade with.
-pub const RUNC: &str = "/usr/sbin/runc";
-
 /// How long a container may take to reach a state before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -247,19 +244,16 @@ impl Runtime {
         self.state_root.join(".stockade").join("plans").join(id)
     }
 
-    /// runc ([`RUNC`]) with its own private state root and log, for tests that run
-    /// the same bundle through Stockade and runc in the same run and compare what
-    /// the containers see (a reference runtime ignores Stockade's node config).
-    pub fn runc() -> Self {
-        Self::with_binary(PathBuf::from(RUNC), None)
+    /// Another runtime binary (runc, for tests comparing Stockade with it on the
+    /// same bundle), with a private state root and log of its own.
+    pub fn with_binary(bin: impl Into<PathBuf>) -> Self {
+        let mut rt = Self::with_state_root(None);
+        rt.bin = bin.into();
+        rt
     }
 
     /// Uses `state_root` as `--root` instead of a fresh private one.
     pub fn with_state_root(state_root: Option<PathBuf>) -> Self {
-        Self::with_binary(runtime_binary(), state_root)
-    }
-
-    fn with_binary(bin: PathBuf, state_root: Option<PathBuf>) -> Self {
         require_root();
         become_subreaper();
         let dir = tempfile::Builder::new()
@@ -269,7 +263,7 @@ impl Runtime {
         let state_root = state_root.unwrap_or_else(|| dir.path().join("state"));
         let config = dir.path().join("config.toml");
         let rt = Self {
-            bin,
+            bin: runtime_binary(),
             dir,
             state_root,
             config,

@@ -114,7 +114,7 @@ pub enum Command {
     /// Thaw all processes of a container
     Resume(liboci_cli::Resume),
     /// Change the cgroup resources of a running container
-    Update(liboci_cli::Update),
+    Update(UpdateArgs),
     /// List containers under the state root
     #[command(mut_arg("format", |a| a.help("Output format: table or json")))]
     List(liboci_cli::List),
@@ -164,6 +164,62 @@ pub struct DoctorArgs {
 const NO_PIVOT_HELP: &str = "Do not use pivot root to jail the process inside the rootfs";
 const CONSOLE_SOCKET_HELP: &str =
     "Unix socket (file) path which will receive the file descriptor of the pseudoterminal's master end";
+
+/// `update`'s flags, as runc spells them. liboci-cli's struct types `--cpu-quota`
+/// unsigned, so runc's `--cpu-quota -1` (no limit, what tools pass to lift one) would
+/// not parse; this one takes it.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Read the new resource limits from the given json file. Use - to read from stdin.
+    /// If this option is used, all other options are ignored.
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Set a new I/O weight
+    #[arg(long)]
+    pub blkio_weight: Option<u64>,
+    /// Set CPU CFS period to be used for hardcapping (in microseconds)
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// Set CPU usage limit within a given period (in microseconds; -1 for no limit)
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..))]
+    pub cpu_quota: Option<i64>,
+    /// Set CPU realtime period to be used for hardcapping (in microseconds)
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    /// Set CPU realtime hardcap limit (in microseconds)
+    #[arg(long)]
+    pub cpu_rt_runtime: Option<u64>,
+    /// Set CPU shares (relative weight vs. other containers)
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    /// Set CPU(s) to use. The list can contain commas and ranges. For example: 0-3,7
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Set memory node(s) to use. The list format is the same as for --cpuset-cpus.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Set memory limit to num bytes.
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Set memory reservation (or soft limit) to num bytes.
+    #[arg(long)]
+    pub memory_reservation: Option<u64>,
+    /// Set total memory + swap usage to num bytes. Use -1 to unset the limit (i.e. use unlimited swap).
+    #[arg(long, allow_negative_numbers = true)]
+    pub memory_swap: Option<i64>,
+    /// Set the maximum number of processes allowed in the container
+    #[arg(long, allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Set the value for Intel RDT/CAT L3 cache schema.
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    /// Set the Intel RDT/MBA memory bandwidth schema.
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
+    /// Container identifier
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new(), required = true)]
+    pub container_id: String,
+}
 
 #[derive(Args, Debug)]
 pub struct SpecArgs {

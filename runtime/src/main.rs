@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report(&e);
-            ExitCode::FAILURE
+            e.downcast_ref::<commands::CommandError>()
+                .map_or(ExitCode::FAILURE, |c| ExitCode::from(c.exit_code()))
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::ContainerStatus;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::waitpid;
 
@@ -27,6 +28,14 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     let id = a.container_id.as_str();
     let _s = tracing::info_span!("exec", id).entered();
     let container = load(g, id)?;
+    // runc's answers, which callers test for: a paused container refuses (exit 255,
+    // see `CommandError::exit_code`) unless --ignore-paused; a stopped one cannot
+    // be entered; a created one can (its namespaces exist, the init waits for start).
+    match container.status() {
+        ContainerStatus::Paused if !a.ignore_paused => return Err(CommandError::Paused),
+        ContainerStatus::Stopped => return Err(CommandError::NotRunning),
+        _ => {}
+    }
     // The hardened spec (and so the filter) is the one the init runs under.
     let spec = libcontainer::oci_spec::runtime::Spec::load(container.bundle().join("config.json"))
         .map_err(|e| CommandError::Io {

@@ -166,7 +166,7 @@ pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError
 
 /// `update --resources FILE|-` applies a LinuxResources document; the flag forms
 /// override its fields.
-pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
+pub fn update(g: &Global, a: &crate::cli::UpdateArgs) -> Result<(), CommandError> {
     let id = a.container_id.as_str();
     let _s = tracing::info_span!("update", id).entered();
     let mut resources: LinuxResources = match &a.resources {
@@ -206,7 +206,7 @@ pub fn update(g: &Global, a: &liboci_cli::Update) -> Result<(), CommandError> {
     if a.cpu_quota.is_some() || a.cpu_period.is_some() || a.cpu_share.is_some() {
         let mut cpu = resources.cpu().clone().unwrap_or_default();
         if let Some(q) = a.cpu_quota {
-            cpu.set_quota(Some(q as i64));
+            cpu.set_quota(Some(q));
         }
         if let Some(p) = a.cpu_period {
             cpu.set_period(Some(p));

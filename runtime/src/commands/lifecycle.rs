@@ -89,6 +89,12 @@ fn read_rootfs(config: &std::path::Path) -> Option<std::path::PathBuf> {
 
 pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), CommandError> {
     let _s = tracing::info_span!("kill", id, signal).entered();
+    // Signal 0 delivers nothing: callers (runc's users, health scripts) use it to
+    // ask whether the init is alive. libcontainer has no signal 0, so it is probed
+    // here, with runc's answers.
+    if signal == "0" {
+        return probe_alive(g, id, all);
+    }
     let sig = Signal::try_from(signal).map_err(|_| CommandError::Signal(signal.to_string()))?;
     let mut c = load(g, id)?;
     // As runc: signalling the init of a stopped container is an error a caller can
@@ -99,6 +105,21 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), Command
     }
     c.kill(sig, all)
         .map_err(CommandError::container(id, "kill"))
+}
+
+/// `kill ID 0`: exit 0 while the container's init lives (created, running or
+/// paused), "container not running" once it is gone, as runc. With `--all` a
+/// stopped container is no error, as for any other signal.
+fn probe_alive(g: &Global, id: &str, all: bool) -> Result<(), CommandError> {
+    let c = load(g, id)?;
+    let alive = c.status() != ContainerStatus::Stopped
+        && c.pid()
+            .is_some_and(|pid| nix::sys::signal::kill(pid, None).is_ok());
+    if alive || all {
+        Ok(())
+    } else {
+        Err(CommandError::NotRunning)
+    }
 }
 
 pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {

@@ -66,6 +66,9 @@ pub enum CommandError {
     /// turns it into NotFound for a kill of an exited task.
     #[error("container not running")]
     NotRunning,
+    /// runc's text; `exec` exits 255 with it, as runc does.
+    #[error("cannot exec in a paused container (use --ignore-paused to override)")]
+    Paused,
     #[error("{what}")]
     Io {
         what: String,
@@ -94,6 +97,15 @@ pub enum CommandError {
 }
 
 impl CommandError {
+    /// The process exit status for this error: 1, except where callers rely on
+    /// runc's own (exec into a paused container: 255).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Paused => 255,
+            _ => 1,
+        }
+    }
+
     pub fn container(id: &str, op: &'static str) -> impl FnOnce(LibcontainerError) -> Self {
         let id = id.to_string();
         move |source| CommandError::Container {

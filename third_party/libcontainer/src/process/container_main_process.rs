@@ -45,6 +45,14 @@ pub enum ProcessError {
     Hooks(#[from] crate::hooks::HookError),
     #[error("failed to build OCI state: {0}")]
     OciStateBuild(String),
+    // [stockade patch] see the pid file write below. The cause is in the text, not
+    // a `source`: `CreateContainerError` (error.rs) shows only the text of the error
+    // it wraps, so a source would never reach the user.
+    #[error("cannot write the pid file {}: {cause}", path.display())]
+    PidFile {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, ProcessError>;
@@ -175,10 +183,17 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         known_init = Some(init_pid);
 
         // if file to write the pid to is specified, write pid of the child
+        // [stockade patch] A pid file that cannot be written fails the create or
+        // exec, as in runc: the caller (a shim) would otherwise lose track of the
+        // process it asked for. Upstream only warned. The failure path below ends
+        // the processes, and the caller removes the rest.
         if let Some(pid_file) = &container_args.pid_file {
-            if let Err(err) = fs::write(pid_file, format!("{init_pid}")) {
-                tracing::warn!("failed to write pid to file: {err}");
-            }
+            fs::write(pid_file, format!("{init_pid}")).map_err(|source| {
+                ProcessError::PidFile {
+                    path: pid_file.clone(),
+                    cause: source,
+                }
+            })?;
         }
 
         if matches!(container_args.container_type, ContainerType::InitContainer) {
