@@ -66,6 +66,8 @@ DEFAULT_V2=(
   # Landlock rules judged against the ABI this kernel has (2 on 6.1).
   doctor
   policy_gate::owner_landlock_rules_the_kernel_cannot_enforce_are_refused_at_admission
+  # disableOOMKiller: no cgroup v2 equivalent, said at admission.
+  runc_parity_spec::oom_killer_setting_is_enforced_or_reported
 )
 # With systemd as PID 1 (the systemd cgroup driver's tests join this list).
 DEFAULT_SYSTEMD=(

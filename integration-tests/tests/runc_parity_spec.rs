@@ -264,3 +264,41 @@ fn update_memory_keeps_the_oom_killer_disabled() {
         assert_eq!(oom_kill_disable(&seen), "1", "{who}: {seen}");
     }
 }
+
+/// `disableOOMKiller` is enforced where the kernel can (cgroup v1: oom_kill_disable 1,
+/// and no note), and said at admission where it cannot (cgroup v2 has no
+/// oom_kill_disable: the container runs, and the runtime's log and audit record say
+/// the setting is not enforced) — never dropped silently. Runs on both layouts (the
+/// VM lane is cgroup v2).
+#[test]
+fn oom_killer_setting_is_enforced_or_reported() {
+    if skip_on_reference("the admission note is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let bundle = BundleBuilder::new()
+        .args(&[
+            "/usr/bin/probe",
+            "cat",
+            if v2 { "/proc/self/status" } else { OOM_CONTROL },
+        ])
+        .edit(|s| {
+            s["linux"]["resources"]["memory"] =
+                json!({"limit": 256 << 20, "disableOOMKiller": true});
+        })
+        .build();
+    let report = rt.run_report(&bundle);
+    let note = "cgroups.not_enforced: not enforced: cgroup v2 has no oom_kill_disable";
+    if v2 {
+        assert!(report["text"].is_string(), "the container ran: {report}");
+        assert!(rt.log_text().contains(note), "{}", rt.log_text());
+    } else {
+        assert_eq!(oom_kill_disable(&report), "1", "{report}");
+        assert!(
+            !rt.log_text().contains("cgroups.not_enforced"),
+            "{}",
+            rt.log_text()
+        );
+    }
+}

@@ -196,12 +196,11 @@ fn admitted(
 ) -> Result<Admitted, AdmissionError> {
     // The filter got stricter than the spec asked: say so outside the audit
     // record too, for whoever wonders why a syscall is now denied.
-    for i in h
-        .injected
-        .iter()
-        .filter(|i| i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE)
-    {
-        tracing::warn!(path = %i.path, "seccomp: {}", i.change);
+    for i in h.injected.iter().filter(|i| {
+        i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE
+            || i.rule == crate::profile::rules::cgroups::NOT_ENFORCED_RULE
+    }) {
+        tracing::warn!(path = %i.path, "{}: {}", i.rule, i.change);
     }
     for v in &h.would_refuse {
         tracing::warn!(rule = v.rule, path = %v.path, "profile {} (report only): would refuse: {} (allowed: {})", h.profile, v.actual, v.allowed);

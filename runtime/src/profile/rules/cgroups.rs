@@ -174,9 +174,47 @@ pub fn harden(doc: &mut Value, section: &CgroupsSection) -> Vec<Injection> {
     out
 }
 
+/// Rule id of the note for a resource this host's cgroups cannot enforce.
+pub const NOT_ENFORCED_RULE: &str = "cgroups.not_enforced";
+
+/// What the spec asks of the cgroup that this host cannot enforce, said at admission
+/// whatever the profile (nothing degrades silently): `disableOOMKiller` has no
+/// cgroup v2 equivalent (v2 has no `oom_kill_disable`; runc ignores it there too).
+pub fn host_notes(doc: &Value, host: &crate::profile::HostFacts) -> Vec<Injection> {
+    let asks = doc
+        .pointer("/linux/resources/memory/disableOOMKiller")
+        .and_then(Value::as_bool)
+        == Some(true);
+    if asks && host.cgroup == crate::profile::CgroupVersion::V2 {
+        vec![Injection::new(
+            NOT_ENFORCED_RULE,
+            "linux.resources.memory.disableOOMKiller",
+            "not enforced: cgroup v2 has no oom_kill_disable (the OOM killer stays on, as under runc)",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disable_oom_killer_is_reported_not_enforced_on_cgroup_v2() {
+        let d = serde_json::json!({"linux":{"resources":{"memory":{"disableOOMKiller":true}}}});
+        let mut host = crate::profile::host::fake::host();
+        host.cgroup = crate::profile::CgroupVersion::V2;
+        let notes = host_notes(&d, &host);
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].rule, NOT_ENFORCED_RULE);
+        assert!(notes[0].change.starts_with("not enforced"), "{notes:?}");
+        host.cgroup = crate::profile::CgroupVersion::V1;
+        assert!(host_notes(&d, &host).is_empty());
+        host.cgroup = crate::profile::CgroupVersion::V2;
+        let off = serde_json::json!({"linux":{"resources":{"memory":{"disableOOMKiller":false}}}});
+        assert!(host_notes(&off, &host).is_empty());
+    }
     use crate::profile::rules::test_util::*;
 
     fn section(on_missing: OnMissing) -> CgroupsSection {
