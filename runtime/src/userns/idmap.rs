@@ -188,7 +188,10 @@ impl IdmapUserns {
 /// `fsopen(2)`/`fsmount(2)` flags and `fsconfig(2)` command (linux/mount.h).
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+/// Source name of the probe's tmpfs, so a test can tell it never became visible.
+pub const PROBE_SOURCE: &std::ffi::CStr = c"stockade-idmap-probe";
 
 /// Whether this kernel can idmap a tmpfs mount (FS_ALLOW_IDMAP on tmpfs, Linux 6.3).
 /// Probed on a fresh, never attached tmpfs (fsopen + fsmount): nothing becomes
@@ -204,6 +207,20 @@ pub fn tmpfs_supports_idmap() -> io::Result<bool> {
     };
     // SAFETY: the fs name is a static NUL-terminated string the kernel only reads.
     let fs = fd(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: key and value are static NUL-terminated strings the kernel only reads.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            c"source".as_ptr(),
+            PROBE_SOURCE.as_ptr(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
     // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux (all null/0).
     let rc = unsafe {
         libc::syscall(
@@ -638,10 +655,12 @@ mod tests {
         if !is_root() {
             return;
         }
-        let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
         let supported = tmpfs_supports_idmap().unwrap();
+        // The probe's tmpfs was never attached (other tests mount and unmount in
+        // parallel, so only its own source name tells).
         let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert_eq!(before.lines().count(), after.lines().count());
+        let probe = PROBE_SOURCE.to_str().unwrap();
+        assert!(!after.contains(probe), "{after}");
         let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
         let mut nums = release
             .split(|c: char| !c.is_ascii_digit())
