@@ -252,6 +252,21 @@ impl Runtime {
         rt
     }
 
+    /// The reference runtime the parity tests compare with: `/usr/sbin/runc`, or
+    /// `$STOCKADE_TEST_RUNC`.
+    pub fn runc() -> Self {
+        let bin = std::env::var_os("STOCKADE_TEST_RUNC")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/sbin/runc"));
+        assert!(
+            bin.is_file(),
+            "runc parity tests need runc at {} (scripts/install-deps.sh installs it; \
+             STOCKADE_TEST_RUNC names another)",
+            bin.display()
+        );
+        Self::with_binary(bin)
+    }
+
     /// Uses `state_root` as `--root` instead of a fresh private one.
     pub fn with_state_root(state_root: Option<PathBuf>) -> Self {
         require_root();

@@ -10,23 +10,9 @@ use stockade_integration_tests::{
     assert_nothing_left_behind, runtime, Bundle, BundleBuilder, Runtime,
 };
 
-/// The reference runtime the answers come from.
-fn runc() -> Runtime {
-    let bin = std::env::var_os("STOCKADE_TEST_RUNC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/runc"));
-    assert!(
-        bin.is_file(),
-        "runc parity tests need runc at {} (scripts/install-deps.sh installs it; \
-         STOCKADE_TEST_RUNC names another)",
-        bin.display()
-    );
-    Runtime::with_binary(bin)
-}
-
 /// Stockade (the runtime under test) first, then runc: `(name, runtime)`.
 fn both() -> [(&'static str, Runtime); 2] {
-    [("stockade", runtime!()), ("runc", runc())]
+    [("stockade", runtime!()), ("runc", Runtime::runc())]
 }
 
 fn sleeper() -> BundleBuilder {

@@ -4,7 +4,6 @@
 //! agree, and be what the spec says.
 
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use stockade_integration_tests::{
     assert_nothing_left_behind, profiles::status_str, runtime, skip_on_reference, BundleBuilder,
     Runtime,
@@ -23,21 +22,6 @@ fn keyctl_filter() -> Value {
             {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": EXDEV}
         ]
     })
-}
-
-/// The reference runtime: `/usr/sbin/runc`, or `$STOCKADE_TEST_RUNC` (as in
-/// `runc_parity`).
-fn runc() -> Runtime {
-    let bin = std::env::var_os("STOCKADE_TEST_RUNC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/runc"));
-    assert!(
-        bin.is_file(),
-        "runc parity tests need runc at {} (scripts/install-deps.sh installs it; \
-         STOCKADE_TEST_RUNC names another)",
-        bin.display()
-    );
-    Runtime::with_binary(bin)
 }
 
 /// Runs `probe ARGS` in a fresh bundle made by `edit`, through `rt`; the run must
@@ -59,7 +43,7 @@ fn both(args: &[&str], edit: &dyn Fn(BundleBuilder) -> BundleBuilder) -> Option<
         return None;
     }
     let stockade = runtime!();
-    let runc = runc();
+    let runc = Runtime::runc();
     Some((
         probe_with(&stockade, args, edit),
         probe_with(&runc, args, edit),
@@ -130,7 +114,7 @@ fn exec_without_no_new_privileges_gets_the_filter_without_nnp() {
         return;
     }
     let stockade = runtime!();
-    let runc = runc();
+    let runc = Runtime::runc();
     let mut seen = Vec::new();
     for rt in [&stockade, &runc] {
         let bundle = BundleBuilder::new()
@@ -229,7 +213,7 @@ fn update_memory_keeps_the_oom_killer_disabled() {
         return;
     }
     let stockade = runtime!();
-    let runc = runc();
+    let runc = Runtime::runc();
     for (rt, who) in [(&stockade, "stockade"), (&runc, "runc")] {
         let bundle = BundleBuilder::new()
             .args(&["/usr/bin/probe", "sleep", "600"])
