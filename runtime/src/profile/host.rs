@@ -73,9 +73,29 @@ impl NsInodeLookup for StatNsLookup {
 /// `landlock_create_ruleset(2)` flag asking for the highest supported ABI.
 const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
 
+/// Whether [`HostFacts::probe_with`] runs the tmpfs idmap probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmpfsIdmapProbe {
+    /// Mount a detached tmpfs and idmap it (a namespace holder is forked): the answer
+    /// the kernel gives.
+    Run,
+    /// Nothing will ask (no bind source lives on tmpfs): judged by the kernel version
+    /// alone, with no mount and no fork. Only [`idmap_volumes`] reads the fact, and
+    /// only for a bind source on tmpfs.
+    ///
+    /// [`idmap_volumes`]: super::rules::user_namespace::idmap_volumes
+    Skip,
+}
+
 impl HostFacts {
     /// Probe the running kernel. The only impure function of the profile module.
     pub fn probe() -> Result<Self, HostProbeError> {
+        Self::probe_with(TmpfsIdmapProbe::Run)
+    }
+
+    /// [`HostFacts::probe`], with the costly tmpfs idmap probe (fsopen, fsmount and a
+    /// forked user namespace holder, on every create) only when the caller needs it.
+    pub fn probe_with(tmpfs: TmpfsIdmapProbe) -> Result<Self, HostProbeError> {
         let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|r| r.trim().to_string())
             .unwrap_or_default();
@@ -96,11 +116,17 @@ impl HostFacts {
             landlock_abi: probe_landlock_abi(),
             cgroup: probe_cgroup(Path::new("/sys/fs/cgroup")),
             own_namespaces,
-            tmpfs_idmap: probe_tmpfs_idmap(&kernel_release),
+            tmpfs_idmap: match tmpfs {
+                TmpfsIdmapProbe::Run => probe_tmpfs_idmap(&kernel_release),
+                TmpfsIdmapProbe::Skip => kernel_at_least(&kernel_release, TMPFS_IDMAP_KERNEL),
+            },
             kernel_release,
         })
     }
 }
+
+/// The first kernel whose tmpfs can be idmapped (FS_ALLOW_IDMAP).
+const TMPFS_IDMAP_KERNEL: (u32, u32) = (6, 3);
 
 /// Try to idmap a detached tmpfs; where that probe cannot run (unprivileged
 /// `profile check`), the kernel version decides (FS_ALLOW_IDMAP on tmpfs: 6.3).
@@ -109,7 +135,7 @@ fn probe_tmpfs_idmap(kernel_release: &str) -> bool {
         Ok(supported) => supported,
         Err(e) => {
             tracing::debug!(error = %e, "tmpfs idmap probe unavailable; judging by kernel version");
-            kernel_at_least(kernel_release, (6, 3))
+            kernel_at_least(kernel_release, TMPFS_IDMAP_KERNEL)
         }
     }
 }
