@@ -23,6 +23,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 
+use crate::bind_source::BindIdentities;
 use crate::landlock_apply;
 use crate::landlock_plan::LandlockPlan;
 use crate::seccomp::{self, CompiledFilter};
@@ -35,6 +36,9 @@ pub struct StockadeExecutor {
     /// One Landlock domain per plan (profile first, then the owner's own rules):
     /// stacked domains only ever narrow access.
     pub landlock: Vec<LandlockPlan>,
+    /// What each bind source must be when the init mounts it: the objects admitted
+    /// (`bind_source`); the init compares, it does not judge.
+    pub binds: BindIdentities,
 }
 
 /// The steps of [`StockadeExecutor::exec`], in order. ARCHITECTURE.md quotes this list.
@@ -153,5 +157,19 @@ impl Executor for StockadeExecutor {
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
+    }
+
+    fn verify_bind_source(
+        &self,
+        mount: &libcontainer::oci_spec::runtime::Mount,
+        source: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), ExecutorError> {
+        let path = mount
+            .source()
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        self.binds
+            .verify(path, source)
+            .map_err(|e| ExecutorError::Execution(Box::new(e)))
     }
 }

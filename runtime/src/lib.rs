@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod audit_log;
+pub mod bind_source;
 pub mod bounded_read;
 pub mod bundle;
 pub mod cgroup_placement;

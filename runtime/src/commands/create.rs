@@ -98,6 +98,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
 
     // Side effects start here; each later failure runs `undo`.
     let decided = Decided {
+        bind_sources: &admitted.bind_sources,
         userns: admitted.userns.as_ref(),
         profile: &admitted.profile,
         policy: &admitted.policy,
@@ -112,6 +113,8 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
 
 /// What admission decided that [`make`] applies, besides the plan.
 struct Decided<'a> {
+    /// The bind sources admission opened and judged, held open until the end.
+    bind_sources: &'a crate::bind_source::CheckedSources,
     userns: Option<&'a crate::profile::UsernsRequest>,
     profile: &'a str,
     /// The admitting profile, recorded so exec and update are judged by it.
@@ -128,6 +131,8 @@ fn make(
     mut plan: hardening::Plan,
     decided: &Decided<'_>,
 ) -> Result<(), CommandError> {
+    // What the init must find behind each bind source: the objects admitted.
+    let mut binds = decided.bind_sources.identities();
     let userns = match decided.userns {
         Some(req) => Some(userns_setup::setup(
             opts.id,
@@ -136,6 +141,10 @@ fn make(
             &g.userns_db,
             g.root.path(),
             &g.root.rootfs_dir(),
+            userns_setup::Binds {
+                checked: decided.bind_sources,
+                identities: &mut binds,
+            },
         )?),
         // The spec brings its own mappings: those inside the pool are reserved.
         None => match decided.policy.user_namespace.as_ref() {
@@ -189,6 +198,7 @@ fn make(
     let executor = StockadeExecutor {
         seccomp: plan.seccomp.clone(),
         landlock: plan.landlock.clone(),
+        binds,
     };
     let result = builder
         .with_root_path(g.root.path())

@@ -46,6 +46,8 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     let executor = StockadeExecutor {
         seccomp: hardening::compile_seccomp(&spec)?,
         landlock: record.landlock.clone(),
+        // An exec'd process mounts nothing.
+        binds: Default::default(),
     };
     let init = spec.process().clone().unwrap_or_default();
     // The process to start, built completely here so that what the gate judges is

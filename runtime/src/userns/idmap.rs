@@ -23,7 +23,7 @@
 use std::ffi::CString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -84,16 +84,46 @@ impl IdmapUserns {
         self.mount_tree(source, target, true)
     }
 
+    /// Like [`Self::mount`] (or [`Self::mount_recursive`]), but of the object `opened`
+    /// (an `O_PATH` fd of `source`, which only names it): the very object that was
+    /// checked, never the path resolved again.
+    pub fn mount_opened(
+        &self,
+        source: &Path,
+        opened: BorrowedFd<'_>,
+        target: &Path,
+        recursive: bool,
+    ) -> Result<(), UsernsError> {
+        self.mount_tree_of(source, Some(opened), target, recursive)
+    }
+
     fn mount_tree(&self, source: &Path, target: &Path, recursive: bool) -> Result<(), UsernsError> {
+        self.mount_tree_of(source, None, target, recursive)
+    }
+
+    fn mount_tree_of(
+        &self,
+        source: &Path,
+        opened: Option<BorrowedFd<'_>>,
+        target: &Path,
+        recursive: bool,
+    ) -> Result<(), UsernsError> {
         let span =
             tracing::debug_span!("idmap", source = %source.display(), target = %target.display());
         let _enter = span.enter();
-        let meta = fs::metadata(source).map_err(|e| UsernsError::StatSource {
+        let stat_error = |e| UsernsError::StatSource {
             path: source.to_path_buf(),
             source: e,
-        })?;
+        };
+        let meta = match opened {
+            Some(fd) => fd
+                .try_clone_to_owned()
+                .and_then(|fd| File::from(fd).metadata())
+                .map_err(stat_error)?,
+            None => fs::metadata(source).map_err(stat_error)?,
+        };
         let created = create_target(source, target, &meta)?;
-        let result = self.attach(source, target, recursive);
+        let result = self.attach(source, opened, target, recursive);
         if result.is_err() && created {
             // Leave nothing behind: the target was ours and nothing is mounted on it.
             let _ = if meta.is_dir() {
@@ -133,17 +163,31 @@ impl IdmapUserns {
         Ok(())
     }
 
-    fn attach(&self, source: &Path, target: &Path, recursive: bool) -> Result<(), UsernsError> {
-        let src = cstring(source);
+    fn attach(
+        &self,
+        source: &Path,
+        opened: Option<BorrowedFd<'_>>,
+        target: &Path,
+        recursive: bool,
+    ) -> Result<(), UsernsError> {
         let rec = if recursive { libc::AT_RECURSIVE } else { 0 };
-        // SAFETY: src is a NUL-terminated path that outlives the call; open_tree
-        // reads it and returns a new fd or -1, touching no other memory.
+        // An opened source is cloned from its fd (empty path), not looked up again.
+        let (dirfd, src, empty) = match opened {
+            Some(fd) => (fd.as_raw_fd(), CString::default(), libc::AT_EMPTY_PATH),
+            None => (libc::AT_FDCWD, cstring(source), 0),
+        };
+        // SAFETY: src is a NUL-terminated path that outlives the call and dirfd is
+        // AT_FDCWD or an fd borrowed for the call; open_tree reads them and returns
+        // a new fd or -1, touching no other memory.
         let tree = unsafe {
             libc::syscall(
                 libc::SYS_open_tree,
-                libc::AT_FDCWD,
+                dirfd,
                 src.as_ptr(),
-                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec as libc::c_uint,
+                libc::OPEN_TREE_CLONE
+                    | libc::OPEN_TREE_CLOEXEC
+                    | rec as libc::c_uint
+                    | empty as libc::c_uint,
             )
         };
         if tree < 0 {

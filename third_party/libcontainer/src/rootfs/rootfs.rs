@@ -5,7 +5,7 @@ use nix::mount::MsFlags;
 use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
-use super::mount::{Mount, MountOptions};
+use super::mount::{BindSourceCheck, Mount, MountOptions};
 use super::symlink::Symlink;
 use super::utils::default_devices;
 use super::{Result, RootfsError};
@@ -99,6 +99,7 @@ impl RootFS {
         spec: &Spec,
         rootfs: &Path,
         cgroup_ns: bool,
+        bind_check: Option<BindSourceCheck<'_>>,
     ) -> Result<()> {
         let flags = RootPropagation::parse(linux.rootfs_propagation().as_deref())?.before_pivot();
 
@@ -136,6 +137,7 @@ impl RootFS {
             root: rootfs,
             label: linux.mount_label().as_deref(),
             cgroup_ns,
+            bind_check,
         };
 
         if let Some(mounts) = spec.mounts() {
@@ -163,11 +165,12 @@ impl RootFS {
         rootfs: &Path,
         bind_devices: bool,
         cgroup_ns: bool,
+        bind_check: Option<BindSourceCheck<'_>>,
     ) -> Result<()> {
         tracing::debug!(?rootfs, "prepare rootfs");
         let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
 
-        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns)?;
+        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_check)?;
 
         let symlinker = Symlink::new();
         symlinker.setup_kcore_symlink(rootfs)?;
