@@ -16,7 +16,9 @@ pub mod doctor;
 pub mod exec_policy;
 pub mod executor;
 pub mod hardening;
+#[path = "landlock/apply.rs"]
 pub mod landlock_apply;
+#[path = "landlock/plan.rs"]
 pub mod landlock_plan;
 pub mod lockfile;
 pub mod logging;

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod profile_cmd;
 pub mod recover;
 pub mod run;
+#[path = "../userns/setup.rs"]
 pub mod userns_setup;
 
 use std::path::PathBuf;
