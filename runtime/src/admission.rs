@@ -10,7 +10,7 @@ use oci_spec::runtime::Spec;
 
 use crate::bind_source::CheckedSources;
 use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
-use crate::landlock_plan::LandlockPlan;
+use crate::landlock::plan::LandlockPlan;
 use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
@@ -55,6 +55,8 @@ pub struct Admitted {
     /// init must find again (`bind_source`), held open until the container exists.
     pub bind_sources: CheckedSources,
     pub landlock: Option<LandlockPlan>,
+    /// The host's Landlock ABI the decision was made for (what the plan resolves to).
+    pub landlock_abi: Option<u8>,
     pub userns: Option<UsernsRequest>,
     /// `name vVERSION`, for the plan record.
     pub profile: String,
@@ -184,11 +186,11 @@ pub fn admit(
         Decision::Admitted(h) if !h.would_refuse.is_empty() => {
             // Report-only: say plainly that an enforcing profile would have refused.
             tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container would be refused by profile (report-only: it runs unchanged)");
-            admitted(*h, profile, placement, checked)
+            admitted(*h, profile, placement, checked, host.landlock_abi)
         }
         Decision::Admitted(h) => {
             tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container admitted by profile");
-            admitted(*h, profile, placement, checked)
+            admitted(*h, profile, placement, checked, host.landlock_abi)
         }
     }
 }
@@ -199,6 +201,7 @@ fn admitted(
     profile: &Profile,
     placement: Placement,
     bind_sources: CheckedSources,
+    landlock_abi: Option<u8>,
 ) -> Result<Admitted, AdmissionError> {
     // The filter got stricter than the spec asked: say so outside the audit
     // record too, for whoever wonders why a syscall is now denied.
@@ -219,6 +222,7 @@ fn admitted(
         spec: h.spec,
         bind_sources,
         landlock: h.landlock,
+        landlock_abi,
         userns: h.userns,
         profile: label,
         policy: profile.clone(),

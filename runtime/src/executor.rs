@@ -24,8 +24,8 @@ use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 
 use crate::bind_source::BindIdentities;
-use crate::landlock_apply;
-use crate::landlock_plan::LandlockPlan;
+use crate::landlock::apply as landlock_apply;
+use crate::landlock::plan::ResolvedDomain;
 use crate::seccomp::{self, CompiledFilter};
 
 /// The confinement applied to every process started in a container.
@@ -33,9 +33,10 @@ use crate::seccomp::{self, CompiledFilter};
 pub struct StockadeExecutor {
     /// Compiled in the parent before clone; shared, read-only.
     pub seccomp: Option<Arc<CompiledFilter>>,
-    /// One Landlock domain per plan (profile first, then the owner's own rules):
-    /// stacked domains only ever narrow access.
-    pub landlock: Vec<LandlockPlan>,
+    /// One Landlock domain per plan (profile first, then the owner's own rules),
+    /// resolved to exact masks before the init exists: stacked domains only ever
+    /// narrow access.
+    pub landlock: Vec<ResolvedDomain>,
     /// What each bind source must be when the init mounts it: the objects admitted
     /// (`bind_source`); the init compares, it does not judge.
     pub binds: BindIdentities,

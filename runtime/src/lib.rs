@@ -16,10 +16,7 @@ pub mod doctor;
 pub mod exec_policy;
 pub mod executor;
 pub mod hardening;
-#[path = "landlock/apply.rs"]
-pub mod landlock_apply;
-#[path = "landlock/plan.rs"]
-pub mod landlock_plan;
+pub mod landlock;
 pub mod lockfile;
 pub mod logging;
 pub mod netns_sysctl;

@@ -77,7 +77,12 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         opts.id,
     )?;
     let systemd = admitted.placement.driver == CgroupDriver::Systemd;
-    let plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
+    let plan = hardening::plan(
+        &loaded,
+        admitted.spec,
+        admitted.landlock,
+        admitted.landlock_abi,
+    )?;
     tracing::debug!("hardening plan compiled");
 
     g.root.ensure()?;
@@ -197,7 +202,7 @@ fn make(
 
     let executor = StockadeExecutor {
         seccomp: plan.seccomp.clone(),
-        landlock: plan.landlock.clone(),
+        landlock: plan.landlock_domains.clone(),
         binds,
     };
     let result = builder

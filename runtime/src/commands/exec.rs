@@ -45,7 +45,11 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     let record = g.root.read_plan(id)?;
     let executor = StockadeExecutor {
         seccomp: hardening::compile_seccomp(&spec)?,
-        landlock: record.landlock.clone(),
+        // The recorded requests, resolved for this host as at create, in the parent.
+        landlock: hardening::resolve_landlock(
+            &record.landlock,
+            crate::profile::host::probe_landlock_abi(),
+        )?,
         // An exec'd process mounts nothing.
         binds: Default::default(),
     };

@@ -10,8 +10,8 @@ pub mod lifecycle;
 pub mod profile_cmd;
 pub mod recover;
 pub mod run;
-#[path = "../userns/setup.rs"]
-pub mod userns_setup;
+/// The user-namespace setup of `create` (and its undo), in `userns/`.
+pub use crate::userns::setup as userns_setup;
 
 use std::path::PathBuf;
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxIdMappingBuilder;
 
 use super::{ContainerdFacts, HandlerFacts, IdmapProbe, NodeConfigFacts, NodeFacts, ProfileFacts};
-use crate::landlock_plan::Compat;
+use crate::landlock::plan::Compat;
 use crate::profile::host::{probe_cgroup, probe_landlock_abi, CgroupVersion};
 use crate::profile::node_config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::userns::idmap::IdmapUserns;

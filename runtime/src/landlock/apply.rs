@@ -1,172 +1,174 @@
-//! Enforce a [`LandlockPlan`] on the calling process (the container's init, after
-//! pivot_root, just before the seccomp filter and execve).
+//! Enforce a [`ResolvedDomain`] on the calling process (the container's init, after
+//! pivot_root, just before the seccomp filter and execve; or an exec'd process).
 //!
-//! Rule paths are opened here, inside the container's root, so they name the
-//! container's files and not the host's. Landlock also forbids later mount changes,
-//! which is why this runs after every mount is in place.
+//! Everything was decided at admission (`landlock::plan::resolve`): the handled
+//! rights, each rule's mask, what the host's ABI lacks. This only makes the three
+//! syscalls (landlock(7)). Rule paths are opened here, inside the container's root,
+//! so they name the container's files and not the host's; whether a rule path is a
+//! directory is the one thing only the init can see, and the plan already holds the
+//! mask for either case. Landlock also forbids later mount changes, which is why
+//! this runs after every mount is in place.
 
-use landlock::{
-    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
-};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
-use crate::landlock_plan::{Compat, FsAccess, LandlockPlan};
+use super::plan::ResolvedDomain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LandlockError {
-    #[error("landlock: cannot build the ruleset")]
-    Ruleset(#[source] landlock::RulesetError),
+    #[error("landlock: cannot create the ruleset")]
+    CreateRuleset(#[source] io::Error),
     #[error("landlock: cannot open rule path {path:?} inside the container")]
     OpenRulePath {
-        path: std::path::PathBuf,
+        path: PathBuf,
         #[source]
-        source: landlock::PathFdError,
+        source: io::Error,
     },
-    #[error(
-        "landlock: the kernel cannot enforce the profile's rules in full (status {0:?}) and the profile's compat level is hard"
-    )]
-    NotFullyEnforced(String),
+    #[error("landlock: rule path {path:?} is not a directory, and the rights granted beneath it need one (compat level hard)")]
+    NotADirectory { path: PathBuf },
+    #[error("landlock: cannot add the rule for {what}")]
+    AddRule {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("landlock: cannot restrict the process")]
+    RestrictSelf(#[source] io::Error),
 }
 
-/// What was enforced, for the audit record.
+/// What was enforced, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enforced {
     pub fully: bool,
 }
 
-fn access_flag(a: FsAccess) -> AccessFs {
-    match a {
-        FsAccess::Execute => AccessFs::Execute,
-        FsAccess::WriteFile => AccessFs::WriteFile,
-        FsAccess::ReadFile => AccessFs::ReadFile,
-        FsAccess::ReadDir => AccessFs::ReadDir,
-        FsAccess::RemoveDir => AccessFs::RemoveDir,
-        FsAccess::RemoveFile => AccessFs::RemoveFile,
-        FsAccess::MakeChar => AccessFs::MakeChar,
-        FsAccess::MakeDir => AccessFs::MakeDir,
-        FsAccess::MakeReg => AccessFs::MakeReg,
-        FsAccess::MakeSock => AccessFs::MakeSock,
-        FsAccess::MakeFifo => AccessFs::MakeFifo,
-        FsAccess::MakeBlock => AccessFs::MakeBlock,
-        FsAccess::MakeSym => AccessFs::MakeSym,
-        FsAccess::Refer => AccessFs::Refer,
-        FsAccess::Truncate => AccessFs::Truncate,
-        FsAccess::IoctlDev => AccessFs::IoctlDev,
-    }
+/// `struct landlock_ruleset_attr` (linux/landlock.h). Passed whole to every
+/// kernel: one that knows fewer fields accepts them when they are zero, which
+/// `resolve` guarantees for anything beyond the host's ABI.
+#[repr(C)]
+struct RulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
 }
 
-fn flags(list: &[FsAccess]) -> BitFlags<AccessFs> {
-    list.iter()
-        .fold(BitFlags::EMPTY, |acc, a| acc | access_flag(*a))
+/// `struct landlock_path_beneath_attr`, packed as in the UAPI header.
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
 }
 
-/// Build and enforce the plan's ruleset on the current thread (and its future
-/// children). The caller has already set no_new_privs and verified it.
-pub fn enforce(plan: &LandlockPlan) -> Result<Enforced, LandlockError> {
-    let level = match plan.compat {
-        Compat::Hard => CompatLevel::HardRequirement,
-        Compat::BestEffort => CompatLevel::BestEffort,
+/// `struct landlock_net_port_attr`.
+#[repr(C)]
+struct NetPortAttr {
+    allowed_access: u64,
+    port: u64,
+}
+
+const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+const LANDLOCK_RULE_NET_PORT: libc::c_int = 2;
+
+fn add_rule<T>(ruleset: &OwnedFd, kind: libc::c_int, attr: &T) -> io::Result<()> {
+    // SAFETY: attr points to a live, initialised UAPI struct of the rule type `kind`
+    // names; the kernel only reads it during the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            kind,
+            attr as *const T,
+            0,
+        )
     };
-    let handled = if plan.handled_fs.is_empty() {
-        plan.fs_rules
-            .iter()
-            .fold(BitFlags::EMPTY, |acc, r| acc | flags(&r.access))
-    } else {
-        flags(&plan.handled_fs)
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Enforce `domain` on the current thread (and its future children). The caller has
+/// already set no_new_privs and verified it.
+pub fn enforce(domain: &ResolvedDomain) -> Result<Enforced, LandlockError> {
+    if domain.is_empty() {
+        // Nothing this kernel can enforce (admission said so under best_effort).
+        return Ok(Enforced {
+            fully: domain.fully,
+        });
+    }
+    let attr = RulesetAttr {
+        handled_access_fs: domain.handled_fs,
+        handled_access_net: domain.handled_net,
+        scoped: domain.scoped,
     };
-    let mut ruleset = Ruleset::default().set_compatibility(level);
-    if !handled.is_empty() {
-        ruleset = ruleset
-            .handle_access(handled)
-            .map_err(LandlockError::Ruleset)?;
+    // SAFETY: attr is a live ruleset attr whose size we pass; the kernel only reads it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            std::mem::size_of::<RulesetAttr>(),
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(LandlockError::CreateRuleset(io::Error::last_os_error()));
     }
-    let mut net: BitFlags<AccessNet> = BitFlags::EMPTY;
-    if plan.tcp_bind.is_some() {
-        net |= AccessNet::BindTcp;
-    }
-    if plan.tcp_connect.is_some() {
-        net |= AccessNet::ConnectTcp;
-    }
-    if !net.is_empty() {
-        ruleset = ruleset.handle_access(net).map_err(LandlockError::Ruleset)?;
-    }
-    if plan.scope_abstract_unix {
-        ruleset = ruleset
-            .scope(Scope::AbstractUnixSocket)
-            .map_err(LandlockError::Ruleset)?;
-    }
-    if plan.scope_signal {
-        ruleset = ruleset
-            .scope(Scope::Signal)
-            .map_err(LandlockError::Ruleset)?;
-    }
-    let mut created = ruleset.create().map_err(LandlockError::Ruleset)?;
-    for rule in &plan.fs_rules {
-        let fd = PathFd::new(&rule.path).map_err(|source| LandlockError::OpenRulePath {
+    // SAFETY: landlock_create_ruleset returned a new fd that nothing else owns.
+    let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut fully = domain.fully;
+    for rule in &domain.fs_rules {
+        let open_error = |source| LandlockError::OpenRulePath {
             path: rule.path.clone(),
             source,
-        })?;
-        // A rule may only grant rights that are handled; intersect so a profile that
-        // lists more than it handles does not fail at enforcement time.
-        let access = flags(&rule.access) & handled;
-        if access.is_empty() {
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(&rule.path)
+            .map_err(open_error)?;
+        let is_dir = file.metadata().map_err(open_error)?.is_dir();
+        let access = match (is_dir, rule.file_access) {
+            (true, _) => rule.access,
+            (false, Some(file_access)) => file_access,
+            (false, None) => {
+                return Err(LandlockError::NotADirectory {
+                    path: rule.path.clone(),
+                })
+            }
+        };
+        fully &= access == rule.access;
+        if access == 0 {
             continue;
         }
-        created = created
-            .add_rule(PathBeneath::new(fd, access))
-            .map_err(LandlockError::Ruleset)?;
+        let attr = PathBeneathAttr {
+            allowed_access: access,
+            parent_fd: file.as_raw_fd(),
+        };
+        add_rule(&ruleset, LANDLOCK_RULE_PATH_BENEATH, &attr).map_err(|source| {
+            LandlockError::AddRule {
+                what: format!("{}", rule.path.display()),
+                source,
+            }
+        })?;
     }
-    for port in plan.tcp_bind.iter().flatten() {
-        created = created
-            .add_rule(NetPort::new(*port, AccessNet::BindTcp))
-            .map_err(LandlockError::Ruleset)?;
+    for &(port, access) in &domain.net_rules {
+        let attr = NetPortAttr {
+            allowed_access: access,
+            port: port.into(),
+        };
+        add_rule(&ruleset, LANDLOCK_RULE_NET_PORT, &attr).map_err(|source| {
+            LandlockError::AddRule {
+                what: format!("TCP port {port}"),
+                source,
+            }
+        })?;
     }
-    for port in plan.tcp_connect.iter().flatten() {
-        created = created
-            .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
-            .map_err(LandlockError::Ruleset)?;
-    }
-    let status = created.restrict_self().map_err(LandlockError::Ruleset)?;
-    let fully = status.ruleset == RulesetStatus::FullyEnforced;
-    // HardRequirement already errors on a missing feature; this catches a kernel
-    // without Landlock at all, which the crate reports as NotEnforced.
-    if plan.compat == Compat::Hard && !fully {
-        return Err(LandlockError::NotFullyEnforced(format!(
-            "{:?}",
-            status.ruleset
-        )));
+    // SAFETY: a plain syscall on a ruleset fd we own; no memory is passed.
+    let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) };
+    if rc < 0 {
+        return Err(LandlockError::RestrictSelf(io::Error::last_os_error()));
     }
     Ok(Enforced { fully })
-}
-
-/// Parse the rules a container owner may add through the `org.stockade.landlock`
-/// annotation. Landlock only ever narrows access, so an owner-supplied domain stacked
-/// on the profile's cannot weaken anything.
-pub fn from_annotation(value: &str) -> Result<LandlockPlan, serde_json::Error> {
-    serde_json::from_str(value)
-}
-
-pub const ANNOTATION: &str = "org.stockade.landlock";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn annotation_parses_with_defaults() {
-        let p = from_annotation(
-            r#"{"fs_rules":[{"path":"/tmp","access":["read_file","write_file"]}]}"#,
-        )
-        .unwrap();
-        assert_eq!(p.fs_rules.len(), 1);
-        assert_eq!(p.compat, Compat::Hard);
-        assert!(p.tcp_bind.is_none());
-    }
-
-    #[test]
-    fn handled_defaults_to_union_of_rules() {
-        let f = flags(&[FsAccess::ReadFile, FsAccess::WriteFile]);
-        assert!(f.contains(AccessFs::ReadFile) && f.contains(AccessFs::WriteFile));
-        assert!(!f.contains(AccessFs::Execute));
-    }
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
-use super::CommandError;
 use crate::bind_source::{BindIdentities, CheckedSources};
+use crate::commands::CommandError;
 use crate::profile::UsernsRequest;
 use crate::userns::{self, HostRange, RangeAllocator, UsernsError};
 
