@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod exec_policy;
 pub mod executor;
 pub mod hardening;
+pub mod host_probe;
 pub mod landlock;
 pub mod lockfile;
 pub mod logging;
