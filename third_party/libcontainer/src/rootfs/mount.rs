@@ -280,6 +280,12 @@ impl Mount {
     #[cfg(feature = "v1")]
     fn mount_cgroup_v1(&self, cgroup_mount: &SpecMount, options: &MountOptions) -> Result<()> {
         tracing::debug!("mounting cgroup v1 filesystem");
+        // [stockade patch] the binds made here (the container's own cgroup, from the
+        // host's hierarchy) are this code's, not the spec's: no bind source check.
+        let options = &MountOptions {
+            bind_check: None,
+            ..*options
+        };
         // create tmpfs into which the cgroup subsystems will be mounted
         let tmpfs = SpecMountBuilder::default()
             .source("tmpfs")
