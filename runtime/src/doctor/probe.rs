@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -144,7 +144,7 @@ fn try_idmap(dir: &Path) -> Result<(), String> {
     // the detached clone.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
     userns
-        .idmap_tree(tree.as_raw_fd(), 0)
+        .idmap_tree(std::os::fd::AsFd::as_fd(&tree), false)
         .map_err(|e| format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}"))
 }
 
