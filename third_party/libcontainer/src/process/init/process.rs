@@ -199,6 +199,29 @@ pub fn container_init_process(
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
+        // [stockade patch] `ro` on the /dev mount. The tmpfs is mounted writable
+        // (libcontainer creates the device nodes, the default symlinks and the
+        // console's mount point in it) and made read-only here, once nothing writes
+        // to it any more, as runc's finalizeRootfs does; upstream dropped the flag.
+        if dev_mount_read_only(ctx.spec)? {
+            let current_flags = statfs("/dev")
+                .map_err(|err| InitProcessError::RemountDevReadonly(SyscallError::Nix(err)))?
+                .flags()
+                .bits();
+            ctx.syscall
+                .mount(
+                    None,
+                    Path::new("/dev"),
+                    None,
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_REMOUNT
+                        | MsFlags::MS_BIND
+                        | MsFlags::from_bits_truncate(current_flags),
+                    None,
+                )
+                .map_err(InitProcessError::RemountDevReadonly)?;
+        }
+
         if ctx.rootfs_ro {
             let current_flags = statfs("/")
                 .map_err(|err| {
@@ -522,6 +545,31 @@ fn sysctl(kernel_params: &HashMap<String, String>) -> Result<()> {
     }
 
     Ok(())
+}
+
+/// [stockade patch] Whether the spec's mount of `/dev` (the last one, which is the
+/// one in effect) asks for `ro`, read with the same option parser that mounted it.
+fn dev_mount_read_only(spec: &oci_spec::runtime::Spec) -> Result<bool> {
+    let Some(dev) = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .rev()
+        .find(|m| m.destination() == Path::new("/dev"))
+    else {
+        return Ok(false);
+    };
+    let config = crate::rootfs::utils::parse_mount(dev).map_err(|err| {
+        InitProcessError::RootFS(crate::rootfs::RootfsError::MountEntry {
+            source_path: dev
+                .source()
+                .as_ref()
+                .map_or_else(|| "(none)".into(), |s| s.display().to_string()),
+            destination: "/dev".into(),
+            source: err,
+        })
+    })?;
+    Ok(config.flags.contains(MsFlags::MS_RDONLY))
 }
 
 // make a read only path
