@@ -477,7 +477,8 @@ pub fn container_init_process(
     })?;
 
     // listing on the notify socket for container start command
-    ctx.notify_listener
+    let start_report = ctx
+        .notify_listener
         .wait_for_container_start()
         .map_err(|err| {
             tracing::error!(?err, "failed to wait for container start");
@@ -488,6 +489,46 @@ pub fn container_init_process(
         err
     })?;
 
+    // [stockade patch] whatever stops the process from starting from here on (a
+    // failing startContainer hook, a failed execve) goes back to `start` on its
+    // connection, so `start` fails with it as runtime-spec asks; upstream only
+    // logged it here and `start` succeeded. A successful execve closes the
+    // connection (close-on-exec) and `start` reads nothing.
+    let outcome = start_container_and_exec(
+        args,
+        StartSteps {
+            spec: ctx.spec,
+            process: ctx.process,
+            hooks: ctx.hooks,
+            container: ctx.container,
+        },
+        &start_container_env,
+    );
+    if let Err(err) = &outcome {
+        let mut report = &start_report;
+        if let Err(write_err) = report.write_all(crate::utils::error_chain(err).as_bytes()) {
+            tracing::warn!(?write_err, "failed to report the start failure to `start`");
+        }
+    }
+    drop(start_report);
+    outcome
+}
+
+/// What the init's last steps read of its context.
+struct StartSteps<'a> {
+    spec: &'a Spec,
+    process: &'a oci_spec::runtime::Process,
+    hooks: Option<&'a oci_spec::runtime::Hooks>,
+    container: Option<&'a crate::container::Container>,
+}
+
+/// The last steps of the init after `start`: the startContainer hooks, then the
+/// executor's execve. Returns only on failure.
+fn start_container_and_exec(
+    args: &ContainerArgs,
+    ctx: StartSteps,
+    start_container_env: &HashMap<String, String>,
+) -> Result<()> {
     // start_container hook needs to be called after the namespace setup, but
     // before pivot_root is called. This runs in the container namespaces.
     if matches!(args.container_type, ContainerType::InitContainer) {
@@ -497,7 +538,7 @@ pub fn container_init_process(
                 ctx.container.map(|c| &c.state),
                 None,
                 None,
-                Some(&start_container_env),
+                Some(start_container_env),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to run start container hooks");
