@@ -398,3 +398,171 @@ mod hooks {
         }
     }
 }
+
+/// `process.terminal: true` in a foreground `run` or `exec` without
+/// `--console-socket`: the runtime allocates the pty itself and proxies it to its
+/// own stdio (issue 14), as runc does.
+mod terminal {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    /// A pty pair (openpty(3)): `(master, slave)`.
+    fn openpty() -> (OwnedFd, OwnedFd) {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two fds into the given ints; the name, termios and
+        // winsize pointers may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty just created both fds; nothing else owns them.
+        unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+    }
+
+    /// Runs `rt ARGS` with a terminal of ours as its stdin, stdout and stderr,
+    /// types `input` into it, and returns its exit code and everything it wrote.
+    pub(super) fn on_our_terminal(
+        rt: &Runtime,
+        args: &[&str],
+        input: &[u8],
+    ) -> (Option<i32>, String) {
+        let (master, slave) = openpty();
+        let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup pty slave"));
+        let mut child = rt
+            .command(args)
+            .stdin(fd(&slave))
+            .stdout(fd(&slave))
+            .stderr(fd(&slave))
+            .spawn()
+            .expect("spawn runtime");
+        drop(slave);
+        let mut writer = std::fs::File::from(master.try_clone().expect("dup master"));
+        writer.write_all(input).expect("type into the terminal");
+        let mut reader = std::fs::File::from(master);
+        let deadline = Instant::now() + TIMEOUT;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: reader.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if rc > 0 {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break, // EIO: the runtime closed the terminal.
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            } else if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!(
+                    "{args:?} still running; output so far: {}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+        let status = child.wait().expect("wait runtime");
+        (status.code(), String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// `tty_nr` (field 7 of /proc/self/stat, proc(5)): the process's controlling
+    /// terminal, 0 when it has none.
+    const SCRIPT: &str = "read line; echo \"got:$line\"; \
+        set -- $(cat /proc/self/stat); echo \"tty_nr:$7\"; \
+        [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty";
+
+    /// Foreground `run` of a `terminal: true` container: its process has a
+    /// controlling terminal (the runtime's pty), its stdio are that terminal, what
+    /// we type reaches it and its output reaches us, and `run` exits with its status.
+    #[test]
+    fn foreground_run_allocates_a_pty() {
+        for (name, rt) in both() {
+            let bundle = BundleBuilder::new()
+                .args(&["/bin/sh", "-c", &format!("{SCRIPT}; exit 3")])
+                .terminal(true)
+                .build();
+            let path = bundle.path().to_str().expect("utf-8 bundle").to_string();
+            let (code, out) =
+                on_our_terminal(&rt, &["run", "--bundle", &path, &bundle.id], b"ping\n");
+            cleanup_container(&rt, &bundle.id, &bundle.cgroup_relative(), None);
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+            assert_eq!(code, Some(3), "{name}: {out}");
+            assert!(out.contains("got:ping"), "{name}: {out}");
+            assert!(out.contains("stdio-is-a-tty"), "{name}: {out}");
+            let tty_nr = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("tty_nr:"))
+                .unwrap_or_else(|| panic!("{name}: no tty_nr in {out}"));
+            assert_ne!(tty_nr, "0", "{name}: a controlling terminal: {out}");
+        }
+    }
+
+    /// The same for a foreground `exec --tty` into a running container.
+    #[test]
+    fn foreground_exec_tty_allocates_a_pty() {
+        for (name, rt) in both() {
+            let bundle = sleeper().build();
+            let c = rt.create_started(&bundle);
+            c.wait_status("running");
+            let script = format!("{SCRIPT}; exit 4");
+            let (code, out) = on_our_terminal(
+                &rt,
+                &["exec", "--tty", c.id.as_str(), "/bin/sh", "-c", &script],
+                b"pong\n",
+            );
+            let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
+            assert_eq!(code, Some(4), "{name}: {out}");
+            assert!(out.contains("got:pong"), "{name}: {out}");
+            assert!(out.contains("stdio-is-a-tty"), "{name}: {out}");
+            let tty_nr = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("tty_nr:"))
+                .unwrap_or_else(|| panic!("{name}: no tty_nr in {out}"));
+            assert_ne!(tty_nr, "0", "{name}: a controlling terminal: {out}");
+        }
+    }
+
+    /// `--console-socket` is for a detached container: a foreground `run` refuses
+    /// it (it proxies the terminal itself) and leaves nothing, as runc.
+    #[test]
+    fn foreground_run_refuses_a_console_socket() {
+        for (name, rt) in both() {
+            let bundle = BundleBuilder::new()
+                .args(&["/bin/true"])
+                .terminal(true)
+                .build();
+            let socket = bundle.path().join("console.sock");
+            let out = rt.exec_cmd_timeout(
+                &[
+                    "run".as_ref(),
+                    "--bundle".as_ref(),
+                    bundle.path().as_os_str(),
+                    "--console-socket".as_ref(),
+                    socket.as_os_str(),
+                    bundle.id.as_ref(),
+                ],
+                TIMEOUT,
+            );
+            cleanup_container(&rt, &bundle.id, &bundle.cgroup_relative(), None);
+            assert_eq!(out.code, Some(1), "{name}: {out:?}");
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        }
+    }
+}
