@@ -506,3 +506,39 @@ mod mount_options {
         assert_eq!(s["errno"], r["errno"], "stockade {s} vs runc {r}");
     }
 }
+
+/// A `process.cwd` that does not exist in the rootfs is created (issue 14), as runc
+/// creates it: the process starts there, the directory is root's, mode 0755, also
+/// when the process runs as another user.
+mod missing_cwd {
+    use super::*;
+
+    const CWD: &str = "/made/by/the/runtime";
+
+    #[test]
+    fn missing_cwd_is_created() {
+        for user in [None, Some(json!({"uid": 1000, "gid": 1000}))] {
+            let edit = |b: BundleBuilder| {
+                let user = user.clone();
+                b.cwd(CWD).edit(move |s| {
+                    if let Some(u) = user {
+                        s["process"]["user"] = u;
+                    }
+                })
+            };
+            let Some((s, r)) = both(&["fds"], &edit) else {
+                return;
+            };
+            assert_eq!(s["cwd"], CWD, "stockade: {s}");
+            assert_eq!(s["cwd"], r["cwd"], "stockade {s} vs runc {r}");
+            let Some((s, r)) = both(&["stat", CWD], &edit) else {
+                return;
+            };
+            for key in ["type", "mode", "uid", "gid"] {
+                assert_eq!(s[key], r[key], "{key}: stockade {s} vs runc {r}");
+            }
+            assert_eq!(s["type"], "d", "{s}");
+            assert_eq!(s["mode"], 0o755, "{s}");
+        }
+    }
+}
