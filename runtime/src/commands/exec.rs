@@ -16,7 +16,7 @@ use crate::executor::StockadeExecutor;
 use crate::hardening;
 use crate::profile::gate::{self, RuntimeOpts, Verb};
 use crate::profile::StatNsLookup;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{Process, User};
 
 use crate::console_proxy::ConsoleProxy;
 
@@ -59,7 +59,7 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     // overrides, which carries the init's AppArmor profile and SELinux label.
     let process = match a.process.as_deref() {
         Some(path) => {
-            let mut p = read_process(path)?;
+            let mut p = read_process(path, init.user())?;
             crate::exec_policy::clamp_process(&mut p, &init);
             p
         }
@@ -167,10 +167,25 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
 }
 
 /// The caller's process.json: a regular file of bounded size, parse errors naming the
-/// JSON field, and a program to run.
-fn read_process(path: &Path) -> Result<Process, CommandError> {
-    let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
+/// JSON field, and a program to run. A process that says nothing of `user` runs as
+/// the container's user (`init_user`), never as a root nobody asked for (runc 1.1
+/// would run it as uid 0, the Go zero value).
+fn read_process(path: &Path, init_user: &User) -> Result<Process, CommandError> {
+    let mut bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
         .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
+    if let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_slice(&bytes) {
+        if !doc.contains_key("user") {
+            let user = serde_json::to_value(init_user).map_err(|e| CommandError::Io {
+                what: "cannot serialize the container's user".into(),
+                source: std::io::Error::other(e),
+            })?;
+            doc.insert("user".into(), user);
+            bytes = serde_json::to_vec(&doc).map_err(|e| CommandError::Io {
+                what: format!("cannot re-encode {}", path.display()),
+                source: std::io::Error::other(e),
+            })?;
+        }
+    }
     let process: Process =
         crate::bundle::parse_json(&bytes).map_err(|(field, source)| CommandError::Io {
             what: format!(
