@@ -613,3 +613,122 @@ mod exec_process_user {
         }
     }
 }
+
+/// Output shapes scripts and runc's own integration tests read (issue 14): `events`
+/// key order, `list` and `ps` tables.
+mod cli_shapes {
+    use super::*;
+
+    /// `events --stats` prints one line that starts `{"type":"stats","id":ID,"data":`
+    /// (runc's `types.Event` field order; tools match the prefix).
+    #[test]
+    fn events_stats_keys_in_runcs_order() {
+        for (name, rt) in both() {
+            let c = rt.create_started(&sleeper().build());
+            c.wait_status("running");
+            let out = rt.exec_cmd(&["events", "--stats", c.id.as_str()]);
+            let want = format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":{{", c.id);
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert!(out.success(), "{name}: {out:?}");
+            assert!(out.stdout.starts_with(&want), "{name}: {}", out.stdout);
+            assert_eq!(out.stdout.lines().count(), 1, "{name}: {}", out.stdout);
+        }
+    }
+
+    /// `list`: runc's header (`ID PID STATUS BUNDLE CREATED OWNER`, as runc's
+    /// list.bats matches it), columns padded with spaces (Go's tabwriter: no tabs),
+    /// the owner of the container's state (root); the JSON form says `owner` too.
+    #[test]
+    fn list_table_and_json() {
+        for (name, rt) in both() {
+            let bundle = sleeper().build();
+            let c = rt.create_started(&bundle);
+            c.wait_status("running");
+            let table = rt.exec_cmd(&["list"]);
+            let json = rt.exec_cmd(&["list", "--format", "json"]);
+            let pid = c.pid.expect("init pid").to_string();
+            let id = c.id.clone();
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert!(
+                table.success() && json.success(),
+                "{name}: {table:?} {json:?}"
+            );
+            assert!(!table.stdout.contains('\t'), "{name}: {:?}", table.stdout);
+            let mut lines = table.stdout.lines();
+            let header: Vec<&str> = lines
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            assert_eq!(
+                header[..6],
+                ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+                "{name}: {}",
+                table.stdout
+            );
+            let row: Vec<&str> = lines
+                .find(|l| l.starts_with(id.as_str()))
+                .unwrap_or_else(|| panic!("{name}: {id} not listed: {}", table.stdout))
+                .split_whitespace()
+                .collect();
+            let bundle_path = bundle.path().to_str().expect("utf-8 bundle");
+            assert_eq!(
+                row[..4],
+                [id.as_str(), &pid, "running", bundle_path],
+                "{name}"
+            );
+            assert_eq!(row[5], "root", "{name}: {}", table.stdout);
+            let listed: serde_json::Value =
+                serde_json::from_str(&json.stdout).expect("list --format json is JSON");
+            let entry = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["id"] == id.as_str())
+                .unwrap_or_else(|| panic!("{name}: {id} not in {}", json.stdout));
+            assert_eq!(entry["owner"], "root", "{name}: {entry}");
+            assert_eq!(entry["status"], "running", "{name}: {entry}");
+        }
+    }
+
+    /// `ps`: runc runs the host's `ps` with the caller's options (default `-ef`)
+    /// and keeps its header and the container's lines, found by the PID column
+    /// (runc's ps.bats reads `UID PID PPID C STIME TTY TIME CMD`, and
+    /// `PID TTY STAT TIME COMMAND` for `-e -x`); `--format json` is the pid list.
+    #[test]
+    fn ps_table_is_the_hosts_ps_filtered() {
+        for (name, rt) in both() {
+            let c = rt.create_started(&sleeper().build());
+            c.wait_status("running");
+            let pid = c.pid.expect("init pid").to_string();
+            let default = rt.exec_cmd(&["ps", c.id.as_str()]);
+            let options = rt.exec_cmd(&["ps", c.id.as_str(), "-e", "-x"]);
+            let json = rt.exec_cmd(&["ps", "--format", "json", c.id.as_str()]);
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            for (out, header, pid_column) in [
+                (&default, "UID PID PPID C STIME TTY TIME CMD", 1),
+                (&options, "PID TTY STAT TIME COMMAND", 0),
+            ] {
+                assert!(out.success(), "{name}: {out:?}");
+                let lines: Vec<&str> = out.stdout.lines().collect();
+                assert_eq!(
+                    lines
+                        .first()
+                        .map(|h| h.split_whitespace().collect::<Vec<_>>().join(" ")),
+                    Some(header.to_string()),
+                    "{name}: {}",
+                    out.stdout
+                );
+                let pids: Vec<&str> = lines[1..]
+                    .iter()
+                    .filter_map(|l| l.split_whitespace().nth(pid_column))
+                    .collect();
+                assert_eq!(pids, [pid.as_str()], "{name}: {}", out.stdout);
+            }
+            assert_eq!(json.stdout.trim(), format!("[{pid}]"), "{name}: {json:?}");
+        }
+    }
+}
