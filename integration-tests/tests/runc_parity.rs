@@ -731,4 +731,58 @@ mod cli_shapes {
             assert_eq!(json.stdout.trim(), format!("[{pid}]"), "{name}: {json:?}");
         }
     }
+
+    /// A streaming `events` reports an OOM kill in the container as the line
+    /// `{"type":"oom","id":ID}` (runc's `oom` event, no data).
+    #[test]
+    fn events_reports_oom_kills() {
+        use std::io::BufRead;
+        for (name, rt) in both() {
+            let bundle = BundleBuilder::new()
+                .shell("sleep 1; dd if=/dev/zero of=/dev/null bs=256M count=1; exec sleep 600")
+                .edit(|s| {
+                    s["linux"]["resources"]["memory"] =
+                        serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});
+                })
+                .build();
+            let c = rt.create_started(&bundle);
+            let mut events = rt
+                .command(&["events", "--interval", "1s", c.id.as_str()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn events");
+            let stdout = events.stdout.take().expect("piped stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+            let want = format!("{{\"type\":\"oom\",\"id\":\"{}\"}}", c.id);
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            let mut seen = Vec::new();
+            let found = loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(line) if line == want => break true,
+                    Ok(line) => seen.push(line.chars().take(80).collect::<String>()),
+                    Err(_) => break false,
+                }
+            };
+            // Our child, by its own pid.
+            let _ = events.kill();
+            let _ = events.wait();
+            let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
+            assert!(found, "{name}: no {want} among {seen:#?}");
+        }
+    }
 }

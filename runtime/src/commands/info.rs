@@ -10,6 +10,7 @@ use crate::admission::{self, AdmissionError};
 use crate::profile::gate::{self, Verb};
 use crate::profile::StatNsLookup;
 
+mod oom;
 mod runc_stats;
 
 fn cgroup_manager(
@@ -195,9 +196,10 @@ pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
 
 /// `events`: runc's event stream for one container. `--stats` prints one `stats`
 /// event and exits; otherwise one every `--interval` (a Go duration) until the container
-/// stops. Each event is one line, `{"type":"stats","id":ID,"data":STATS}` with
-/// STATS in runc's `types.Stats` shape (see [`runc_stats`]), what go-runc decodes.
-/// OOM notifications (runc's `oom` events) are not reported.
+/// stops, and an `oom` event (`{"type":"oom","id":ID}`) whenever the kernel OOM-kills
+/// a process of the container (checked every [`OOM_TICK`]). Each event is one line,
+/// `{"type":"stats","id":ID,"data":STATS}` with STATS in runc's `types.Stats` shape
+/// (see [`runc_stats`]), what go-runc decodes.
 pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError> {
     let id = a.container_id.as_str();
     if !a.stats && a.interval.is_zero() {
@@ -211,44 +213,69 @@ pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError
         libcgroups::common::AnyCgroupManager::V1(_) => runc_stats::CpuTimeUnit::v1_host(),
         _ => runc_stats::CpuTimeUnit::V2,
     };
-    let mut first = true;
-    loop {
-        let status = load(g, id)?.status();
-        if status == libcontainer::container::ContainerStatus::Stopped {
-            if first {
-                return Err(CommandError::container(id, "events")(
-                    libcontainer::error::LibcontainerError::IncorrectStatus(status),
-                ));
-            }
-            return Ok(());
-        }
-        first = false;
-        let stats = manager.stats().map_err(|e| CommandError::Cgroup {
-            id: id.to_string(),
-            op: "read stats",
-            source: Box::new(e),
-        })?;
-        let data = runc_stats::Stats::from_cgroup(&stats, unit);
-        // runc's key order (`type`, `id`, `data`): a json! map would sort them.
-        let event = serde_json::to_string(&Event {
-            kind: "stats",
-            id,
-            data: Some(data),
-        })
-        .map_err(|e| CommandError::Io {
-            what: "cannot serialize the stats event".into(),
-            source: std::io::Error::other(e),
-        })?;
-        let mut out = std::io::stdout().lock();
-        if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() {
-            // The reader went away (containerd stopped listening): nothing to do.
-            return Ok(());
-        }
-        if a.stats {
-            return Ok(());
-        }
-        std::thread::sleep(a.interval);
+    let container = load(g, id)?;
+    if container.status() == libcontainer::container::ContainerStatus::Stopped {
+        return Err(CommandError::container(id, "events")(
+            libcontainer::error::LibcontainerError::IncorrectStatus(container.status()),
+        ));
     }
+    let mut oom = if a.stats {
+        None
+    } else {
+        container
+            .pid()
+            .and_then(|pid| oom::OomCounter::from_process(pid.as_raw()))
+    };
+    let mut next_stats = std::time::Instant::now();
+    loop {
+        // The counter first: a kill that ended the container is still reported.
+        if oom.as_mut().is_some_and(oom::OomCounter::increased) {
+            let event = Event::<()> {
+                kind: "oom",
+                id,
+                data: None,
+            };
+            if !emit(&event)? {
+                return Ok(());
+            }
+        }
+        if load(g, id)?.status() == libcontainer::container::ContainerStatus::Stopped {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= next_stats {
+            let stats = manager.stats().map_err(|e| CommandError::Cgroup {
+                id: id.to_string(),
+                op: "read stats",
+                source: Box::new(e),
+            })?;
+            let event = Event {
+                kind: "stats",
+                id,
+                data: Some(runc_stats::Stats::from_cgroup(&stats, unit)),
+            };
+            if !emit(&event)? || a.stats {
+                return Ok(());
+            }
+            next_stats += a.interval;
+        }
+        let until_stats = next_stats.saturating_duration_since(std::time::Instant::now());
+        std::thread::sleep(until_stats.min(OOM_TICK));
+    }
+}
+
+/// How often a streaming `events` looks for OOM kills.
+const OOM_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One event as one JSON line on stdout. `false` when the reader went away
+/// (containerd stopped listening): nothing more to do.
+fn emit<T: serde::Serialize>(event: &Event<T>) -> Result<bool, CommandError> {
+    // runc's key order (`type`, `id`, `data`): a json! map would sort them.
+    let line = serde_json::to_string(event).map_err(|e| CommandError::Io {
+        what: format!("cannot serialize the {} event", event.kind),
+        source: std::io::Error::other(e),
+    })?;
+    let mut out = std::io::stdout().lock();
+    Ok(writeln!(out, "{line}").and_then(|()| out.flush()).is_ok())
 }
 
 /// One line of `events`, runc's `types.Event`.
