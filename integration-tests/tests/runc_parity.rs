@@ -785,4 +785,71 @@ mod cli_shapes {
             assert!(found, "{name}: no {want} among {seen:#?}");
         }
     }
+
+    /// `--debug` where runc's debug.bats reads it: without `--log` the debug lines
+    /// go to stderr in logrus text (`level=debug`); with `--log` nothing goes to the
+    /// output and the file holds them, as text (`level=debug`) or, with
+    /// `--log-format json`, as `"level":"debug"`. (runc's own messages, e.g.
+    /// "nsexec started", are its implementation's, not a shape.)
+    #[test]
+    fn debug_output_shape() {
+        for (name, rt) in both() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = dir.path().join("log.out");
+            let log_arg = log.to_str().expect("utf-8 path").to_string();
+            let cases: [(&[&str], Option<&str>); 4] = [
+                (&[], None),
+                (&["--log", &log_arg], Some("level=debug")),
+                (
+                    &["--log", &log_arg, "--log-format", "text"],
+                    Some("level=debug"),
+                ),
+                (
+                    &["--log", &log_arg, "--log-format", "json"],
+                    Some("\"level\":\"debug\""),
+                ),
+            ];
+            for (flags, in_log) in cases {
+                let _ = std::fs::remove_file(&log);
+                let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+                let out = std::process::Command::new(rt.binary())
+                    .arg("--root")
+                    .arg(rt.state_root())
+                    .args(flags)
+                    .args(["--debug", "run", "--bundle"])
+                    .arg(bundle.path())
+                    .arg(&bundle.id)
+                    .env("STOCKADE_CONFIG", rt.node_config_path())
+                    .env("STOCKADE_USERNS_DB", rt.userns_db_path())
+                    .stdin(std::process::Stdio::null())
+                    .current_dir("/")
+                    .output()
+                    .expect("spawn runtime");
+                cleanup_container(&rt, &bundle.id, &bundle.cgroup_relative(), None);
+                assert_nothing_left_behind(
+                    &rt,
+                    &bundle.id,
+                    &bundle.cgroup_relative(),
+                    &bundle.rootfs,
+                );
+                let output = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(out.status.code(), Some(0), "{name} {flags:?}: {output}");
+                let logged = std::fs::read_to_string(&log).unwrap_or_default();
+                match in_log {
+                    None => assert!(output.contains("level=debug"), "{name} {flags:?}: {output}"),
+                    Some(needle) => {
+                        assert!(
+                            !output.contains("level=debug"),
+                            "{name} {flags:?}: {output}"
+                        );
+                        assert!(logged.contains(needle), "{name} {flags:?}: {logged}");
+                    }
+                }
+            }
+        }
+    }
 }
