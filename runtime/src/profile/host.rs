@@ -31,6 +31,12 @@ pub struct HostFacts {
     pub tmpfs_idmap: bool,
     /// `uname -r`, for messages that name a kernel requirement.
     pub kernel_release: String,
+    /// The lowest `process.oomScoreAdj` the runtime can give a container: `None` when
+    /// it holds CAP_SYS_RESOURCE (any value); else its own current value. Without the
+    /// capability the kernel refuses (EACCES) to go below the minimum a privileged
+    /// ancestor last set, which is not readable; the runtime's own value is one it
+    /// can always set.
+    pub oom_score_adj_floor: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +104,23 @@ impl HostFacts {
             own_namespaces,
             tmpfs_idmap: probe_tmpfs_idmap(&kernel_release),
             kernel_release,
+            oom_score_adj_floor: probe_oom_score_adj_floor(),
         })
+    }
+}
+
+/// See [`HostFacts::oom_score_adj_floor`]. An unreadable answer counts as "may lower":
+/// the write then fails at create, naming itself, rather than being changed here.
+fn probe_oom_score_adj_floor() -> Option<i32> {
+    match caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    ) {
+        Ok(false) => std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|v| v.trim().parse().ok()),
+        _ => None,
     }
 }
 
@@ -168,6 +190,7 @@ pub(crate) mod fake {
                 .collect(),
             tmpfs_idmap: true,
             kernel_release: "6.18.0-test".into(),
+            oom_score_adj_floor: None,
         }
     }
 
