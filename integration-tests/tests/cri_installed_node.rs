@@ -509,6 +509,11 @@ fn installed_node_runs_cri_pods_under_every_shipped_handler() {
             1,
             "{what}: said once: {err}"
         );
+        // Each violation names the pod field that caused it (the UTS namespace is
+        // shared because of hostNetwork too).
+        for line in err.lines().filter(|l| l.trim_start().starts_with("- [")) {
+            assert!(line.ends_with("change spec.hostNetwork"), "{what}: {line}");
+        }
         let id = err
             .split("full record: audit id ")
             .nth(1)
