@@ -13,6 +13,33 @@ use std::path::Path;
 
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process};
 
+/// Why a caller's process document (`exec --process`) is not a process to run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("not a valid OCI process{}", crate::bundle::at_field(.field))]
+    Parse {
+        /// JSON path of the offending value (`capabilities.bounding[2]`); `.` when the
+        /// document itself is at fault.
+        field: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("args: empty (the process needs a program to run)")]
+    EmptyArgs,
+}
+
+/// Parse a caller's process document (`exec --process`). Pure: the same parser the
+/// fuzz target `exec_process` drives. Errors name the JSON field; a process without
+/// a program is refused here, before the vendored libcontainer could index `args[0]`.
+pub fn parse_process(bytes: &[u8]) -> Result<Process, ProcessError> {
+    let process: Process = crate::bundle::parse_json(bytes)
+        .map_err(|(field, source)| ProcessError::Parse { field, source })?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(ProcessError::EmptyArgs);
+    }
+    Ok(process)
+}
+
 /// Cut `requested` down to what `init` holds.
 pub fn clamp_process(requested: &mut Process, init: &Process) {
     let init_caps = init.capabilities().clone().unwrap_or_default();
@@ -159,6 +186,28 @@ mod tests {
 
     fn process(json: serde_json::Value) -> Process {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn process_documents_name_the_field_at_fault_and_need_a_program() {
+        let p = parse_process(br#"{"args":["/bin/sh"],"cwd":"/","user":{"uid":0,"gid":0}}"#)
+            .expect("a process");
+        assert_eq!(p.args().as_deref(), Some(&["/bin/sh".to_string()][..]));
+        for doc in [
+            &br#"{"args":[],"cwd":"/","user":{"uid":0,"gid":0}}"#[..],
+            br#"{"cwd":"/","user":{"uid":0,"gid":0}}"#,
+        ] {
+            assert!(matches!(parse_process(doc), Err(ProcessError::EmptyArgs)));
+        }
+        let e = parse_process(
+            br#"{"args":["x"],"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_NOPE"]}}"#,
+        )
+        .expect_err("an unknown capability");
+        assert!(
+            e.to_string()
+                .starts_with("not a valid OCI process at capabilities.bounding[0]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -136,26 +136,15 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
 fn read_process(path: &Path) -> Result<Process, CommandError> {
     let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
         .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
-    let process: Process =
-        crate::bundle::parse_json(&bytes).map_err(|(field, source)| CommandError::Io {
-            what: format!(
-                "{} is not a valid OCI process{}",
-                path.display(),
-                crate::bundle::at_field(&field)
-            ),
-            source: std::io::Error::other(source),
-        })?;
-    // The process's program is its first arg; nothing to run is the caller's error.
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(CommandError::Io {
-            what: format!(
-                "{}: args: empty (the process needs a program to run)",
-                path.display()
-            ),
-            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        });
-    }
-    Ok(process)
+    crate::exec_policy::parse_process(&bytes).map_err(|e| CommandError::Io {
+        what: format!("{}: {e}", path.display()),
+        source: match e {
+            crate::exec_policy::ProcessError::Parse { source, .. } => std::io::Error::other(source),
+            crate::exec_policy::ProcessError::EmptyArgs => {
+                std::io::Error::from(std::io::ErrorKind::InvalidInput)
+            }
+        },
+    })
 }
 
 /// Write the judged process beside the hardened spec, for libcontainer to run.
