@@ -32,7 +32,15 @@ use crate::stats::{PidStatsError, Stats, StatsProvider};
 
 pub struct Manager {
     subsystems: HashMap<CtrlType, PathBuf>,
+    /// [stockade patch] The container's cgroup in named hierarchies that hold no
+    /// controller (`name=systemd`): joined and removed like a subsystem's, as runc
+    /// does, so the container's `/sys/fs/cgroup/systemd` is its own cgroup and not
+    /// the hierarchy the runtime was started in (often its root).
+    named: Vec<PathBuf>,
 }
+
+/// Named hierarchies a container is placed in, as runc's fs driver does.
+const NAMED_HIERARCHIES: &[&str] = &["systemd"];
 
 #[derive(thiserror::Error, Debug)]
 pub enum V1ManagerError {
@@ -104,7 +112,22 @@ impl Manager {
             }
         }
 
-        Ok(Manager { subsystems })
+        // A container without a cgroup path of its own stays where the runtime is.
+        let mut named = Vec::new();
+        if !cgroup_path.as_os_str().is_empty() {
+            for name in NAMED_HIERARCHIES {
+                // [stockade patch] from the mountinfo read above.
+                let found = match &proc_files {
+                    Ok((mountinfo, _)) => util::named_hierarchy_mount_point_in(mountinfo, name)?,
+                    Err(_) => util::named_hierarchy_mount_point(name)?,
+                };
+                if let Some(mount_point) = found {
+                    named.push(mount_point.join_safely(cgroup_path)?);
+                }
+            }
+        }
+
+        Ok(Manager { subsystems, named })
     }
 
     /// [stockade patch] The text of /proc/self/mountinfo and /proc/self/cgroup.
@@ -220,6 +243,10 @@ impl CgroupManager for Manager {
                 CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
             }
         }
+        for cgroup_path in &self.named {
+            fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
+            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+        }
 
         Ok(())
     }
@@ -248,7 +275,7 @@ impl CgroupManager for Manager {
     }
 
     fn remove(&self) -> Result<(), Self::Error> {
-        for cgroup_path in self.subsystems.values() {
+        for cgroup_path in self.subsystems.values().chain(&self.named) {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
                 let procs_path = cgroup_path.join(CGROUP_PROCS);
