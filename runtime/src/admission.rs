@@ -10,9 +10,9 @@ use oci_spec::runtime::Spec;
 
 use crate::bind_source::CheckedSources;
 use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
+use crate::host_probe::TmpfsIdmapProbe;
 use crate::landlock::plan::LandlockPlan;
 use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
-use crate::host_probe::TmpfsIdmapProbe;
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
 use crate::profile::{
