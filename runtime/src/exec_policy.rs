@@ -34,17 +34,21 @@ pub enum ProcessError {
 /// A document that says nothing of `user` runs as `default_user` (the container's
 /// user, as runc does), never as the uid 0 that an absent field would decode to.
 pub fn parse_process(bytes: &[u8], default_user: &User) -> Result<Process, ProcessError> {
-    let mut process: Process = crate::bundle::parse_json(bytes)
+    // oci-spec requires `user`: a document without one gets the default user
+    // before it is parsed (runc 1.1 would run it as uid 0, the Go zero value).
+    let with_user = match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(mut doc)) if !doc.contains_key("user") => {
+            serde_json::to_value(default_user).ok().and_then(|user| {
+                doc.insert("user".into(), user);
+                serde_json::to_vec(&doc).ok()
+            })
+        }
+        _ => None,
+    };
+    let process: Process = crate::bundle::parse_json(with_user.as_deref().unwrap_or(bytes))
         .map_err(|(field, source)| ProcessError::Parse { field, source })?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(ProcessError::EmptyArgs);
-    }
-    let names_user = matches!(
-        serde_json::from_slice::<serde_json::Value>(bytes),
-        Ok(serde_json::Value::Object(doc)) if doc.contains_key("user")
-    );
-    if !names_user {
-        process.set_user(default_user.clone());
     }
     Ok(process)
 }
