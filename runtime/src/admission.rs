@@ -208,6 +208,7 @@ fn admitted(
     for i in h.injected.iter().filter(|i| {
         i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE
             || i.rule == crate::profile::rules::cgroups::NOT_ENFORCED_RULE
+            || i.rule == crate::profile::rules::process::OOM_SCORE_ADJ_RULE
     }) {
         tracing::warn!(path = %i.path, "{}: {}", i.rule, i.change);
     }

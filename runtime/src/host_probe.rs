@@ -37,7 +37,23 @@ impl HostFacts {
             own_namespaces,
             tmpfs_idmap: probe_tmpfs_idmap(&kernel_release),
             kernel_release,
+            oom_score_adj_floor: probe_oom_score_adj_floor(),
         })
+    }
+}
+
+/// See [`HostFacts::oom_score_adj_floor`]. An unreadable answer counts as "may lower":
+/// the write then fails at create, naming itself, rather than being changed here.
+fn probe_oom_score_adj_floor() -> Option<i32> {
+    match caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    ) {
+        Ok(false) => std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|v| v.trim().parse().ok()),
+        _ => None,
     }
 }
 

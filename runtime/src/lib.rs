@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;
+pub mod console_proxy;
 pub mod default_spec;
 pub mod doctor;
 pub mod exec_policy;

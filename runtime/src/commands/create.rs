@@ -213,6 +213,9 @@ fn make(
                 .with_preserved_fds(opts.preserve_fds)
                 .with_executor(executor)
                 .as_init(&plan_dir)
+                // Hooks get the caller's bundle in their state, as `state` reports
+                // it: the hardened bundle is ours, not theirs.
+                .with_hook_bundle(record.bundle.clone())
                 .with_systemd(decided.systemd)
                 .with_detach(opts.detach)
                 .with_no_pivot(opts.no_pivot)

@@ -54,6 +54,10 @@ pub enum CommandError {
     NetnsSysctl(#[source] crate::netns_sysctl::NetnsSysctlError),
     #[error(transparent)]
     StateRoot(#[from] StateRootError),
+    #[error("the terminal of the container's process")]
+    Console(#[source] crate::console_proxy::ConsoleError),
+    #[error("cannot use a console socket without detaching (a foreground {verb} proxies the terminal itself)")]
+    ConsoleSocketWithoutDetach { verb: &'static str },
     #[error("container {id:?}: {op} failed")]
     Container {
         id: String,

@@ -32,6 +32,12 @@ pub struct HostFacts {
     pub tmpfs_idmap: bool,
     /// `uname -r`, for messages that name a kernel requirement.
     pub kernel_release: String,
+    /// The lowest `process.oomScoreAdj` the runtime can give a container: `None` when
+    /// it holds CAP_SYS_RESOURCE (any value); else its own current value. Without the
+    /// capability the kernel refuses (EACCES) to go below the minimum a privileged
+    /// ancestor last set, which is not readable; the runtime's own value is one it
+    /// can always set.
+    pub oom_score_adj_floor: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +134,7 @@ pub(crate) mod fake {
                 .collect(),
             tmpfs_idmap: true,
             kernel_release: "6.18.0-test".into(),
+            oom_score_adj_floor: None,
         }
     }
 

@@ -102,6 +102,7 @@ pub(super) fn evaluate_with(
     // spec's filter (issue 7: names newer than our syscall table).
     let mut injected = rules::seccomp::drop_unknown_names(&mut doc);
     injected.extend(rules::cgroups::host_notes(&doc, host));
+    injected.extend(rules::process::oom_score_adj_host_note(&mut doc, host));
     // What a report-only profile runs: the spec as read, nothing of the profile's.
     let as_read = (profile.mode == Mode::Report).then(|| (doc.clone(), injected.len()));
     injected.extend(harden(&mut doc, profile));

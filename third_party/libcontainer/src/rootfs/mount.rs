@@ -286,6 +286,12 @@ impl Mount {
             bind_check: None,
             ..*options
         };
+        // [stockade patch] the spec mount's own flags (`ro`, `nosuid`, ...) apply to
+        // every hierarchy mounted below it, as runc applies them; upstream mounted
+        // the hierarchies read-write whatever the spec said (a container could write
+        // its own limits, and `release_agent` where a hierarchy's root was bound).
+        let cgroup_flags = parse_mount(cgroup_mount)?.flags;
+        let read_only = cgroup_flags.contains(MsFlags::MS_RDONLY);
         // create tmpfs into which the cgroup subsystems will be mounted
         let tmpfs = SpecMountBuilder::default()
             .source("tmpfs")
@@ -373,6 +379,7 @@ impl Mount {
                         options,
                         subsystem_name,
                         subsystem_name == "systemd",
+                        read_only,
                     )?;
                 } else {
                     self.setup_emulated_subsystem(
@@ -391,6 +398,28 @@ impl Mount {
             }
         }
 
+        // [stockade patch] the tmpfs holding the hierarchies is read-only too once
+        // they and the co-mount symlinks are in place (the spec's `ro` is about the
+        // whole of /sys/fs/cgroup). Through an fd resolved inside the rootfs, so no
+        // symlink in it redirects the change.
+        if read_only {
+            let root = Root::open(options.root)?;
+            let dest: OwnedFd = root.resolve(cgroup_mount.destination())?.into();
+            let attr = linux::MountAttr {
+                attr_set: linux::MOUNT_ATTR_RDONLY,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            self.syscall.mount_setattr(
+                dest.as_fd(),
+                Path::new(""),
+                linux::AT_EMPTY_PATH,
+                &attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
+
         Ok(())
     }
 
@@ -403,6 +432,7 @@ impl Mount {
         options: &MountOptions,
         subsystem_name: &str,
         named: bool,
+        read_only: bool,
     ) -> Result<()> {
         tracing::debug!(
             "Mounting (namespaced) {:?} cgroup subsystem",
@@ -430,8 +460,13 @@ impl Mount {
             subsystem_name.into()
         };
 
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if read_only {
+            // [stockade patch] `ro` on the cgroup mount, as runc mounts it.
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -491,10 +526,16 @@ impl Mount {
                         })?,
                 )
                 .typ("bind")
+                // [stockade patch] the cgroup mount's own options (`ro`, `nosuid`,
+                // ...) on the bind, as runc binds it; upstream bound it "rw".
                 .options(
-                    ["rw", "rbind"]
+                    cgroup_mount
+                        .options()
                         .iter()
-                        .map(|o| o.to_string())
+                        .flatten()
+                        .filter(|o| !matches!(o.as_str(), "bind" | "rbind"))
+                        .cloned()
+                        .chain(std::iter::once("rbind".to_string()))
                         .collect::<Vec<String>>(),
                 )
                 .build()?;

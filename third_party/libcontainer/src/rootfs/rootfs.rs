@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use nix::mount::MsFlags;
@@ -73,6 +74,27 @@ impl RootPropagation {
             _ => None,
         }
     }
+}
+
+/// [stockade patch] A `process.cwd` that does not exist is created (0755, owned by
+/// the runtime's user, through a handle on the rootfs so no symlink in it leads out),
+/// after the spec's mounts so a cwd on a mounted volume is made there: runc does so
+/// (its `createCwd`), and images rely on it; upstream failed the create at chdir.
+/// An existing path is left alone (if it is no directory, the chdir says so).
+fn create_missing_cwd(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) else {
+        return Ok(());
+    };
+    let create_err = |source| RootfsError::CreateCwd {
+        path: cwd.display().to_string(),
+        source,
+    };
+    let root = pathrs::Root::open(rootfs).map_err(create_err)?;
+    if root.resolve(cwd).is_err() {
+        root.mkdir_all(cwd, &std::fs::Permissions::from_mode(0o755))
+            .map_err(create_err)?;
+    }
+    Ok(())
 }
 
 /// Holds information about rootfs
@@ -171,6 +193,7 @@ impl RootFS {
         let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
 
         self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_check)?;
+        create_missing_cwd(spec, rootfs)?;
 
         let symlinker = Symlink::new();
         symlinker.setup_kcore_symlink(rootfs)?;
