@@ -34,23 +34,28 @@ pub enum ProcessError {
 /// A document that says nothing of `user` runs as `default_user` (the container's
 /// user, as runc does), never as the uid 0 that an absent field would decode to.
 pub fn parse_process(bytes: &[u8], default_user: &User) -> Result<Process, ProcessError> {
-    // oci-spec requires `user`: a document without one gets the default user
-    // before it is parsed (runc 1.1 would run it as uid 0, the Go zero value).
-    let with_user = match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(serde_json::Value::Object(mut doc)) if !doc.contains_key("user") => {
-            serde_json::to_value(default_user).ok().and_then(|user| {
-                doc.insert("user".into(), user);
-                serde_json::to_vec(&doc).ok()
-            })
-        }
-        _ => None,
-    };
-    let process: Process = crate::bundle::parse_json(with_user.as_deref().unwrap_or(bytes))
+    // OCI's `user` is required; runc fills it in, and so do we, before the typed parse
+    // (whose errors then still name the caller's fields).
+    let completed = with_default_user(bytes, default_user);
+    let process: Process = crate::bundle::parse_json(completed.as_deref().unwrap_or(bytes))
         .map_err(|(field, source)| ProcessError::Parse { field, source })?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(ProcessError::EmptyArgs);
     }
     Ok(process)
+}
+
+/// The document with `user` added, when it is a JSON object that has none; `None`
+/// leaves the document as it is (the typed parse then says what is wrong with it).
+fn with_default_user(bytes: &[u8], default_user: &User) -> Option<Vec<u8>> {
+    let serde_json::Value::Object(mut doc) = serde_json::from_slice(bytes).ok()? else {
+        return None;
+    };
+    if doc.contains_key("user") {
+        return None;
+    }
+    doc.insert("user".into(), serde_json::to_value(default_user).ok()?);
+    serde_json::to_vec(&doc).ok()
 }
 
 /// Cut `requested` down to what `init` holds.
