@@ -130,51 +130,6 @@ fn unwritable_pid_file_fails_create_and_leaves_nothing() {
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
 
-/// A `kill` that a `delete` overtakes (containerd deletes a task as soon as it sees
-/// the exit, while the kill that caused it may still be returning) still succeeds:
-/// the signal was delivered. strace holds the runtime for a second after its kill(2)
-/// returns; meanwhile the container dies and is deleted.
-#[test]
-fn kill_overtaken_by_delete_succeeds() {
-    assert!(
-        std::path::Path::new("/usr/bin/strace").is_file(),
-        "strace is a test dependency (scripts/install-deps.sh)"
-    );
-    let bundle = sleeper().build();
-    assert_parity(&bundle, (Some(0), Some(0)), |rt, bundle| {
-        let c = rt.create_started(bundle);
-        c.wait_status("running");
-        let kill = rt
-            .command_via(
-                &[
-                    "/usr/bin/strace",
-                    "-o",
-                    "/dev/null",
-                    "-e",
-                    "inject=kill:delay_exit=1000000",
-                ],
-                &["kill", c.id.as_str(), "KILL"],
-            )
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn strace");
-        c.wait();
-        c.wait_status("stopped");
-        let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
-        let deleted = c.delete();
-        let killed = kill.wait_with_output().expect("wait for kill");
-        assert!(
-            killed.status.success(),
-            "{}: kill: {}",
-            rt.binary().display(),
-            String::from_utf8_lossy(&killed.stderr)
-        );
-        assert_nothing_left_behind(rt, &id, &cgroup, &rootfs);
-        (deleted.code, killed.status.code())
-    });
-}
-
 /// `exec` into a created (not yet started) container runs the process, as runc;
 /// into a paused one it fails with exit status 255 and runc's reason unless
 /// `--ignore-paused`; after `resume` it works again.

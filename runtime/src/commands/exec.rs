@@ -50,7 +50,13 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     let record = g.root.read_plan(id)?;
     let executor = StockadeExecutor {
         seccomp: hardening::compile_seccomp(&spec)?,
-        landlock: record.landlock.clone(),
+        // The recorded requests, resolved for this host as at create, in the parent.
+        landlock: hardening::resolve_landlock(
+            &record.landlock,
+            crate::profile::host::probe_landlock_abi(),
+        )?,
+        // An exec'd process mounts nothing.
+        binds: Default::default(),
     };
     let init = spec.process().clone().unwrap_or_default();
     // The process to start, built completely here so that what the gate judges is
@@ -171,41 +177,17 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
 /// the container's user (`init_user`), never as a root nobody asked for (runc 1.1
 /// would run it as uid 0, the Go zero value).
 fn read_process(path: &Path, init_user: &User) -> Result<Process, CommandError> {
-    let mut bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
+    let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
         .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
-    if let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_slice(&bytes) {
-        if !doc.contains_key("user") {
-            let user = serde_json::to_value(init_user).map_err(|e| CommandError::Io {
-                what: "cannot serialize the container's user".into(),
-                source: std::io::Error::other(e),
-            })?;
-            doc.insert("user".into(), user);
-            bytes = serde_json::to_vec(&doc).map_err(|e| CommandError::Io {
-                what: format!("cannot re-encode {}", path.display()),
-                source: std::io::Error::other(e),
-            })?;
-        }
-    }
-    let process: Process =
-        crate::bundle::parse_json(&bytes).map_err(|(field, source)| CommandError::Io {
-            what: format!(
-                "{} is not a valid OCI process{}",
-                path.display(),
-                crate::bundle::at_field(&field)
-            ),
-            source: std::io::Error::other(source),
-        })?;
-    // The process's program is its first arg; nothing to run is the caller's error.
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(CommandError::Io {
-            what: format!(
-                "{}: args: empty (the process needs a program to run)",
-                path.display()
-            ),
-            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        });
-    }
-    Ok(process)
+    crate::exec_policy::parse_process(&bytes, init_user).map_err(|e| CommandError::Io {
+        what: format!("{}: {e}", path.display()),
+        source: match e {
+            crate::exec_policy::ProcessError::Parse { source, .. } => std::io::Error::other(source),
+            crate::exec_policy::ProcessError::EmptyArgs => {
+                std::io::Error::from(std::io::ErrorKind::InvalidInput)
+            }
+        },
+    })
 }
 
 /// Write the judged process beside the hardened spec, for libcontainer to run.

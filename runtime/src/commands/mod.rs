@@ -10,7 +10,8 @@ pub mod lifecycle;
 pub mod profile_cmd;
 pub mod recover;
 pub mod run;
-pub mod userns_setup;
+/// The user-namespace setup of `create` (and its undo), in `userns/`.
+pub use crate::userns::setup as userns_setup;
 
 use std::path::PathBuf;
 

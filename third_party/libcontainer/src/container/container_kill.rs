@@ -41,17 +41,7 @@ impl Container {
                 return Err(LibcontainerError::IncorrectStatus(self.status()));
             }
         }
-        // [stockade patch] runc's kill writes no state. This one records the
-        // status, and a delete running meanwhile (containerd deletes a task as soon
-        // as it sees the exit, while the kill that caused it may still be
-        // returning) can remove the container's directory first: the signal was
-        // delivered, so that is no failed kill.
-        if let Err(err) = self.set_status(ContainerStatus::Stopped).save() {
-            if self.root.exists() {
-                return Err(err);
-            }
-            tracing::debug!(id = ?self.id(), "container deleted while it was killed");
-        }
+        self.set_status(ContainerStatus::Stopped).save()?;
         Ok(())
     }
 

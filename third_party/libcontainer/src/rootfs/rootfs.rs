@@ -6,7 +6,7 @@ use nix::mount::MsFlags;
 use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
-use super::mount::{Mount, MountOptions};
+use super::mount::{BindSourceCheck, Mount, MountOptions};
 use super::symlink::Symlink;
 use super::utils::default_devices;
 use super::{Result, RootfsError};
@@ -121,6 +121,7 @@ impl RootFS {
         spec: &Spec,
         rootfs: &Path,
         cgroup_ns: bool,
+        bind_check: Option<BindSourceCheck<'_>>,
     ) -> Result<()> {
         let flags = RootPropagation::parse(linux.rootfs_propagation().as_deref())?.before_pivot();
 
@@ -158,6 +159,7 @@ impl RootFS {
             root: rootfs,
             label: linux.mount_label().as_deref(),
             cgroup_ns,
+            bind_check,
         };
 
         if let Some(mounts) = spec.mounts() {
@@ -185,11 +187,12 @@ impl RootFS {
         rootfs: &Path,
         bind_devices: bool,
         cgroup_ns: bool,
+        bind_check: Option<BindSourceCheck<'_>>,
     ) -> Result<()> {
         tracing::debug!(?rootfs, "prepare rootfs");
         let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
 
-        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns)?;
+        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_check)?;
         create_missing_cwd(spec, rootfs)?;
 
         let symlinker = Symlink::new();

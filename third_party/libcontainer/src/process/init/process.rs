@@ -83,12 +83,20 @@ pub fn container_init_process(
         let in_user_ns = utils::is_in_new_userns().map_err(InitProcessError::Io)?;
         let bind_service = ctx.ns.get(LinuxNamespaceType::User)?.is_some() || in_user_ns;
         let rootfs = RootFS::new();
+        // [stockade patch] every bind source of the spec is shown to the executor,
+        // opened, before that very object is mounted.
+        let check = |m: &oci_spec::runtime::Mount, fd: std::os::fd::BorrowedFd<'_>| {
+            args.executor
+                .verify_bind_source(m, fd)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        };
         rootfs
             .prepare_rootfs(
                 ctx.spec,
                 ctx.rootfs,
                 bind_service,
                 ctx.ns.get(LinuxNamespaceType::Cgroup)?.is_some(),
+                Some(crate::rootfs::mount::BindSourceCheck(&check)),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to prepare rootfs");
