@@ -32,19 +32,33 @@ pub enum ProcessError {
 /// fuzz target `exec_process` drives. Errors name the JSON field; a process without
 /// a program is refused here, before the vendored libcontainer could index `args[0]`.
 /// A document that says nothing of `user` runs as `default_user` (the container's
-/// user, as runc does), never as the uid 0 that an absent field would decode to.
+/// user), never as a root nobody asked for: oci-spec refuses the absent field, and
+/// runc 1.1 decodes it to uid 0 (Go's zero value).
 pub fn parse_process(bytes: &[u8], default_user: &User) -> Result<Process, ProcessError> {
-    let mut process: Process = crate::bundle::parse_json(bytes)
+    // The default goes into the document before the typed parse, which requires the
+    // field. Only a JSON object without `user` is rewritten; anything else is parsed
+    // as given, so its errors name the caller's own text.
+    let with_user = match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(mut doc)) if !doc.contains_key("user") => {
+            let user =
+                serde_json::to_value(default_user).map_err(|source| ProcessError::Parse {
+                    field: "user".into(),
+                    source,
+                })?;
+            doc.insert("user".into(), user);
+            Some(
+                serde_json::to_vec(&doc).map_err(|source| ProcessError::Parse {
+                    field: ".".into(),
+                    source,
+                })?,
+            )
+        }
+        _ => None,
+    };
+    let process: Process = crate::bundle::parse_json(with_user.as_deref().unwrap_or(bytes))
         .map_err(|(field, source)| ProcessError::Parse { field, source })?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(ProcessError::EmptyArgs);
-    }
-    let names_user = matches!(
-        serde_json::from_slice::<serde_json::Value>(bytes),
-        Ok(serde_json::Value::Object(doc)) if doc.contains_key("user")
-    );
-    if !names_user {
-        process.set_user(default_user.clone());
     }
     Ok(process)
 }
