@@ -57,9 +57,14 @@ DEFAULT_V2=(
   profile_injection::bare_spec_runs_hardened_under_the_node_default
   profile_injection::node_default_gives_a_silent_spec_its_own_cgroup_namespace
   profile_injection::bind_mounted_volume_is_idmapped_into_the_containers_range
+  # Three user-namespaced containers created at once, deleted at once (cgroup v2 removal
+  # waits for "populated 0", not only an empty cgroup.procs).
+  profile_injection::concurrent_containers
   userns_idmap
   # Landlock on this kernel's ABI (2 on 6.1): filesystem rules enforced; TCP rules
-  # (ABI 4) and scopes (ABI 6) refused at admission, naming the ABI.
+  # (ABI 4) and scopes (ABI 6) refused at admission, naming the ABI; a best_effort
+  # profile needing ABI 6 admitted with every right not enforced named, a hard one
+  # refused.
   runtime_landlock
   containerd_shim::run_prints_output_and_exit_code_with_events_in_order
   containerd_shim::exec_kill_pause_resume
