@@ -275,8 +275,18 @@ fn reclaim_abandoned(g: &Global, dir: &Path, root: &Path, report: &mut GcReport)
     if kept {
         return;
     }
-    // Only empty directories are removed: anything unexpected in it stays.
-    let _ = fs::remove_file(dir.join(crate::state_root::IDMAP_OWNER));
+    // Only empty directories are removed: anything unexpected in it stays. (The
+    // record, and a temporary of it a killed create may have left.)
+    for e in entries(dir) {
+        let name = e
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with(crate::state_root::IDMAP_OWNER) && e.is_file() {
+            let _ = fs::remove_file(&e);
+        }
+    }
     for sub in ["root", "binds", "layers"] {
         let _ = fs::remove_dir(dir.join(sub));
     }
