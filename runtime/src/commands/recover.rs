@@ -166,7 +166,8 @@ pub struct GcReport {
 /// root's leftovers are judged by that root's own id locks and state, so live
 /// containers and creates in progress (their lock is held) are never touched. The
 /// idmap directory of a state root that no longer exists goes entirely, except for
-/// ids whose host id range a process still runs in.
+/// ids whose rootfs is still a process's root. A state root gc cannot finish is
+/// named in the report's `failed` (and the log), and the others are still collected.
 pub fn gc(g: &Global) -> Result<GcReport, CommandError> {
     let _s = tracing::info_span!("gc").entered();
     let mut report = GcReport::default();
