@@ -38,9 +38,22 @@ fn subset(got: &Option<Capabilities>, have: &Option<Capabilities>, set: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    match exec_policy::parse_process(data) {
+    let mut init_user = oci_spec::runtime::User::default();
+    init_user.set_uid(1000);
+    let names_user = matches!(
+        serde_json::from_slice::<serde_json::Value>(data),
+        Ok(serde_json::Value::Object(ref d)) if d.contains_key("user")
+    );
+    match exec_policy::parse_process(data, &init_user) {
         Ok(mut p) => {
             assert!(p.args().as_ref().is_some_and(|a| !a.is_empty()));
+            if !names_user {
+                assert_eq!(
+                    p.user(),
+                    &init_user,
+                    "a process without user runs as the container's"
+                );
+            }
             let init = init();
             exec_policy::clamp_process(&mut p, &init);
             let (got, have) = (

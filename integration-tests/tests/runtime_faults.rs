@@ -485,3 +485,50 @@ fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
     }
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
 }
+
+/// A `kill` whose signal ended the init, and whose container was deleted before the
+/// kill recorded the stop (containerd deletes a pod sandbox as soon as its exit is
+/// published, racing StopPodSandbox's own kill): the kill did what it was asked and
+/// exits 0, as runc (which records nothing after signalling) does. strace holds the
+/// kill's state write (its rename) back until the delete is done.
+#[test]
+fn kill_whose_container_is_deleted_meanwhile_succeeds() {
+    if skip_on_reference("fault injection targets Stockade's kill") {
+        return;
+    }
+    require_strace();
+    let rt = runtime!();
+    let bundle = BundleBuilder::new().args(&["sleep", "1000"]).build();
+    let c = rt.create_started(&bundle);
+    let kill = rt
+        .command_via(
+            &[
+                STRACE,
+                "-o",
+                "/dev/null",
+                "-e",
+                "inject=rename,renameat,renameat2:delay_enter=3000000",
+            ],
+            &["kill", bundle.id.as_str(), "KILL"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strace");
+    assert_eq!(
+        c.wait(),
+        Some(128 + libc::SIGKILL),
+        "the init died of the kill"
+    );
+    let deleted = rt.exec_cmd(&["delete", bundle.id.as_str()]);
+    assert!(deleted.success(), "{deleted:?}");
+    let out = kill.wait_with_output().expect("wait for kill");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kill failed after its signal landed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    drop(c);
+}

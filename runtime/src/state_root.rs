@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
-use crate::landlock_plan::LandlockPlan;
+use crate::landlock::plan::LandlockPlan;
 use crate::lockfile::{FileLock, Kind};
 
 /// Node-wide parent of idmapped rootfs mounts (see [`StateRoot::rootfs_dir`]).
@@ -114,7 +114,7 @@ pub struct PlanRecord {
     pub policy: Option<crate::profile::Profile>,
     /// User namespace range and idmapped rootfs to give back on delete.
     #[serde(default)]
-    pub userns: Option<crate::commands::userns_setup::UsernsRecord>,
+    pub userns: Option<crate::userns::setup::UsernsRecord>,
 }
 
 #[derive(Debug, Clone)]
