@@ -16,7 +16,7 @@ use super::host::{HostFacts, NsInodeLookup};
 use super::rules::{self, user_namespace::UsernsRequest};
 use super::schema::{Mode, OnMissing, Profile};
 use super::violation::{Injection, RuleMeta, Violation};
-use crate::landlock_plan::LandlockPlan;
+use crate::landlock::plan::LandlockPlan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
