@@ -67,7 +67,7 @@ impl HostFacts {
 
 /// See [`HostFacts::oom_score_adj_floor`]. An unreadable answer counts as "may lower":
 /// the write then fails at create, naming itself, rather than being changed here.
-fn probe_oom_score_adj_floor() -> Option<i32> {
+pub fn probe_oom_score_adj_floor() -> Option<i32> {
     match caps::has_cap(
         None,
         caps::CapSet::Effective,
