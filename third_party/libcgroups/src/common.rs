@@ -471,7 +471,7 @@ fn create_systemd_legacy_cgroup_manager(
     cgroup_path: &Path,
     container_name: &str,
 ) -> Result<AnyCgroupManager, CreateCgroupSetupError> {
-    use crate::systemd::manager::{SystemdManagerError, PROCESS_IN_CGROUP_TIMEOUT_DURATION};
+    use crate::systemd::manager::{PROCESS_IN_CGROUP_TIMEOUT_DURATION, SystemdManagerError};
 
     if !systemd::booted() {
         return Err(SystemdManagerError::SystemdNotAvailable.into());

@@ -35,12 +35,17 @@ pub struct Manager {
     /// [stockade patch] The container's cgroup in named hierarchies that hold no
     /// controller (`name=systemd`): joined and removed like a subsystem's, as runc
     /// does, so the container's `/sys/fs/cgroup/systemd` is its own cgroup and not
-    /// the hierarchy the runtime was started in (often its root).
+    /// the hierarchy the runtime was started in (often its root). Also the
+    /// hierarchies of controllers it sets no limit in (`JOIN_ONLY_CONTROLLERS`).
     named: Vec<PathBuf>,
 }
 
 /// Named hierarchies a container is placed in, as runc's fs driver does.
 const NAMED_HIERARCHIES: &[&str] = &["systemd"];
+
+/// [stockade patch] Controllers without limits here that a container is still
+/// placed in, as runc's fs driver places it in every hierarchy.
+const JOIN_ONLY_CONTROLLERS: &[&str] = &["misc", "rdma"];
 
 #[derive(thiserror::Error, Debug)]
 pub enum V1ManagerError {
@@ -123,6 +128,15 @@ impl Manager {
                 };
                 if let Some(mount_point) = found {
                     named.push(mount_point.join_safely(cgroup_path)?);
+                }
+            }
+            if let Ok((mountinfo, _)) = &proc_files {
+                for controller in JOIN_ONLY_CONTROLLERS {
+                    if let Some(mount_point) =
+                        util::join_only_hierarchy_mount_point_in(mountinfo, controller)?
+                    {
+                        named.push(mount_point.join_safely(cgroup_path)?);
+                    }
                 }
             }
         }

@@ -73,6 +73,23 @@ pub fn named_hierarchy_mount_point_in(
     Ok(None)
 }
 
+/// [stockade patch] The mount point of the v1 hierarchy of `controller`, a
+/// controller this manager sets no limit in (`misc`, `rdma`) but still places a
+/// container in, as runc's fs driver does: otherwise the container's view of that
+/// hierarchy is the cgroup the runtime runs in, often the hierarchy's root.
+pub fn join_only_hierarchy_mount_point_in(
+    mountinfo: &str,
+    controller: &str,
+) -> Result<Option<PathBuf>, V1MountPointError> {
+    for line in mountinfo.lines() {
+        let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;
+        if m.fs_type == "cgroup" && m.super_options.contains_key(controller) {
+            return Ok(Some(m.mount_point));
+        }
+    }
+    Ok(None)
+}
+
 /// List the mount points of all currently supported cgroup subsystems.
 pub fn list_supported_mount_points() -> Result<HashMap<ControllerType, PathBuf>, V1MountPointError>
 {
@@ -145,4 +162,38 @@ pub fn subsystem_mount_point_in(
         .ok_or(V1MountPointError::NotFound {
             subsystem: *subsystem,
         })
+}
+
+#[cfg(test)]
+mod join_only_tests {
+    use super::*;
+
+    // Lines of a systemd hybrid host's mountinfo (Debian 12, Linux 6.1).
+    const MOUNTINFO: &str = "\
+35 25 0:30 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:9 - cgroup cgroup rw,xattr,name=systemd
+39 25 0:34 / /sys/fs/cgroup/misc rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,misc
+40 25 0:35 / /sys/fs/cgroup/rdma rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,rdma
+41 25 0:36 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpu,cpuacct
+";
+
+    #[test]
+    fn join_only_controllers_are_found_by_their_super_option() {
+        assert_eq!(
+            join_only_hierarchy_mount_point_in(MOUNTINFO, "misc").unwrap(),
+            Some(PathBuf::from("/sys/fs/cgroup/misc"))
+        );
+        assert_eq!(
+            join_only_hierarchy_mount_point_in(MOUNTINFO, "rdma").unwrap(),
+            Some(PathBuf::from("/sys/fs/cgroup/rdma"))
+        );
+        // `name=systemd` is a named hierarchy, not a controller called "systemd".
+        assert_eq!(
+            join_only_hierarchy_mount_point_in(MOUNTINFO, "systemd").unwrap(),
+            None
+        );
+        assert_eq!(
+            join_only_hierarchy_mount_point_in("", "misc").unwrap(),
+            None
+        );
+    }
 }
