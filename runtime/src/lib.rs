@@ -7,6 +7,7 @@ pub mod admission;
 pub mod audit_log;
 pub mod bounded_read;
 pub mod bundle;
+pub mod cgroup_freeze;
 pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;

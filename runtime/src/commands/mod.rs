@@ -82,6 +82,9 @@ pub enum CommandError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// runc's words, which tools match.
+    #[error("container's cgroup unexpectedly frozen: {}", cgroup.display())]
+    CgroupFrozen { cgroup: std::path::PathBuf },
     #[error("invalid resources document")]
     Resources(#[source] serde_json::Error),
     #[error("unsupported {what}: {value:?}")]

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,8 +24,8 @@ use super::pids::Pids;
 use super::util::V1MountPointError;
 use super::{ControllerType as CtrlType, util};
 use crate::common::{
-    self, AnyCgroupManager, CGROUP_PROCS, CgroupManager, ControllerOpt, FreezerState,
-    JoinSafelyError, PathBufExt, WrapIoResult, WrappedIoError,
+    self, AnyCgroupManager, CgroupManager, ControllerOpt, FreezerState,
+    JoinSafelyError, PathBufExt, WrappedIoError,
 };
 use crate::stats::{PidStatsError, Stats, StatsProvider};
 
@@ -36,7 +35,9 @@ pub struct Manager {
 
 #[derive(thiserror::Error, Debug)]
 pub enum V1ManagerError {
-    #[error("io error: {0}")]
+    // [stockade patch] transparent: "io error: {0}" with #[from] (a source) printed
+    // the cause twice in an error chain.
+    #[error(transparent)]
     WrappedIo(#[from] WrappedIoError),
     #[error("mount point error: {0}")]
     MountPoint(#[from] V1MountPointError),
@@ -95,6 +96,11 @@ impl Manager {
         }
 
         Ok(Manager { subsystems })
+    }
+
+    /// [stockade patch] The cgroup's directory in each hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.subsystems.values().cloned().collect()
     }
 
     fn get_subsystem_path(
@@ -225,18 +231,13 @@ impl CgroupManager for Manager {
         for cgroup_path in self.subsystems.values() {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
-                let procs_path = cgroup_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
-
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                // [stockade patch] Every process of the tree, sub-cgroups included,
+                // and every directory of it, deepest first (see delete_tree_with_retry).
+                for pid in common::get_all_pids(cgroup_path)? {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
                 }
 
-                common::delete_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
+                common::delete_tree_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
             }
         }
 
