@@ -37,3 +37,12 @@ if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0
 fi
+
+# cargo-fuzz and the nightly toolchain it needs, for scripts/fuzz-smoke.sh (CI's
+# short run of the fuzz targets in fuzz/). From crates.io, pinned.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --version 0.13.2 --locked
+fi

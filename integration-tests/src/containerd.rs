@@ -641,9 +641,6 @@ disabled_plugins = [
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
   enable_selinux = false
-  # This machine withholds CAP_SYS_RESOURCE, so no process may lower its
-  # oom_score_adj (the pause container asks for -998): clamp to containerd's own.
-  restrict_oom_score_adj = true
 {cri_options}
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -669,36 +666,42 @@ impl Containerd {
     /// Kills and removes every task and container left by a failed test, so no shim
     /// or container outlives the harness.
     fn remove_leftovers(&self) {
-        for ns in [NAMESPACE, "k8s.io"] {
-            let ctr = |args: &[&str]| {
-                Command::new("ctr")
-                    .arg("-a")
-                    .arg(&self.socket)
-                    .args(["-n", ns])
-                    .args(args)
-                    .stdin(Stdio::null())
-                    .output()
-            };
-            let ids = |args: &[&str]| -> Vec<String> {
-                ctr(args)
-                    .map(|o| {
-                        String::from_utf8_lossy(&o.stdout)
-                            .lines()
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let tasks = ids(&["task", "ls", "-q"]);
-            for id in &tasks {
-                let _ = ctr(&["task", "kill", "-s", "SIGKILL", id]);
-            }
-            for id in &tasks {
-                let _ = ctr(&["task", "rm", "-f", id]);
-            }
-            for id in ids(&["container", "ls", "-q"]) {
-                let _ = ctr(&["container", "rm", &id]);
-            }
+        remove_leftover_tasks(&self.socket, &[NAMESPACE, "k8s.io"]);
+    }
+}
+
+/// Kills and removes every task and container of the containerd at `socket` in
+/// `namespaces` (a failed test's leftovers).
+pub fn remove_leftover_tasks(socket: &Path, namespaces: &[&str]) {
+    for ns in namespaces {
+        let ctr = |args: &[&str]| {
+            Command::new("ctr")
+                .arg("-a")
+                .arg(socket)
+                .args(["-n", ns])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+        };
+        let ids = |args: &[&str]| -> Vec<String> {
+            ctr(args)
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let tasks = ids(&["task", "ls", "-q"]);
+        for id in &tasks {
+            let _ = ctr(&["task", "kill", "-s", "SIGKILL", id]);
+        }
+        for id in &tasks {
+            let _ = ctr(&["task", "rm", "-f", id]);
+        }
+        for id in ids(&["container", "ls", "-q"]) {
+            let _ = ctr(&["container", "rm", &id]);
         }
     }
 }

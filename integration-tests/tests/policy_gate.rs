@@ -760,3 +760,132 @@ fn a_symlinked_bind_source_is_judged_by_the_socket_it_leads_to() {
         assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
     }
 }
+
+/// Flips `link` between `allowed` (most of the time) and `forbidden` until dropped,
+/// each flip an atomic rename, so the link always exists and leads to one of them.
+struct Flipper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Flipper {
+    fn start(link: PathBuf, allowed: PathBuf, forbidden: PathBuf) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let tmp = link.with_extension("next");
+            let mut flips = 0;
+            while !flag.load(Ordering::Relaxed) {
+                for (target, dwell) in [(&forbidden, 1), (&allowed, 2)] {
+                    let _ = fs::remove_file(&tmp);
+                    std::os::unix::fs::symlink(target, &tmp).expect("symlink");
+                    fs::rename(&tmp, &link).expect("swap the symlink");
+                    flips += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(dwell));
+                }
+            }
+            flips
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Flipper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_bind_source_swapped_after_admission_is_never_what_the_container_sees() {
+    if skip_on_reference("profiles are Stockade's") {
+        return;
+    }
+    // A real unix socket outside every allowed prefix, a real volume directory under
+    // the kubelet's pod directory, and a real symlink beside it that keeps flipping
+    // between the two while containers are created: the check sees one object, the
+    // mount may come when the link leads to the other. With the profile's user
+    // namespace the runtime idmaps the source before the init runs; a spec that
+    // brings its own mapping has the init mount the source itself. Both must mount
+    // the object admitted.
+    let sockets = tempfile::tempdir().expect("tempdir");
+    // Reachable by a container's mapped root, so only the check can keep it out.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(sockets.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = sockets.path().join("runtime.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind socket");
+    let volume = PathBuf::from("/var/lib/kubelet/pods")
+        .join(format!("stockade-race-{}", std::process::id()))
+        .join("volumes");
+    let data = volume.join("data");
+    fs::create_dir_all(&data).expect("make the volume dir");
+    let _cleanup = RemoveDir(volume.parent().unwrap().to_path_buf());
+    let link = volume.join("vol");
+    std::os::unix::fs::symlink(&data, &link).expect("symlink");
+    let flipper = Flipper::start(link.clone(), data.clone(), socket.clone());
+    // The last block of `default`'s pool, for the spec that maps its own ids.
+    let own_mapping = 1_000_000 + 1_073_741_824 - 65_536;
+    let cases = [
+        ("default", None),
+        ("restricted", None),
+        ("default", Some(own_mapping)),
+    ];
+    for (profile, mapping) in cases {
+        let rt = runtime!(profile = profile);
+        let (mut ran, mut refused_at_admission, mut refused_at_mount) = (0, 0, 0);
+        for _ in 0..24 {
+            let builder = match mapping {
+                Some(host) => mapped(builder_for(&rt, profile), host),
+                None => builder_for(&rt, profile),
+            };
+            let bundle = builder
+                .mount(json!({
+                    "destination": "/vol", "type": "bind",
+                    "source": link, "options": ["rbind", "nosuid", "nodev"],
+                }))
+                .args(&["/usr/bin/probe", "stat", "/vol"])
+                .build();
+            let out = rt.run(&bundle);
+            if out.success() {
+                // Inside, the volume is the directory, never the socket.
+                let report = out.report();
+                assert_eq!(report["type"], "d", "{profile}: the container saw {report}");
+                ran += 1;
+            } else if out.stderr.contains("[mounts.bind_source]") {
+                // The check itself saw the socket.
+                assert!(
+                    out.stderr
+                        .contains(&format!("resolves to {}", socket.display())),
+                    "{profile}: {}",
+                    out.stderr
+                );
+                refused_at_admission += 1;
+            } else {
+                // Admitted as the directory, swapped before the mount: the init
+                // found another object behind the path and mounted nothing.
+                assert!(
+                    out.stderr.contains("changed since admission"),
+                    "{profile}: neither ran nor refused for the swap: {}",
+                    out.stderr
+                );
+                refused_at_mount += 1;
+            }
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        }
+        eprintln!("{profile} (own mapping {mapping:?}): ran {ran}, refused at admission {refused_at_admission}, at the mount {refused_at_mount}");
+        // The link did flip under the creates, and the directory still runs.
+        assert!(ran > 0, "{profile}: no container ever ran");
+        assert!(
+            refused_at_admission + refused_at_mount > 0,
+            "{profile}: the swap never hit a create"
+        );
+    }
+    drop(flipper);
+}

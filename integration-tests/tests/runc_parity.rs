@@ -212,6 +212,7 @@ fn update_cpu_quota_minus_one_lifts_the_limit() {
     );
 }
 
+<<<<<<< HEAD
 // ---- cgroups: frozen parents, sub-cgroups, every update flag (issue 14) ----
 
 fn cgroup_v2() -> bool {
@@ -355,11 +356,650 @@ fn make_cgroup_dirs(rel: &str, names: &[&str]) {
             for file in ["cpuset.cpus", "cpuset.mems"] {
                 if let Ok(v) = std::fs::read_to_string(dir.join(file)) {
                     std::fs::write(sub.join(file), v.trim()).expect("copy the cpuset");
+=======
+/// Hooks (issue 14): what a hook sees on stdin, and what a failing hook of each
+/// kind does to the lifecycle.
+mod hooks {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::time::{Duration, Instant};
+
+    /// A hook that appends `NAME <state JSON from stdin>` to `log` in one write.
+    fn marker_hook(name: &str, log: &str) -> Value {
+        let script = format!("state=$(cat); echo \"{name} $state\" >> {log}");
+        json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
+    }
+
+    /// Every hook kind gets the caller's bundle (the directory given to `create`)
+    /// as `bundle` in the state on its stdin, as from runc. Stockade runs the
+    /// container from its hardened copy of the spec; hooks used to get that
+    /// directory.
+    #[test]
+    fn hooks_get_the_callers_bundle_in_their_state() {
+        let kinds = [
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ];
+        for (name, rt) in both() {
+            let markers = tempfile::tempdir().expect("marker dir");
+            let host_log = markers.path().join("hooks.log");
+            let host = host_log.to_str().expect("utf-8 temp path").to_string();
+            let inside = "/hooks/hooks.log";
+            let bundle = sleeper()
+                .mount(serde_json::json!({
+                    "destination": "/hooks", "type": "bind",
+                    "source": markers.path(), "options": ["rbind", "rw"]
+                }))
+                .edit(|s| {
+                    s["hooks"] = json!({
+                        "createRuntime": [marker_hook("createRuntime", &host)],
+                        "createContainer": [marker_hook("createContainer", &host)],
+                        // Runs inside the container: its own sh, through the bind.
+                        "startContainer": [marker_hook("startContainer", inside)],
+                        "poststart": [marker_hook("poststart", &host)],
+                        "poststop": [marker_hook("poststop", &host)],
+                    });
+                })
+                .build();
+            let c = rt.create_started(&bundle);
+            c.wait_status("running");
+            let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+            let out = c.delete_force();
+            assert!(out.success(), "{name}: delete --force: {out:?}");
+            assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
+
+            let want = std::fs::canonicalize(bundle.path()).expect("canonical bundle");
+            let log = std::fs::read_to_string(&host_log).unwrap_or_default();
+            for kind in kinds {
+                let line = log
+                    .lines()
+                    .find_map(|l| l.strip_prefix(kind)?.strip_prefix(' '))
+                    .unwrap_or_else(|| panic!("{name}: {kind} did not run: {log}"));
+                let state: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{name}: {kind} state is not JSON ({e}): {line}"));
+                assert_eq!(
+                    state["bundle"].as_str().map(std::path::Path::new),
+                    Some(want.as_path()),
+                    "{name}: {kind} got {state}"
+                );
+            }
+        }
+    }
+
+    /// Whether `pid` is a live process (not gone, not a zombie).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    }
+
+    /// What one runtime did with a bundle whose `kind` hook fails (`/bin/false`).
+    #[derive(Debug)]
+    struct Failed {
+        /// `create` exited 0.
+        created: bool,
+        /// `start`'s output, when create succeeded.
+        start: Option<CmdOutput>,
+        /// The container's own process ran (it writes `/ran` first).
+        process_ran: bool,
+        /// The container's init still lives afterwards.
+        alive_after: bool,
+    }
+
+    fn with_failing_hook(rt: &Runtime, kind: &str) -> Failed {
+        let bundle = BundleBuilder::new()
+            .shell("echo ran > /ran; exec /usr/bin/probe sleep 600")
+            .edit(|s| s["hooks"] = json!({kind: [{"path": "/bin/false"}]}))
+            .build();
+        let ran = bundle.rootfs.join("ran");
+        let failed = match rt.create(&bundle) {
+            Err(failed) => {
+                drop(failed);
+                Failed {
+                    created: false,
+                    start: None,
+                    process_ran: ran.exists(),
+                    alive_after: false,
+                }
+            }
+            Ok(c) => {
+                let start = rt.exec_cmd(&["start", c.id.as_str()]);
+                // Give the process time to run, or the init time to die.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < deadline && !ran.exists() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                let pid = c.pid.expect("init pid");
+                let seen = Failed {
+                    created: true,
+                    start: Some(start),
+                    process_ran: ran.exists(),
+                    alive_after: alive(pid),
+                };
+                let del = c.delete_force();
+                assert!(del.success(), "delete --force: {del:?}");
+                seen
+            }
+        };
+        assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        failed
+    }
+
+    /// runtime-spec lifecycle: a failing createRuntime or createContainer hook fails
+    /// `create` and leaves nothing; a failing startContainer hook fails `start` and
+    /// the process never runs; a failing poststart hook fails the verb that runs it
+    /// and stops the container. In every case nothing of the container keeps
+    /// running. (Poststop failures are warnings: `runtime_crash`.)
+    ///
+    /// runc 1.1 differs in two places the test allows for it alone: it runs
+    /// poststart during `create` (opencontainers/runc#1710, so `create` fails and
+    /// the process never runs), and after a failing startContainer hook its `start`
+    /// exits 0 although the process never ran. Stockade runs poststart at `start`,
+    /// after the process started, as runc 1.4 does, and its `start` reports both.
+    #[test]
+    fn failing_hooks_fail_the_lifecycle_and_stop_the_container() {
+        for kind in [
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+        ] {
+            for (name, rt) in both() {
+                let seen = with_failing_hook(&rt, kind);
+                let start_failed = seen.start.as_ref().map(|s| !s.success());
+                assert!(!seen.alive_after, "{name} {kind}: {seen:#?}");
+                match (kind, name) {
+                    ("createRuntime" | "createContainer", _) | ("poststart", "runc") => {
+                        assert!(!seen.created, "{name} {kind}: {seen:#?}");
+                        assert!(!seen.process_ran, "{name} {kind}: {seen:#?}");
+                    }
+                    ("startContainer", _) => {
+                        assert!(seen.created, "{name} {kind}: {seen:#?}");
+                        assert!(!seen.process_ran, "{name} {kind}: {seen:#?}");
+                        if name == "stockade" {
+                            assert_eq!(start_failed, Some(true), "{name} {kind}: {seen:#?}");
+                        }
+                    }
+                    _ => {
+                        // Stockade's poststart runs at start, after the process.
+                        assert!(seen.created, "{name} {kind}: {seen:#?}");
+                        assert_eq!(start_failed, Some(true), "{name} {kind}: {seen:#?}");
+                    }
+                }
+                if name == "stockade" {
+                    if let Some(start) = seen.start.as_ref().filter(|s| !s.success()) {
+                        assert!(
+                            start.stderr.contains("hook") && start.stderr.contains("exit"),
+                            "{kind}: start says which step failed and how: {start:?}"
+                        );
+                    }
                 }
             }
         }
     }
 }
+
+/// `process.terminal: true` in a foreground `run` or `exec` without
+/// `--console-socket`: the runtime allocates the pty itself and proxies it to its
+/// own stdio (issue 14), as runc does.
+mod terminal {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    /// A pty pair (openpty(3)): `(master, slave)`.
+    fn openpty() -> (OwnedFd, OwnedFd) {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two fds into the given ints; the name, termios and
+        // winsize pointers may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty just created both fds; nothing else owns them.
+        unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+    }
+
+    /// Runs `rt ARGS` with a terminal of ours as its stdin, stdout and stderr,
+    /// types `input` into it, and returns its exit code and everything it wrote.
+    pub(super) fn on_our_terminal(
+        rt: &Runtime,
+        args: &[&str],
+        input: &[u8],
+    ) -> (Option<i32>, String) {
+        let (master, slave) = openpty();
+        let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup pty slave"));
+        let mut child = rt
+            .command(args)
+            .stdin(fd(&slave))
+            .stdout(fd(&slave))
+            .stderr(fd(&slave))
+            .spawn()
+            .expect("spawn runtime");
+        drop(slave);
+        let mut writer = std::fs::File::from(master.try_clone().expect("dup master"));
+        writer.write_all(input).expect("type into the terminal");
+        let mut reader = std::fs::File::from(master);
+        let deadline = Instant::now() + TIMEOUT;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: reader.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if rc > 0 {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break, // EIO: the runtime closed the terminal.
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            } else if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!(
+                    "{args:?} still running; output so far: {}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+        let status = child.wait().expect("wait runtime");
+        (status.code(), String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// `tty_nr` (field 7 of /proc/self/stat, proc(5)): the process's controlling
+    /// terminal, 0 when it has none.
+    const SCRIPT: &str = "read line; echo \"got:$line\"; \
+        set -- $(cat /proc/self/stat); echo \"tty_nr:$7\"; \
+        [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty";
+
+    /// Foreground `run` of a `terminal: true` container: its process has a
+    /// controlling terminal (the runtime's pty), its stdio are that terminal, what
+    /// we type reaches it and its output reaches us, and `run` exits with its status.
+    #[test]
+    fn foreground_run_allocates_a_pty() {
+        for (name, rt) in both() {
+            let bundle = BundleBuilder::new()
+                .args(&["/bin/sh", "-c", &format!("{SCRIPT}; exit 3")])
+                .terminal(true)
+                .build();
+            let path = bundle.path().to_str().expect("utf-8 bundle").to_string();
+            let (code, out) =
+                on_our_terminal(&rt, &["run", "--bundle", &path, &bundle.id], b"ping\n");
+            cleanup_container(&rt, &bundle.id, &bundle.cgroup_relative(), None);
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+            assert_eq!(code, Some(3), "{name}: {out}");
+            assert!(out.contains("got:ping"), "{name}: {out}");
+            assert!(out.contains("stdio-is-a-tty"), "{name}: {out}");
+            let tty_nr = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("tty_nr:"))
+                .unwrap_or_else(|| panic!("{name}: no tty_nr in {out}"));
+            assert_ne!(tty_nr, "0", "{name}: a controlling terminal: {out}");
+        }
+    }
+
+    /// The same for a foreground `exec --tty` into a running container.
+    #[test]
+    fn foreground_exec_tty_allocates_a_pty() {
+        for (name, rt) in both() {
+            let bundle = sleeper().build();
+            let c = rt.create_started(&bundle);
+            c.wait_status("running");
+            let script = format!("{SCRIPT}; exit 4");
+            let (code, out) = on_our_terminal(
+                &rt,
+                &["exec", "--tty", c.id.as_str(), "/bin/sh", "-c", &script],
+                b"pong\n",
+            );
+            let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
+            assert_eq!(code, Some(4), "{name}: {out}");
+            assert!(out.contains("got:pong"), "{name}: {out}");
+            assert!(out.contains("stdio-is-a-tty"), "{name}: {out}");
+            let tty_nr = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("tty_nr:"))
+                .unwrap_or_else(|| panic!("{name}: no tty_nr in {out}"));
+            assert_ne!(tty_nr, "0", "{name}: a controlling terminal: {out}");
+        }
+    }
+
+    /// `--console-socket` is for a detached container: a foreground `run` refuses
+    /// it (it proxies the terminal itself) and leaves nothing, as runc.
+    #[test]
+    fn foreground_run_refuses_a_console_socket() {
+        for (name, rt) in both() {
+            let bundle = BundleBuilder::new()
+                .args(&["/bin/true"])
+                .terminal(true)
+                .build();
+            let socket = bundle.path().join("console.sock");
+            let out = rt.exec_cmd_timeout(
+                &[
+                    "run".as_ref(),
+                    "--bundle".as_ref(),
+                    bundle.path().as_os_str(),
+                    "--console-socket".as_ref(),
+                    socket.as_os_str(),
+                    bundle.id.as_ref(),
+                ],
+                TIMEOUT,
+            );
+            cleanup_container(&rt, &bundle.id, &bundle.cgroup_relative(), None);
+            assert_eq!(out.code, Some(1), "{name}: {out:?}");
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        }
+    }
+}
+
+/// `exec --process FILE` whose process says nothing of `user` (issue 14): both
+/// runtimes accept the file and run it; a file that names a user gets that user in
+/// both. Without one Stockade runs the process as the container's user, never as a
+/// root nobody asked for; runc 1.1 runs it as uid 0 (Go's zero value for the field
+/// runtime-spec calls REQUIRED), a difference kept on purpose and not asserted.
+mod exec_process_user {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exec_process_without_user_runs_as_the_containers_user() {
+        for (name, rt) in both() {
+            let bundle = sleeper()
+                .edit(|s| s["process"]["user"] = json!({"uid": 1000, "gid": 1001}))
+                .build();
+            let file = bundle.path().join("process.json");
+            let c = rt.create_started(&bundle);
+            c.wait_status("running");
+            let exec = |process: serde_json::Value| {
+                std::fs::write(&file, process.to_string()).expect("write process.json");
+                rt.exec_cmd(&[
+                    "exec".as_ref(),
+                    "--process".as_ref(),
+                    file.as_os_str(),
+                    c.id.as_ref(),
+                ])
+            };
+            let args = json!(["/bin/sh", "-c", "id -u; id -g"]);
+            let without = exec(json!({"args": args, "cwd": "/", "env": ["PATH=/bin"]}));
+            let root = exec(json!({
+                "args": args, "cwd": "/", "env": ["PATH=/bin"],
+                "user": {"uid": 0, "gid": 0}
+            }));
+            let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
+            assert!(without.success(), "{name}: {without:?}");
+            assert_eq!(root.code, Some(0), "{name}: {root:?}");
+            assert_eq!(root.stdout, "0\n0\n", "{name}: {root:?}");
+            if name == "stockade" {
+                assert_eq!(without.stdout, "1000\n1001\n", "{name}: {without:?}");
+            }
+        }
+    }
+}
+
+/// Output shapes scripts and runc's own integration tests read (issue 14): `events`
+/// key order, `list` and `ps` tables.
+mod cli_shapes {
+    use super::*;
+
+    /// `events --stats` prints one line that starts `{"type":"stats","id":ID,"data":`
+    /// (runc's `types.Event` field order; tools match the prefix).
+    #[test]
+    fn events_stats_keys_in_runcs_order() {
+        for (name, rt) in both() {
+            let c = rt.create_started(&sleeper().build());
+            c.wait_status("running");
+            let out = rt.exec_cmd(&["events", "--stats", c.id.as_str()]);
+            let want = format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":{{", c.id);
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert!(out.success(), "{name}: {out:?}");
+            assert!(out.stdout.starts_with(&want), "{name}: {}", out.stdout);
+            assert_eq!(out.stdout.lines().count(), 1, "{name}: {}", out.stdout);
+        }
+    }
+
+    /// `list`: runc's header (`ID PID STATUS BUNDLE CREATED OWNER`, as runc's
+    /// list.bats matches it), columns padded with spaces (Go's tabwriter: no tabs),
+    /// the owner of the container's state (root); the JSON form says `owner` too.
+    #[test]
+    fn list_table_and_json() {
+        for (name, rt) in both() {
+            let bundle = sleeper().build();
+            let c = rt.create_started(&bundle);
+            c.wait_status("running");
+            let table = rt.exec_cmd(&["list"]);
+            let json = rt.exec_cmd(&["list", "--format", "json"]);
+            let pid = c.pid.expect("init pid").to_string();
+            let id = c.id.clone();
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert!(
+                table.success() && json.success(),
+                "{name}: {table:?} {json:?}"
+            );
+            assert!(!table.stdout.contains('\t'), "{name}: {:?}", table.stdout);
+            let mut lines = table.stdout.lines();
+            let header: Vec<&str> = lines
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            assert_eq!(
+                header[..6],
+                ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+                "{name}: {}",
+                table.stdout
+            );
+            let row: Vec<&str> = lines
+                .find(|l| l.starts_with(id.as_str()))
+                .unwrap_or_else(|| panic!("{name}: {id} not listed: {}", table.stdout))
+                .split_whitespace()
+                .collect();
+            let bundle_path = bundle.path().to_str().expect("utf-8 bundle");
+            assert_eq!(
+                row[..4],
+                [id.as_str(), &pid, "running", bundle_path],
+                "{name}"
+            );
+            assert_eq!(row[5], "root", "{name}: {}", table.stdout);
+            let listed: serde_json::Value =
+                serde_json::from_str(&json.stdout).expect("list --format json is JSON");
+            let entry = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["id"] == id.as_str())
+                .unwrap_or_else(|| panic!("{name}: {id} not in {}", json.stdout));
+            assert_eq!(entry["owner"], "root", "{name}: {entry}");
+            assert_eq!(entry["status"], "running", "{name}: {entry}");
+        }
+    }
+
+    /// `ps`: runc runs the host's `ps` with the caller's options (default `-ef`)
+    /// and keeps its header and the container's lines, found by the PID column
+    /// (runc's ps.bats reads `UID PID PPID C STIME TTY TIME CMD`, and
+    /// `PID TTY STAT TIME COMMAND` for `-e -x`); `--format json` is the pid list.
+    #[test]
+    fn ps_table_is_the_hosts_ps_filtered() {
+        for (name, rt) in both() {
+            let c = rt.create_started(&sleeper().build());
+            c.wait_status("running");
+            let pid = c.pid.expect("init pid").to_string();
+            let default = rt.exec_cmd(&["ps", c.id.as_str()]);
+            let options = rt.exec_cmd(&["ps", c.id.as_str(), "-e", "-x"]);
+            let json = rt.exec_cmd(&["ps", "--format", "json", c.id.as_str()]);
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            for (out, header, pid_column) in [
+                (&default, "UID PID PPID C STIME TTY TIME CMD", 1),
+                (&options, "PID TTY STAT TIME COMMAND", 0),
+            ] {
+                assert!(out.success(), "{name}: {out:?}");
+                let lines: Vec<&str> = out.stdout.lines().collect();
+                assert_eq!(
+                    lines
+                        .first()
+                        .map(|h| h.split_whitespace().collect::<Vec<_>>().join(" ")),
+                    Some(header.to_string()),
+                    "{name}: {}",
+                    out.stdout
+                );
+                let pids: Vec<&str> = lines[1..]
+                    .iter()
+                    .filter_map(|l| l.split_whitespace().nth(pid_column))
+                    .collect();
+                assert_eq!(pids, [pid.as_str()], "{name}: {}", out.stdout);
+            }
+            assert_eq!(json.stdout.trim(), format!("[{pid}]"), "{name}: {json:?}");
+        }
+    }
+
+    /// A streaming `events` reports an OOM kill in the container as the line
+    /// `{"type":"oom","id":ID}` (runc's `oom` event, no data).
+    #[test]
+    fn events_reports_oom_kills() {
+        use std::io::BufRead;
+        for (name, rt) in both() {
+            let bundle = BundleBuilder::new()
+                .shell("sleep 1; dd if=/dev/zero of=/dev/null bs=256M count=1; exec sleep 600")
+                .edit(|s| {
+                    s["linux"]["resources"]["memory"] =
+                        serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});
+                })
+                .build();
+            let c = rt.create_started(&bundle);
+            let mut events = rt
+                .command(&["events", "--interval", "1s", c.id.as_str()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn events");
+            let stdout = events.stdout.take().expect("piped stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+            let want = format!("{{\"type\":\"oom\",\"id\":\"{}\"}}", c.id);
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            let mut seen = Vec::new();
+            let found = loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(line) if line == want => break true,
+                    Ok(line) => seen.push(line.chars().take(80).collect::<String>()),
+                    Err(_) => break false,
+                }
+            };
+            // Our child, by its own pid.
+            let _ = events.kill();
+            let _ = events.wait();
+            let (id, cgroup, rootfs) = (c.id.clone(), c.cgroup.clone(), c.rootfs.clone());
+            let del = c.delete_force();
+            assert!(del.success(), "{name}: delete --force: {del:?}");
+            assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
+            assert!(found, "{name}: no {want} among {seen:#?}");
+        }
+    }
+
+    /// `--debug` where runc's debug.bats reads it: without `--log` the debug lines
+    /// go to stderr in logrus text (`level=debug`); with `--log` nothing goes to the
+    /// output and the file holds them, as text (`level=debug`) or, with
+    /// `--log-format json`, as `"level":"debug"`. (runc's own messages, e.g.
+    /// "nsexec started", are its implementation's, not a shape.)
+    #[test]
+    fn debug_output_shape() {
+        for (name, rt) in both() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = dir.path().join("log.out");
+            let log_arg = log.to_str().expect("utf-8 path").to_string();
+            let cases: [(&[&str], Option<&str>); 4] = [
+                (&[], None),
+                (&["--log", &log_arg], Some("level=debug")),
+                (
+                    &["--log", &log_arg, "--log-format", "text"],
+                    Some("level=debug"),
+                ),
+                (
+                    &["--log", &log_arg, "--log-format", "json"],
+                    Some("\"level\":\"debug\""),
+                ),
+            ];
+            for (flags, in_log) in cases {
+                let _ = std::fs::remove_file(&log);
+                let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+                let out = std::process::Command::new(rt.binary())
+                    .arg("--root")
+                    .arg(rt.state_root())
+                    .args(flags)
+                    .args(["--debug", "run", "--bundle"])
+                    .arg(bundle.path())
+                    .arg(&bundle.id)
+                    .env("STOCKADE_CONFIG", rt.node_config_path())
+                    .env("STOCKADE_USERNS_DB", rt.userns_db_path())
+                    .stdin(std::process::Stdio::null())
+                    .current_dir("/")
+                    .output()
+                    .expect("spawn runtime");
+                cleanup_container(&rt, &bundle.id, &bundle.cgroup_relative(), None);
+                assert_nothing_left_behind(
+                    &rt,
+                    &bundle.id,
+                    &bundle.cgroup_relative(),
+                    &bundle.rootfs,
+                );
+                let output = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(out.status.code(), Some(0), "{name} {flags:?}: {output}");
+                let logged = std::fs::read_to_string(&log).unwrap_or_default();
+                match in_log {
+                    None => assert!(output.contains("level=debug"), "{name} {flags:?}: {output}"),
+                    Some(needle) => {
+                        assert!(
+                            !output.contains("level=debug"),
+                            "{name} {flags:?}: {output}"
+                        );
+                        assert!(logged.contains(needle), "{name} {flags:?}: {logged}");
+                    }
+>>>>>>> main
+                }
+            }
+        }
+    }
+}
+<<<<<<< HEAD
 
 /// Makes `sub/deeper` in every hierarchy of the container's cgroup (what a
 /// container with a writable cgroupfs does, e.g. systemd inside) and runs a
@@ -626,3 +1266,5 @@ fn update_devices_with_a_sub_cgroup() {
         (code(&out), applied)
     });
 }
+=======
+>>>>>>> main

@@ -271,3 +271,32 @@ fn type_error_names_the_json_path() {
         .build();
     assert_create_refused(&rt, &bundle, &["linux.uidMappings[0].size"]);
 }
+
+/// An `oomScoreAdj` outside -1000..1000 is refused by the kernel (EINVAL) when the
+/// runtime writes it; the error names the field, the file and the errno, once
+/// (it used to end in a bare "io error").
+#[test]
+fn oom_score_adj_out_of_range_names_field_and_errno() {
+    if skip_on_reference("the error text is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .edit(|s| s["process"]["oomScoreAdj"] = json!(1001))
+        .args(&["true"])
+        .build();
+    let failed = match rt.create(&bundle) {
+        Ok(c) => panic!("oomScoreAdj 1001 was admitted ({c:?})"),
+        Err(failed) => failed,
+    };
+    let err = &failed.out.stderr;
+    assert_eq!(failed.out.code, Some(1), "{err}");
+    for needle in [
+        "process.oomScoreAdj",
+        "/proc/self/oom_score_adj",
+        "Invalid argument",
+    ] {
+        assert_eq!(err.matches(needle).count(), 1, "{needle} once in: {err}");
+    }
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}

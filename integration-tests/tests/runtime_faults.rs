@@ -16,6 +16,20 @@ use stockade_integration_tests::{
 
 const STRACE: &str = "/usr/bin/strace";
 
+/// `stockade gc` reclaims the leftovers of every state root on the node, so a test
+/// that runs it would also reclaim what another test of this file left on purpose
+/// (a killed create its own recovery path is about to reclaim). Tests that run gc
+/// hold this for writing, the others for reading.
+static GC: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn gc_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    GC.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn gc_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    GC.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// strace is a test dependency (scripts/install-deps.sh): missing, the test fails.
 fn require_strace() {
     assert!(
@@ -73,6 +87,7 @@ fn assert_force_delete_cleans(rt: &Runtime, bundle: &Bundle, what: &str) {
 /// the cgroup, must not leave it (or itself) behind.
 #[test]
 fn create_whose_channel_read_fails_leaves_nothing() {
+    let _gc = gc_shared();
     if skip_on_reference("fault injection targets Stockade's process layout") {
         return;
     }
@@ -99,6 +114,7 @@ fn create_whose_channel_read_fails_leaves_nothing() {
 /// child must be stopped before cleaning up, or it creates the cgroup afterwards.
 #[test]
 fn create_failing_before_its_child_made_the_cgroup_leaves_nothing() {
+    let _gc = gc_shared();
     if skip_on_reference("fault injection targets Stockade's process layout") {
         return;
     }
@@ -152,6 +168,7 @@ fn processes_naming(id: &str) -> Vec<String> {
 /// the id reclaim the range and the mounts.
 #[test]
 fn create_killed_during_userns_setup_is_reclaimed() {
+    let _gc = gc_exclusive();
     if skip_on_reference("fault injection targets Stockade's process layout") {
         return;
     }
@@ -213,6 +230,7 @@ fn create_killed_during_userns_setup_is_reclaimed() {
 /// of an older version killed, a state root wiped by hand): `gc` reclaims them.
 #[test]
 fn gc_reclaims_idmapped_mounts_and_ranges_of_vanished_containers() {
+    let _gc = gc_exclusive();
     if skip_on_reference("gc is Stockade's") {
         return;
     }
@@ -249,6 +267,152 @@ fn gc_reclaims_idmapped_mounts_and_ranges_of_vanished_containers() {
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
 
+/// Mount points under the node's idmap tree that belong to container `id`.
+fn idmapped_mounts(id: &str) -> Vec<String> {
+    let root = format!("/root/{id}");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with("/run/stockade/rootfs/") && m.ends_with(&root))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the (shared) range database has a range for `id`.
+fn holds_range(rt: &Runtime, id: &str) -> bool {
+    rt.userns_ranges()
+        .iter()
+        .any(|(owner, _, members)| owner == id || members.iter().any(|m| m == id))
+}
+
+/// Kill (-9) `create` of `bundle` in `rt` once it has taken its host id range (at
+/// a kill(2) of a namespace holder, as above): a create that leaves its journal,
+/// its range and maybe idmapped mounts, and no container.
+fn kill_create_after_its_range(rt: &Runtime, bundle: &Bundle) {
+    let args = create_args(bundle);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    for when in 1..=8 {
+        let code = run_injected(rt, &[&format!("kill:signal=KILL:when={when}")], &args);
+        assert_eq!(code, None, "create was not killed at kill #{when}");
+        std::thread::sleep(Duration::from_millis(300));
+        if holds_range(rt, &bundle.id) {
+            return;
+        }
+        assert_force_delete_cleans(rt, bundle, &format!("killed at kill #{when}"));
+    }
+    panic!("no kill(2) of create after the range was taken");
+}
+
+/// Issue 10, item 10: the idmap tree under /run/stockade/rootfs is node-wide, and
+/// each state root's part of it names its owner, so one `gc`, run from any state
+/// root, reclaims what killed creates left in every state root — and never
+/// anything of a live container.
+#[test]
+fn gc_from_any_state_root_reclaims_killed_creates_of_every_root() {
+    let _gc = gc_exclusive();
+    if skip_on_reference("gc is Stockade's") {
+        return;
+    }
+    require_strace();
+    let a = runtime!(profile = "default");
+    let b = Runtime::beside(&a);
+    // A live container in the first root, created before the kills.
+    let live_bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let live = a.create(&live_bundle).expect("create the live container");
+    let stale_a = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let stale_b = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    kill_create_after_its_range(&a, &stale_a);
+    kill_create_after_its_range(&b, &stale_b);
+    assert_eq!(a.userns_ranges().len(), 3, "{:?}", a.userns_db());
+
+    // gc from a third state root, which made none of it.
+    let c = Runtime::beside(&a);
+    let out = c.exec_cmd(&["gc"]).expect_ok(&c);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("gc's JSON report");
+    let listed = |key: &str, want: &str| {
+        report[key]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(want)))
+    };
+    for (rt, bundle) in [(&a, &stale_a), (&b, &stale_b)] {
+        assert!(listed("reclaimed", &bundle.id), "{}: {report:#}", bundle.id);
+        let root = rt.state_root().to_str().unwrap();
+        assert!(listed("state_roots", root), "{root}: {report:#}");
+        assert!(!holds_range(rt, &bundle.id), "{:?}", rt.userns_db());
+        assert_eq!(idmapped_mounts(&bundle.id), Vec::<String>::new());
+        assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    }
+    assert!(!listed("reclaimed", &live_bundle.id), "{report:#}");
+    // The live container kept its range and its idmapped rootfs, and runs.
+    assert!(holds_range(&a, &live_bundle.id), "{:?}", a.userns_db());
+    assert_eq!(a.userns_ranges().len(), 1, "{:?}", a.userns_db());
+    assert_eq!(idmapped_mounts(&live_bundle.id).len(), 1);
+    live.start();
+    let probe = live.exec(&["/usr/bin/probe"]).expect_ok(&a);
+    assert!(probe.stdout.contains("uid_map"), "{}", probe.stdout);
+    live.delete_force().expect_ok(&a);
+    assert_nothing_left_behind(
+        &a,
+        &live_bundle.id,
+        &live_bundle.cgroup_relative(),
+        &live_bundle.rootfs,
+    );
+}
+
+/// A state root that is gone (a containerd namespace removed, a test's tempdir):
+/// its containers can never be addressed again, so `gc` from another root removes
+/// their idmapped mounts, their ranges and the root's whole idmap directory.
+#[test]
+fn gc_removes_the_idmap_dir_of_a_vanished_state_root() {
+    let _gc = gc_exclusive();
+    if skip_on_reference("gc is Stockade's") {
+        return;
+    }
+    let a = runtime!(profile = "default");
+    let gone = Runtime::beside(&a);
+    let bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let c = gone.create(&bundle).expect("create");
+    let pid = c.pid.expect("init pid");
+    // SAFETY: kill has no memory effects; pid is our container's init.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    c.wait();
+    let mounts = idmapped_mounts(&bundle.id);
+    assert_eq!(mounts.len(), 1, "the idmapped rootfs");
+    let idmap_dir = Path::new(&mounts[0])
+        .ancestors()
+        .nth(2)
+        .expect("/run/stockade/rootfs/<hash>/root/<id>")
+        .to_path_buf();
+    assert!(
+        idmap_dir.join(".owner").is_file(),
+        "{}",
+        idmap_dir.display()
+    );
+    std::fs::remove_dir_all(gone.state_root()).expect("wipe the state root");
+    assert!(holds_range(&a, &bundle.id));
+
+    let out = a.exec_cmd(&["gc"]).expect_ok(&a);
+    assert!(
+        out.stdout.contains(idmap_dir.to_str().unwrap()),
+        "gc reports the directory: {out:?}"
+    );
+    assert_eq!(idmapped_mounts(&bundle.id), Vec::<String>::new());
+    assert!(!idmap_dir.exists(), "{} is left", idmap_dir.display());
+    assert!(!holds_range(&a, &bundle.id), "{:?}", a.userns_db());
+    // The guard removes the cgroup libcontainer made (gc cannot know it).
+    drop(c);
+    assert_nothing_left_behind(&gone, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}
+
 /// Which verb the fault hits; the verbs before it ran normally.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
@@ -262,6 +426,7 @@ enum Stage {
 /// was doing, `delete --force` afterwards leaves nothing.
 #[test]
 fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
+    let _gc = gc_shared();
     if skip_on_reference("fault injection targets Stockade's process layout") {
         return;
     }
@@ -319,4 +484,51 @@ fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
         assert_eq!(processes_naming(&id), Vec::<String>::new(), "{what}");
     }
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
+}
+
+/// A `kill` whose signal ended the init, and whose container was deleted before the
+/// kill recorded the stop (containerd deletes a pod sandbox as soon as its exit is
+/// published, racing StopPodSandbox's own kill): the kill did what it was asked and
+/// exits 0, as runc (which records nothing after signalling) does. strace holds the
+/// kill's state write (its rename) back until the delete is done.
+#[test]
+fn kill_whose_container_is_deleted_meanwhile_succeeds() {
+    if skip_on_reference("fault injection targets Stockade's kill") {
+        return;
+    }
+    require_strace();
+    let rt = runtime!();
+    let bundle = BundleBuilder::new().args(&["sleep", "1000"]).build();
+    let c = rt.create_started(&bundle);
+    let kill = rt
+        .command_via(
+            &[
+                STRACE,
+                "-o",
+                "/dev/null",
+                "-e",
+                "inject=rename,renameat,renameat2:delay_enter=3000000",
+            ],
+            &["kill", bundle.id.as_str(), "KILL"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strace");
+    assert_eq!(
+        c.wait(),
+        Some(128 + libc::SIGKILL),
+        "the init died of the kill"
+    );
+    let deleted = rt.exec_cmd(&["delete", bundle.id.as_str()]);
+    assert!(deleted.success(), "{deleted:?}");
+    let out = kill.wait_with_output().expect("wait for kill");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kill failed after its signal landed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    drop(c);
 }

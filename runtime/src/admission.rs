@@ -8,8 +8,9 @@ use std::path::Path;
 
 use oci_spec::runtime::Spec;
 
+use crate::bind_source::CheckedSources;
 use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
-use crate::landlock_plan::LandlockPlan;
+use crate::landlock::plan::LandlockPlan;
 use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
@@ -47,10 +48,15 @@ pub enum AdmissionError {
 }
 
 /// What the profile admitted.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Admitted {
     pub spec: Spec,
+    /// The bind sources as opened and judged: what userns setup idmaps and the
+    /// init must find again (`bind_source`), held open until the container exists.
+    pub bind_sources: CheckedSources,
     pub landlock: Option<LandlockPlan>,
+    /// The host's Landlock ABI the decision was made for (what the plan resolves to).
+    pub landlock_abi: Option<u8>,
     pub userns: Option<UsernsRequest>,
     /// `name vVERSION`, for the plan record.
     pub profile: String,
@@ -124,9 +130,10 @@ pub fn admit(
     opts: RuntimeOpts,
     container_id: &str,
 ) -> Result<Admitted, AdmissionError> {
+    let checked = CheckedSources::open(spec);
     let opts = RuntimeOpts {
         sandbox: sandbox_facts(src.state_root, spec, container_id),
-        bind_sources: bind_sources(spec),
+        bind_sources: checked.for_gate(),
         ..opts
     };
     let _s = tracing::debug_span!("admission").entered();
@@ -179,11 +186,11 @@ pub fn admit(
         Decision::Admitted(h) if !h.would_refuse.is_empty() => {
             // Report-only: say plainly that an enforcing profile would have refused.
             tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container would be refused by profile (report-only: it runs unchanged)");
-            admitted(*h, profile, placement)
+            admitted(*h, profile, placement, checked, host.landlock_abi)
         }
         Decision::Admitted(h) => {
             tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container admitted by profile");
-            admitted(*h, profile, placement)
+            admitted(*h, profile, placement, checked, host.landlock_abi)
         }
     }
 }
@@ -193,12 +200,15 @@ fn admitted(
     h: crate::profile::Hardened,
     profile: &Profile,
     placement: Placement,
+    bind_sources: CheckedSources,
+    landlock_abi: Option<u8>,
 ) -> Result<Admitted, AdmissionError> {
     // The filter got stricter than the spec asked: say so outside the audit
     // record too, for whoever wonders why a syscall is now denied.
     for i in h.injected.iter().filter(|i| {
         i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE
             || i.rule == crate::profile::rules::cgroups::NOT_ENFORCED_RULE
+            || i.rule == crate::profile::rules::process::OOM_SCORE_ADJ_RULE
     }) {
         tracing::warn!(path = %i.path, "{}: {}", i.rule, i.change);
     }
@@ -211,7 +221,9 @@ fn admitted(
     let label = format!("{} v{}", h.profile, h.version);
     Ok(Admitted {
         spec: h.spec,
+        bind_sources,
         landlock: h.landlock,
+        landlock_abi,
         userns: h.userns,
         profile: label,
         policy: profile.clone(),
@@ -287,33 +299,6 @@ fn sandbox_facts(state_root: &Path, spec: &Spec, id: &str) -> Option<(String, Sa
         },
     };
     Some((name.clone(), facts))
-}
-
-/// What each bind mount source of `spec` really is: the source opened `O_PATH`,
-/// following symlinks as mount(2) will, and named by the kernel through
-/// `/proc/self/fd/N`. Read-only host facts for the gate; a source that cannot be
-/// opened is left to the mount to report.
-fn bind_sources(spec: &Spec) -> Vec<(usize, String)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut out = Vec::new();
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let bind = crate::bundle::is_bind_mount(m);
-        let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) else {
-            continue;
-        };
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open(source);
-        let Ok(file) = opened else {
-            continue;
-        };
-        use std::os::fd::AsRawFd;
-        if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
-            out.push((i, real.to_string_lossy().into_owned()));
-        }
-    }
-    out
 }
 
 /// Check the spec's `linux.cgroupsPath` under the caller's cgroup driver on this host.

@@ -97,12 +97,7 @@ pub fn load(bundle: &Path) -> Result<LoadedBundle, BundleError> {
             source,
         },
     )?;
-    let spec: Spec = parse_json(&bytes).map_err(|(field, source)| BundleError::ParseConfig {
-        path: dir.clone(),
-        field,
-        source,
-    })?;
-    validate(&spec)?;
+    let spec = parse(bundle, &bytes)?;
     let root = spec.root().as_ref().ok_or(BundleError::MissingRoot)?;
     // The OCI spec resolves a relative root.path against the bundle directory.
     let rootfs = if root.path().is_absolute() {
@@ -118,6 +113,18 @@ pub fn load(bundle: &Path) -> Result<LoadedBundle, BundleError> {
         return Err(BundleError::RootfsNotDir(rootfs));
     }
     Ok(LoadedBundle { dir, spec, rootfs })
+}
+
+/// Parse `config.json`'s bytes into a spec and validate it (no host access; `bundle`
+/// only names the bundle in errors). Every error names the field at fault.
+pub fn parse(bundle: &Path, bytes: &[u8]) -> Result<Spec, BundleError> {
+    let spec: Spec = parse_json(bytes).map_err(|(field, source)| BundleError::ParseConfig {
+        path: bundle.to_path_buf(),
+        field,
+        source,
+    })?;
+    validate(&spec)?;
+    Ok(spec)
 }
 
 /// Parse a JSON document; on error also the JSON path of the value at fault (e.g.

@@ -11,7 +11,43 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process, User};
+
+/// Why a caller's process document (`exec --process`) is not a process to run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("not a valid OCI process{}", crate::bundle::at_field(.field))]
+    Parse {
+        /// JSON path of the offending value (`capabilities.bounding[2]`); `.` when the
+        /// document itself is at fault.
+        field: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("args: empty (the process needs a program to run)")]
+    EmptyArgs,
+}
+
+/// Parse a caller's process document (`exec --process`). Pure: the same parser the
+/// fuzz target `exec_process` drives. Errors name the JSON field; a process without
+/// a program is refused here, before the vendored libcontainer could index `args[0]`.
+/// A document that says nothing of `user` runs as `default_user` (the container's
+/// user, as runc does), never as the uid 0 that an absent field would decode to.
+pub fn parse_process(bytes: &[u8], default_user: &User) -> Result<Process, ProcessError> {
+    let mut process: Process = crate::bundle::parse_json(bytes)
+        .map_err(|(field, source)| ProcessError::Parse { field, source })?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(ProcessError::EmptyArgs);
+    }
+    let names_user = matches!(
+        serde_json::from_slice::<serde_json::Value>(bytes),
+        Ok(serde_json::Value::Object(doc)) if doc.contains_key("user")
+    );
+    if !names_user {
+        process.set_user(default_user.clone());
+    }
+    Ok(process)
+}
 
 /// Cut `requested` down to what `init` holds.
 pub fn clamp_process(requested: &mut Process, init: &Process) {
@@ -159,6 +195,44 @@ mod tests {
 
     fn process(json: serde_json::Value) -> Process {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn process_documents_name_the_field_at_fault_and_need_a_program() {
+        let p = parse_process(br#"{"args":["/bin/sh"],"cwd":"/","user":{"uid":0,"gid":0}}"#, &User::default())
+            .expect("a process");
+        assert_eq!(p.args().as_deref(), Some(&["/bin/sh".to_string()][..]));
+        for doc in [
+            &br#"{"args":[],"cwd":"/","user":{"uid":0,"gid":0}}"#[..],
+            br#"{"cwd":"/","user":{"uid":0,"gid":0}}"#,
+        ] {
+            assert!(matches!(parse_process(doc, &User::default()), Err(ProcessError::EmptyArgs)));
+        }
+        let e = parse_process(
+            br#"{"args":["x"],"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_NOPE"]}}"#,
+            &User::default(),
+        )
+        .expect_err("an unknown capability");
+        assert!(
+            e.to_string()
+                .starts_with("not a valid OCI process at capabilities.bounding[0]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_process_without_user_runs_as_the_containers_user() {
+        let mut init_user = User::default();
+        init_user.set_uid(1000);
+        init_user.set_gid(1000);
+        let p = parse_process(br#"{"args":["/bin/id"],"cwd":"/"}"#, &init_user).unwrap();
+        assert_eq!(p.user(), &init_user);
+        let p = parse_process(
+            br#"{"args":["/bin/id"],"cwd":"/","user":{"uid":0,"gid":0}}"#,
+            &init_user,
+        )
+        .unwrap();
+        assert_eq!(p.user().uid(), 0, "a user the caller names is kept (and judged)");
     }
 
     #[test]

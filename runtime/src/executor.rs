@@ -23,8 +23,9 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 
-use crate::landlock_apply;
-use crate::landlock_plan::LandlockPlan;
+use crate::bind_source::BindIdentities;
+use crate::landlock::apply as landlock_apply;
+use crate::landlock::plan::ResolvedDomain;
 use crate::seccomp::{self, CompiledFilter};
 
 /// The confinement applied to every process started in a container.
@@ -32,9 +33,13 @@ use crate::seccomp::{self, CompiledFilter};
 pub struct StockadeExecutor {
     /// Compiled in the parent before clone; shared, read-only.
     pub seccomp: Option<Arc<CompiledFilter>>,
-    /// One Landlock domain per plan (profile first, then the owner's own rules):
-    /// stacked domains only ever narrow access.
-    pub landlock: Vec<LandlockPlan>,
+    /// One Landlock domain per plan (profile first, then the owner's own rules),
+    /// resolved to exact masks before the init exists: stacked domains only ever
+    /// narrow access.
+    pub landlock: Vec<ResolvedDomain>,
+    /// What each bind source must be when the init mounts it: the objects admitted
+    /// (`bind_source`); the init compares, it does not judge.
+    pub binds: BindIdentities,
 }
 
 /// The steps of [`StockadeExecutor::exec`], in order. ARCHITECTURE.md quotes this list.
@@ -153,5 +158,19 @@ impl Executor for StockadeExecutor {
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
+    }
+
+    fn verify_bind_source(
+        &self,
+        mount: &libcontainer::oci_spec::runtime::Mount,
+        source: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), ExecutorError> {
+        let path = mount
+            .source()
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        self.binds
+            .verify(path, source)
+            .map_err(|e| ExecutorError::Execution(Box::new(e)))
     }
 }

@@ -5,19 +5,21 @@
 
 pub mod admission;
 pub mod audit_log;
+pub mod bind_source;
 pub mod bounded_read;
 pub mod bundle;
 pub mod cgroup_freeze;
 pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;
+pub mod console_proxy;
 pub mod default_spec;
 pub mod doctor;
 pub mod exec_policy;
 pub mod executor;
 pub mod hardening;
-pub mod landlock_apply;
-pub mod landlock_plan;
+pub mod host_probe;
+pub mod landlock;
 pub mod lockfile;
 pub mod logging;
 pub mod netns_sysctl;

@@ -9,21 +9,50 @@
 //! <root>/.stockade/locks/<id>              flock held by create and delete of <id>
 //! /run/stockade/rootfs/<hash(root)>/root/<id>       idmapped rootfs (see `rootfs_dir`)
 //! /run/stockade/rootfs/<hash(root)>/binds/<id>/<n>  idmapped bind mount sources
+//! /run/stockade/rootfs/<hash(root)>/.owner          the state root that made it
 //! ```
+//!
+//! The idmap tree is node-wide while ids are only unique within a state root, so each
+//! state root's part of it carries an owner record naming that root: `stockade gc`
+//! from any `--root` can then tell whose a leftover directory is, and judge it by
+//! that root's locks and state (see `commands::recover::gc`).
 
 use std::fs::{self, DirBuilder};
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
-use crate::landlock_plan::LandlockPlan;
+use crate::landlock::plan::LandlockPlan;
 use crate::lockfile::{FileLock, Kind};
 
 /// Node-wide parent of idmapped rootfs mounts (see [`StateRoot::rootfs_dir`]).
 pub const IDMAP_ROOT: &str = "/run/stockade/rootfs";
+
+/// The owner record in a state root's idmap directory (a dot name: never an id).
+pub const IDMAP_OWNER: &str = ".owner";
+
+/// What [`IDMAP_OWNER`] holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnerRecord {
+    /// The state root, exactly as the runtime that made the directory was given it.
+    state_root: PathBuf,
+}
+
+/// The state root that owns the idmap directory `dir` (a child of [`IDMAP_ROOT`]), if
+/// its owner record names one that really maps to `dir`: an absolute path whose hash
+/// is `dir`'s name. `None` for a directory an older runtime made (no record), a torn
+/// or foreign record, or a relative `--root`: such a directory cannot be attributed.
+pub fn idmap_owner(dir: &Path) -> Option<PathBuf> {
+    let bytes = crate::bounded_read::read(&dir.join(IDMAP_OWNER), 64 * 1024).ok()?;
+    let record: OwnerRecord = serde_json::from_slice(&bytes).ok()?;
+    let root = record.state_root;
+    (root.is_absolute() && StateRoot::new(&root).rootfs_dir().file_name() == dir.file_name())
+        .then_some(root)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateRootError {
@@ -85,7 +114,7 @@ pub struct PlanRecord {
     pub policy: Option<crate::profile::Profile>,
     /// User namespace range and idmapped rootfs to give back on delete.
     #[serde(default)]
-    pub userns: Option<crate::commands::userns_setup::UsernsRecord>,
+    pub userns: Option<crate::userns::setup::UsernsRecord>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,7 +182,29 @@ impl StateRoot {
             std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
                 .map_err(wrap)?;
         }
-        Ok(())
+        self.write_owner(&idmap).map_err(wrap)
+    }
+
+    /// Record in `idmap` that this state root owns it (atomically, once): made after
+    /// the state root itself, so a record always names a root that existed.
+    fn write_owner(&self, idmap: &Path) -> io::Result<()> {
+        if idmap_owner(idmap).as_deref() == Some(self.root.as_path()) {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&OwnerRecord {
+            state_root: self.root.clone(),
+        })
+        .map_err(io::Error::other)?;
+        let tmp = idmap.join(format!("{IDMAP_OWNER}.{}", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        io::Write::write_all(&mut f, &json)?;
+        f.sync_all()?;
+        fs::rename(&tmp, idmap.join(IDMAP_OWNER))
     }
 
     /// Take the lock of container `id`, waiting for whoever holds it. `create` holds
@@ -295,6 +346,41 @@ impl StateRoot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idmap_dirs_name_the_state_root_that_owns_them() {
+        let base = tempfile::tempdir().unwrap();
+        let root = StateRoot::new(Path::new("/run/containerd/runc/k8s.io"));
+        let name = root.rootfs_dir().file_name().unwrap().to_owned();
+        let dir = base.path().join(&name);
+        fs::create_dir(&dir).unwrap();
+        assert_eq!(
+            idmap_owner(&dir),
+            None,
+            "an older runtime's dir has no owner"
+        );
+        root.write_owner(&dir).unwrap();
+        assert_eq!(idmap_owner(&dir).as_deref(), Some(root.path()));
+        root.write_owner(&dir).unwrap();
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "one record, no temporary left"
+        );
+        // A record that does not hash to its directory's name attributes nothing.
+        let elsewhere = base.path().join("0123456789abcdef");
+        fs::create_dir(&elsewhere).unwrap();
+        root.write_owner(&elsewhere).unwrap();
+        assert_eq!(idmap_owner(&elsewhere), None);
+        // Nor does a relative state root, or a torn record.
+        let relative = StateRoot::new(Path::new("state"));
+        let dir = base.path().join(relative.rootfs_dir().file_name().unwrap());
+        fs::create_dir(&dir).unwrap();
+        relative.write_owner(&dir).unwrap();
+        assert_eq!(idmap_owner(&dir), None);
+        fs::write(dir.join(IDMAP_OWNER), b"{\"state_root\":").unwrap();
+        assert_eq!(idmap_owner(&dir), None);
+    }
 
     #[test]
     fn plan_round_trip_and_idempotent_removal() {

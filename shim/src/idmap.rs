@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -137,26 +137,7 @@ pub fn lowerdirs(options: &[String]) -> Vec<PathBuf> {
 }
 
 /// The options with `lowerdir=` replaced by `lowers`.
-pub fn with_lowerdirs(options: &[String], lowers: &[PathBuf]) -> Vec<String> {
-    let joined: Vec<String> = lowers
-        .iter()
-        .map(|p| {
-            p.to_string_lossy()
-                .replace('\\', "\\\\")
-                .replace(':', "\\:")
-        })
-        .collect();
-    options
-        .iter()
-        .map(|o| {
-            if o.starts_with("lowerdir=") {
-                format!("lowerdir={}", joined.join(":"))
-            } else {
-                o.clone()
-            }
-        })
-        .collect()
-}
+pub use stockade_mountapi::with_lowerdirs;
 
 /// The program that holds a fresh user namespace: the shim itself with
 /// [`HOLDER_ARG`] (tests use another program that blocks on stdin).
@@ -220,71 +201,18 @@ fn userns(holder: &Holder, uid: &[IdMap], gid: &[IdMap]) -> Result<OwnedFd> {
     result
 }
 
-fn cstring(p: &Path) -> std::ffi::CString {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(p.as_os_str().as_bytes()).expect("paths hold no NUL")
-}
-
 /// Attach an idmapped clone of directory `source` on directory `target`.
 fn idmapped_clone(userns: &OwnedFd, source: &Path, target: &Path) -> Result<()> {
-    let what = |op: &str| format!("{op} {} for an idmapped lower layer", source.display());
-    let src = cstring(source);
-    // SAFETY: src is NUL-terminated and outlives the call; open_tree only reads it.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            src.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
-    };
-    if tree < 0 {
-        return Err(Error::io(what("open_tree"))(std::io::Error::last_os_error()));
-    }
-    // SAFETY: open_tree returned a fresh fd that nothing else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: the empty path is static and NUL-terminated; attr is a valid
-    // mount_attr whose size is passed; the kernel only reads both.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(Error::io(what("mount_setattr(MOUNT_ATTR_IDMAP)"))(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    let dst = cstring(target);
-    // SAFETY: both paths are NUL-terminated and outlive the call; move_mount only
-    // reads them; the tree fd stays ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            dst.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if rc < 0 {
-        return Err(Error::io(what("move_mount"))(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    use std::os::fd::AsFd;
+    let from = stockade_mountapi::Source::Path(source);
+    stockade_mountapi::idmapped_clone(userns.as_fd(), from, target, false).map_err(|e| {
+        let what = format!(
+            "{} {} for an idmapped lower layer",
+            e.step,
+            source.display()
+        );
+        Error::io(what)(e.source)
+    })
 }
 
 /// Mounts `ov` (an overlay whose options held `uidmap=`/`gidmap=`) on `target`:

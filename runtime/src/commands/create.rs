@@ -77,7 +77,12 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         opts.id,
     )?;
     let systemd = admitted.placement.driver == CgroupDriver::Systemd;
-    let plan = hardening::plan(&loaded, admitted.spec, admitted.landlock)?;
+    let plan = hardening::plan(
+        &loaded,
+        admitted.spec,
+        admitted.landlock,
+        admitted.landlock_abi,
+    )?;
     tracing::debug!("hardening plan compiled");
 
     g.root.ensure()?;
@@ -106,6 +111,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
 
     // Side effects start here; each later failure runs `undo`.
     let decided = Decided {
+        bind_sources: &admitted.bind_sources,
         userns: admitted.userns.as_ref(),
         profile: &admitted.profile,
         policy: &admitted.policy,
@@ -120,6 +126,8 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
 
 /// What admission decided that [`make`] applies, besides the plan.
 struct Decided<'a> {
+    /// The bind sources admission opened and judged, held open until the end.
+    bind_sources: &'a crate::bind_source::CheckedSources,
     userns: Option<&'a crate::profile::UsernsRequest>,
     profile: &'a str,
     /// The admitting profile, recorded so exec and update are judged by it.
@@ -136,6 +144,8 @@ fn make(
     mut plan: hardening::Plan,
     decided: &Decided<'_>,
 ) -> Result<(), CommandError> {
+    // What the init must find behind each bind source: the objects admitted.
+    let mut binds = decided.bind_sources.identities();
     let userns = match decided.userns {
         Some(req) => Some(userns_setup::setup(
             opts.id,
@@ -144,6 +154,10 @@ fn make(
             &g.userns_db,
             g.root.path(),
             &g.root.rootfs_dir(),
+            userns_setup::Binds {
+                checked: decided.bind_sources,
+                identities: &mut binds,
+            },
         )?),
         // The spec brings its own mappings: those inside the pool are reserved.
         None => match decided.policy.user_namespace.as_ref() {
@@ -196,7 +210,8 @@ fn make(
 
     let executor = StockadeExecutor {
         seccomp: plan.seccomp.clone(),
-        landlock: plan.landlock.clone(),
+        landlock: plan.landlock_domains.clone(),
+        binds,
     };
     let result = builder
         .with_root_path(g.root.path())
@@ -206,6 +221,9 @@ fn make(
                 .with_preserved_fds(opts.preserve_fds)
                 .with_executor(executor)
                 .as_init(&plan_dir)
+                // Hooks get the caller's bundle in their state, as `state` reports
+                // it: the hardened bundle is ours, not theirs.
+                .with_hook_bundle(record.bundle.clone())
                 .with_systemd(decided.systemd)
                 .with_detach(opts.detach)
                 .with_no_pivot(opts.no_pivot)

@@ -16,7 +16,9 @@ use crate::executor::StockadeExecutor;
 use crate::hardening;
 use crate::profile::gate::{self, RuntimeOpts, Verb};
 use crate::profile::StatNsLookup;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{Process, User};
+
+use crate::console_proxy::ConsoleProxy;
 
 pub struct ExecOpts<'a> {
     pub args: &'a liboci_cli::Exec,
@@ -26,6 +28,9 @@ pub struct ExecOpts<'a> {
 pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     let a = opts.args;
     let id = a.container_id.as_str();
+    if a.console_socket.is_some() && !a.detach {
+        return Err(CommandError::ConsoleSocketWithoutDetach { verb: "exec" });
+    }
     let _s = tracing::info_span!("exec", id).entered();
     let container = load(g, id)?;
     // runc's answers, which callers test for: a paused container refuses (exit 255,
@@ -45,7 +50,13 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     let record = g.root.read_plan(id)?;
     let executor = StockadeExecutor {
         seccomp: hardening::compile_seccomp(&spec)?,
-        landlock: record.landlock.clone(),
+        // The recorded requests, resolved for this host as at create, in the parent.
+        landlock: hardening::resolve_landlock(
+            &record.landlock,
+            crate::profile::host::probe_landlock_abi(),
+        )?,
+        // An exec'd process mounts nothing.
+        binds: Default::default(),
     };
     let init = spec.process().clone().unwrap_or_default();
     // The process to start, built completely here so that what the gate judges is
@@ -54,7 +65,7 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     // overrides, which carries the init's AppArmor profile and SELinux label.
     let process = match a.process.as_deref() {
         Some(path) => {
-            let mut p = read_process(path)?;
+            let mut p = read_process(path, init.user())?;
             crate::exec_policy::clamp_process(&mut p, &init);
             p
         }
@@ -99,11 +110,28 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
         // The exec'd process is re-parented to us so we can report its exit status.
         nix::sys::prctl::set_child_subreaper(true).map_err(CommandError::SelfHarden)?;
     }
+    // A terminal asked for in the foreground, with no console socket to send it
+    // to: ours (runc allocates it the same way).
+    let console = if !a.detach && a.console_socket.is_none() && process.terminal() == Some(true) {
+        match crate::console_proxy::ConsoleListener::listen() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let _ = std::fs::remove_file(&process_file);
+                return Err(CommandError::Console(e));
+            }
+        }
+    } else {
+        None
+    };
+    let console_socket = console
+        .as_ref()
+        .map(crate::console_proxy::ConsoleListener::path)
+        .or(a.console_socket.as_deref());
     let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_executor(executor)
         .with_root_path(g.root.path())
         .and_then(|b| {
-            b.with_console_socket(a.console_socket.as_deref())
+            b.with_console_socket(console_socket)
                 .with_pid_file(a.pid_file.as_deref())
         })
         .map(|b| b.with_preserved_fds(a.preserve_fds).validate_id())
@@ -124,38 +152,42 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
     if a.detach {
         return Ok(0);
     }
+    let proxy = match console.map(|c| c.master().and_then(ConsoleProxy::start)) {
+        Some(Err(e)) => {
+            // The process waits on a terminal nobody reads: end it.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(CommandError::Console(e));
+        }
+        Some(Ok(proxy)) => Some(proxy),
+        None => None,
+    };
     let status = waitpid(pid, None).map_err(|source| CommandError::Wait {
         pid: pid.as_raw(),
         source,
-    })?;
-    Ok(exit_code(status))
+    });
+    if let Some(proxy) = proxy {
+        proxy.finish();
+    }
+    Ok(exit_code(status?))
 }
 
 /// The caller's process.json: a regular file of bounded size, parse errors naming the
-/// JSON field, and a program to run.
-fn read_process(path: &Path) -> Result<Process, CommandError> {
+/// JSON field, and a program to run. A process that says nothing of `user` runs as
+/// the container's user (`init_user`), never as a root nobody asked for (runc 1.1
+/// would run it as uid 0, the Go zero value).
+fn read_process(path: &Path, init_user: &User) -> Result<Process, CommandError> {
     let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
         .map_err(CommandError::io(format!("cannot read {}", path.display())))?;
-    let process: Process =
-        crate::bundle::parse_json(&bytes).map_err(|(field, source)| CommandError::Io {
-            what: format!(
-                "{} is not a valid OCI process{}",
-                path.display(),
-                crate::bundle::at_field(&field)
-            ),
-            source: std::io::Error::other(source),
-        })?;
-    // The process's program is its first arg; nothing to run is the caller's error.
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(CommandError::Io {
-            what: format!(
-                "{}: args: empty (the process needs a program to run)",
-                path.display()
-            ),
-            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        });
-    }
-    Ok(process)
+    crate::exec_policy::parse_process(&bytes, init_user).map_err(|e| CommandError::Io {
+        what: format!("{}: {e}", path.display()),
+        source: match e {
+            crate::exec_policy::ProcessError::Parse { source, .. } => std::io::Error::other(source),
+            crate::exec_policy::ProcessError::EmptyArgs => {
+                std::io::Error::from(std::io::ErrorKind::InvalidInput)
+            }
+        },
+    })
 }
 
 /// Write the judged process beside the hardened spec, for libcontainer to run.

@@ -10,6 +10,7 @@ use crate::admission::{self, AdmissionError};
 use crate::profile::gate::{self, Verb};
 use crate::profile::StatNsLookup;
 
+mod oom;
 mod runc_stats;
 
 fn cgroup_manager(
@@ -33,7 +34,9 @@ fn cgroup_manager(
     })
 }
 
-/// `ps --format json` prints the pids; `table` asks the host's `ps` for details.
+/// `ps --format json` prints the pids; `table` is runc's: the host's `ps` with the
+/// caller's options (default `-ef`), its header, and the lines whose PID column is
+/// one of the container's processes.
 pub fn ps(g: &Global, a: &liboci_cli::Ps) -> Result<String, CommandError> {
     let id = a.container_id.as_str();
     let pids = cgroup_manager(g, id)?
@@ -47,27 +50,99 @@ pub fn ps(g: &Global, a: &liboci_cli::Ps) -> Result<String, CommandError> {
     match a.format.as_str() {
         "json" => Ok(serde_json::to_string(&pids).unwrap_or_else(|_| "[]".into())),
         "table" => {
-            if pids.is_empty() {
-                return Ok("PID USER TIME CMD".into());
-            }
-            // The caller's ps options (runc passes them through), else our columns.
-            let mut args: Vec<String> = if a.ps_options.is_empty() {
-                vec!["-o".into(), "pid,user,time,cmd".into()]
+            let args: Vec<String> = if a.ps_options.is_empty() {
+                vec!["-ef".into()]
             } else {
                 a.ps_options.clone()
             };
-            let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-            args.extend(["-p".into(), list.join(",")]);
             let out = std::process::Command::new("ps")
                 .args(&args)
                 .output()
                 .map_err(CommandError::io("failed to run ps"))?;
-            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+            if !out.status.success() {
+                return Err(CommandError::Io {
+                    what: format!(
+                        "ps {} failed: {}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                    source: std::io::Error::other(format!("exit status {}", out.status)),
+                });
+            }
+            ps_table(&String::from_utf8_lossy(&out.stdout), &pids)
         }
         other => Err(CommandError::Unsupported {
             what: "ps format",
             value: other.to_string(),
         }),
+    }
+}
+
+/// The header of `ps` output and the lines of `pids`, found by the PID column (as
+/// runc filters: the caller's options decide the columns).
+fn ps_table(ps_output: &str, pids: &[i32]) -> Result<String, CommandError> {
+    let mut lines = ps_output.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_column = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| CommandError::Unsupported {
+            what: "ps options (the output needs a PID column)",
+            value: header.to_string(),
+        })?;
+    let mut out = vec![header];
+    out.extend(lines.filter(|l| {
+        l.split_whitespace()
+            .nth(pid_column)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(|p| pids.contains(&p))
+    }));
+    Ok(out.join("\n"))
+}
+
+/// Go's `text/tabwriter` as runc's `list` sets it up (minimum cell width 12,
+/// padding 3, spaces): every cell but a line's last is padded to its column's
+/// widest cell plus 3.
+fn tabwriter(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns.saturating_sub(1))
+        .map(|c| {
+            let widest = rows
+                .iter()
+                .filter(|r| c + 1 < r.len())
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0);
+            (widest + 3).max(12)
+        })
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 < r.len() {
+                    line.push_str(&format!("{cell:<width$}", width = widths[c]));
+                } else {
+                    line.push_str(cell);
+                }
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The name of the user owning the container's state directory, as runc's `list`
+/// reports it (`#UID` when that uid has no name).
+fn state_dir_owner(g: &Global, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(g.root.path().join(id)) else {
+        return String::new();
+    };
+    let uid = meta.uid();
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => user.name,
+        _ => format!("#{uid}"),
     }
 }
 
@@ -88,38 +163,43 @@ pub fn list(g: &Global, a: &liboci_cli::List) -> Result<String, CommandError> {
     }
     let mut states = Vec::new();
     for id in &ids {
-        if let Ok(s) = super::lifecycle::state(g, id) {
+        if let Ok(mut s) = super::lifecycle::state(g, id) {
+            s.owner = state_dir_owner(g, id);
             states.push(s);
         }
     }
     match a.format.as_str() {
         "json" => Ok(serde_json::to_string(&states).unwrap_or_else(|_| "[]".into())),
         _ => {
-            // runc's columns, then the profile (last, so column-position readers of
-            // runc's table keep working).
-            let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\tPROFILE");
+            // runc's columns and layout, then the profile (last, so column-position
+            // readers of runc's table keep working).
+            let mut rows = vec![[
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "PROFILE",
+            ]
+            .map(String::from)
+            .to_vec()];
             for s in states {
-                out.push_str(&format!(
-                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                rows.push(vec![
                     s.id,
-                    s.pid,
-                    s.status,
-                    s.bundle.display(),
+                    s.pid.to_string(),
+                    s.status.to_string(),
+                    s.bundle.display().to_string(),
                     s.created,
                     s.owner,
-                    s.profile.as_deref().unwrap_or("-")
-                ));
+                    s.profile.unwrap_or_else(|| "-".into()),
+                ]);
             }
-            Ok(out)
+            Ok(tabwriter(&rows))
         }
     }
 }
 
 /// `events`: runc's event stream for one container. `--stats` prints one `stats`
 /// event and exits; otherwise one every `--interval` (a Go duration) until the container
-/// stops. Each event is one line, `{"type":"stats","id":ID,"data":STATS}` with
-/// STATS in runc's `types.Stats` shape (see [`runc_stats`]), what go-runc decodes.
-/// OOM notifications (runc's `oom` events) are not reported.
+/// stops, and an `oom` event (`{"type":"oom","id":ID}`) whenever the kernel OOM-kills
+/// a process of the container (checked every [`OOM_TICK`]). Each event is one line,
+/// `{"type":"stats","id":ID,"data":STATS}` with STATS in runc's `types.Stats` shape
+/// (see [`runc_stats`]), what go-runc decodes.
 pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError> {
     let id = a.container_id.as_str();
     if !a.stats && a.interval.is_zero() {
@@ -133,35 +213,79 @@ pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError
         libcgroups::common::AnyCgroupManager::V1(_) => runc_stats::CpuTimeUnit::v1_host(),
         _ => runc_stats::CpuTimeUnit::V2,
     };
-    let mut first = true;
-    loop {
-        let status = load(g, id)?.status();
-        if status == libcontainer::container::ContainerStatus::Stopped {
-            if first {
-                return Err(CommandError::container(id, "events")(
-                    libcontainer::error::LibcontainerError::IncorrectStatus(status),
-                ));
-            }
-            return Ok(());
-        }
-        first = false;
-        let stats = manager.stats().map_err(|e| CommandError::Cgroup {
-            id: id.to_string(),
-            op: "read stats",
-            source: Box::new(e),
-        })?;
-        let data = runc_stats::Stats::from_cgroup(&stats, unit);
-        let event = serde_json::json!({"type": "stats", "id": id, "data": data});
-        let mut out = std::io::stdout().lock();
-        if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() {
-            // The reader went away (containerd stopped listening): nothing to do.
-            return Ok(());
-        }
-        if a.stats {
-            return Ok(());
-        }
-        std::thread::sleep(a.interval);
+    let container = load(g, id)?;
+    if container.status() == libcontainer::container::ContainerStatus::Stopped {
+        return Err(CommandError::container(id, "events")(
+            libcontainer::error::LibcontainerError::IncorrectStatus(container.status()),
+        ));
     }
+    let mut oom = if a.stats {
+        None
+    } else {
+        container
+            .pid()
+            .and_then(|pid| oom::OomCounter::from_process(pid.as_raw()))
+    };
+    let mut next_stats = std::time::Instant::now();
+    loop {
+        // The counter first: a kill that ended the container is still reported.
+        if oom.as_mut().is_some_and(oom::OomCounter::increased) {
+            let event = Event::<()> {
+                kind: "oom",
+                id,
+                data: None,
+            };
+            if !emit(&event)? {
+                return Ok(());
+            }
+        }
+        if load(g, id)?.status() == libcontainer::container::ContainerStatus::Stopped {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= next_stats {
+            let stats = manager.stats().map_err(|e| CommandError::Cgroup {
+                id: id.to_string(),
+                op: "read stats",
+                source: Box::new(e),
+            })?;
+            let event = Event {
+                kind: "stats",
+                id,
+                data: Some(runc_stats::Stats::from_cgroup(&stats, unit)),
+            };
+            if !emit(&event)? || a.stats {
+                return Ok(());
+            }
+            next_stats += a.interval;
+        }
+        let until_stats = next_stats.saturating_duration_since(std::time::Instant::now());
+        std::thread::sleep(until_stats.min(OOM_TICK));
+    }
+}
+
+/// How often a streaming `events` looks for OOM kills.
+const OOM_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One event as one JSON line on stdout. `false` when the reader went away
+/// (containerd stopped listening): nothing more to do.
+fn emit<T: serde::Serialize>(event: &Event<T>) -> Result<bool, CommandError> {
+    // runc's key order (`type`, `id`, `data`): a json! map would sort them.
+    let line = serde_json::to_string(event).map_err(|e| CommandError::Io {
+        what: format!("cannot serialize the {} event", event.kind),
+        source: std::io::Error::other(e),
+    })?;
+    let mut out = std::io::stdout().lock();
+    Ok(writeln!(out, "{line}").and_then(|()| out.flush()).is_ok())
+}
+
+/// One line of `events`, runc's `types.Event`.
+#[derive(serde::Serialize)]
+struct Event<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
 }
 
 /// `update --resources FILE|-` applies a LinuxResources document; the flag forms

@@ -103,8 +103,19 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), Command
     if !all && c.status() == ContainerStatus::Stopped {
         return Err(CommandError::NotRunning);
     }
-    c.kill(sig, all)
-        .map_err(CommandError::container(id, "kill"))
+    match c.kill(sig, all) {
+        Ok(()) => Ok(()),
+        // libcontainer records "stopped" after signalling. When the signal ended the
+        // init, its container may be deleted before that write (containerd deletes a
+        // pod sandbox as soon as the exit is published, while StopPodSandbox's kill
+        // is still returning): the kill did what it was asked, as under runc, which
+        // records nothing after the signal.
+        Err(e) if !g.root.container_dir(id).exists() => {
+            tracing::debug!(error = %crate::error_chain(&e), "container deleted while it was killed");
+            Ok(())
+        }
+        Err(e) => Err(CommandError::container(id, "kill")(e)),
+    }
 }
 
 /// `kill ID 0`: exit 0 while the container's init lives (created, running or

@@ -10,7 +10,8 @@ pub mod lifecycle;
 pub mod profile_cmd;
 pub mod recover;
 pub mod run;
-pub mod userns_setup;
+/// The user-namespace setup of `create` (and its undo), in `userns/`.
+pub use crate::userns::setup as userns_setup;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,10 @@ pub enum CommandError {
     NetnsSysctl(#[source] crate::netns_sysctl::NetnsSysctlError),
     #[error(transparent)]
     StateRoot(#[from] StateRootError),
+    #[error("the terminal of the container's process")]
+    Console(#[source] crate::console_proxy::ConsoleError),
+    #[error("cannot use a console socket without detaching (a foreground {verb} proxies the terminal itself)")]
+    ConsoleSocketWithoutDetach { verb: &'static str },
     #[error("container {id:?}: {op} failed")]
     Container {
         id: String,

@@ -145,22 +145,72 @@ pub struct GcReport {
     pub reclaimed: Vec<String>,
     /// Idmap mount dirs of ids that no longer exist, removed.
     pub stale_mounts: Vec<PathBuf>,
+    /// The state roots whose leftovers were judged: this one, and every other one
+    /// that owns a part of the node's idmap tree.
+    pub state_roots: Vec<PathBuf>,
+    /// Idmap directories of state roots that no longer exist, removed.
+    pub abandoned: Vec<PathBuf>,
+    /// Ids of vanished state roots kept: their rootfs is still a process's root.
+    pub in_use: Vec<String>,
+    /// Idmap directories without an owner record (made by an older runtime, or for
+    /// a relative `--root`), left alone: nothing tells whose they are.
+    pub unattributed: usize,
+    /// State roots gc could not finish, with the reason.
+    pub failed: Vec<String>,
 }
 
-/// `stockade gc`: reclaim every interrupted create of the state root, idmapped
-/// mounts of containers that no longer exist, and protected copies of runtime
-/// binaries that have since been replaced. Live containers and creates in progress
-/// (their lock is held) are never touched.
+/// `stockade gc`: reclaim every interrupted create, idmapped mounts of containers
+/// that no longer exist and protected copies of runtime binaries that have since
+/// been replaced — of this state root and of every other one on the node, found
+/// through the owner records of the idmap tree (`state_root::idmap_owner`). Each
+/// root's leftovers are judged by that root's own id locks and state, so live
+/// containers and creates in progress (their lock is held) are never touched. The
+/// idmap directory of a state root that no longer exists goes entirely, except for
+/// ids whose host id range a process still runs in.
 pub fn gc(g: &Global) -> Result<GcReport, CommandError> {
     let _s = tracing::info_span!("gc").entered();
     let mut report = GcReport::default();
+    gc_root(g, &mut report)?;
+    let own = g.root.rootfs_dir();
+    for dir in entries(Path::new(crate::state_root::IDMAP_ROOT)) {
+        if dir == own || !dir.is_dir() {
+            continue;
+        }
+        let Some(root) = crate::state_root::idmap_owner(&dir) else {
+            report.unattributed += 1;
+            continue;
+        };
+        if root.is_dir() {
+            let other = Global {
+                root: crate::state_root::StateRoot::new(&root),
+                ..g.clone()
+            };
+            if let Err(e) = gc_root(&other, &mut report) {
+                let e = crate::error_chain(&e);
+                tracing::warn!(root = %root.display(), error = %e, "cannot collect a state root");
+                report.failed.push(format!("{}: {e}", root.display()));
+            }
+        } else {
+            reclaim_abandoned(g, &dir, &root, &mut report);
+        }
+    }
+    crate::self_protect::remove_replaced_binaries();
+    Ok(report)
+}
+
+/// The leftovers of one state root: interrupted creates (their journals) and idmap
+/// dirs of ids that do not exist there, each under the id's lock.
+fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
+    let _s = tracing::info_span!("gc_root", root = %g.root.path().display()).entered();
+    report.state_roots.push(g.root.path().to_path_buf());
     let journal_dir = g.root.path().join(".stockade").join("journal");
     for id in names(&journal_dir) {
         let _lock = g.root.lock(&id)?;
         if g.root.container_dir(&id).join("state.json").exists() {
             // The create got far enough: the container and its plan describe it all.
             end(g, &id);
-        } else {
+        } else if pending(g, &id) {
+            // (Unless another gc reclaimed it while we waited for the lock.)
             reclaim(g, &id)?;
             report.reclaimed.push(id);
         }
@@ -169,10 +219,10 @@ pub fn gc(g: &Global) -> Result<GcReport, CommandError> {
     for sub in ["root", "binds", "layers"] {
         for id in names(&idmap.join(sub)) {
             let lock = g.root.lock(&id)?;
-            if g.root.exists(&id) {
+            let dir = idmap.join(sub).join(&id);
+            if g.root.exists(&id) || !dir.exists() {
                 continue;
             }
-            let dir = idmap.join(sub).join(&id);
             reclaim_intent(
                 &id,
                 &Intent {
@@ -185,8 +235,81 @@ pub fn gc(g: &Global) -> Result<GcReport, CommandError> {
             let _ = lock.remove();
         }
     }
-    crate::self_protect::remove_replaced_binaries();
-    Ok(report)
+    Ok(())
+}
+
+/// The idmap directory `dir` of `root`, a state root that no longer exists: no
+/// runtime can address its containers any more (their state was in it), and no
+/// create can be under way in it. Every id's mounts and range go, but for an id
+/// whose rootfs is still some process's root (a container whose state root was
+/// wiped under it): its range must not be handed out again while it runs.
+fn reclaim_abandoned(g: &Global, dir: &Path, root: &Path, report: &mut GcReport) {
+    let _s = tracing::info_span!("gc_abandoned", root = %root.display()).entered();
+    let scope = root.to_string_lossy().into_owned();
+    let mut kept = false;
+    for sub in ["root", "binds", "layers"] {
+        for id in names(&dir.join(sub)) {
+            if report.in_use.contains(&id) {
+                continue;
+            }
+            if is_some_process_root(&dir.join("root").join(&id)) {
+                tracing::warn!(
+                    id,
+                    "a process runs in a container whose state root is gone; kept"
+                );
+                report.in_use.push(id);
+                kept = true;
+                continue;
+            }
+            reclaim_intent(
+                &id,
+                &Intent {
+                    db: g.userns_db.clone(),
+                    scope: scope.clone(),
+                    idmap_dir: dir.to_path_buf(),
+                },
+            );
+            report.stale_mounts.push(dir.join(sub).join(&id));
+        }
+    }
+    if kept {
+        return;
+    }
+    // Only empty directories are removed: anything unexpected in it stays.
+    let _ = fs::remove_file(dir.join(crate::state_root::IDMAP_OWNER));
+    for sub in ["root", "binds", "layers"] {
+        let _ = fs::remove_dir(dir.join(sub));
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => report.abandoned.push(dir.to_path_buf()),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot remove the idmap directory of a vanished state root")
+        }
+    }
+}
+
+/// Whether `rootfs` (a container's idmapped rootfs mount point) is the root
+/// directory of a live process: the container's processes see their copy of that
+/// mount as `/`, with the same device and inode. (Host id ranges cannot tell: on a
+/// node with more than one range database they may overlap.)
+fn is_some_process_root(rootfs: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(want) = fs::metadata(rootfs) else {
+        return false;
+    };
+    entries(Path::new("/proc")).iter().any(|p| {
+        fs::metadata(p.join("root")).is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+    })
+}
+
+/// The entries of `dir` as paths (none when it cannot be read).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
 }
 
 fn names(dir: &Path) -> Vec<String> {

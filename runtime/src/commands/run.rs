@@ -9,26 +9,48 @@ use nix::unistd::Pid;
 use super::create::{create, CreateOpts};
 use super::lifecycle::{delete, start};
 use super::{exit_code, load, CommandError, Global};
+use crate::console_proxy::{ConsoleListener, ConsoleProxy};
 
 pub fn run(g: &Global, a: &liboci_cli::Run) -> Result<i32, CommandError> {
     let id = a.container_id.as_str();
+    if a.console_socket.is_some() && !a.detach {
+        return Err(CommandError::ConsoleSocketWithoutDetach { verb: "run" });
+    }
     if !a.detach {
         // The init's parent exits during create; as subreaper we inherit it and can
         // collect its exit status.
         nix::sys::prctl::set_child_subreaper(true).map_err(CommandError::SelfHarden)?;
     }
+    // A terminal asked for in the foreground, with no console socket to send it
+    // to: ours (runc allocates it the same way).
+    let console = if !a.detach && a.console_socket.is_none() && wants_terminal(&a.bundle)? {
+        Some(ConsoleListener::listen().map_err(CommandError::Console)?)
+    } else {
+        None
+    };
     create(
         g,
         &CreateOpts {
             id,
             bundle: &a.bundle,
             pid_file: a.pid_file.as_deref(),
-            console_socket: a.console_socket.as_deref(),
+            console_socket: console
+                .as_ref()
+                .map(ConsoleListener::path)
+                .or(a.console_socket.as_deref()),
             no_pivot: a.no_pivot,
             preserve_fds: a.preserve_fds,
             detach: a.detach,
         },
     )?;
+    let proxy = match console.map(|c| c.master().and_then(ConsoleProxy::start)) {
+        Some(Err(e)) => {
+            let _ = delete(g, id, true);
+            return Err(CommandError::Console(e));
+        }
+        Some(Ok(proxy)) => Some(proxy),
+        None => None,
+    };
     // Block the forwarded signals before the workload starts, so none can end us
     // between `start` and the wait loop; the init, forked during create, does not
     // inherit this mask.
@@ -48,11 +70,25 @@ pub fn run(g: &Global, a: &liboci_cli::Run) -> Result<i32, CommandError> {
         what: format!("container {id:?} has no init pid"),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
-    let status = wait_forwarding_signals(pid, &forwarded)?;
+    let status = wait_forwarding_signals(pid, &forwarded, proxy.as_ref())?;
+    if let Some(proxy) = proxy {
+        proxy.finish();
+    }
     if !a.keep {
         delete(g, id, true)?;
     }
     Ok(exit_code(status))
+}
+
+/// Whether the bundle's process asks for a terminal (`process.terminal`).
+fn wants_terminal(bundle: &std::path::Path) -> Result<bool, CommandError> {
+    let loaded = crate::bundle::load(bundle)?;
+    Ok(loaded
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false))
 }
 
 /// The signals a foreground `run` passes on to the container (Ctrl-C, a
@@ -81,7 +117,11 @@ fn block_forwarded_signals(id: &str) -> Result<SigSet, CommandError> {
 /// Wait for the container's init, passing on the blocked `set` of signals, so
 /// stopping `stockade run` stops the container instead of orphaning it. As
 /// subreaper we also reap whatever else gets re-parented to us.
-fn wait_forwarding_signals(pid: Pid, set: &SigSet) -> Result<WaitStatus, CommandError> {
+fn wait_forwarding_signals(
+    pid: Pid,
+    set: &SigSet,
+    console: Option<&ConsoleProxy>,
+) -> Result<WaitStatus, CommandError> {
     let wait_err = |source| CommandError::Wait {
         pid: pid.as_raw(),
         source,
@@ -97,7 +137,11 @@ fn wait_forwarding_signals(pid: Pid, set: &SigSet) -> Result<WaitStatus, Command
             }
         }
         let sig = set.wait().map_err(wait_err)?;
-        if sig != Signal::SIGCHLD {
+        if let (Signal::SIGWINCH, Some(console)) = (sig, console) {
+            // Our terminal changed size: the container's terminal follows, and its
+            // kernel sends the process SIGWINCH itself (as with runc).
+            console.resize();
+        } else if sig != Signal::SIGCHLD {
             // The init may have just exited; ESRCH is then expected.
             let _ = kill(pid, sig);
         }

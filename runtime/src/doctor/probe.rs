@@ -2,16 +2,13 @@
 //! mount check makes a detached idmapped clone of each directory and drops it again
 //! (never attached anywhere).
 
-use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxIdMappingBuilder;
 
 use super::{ContainerdFacts, HandlerFacts, IdmapProbe, NodeConfigFacts, NodeFacts, ProfileFacts};
-use crate::landlock_plan::Compat;
+use crate::landlock::plan::Compat;
 use crate::profile::host::{probe_cgroup, probe_landlock_abi, CgroupVersion};
 use crate::profile::node_config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::userns::idmap::IdmapUserns;
@@ -126,25 +123,11 @@ fn try_idmap(dir: &Path) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let userns = IdmapUserns::new(&[map], &[map]).map_err(|e| crate::error_chain(&e))?;
-    let path = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: path is NUL-terminated and outlives the call; open_tree returns a new fd
-    // or -1 and touches no other memory.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
-    };
-    if tree < 0 {
-        return Err(format!("open_tree: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: open_tree returned a fresh fd nothing else owns; dropping it dissolves
-    // the detached clone.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    // Dropping the detached clone dissolves it: nothing becomes visible.
+    let tree = stockade_mountapi::clone_tree(stockade_mountapi::Source::Path(dir), false)
+        .map_err(|e| format!("open_tree: {e}"))?;
     userns
-        .idmap_tree(tree.as_raw_fd(), 0)
+        .idmap_tree(std::os::fd::AsFd::as_fd(&tree), false)
         .map_err(|e| format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}"))
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::rules::landlock::needed_abi;
 use super::schema::{LandlockSection, Mode, OnExcess, OnMissing, Profile, RootPolicy};
-use crate::landlock_plan::Compat;
+use crate::landlock::plan::Compat;
 
 fn on_missing(o: OnMissing, injected: &str) -> String {
     match o {
@@ -167,8 +167,8 @@ pub fn explain(p: &Profile) -> String {
                     u.host_range.start,
                     u.host_range.start as u64 + u.host_range.size as u64,
                     match u.idmap_compat {
-                        crate::landlock_plan::Compat::Hard => "refuses the container",
-                        crate::landlock_plan::Compat::BestEffort =>
+                        crate::landlock::plan::Compat::Hard => "refuses the container",
+                        crate::landlock::plan::Compat::BestEffort =>
                             "is bound as is (files shown as 65534) and noted",
                     }
                 )

@@ -266,8 +266,8 @@ fn bind_source_checks(
 /// the init dying on it after admission. A malformed annotation is the hardening
 /// step's to refuse, naming the key.
 fn owner_landlock_checks(spec: &Spec, profile: &Profile, host: &HostFacts) -> Vec<Violation> {
-    use crate::landlock_apply::{from_annotation, ANNOTATION};
-    use crate::landlock_plan::Compat;
+    use crate::landlock::plan::Compat;
+    use crate::landlock::plan::{from_annotation, ANNOTATION};
     let Some(value) = spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION)) else {
         return Vec::new();
     };

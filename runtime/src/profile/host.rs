@@ -1,4 +1,5 @@
-//! Facts about the host the pure check depends on, probed once and passed in as a value.
+//! Facts about the host the pure check depends on, probed once (`host_probe`:
+//! `HostFacts::probe`) and passed in as a value.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,6 +32,12 @@ pub struct HostFacts {
     pub tmpfs_idmap: bool,
     /// `uname -r`, for messages that name a kernel requirement.
     pub kernel_release: String,
+    /// The lowest `process.oomScoreAdj` the runtime can give a container: `None` when
+    /// it holds CAP_SYS_RESOURCE (any value); else its own current value. Without the
+    /// capability the kernel refuses (EACCES) to go below the minimum a privileged
+    /// ancestor last set, which is not readable; the runtime's own value is one it
+    /// can always set.
+    pub oom_score_adj_floor: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,47 +79,6 @@ impl NsInodeLookup for StatNsLookup {
 
 /// `landlock_create_ruleset(2)` flag asking for the highest supported ABI.
 const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-
-impl HostFacts {
-    /// Probe the running kernel. The only impure function of the profile module.
-    pub fn probe() -> Result<Self, HostProbeError> {
-        let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|r| r.trim().to_string())
-            .unwrap_or_default();
-        let mut own_namespaces = BTreeMap::new();
-        for ns in NsType::ALL {
-            let path = format!("/proc/self/ns/{}", ns.proc_name());
-            match std::fs::metadata(&path) {
-                Ok(m) => {
-                    own_namespaces.insert(ns, m.ino());
-                }
-                // Kernels without time (or cgroup) namespaces have no entry: nothing to
-                // compare against, and nothing a container could share.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(HostProbeError::StatOwnNamespace { path, source }),
-            }
-        }
-        Ok(HostFacts {
-            landlock_abi: probe_landlock_abi(),
-            cgroup: probe_cgroup(Path::new("/sys/fs/cgroup")),
-            own_namespaces,
-            tmpfs_idmap: probe_tmpfs_idmap(&kernel_release),
-            kernel_release,
-        })
-    }
-}
-
-/// Try to idmap a detached tmpfs; where that probe cannot run (unprivileged
-/// `profile check`), the kernel version decides (FS_ALLOW_IDMAP on tmpfs: 6.3).
-fn probe_tmpfs_idmap(kernel_release: &str) -> bool {
-    match crate::userns::idmap::tmpfs_supports_idmap() {
-        Ok(supported) => supported,
-        Err(e) => {
-            tracing::debug!(error = %e, "tmpfs idmap probe unavailable; judging by kernel version");
-            kernel_at_least(kernel_release, (6, 3))
-        }
-    }
-}
 
 /// `major.minor` of a release string such as `6.1.0-27-amd64` is at least `want`.
 pub fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
@@ -168,6 +134,7 @@ pub(crate) mod fake {
                 .collect(),
             tmpfs_idmap: true,
             kernel_release: "6.18.0-test".into(),
+            oom_score_adj_floor: None,
         }
     }
 

@@ -13,7 +13,7 @@ use super::rules::landlock::abi_of;
 use super::schema::{
     LandlockSection, OnMissing, Profile, RootPolicy, SeccompAction, SeccompSection,
 };
-use crate::landlock_plan::Compat;
+use crate::landlock::plan::Compat;
 
 /// Kubernetes' default masked paths (`/proc` and `/sys` entries hidden from containers).
 pub const K8S_MASKED_PATHS: [&str; 11] = [

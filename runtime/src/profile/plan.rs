@@ -16,7 +16,7 @@ use super::host::{HostFacts, NsInodeLookup};
 use super::rules::{self, user_namespace::UsernsRequest};
 use super::schema::{Mode, OnMissing, Profile};
 use super::violation::{Injection, RuleMeta, Violation};
-use crate::landlock_plan::LandlockPlan;
+use crate::landlock::plan::LandlockPlan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -102,6 +102,7 @@ pub(super) fn evaluate_with(
     // spec's filter (issue 7: names newer than our syscall table).
     let mut injected = rules::seccomp::drop_unknown_names(&mut doc);
     injected.extend(rules::cgroups::host_notes(&doc, host));
+    injected.extend(rules::process::oom_score_adj_host_note(&mut doc, host));
     // What a report-only profile runs: the spec as read, nothing of the profile's.
     let as_read = (profile.mode == Mode::Report).then(|| (doc.clone(), injected.len()));
     injected.extend(harden(&mut doc, profile));

@@ -6,7 +6,7 @@
 //! Unknown keys are rejected everywhere so a typo can never silently weaken a profile.
 //! Semantic checks (known syscalls, capability names, ranges) live in `load.rs`.
 
-use crate::landlock_plan::{Compat, FsAccess};
+use crate::landlock::plan::{Compat, FsAccess};
 use serde::{Deserialize, Serialize};
 
 use super::node_paths::{NodePaths, PathTemplateError};

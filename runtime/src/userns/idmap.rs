@@ -23,7 +23,7 @@
 use std::ffi::CString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -84,16 +84,46 @@ impl IdmapUserns {
         self.mount_tree(source, target, true)
     }
 
+    /// Like [`Self::mount`] (or [`Self::mount_recursive`]), but of the object `opened`
+    /// (an `O_PATH` fd of `source`, which only names it): the very object that was
+    /// checked, never the path resolved again.
+    pub fn mount_opened(
+        &self,
+        source: &Path,
+        opened: BorrowedFd<'_>,
+        target: &Path,
+        recursive: bool,
+    ) -> Result<(), UsernsError> {
+        self.mount_tree_of(source, Some(opened), target, recursive)
+    }
+
     fn mount_tree(&self, source: &Path, target: &Path, recursive: bool) -> Result<(), UsernsError> {
+        self.mount_tree_of(source, None, target, recursive)
+    }
+
+    fn mount_tree_of(
+        &self,
+        source: &Path,
+        opened: Option<BorrowedFd<'_>>,
+        target: &Path,
+        recursive: bool,
+    ) -> Result<(), UsernsError> {
         let span =
             tracing::debug_span!("idmap", source = %source.display(), target = %target.display());
         let _enter = span.enter();
-        let meta = fs::metadata(source).map_err(|e| UsernsError::StatSource {
+        let stat_error = |e| UsernsError::StatSource {
             path: source.to_path_buf(),
             source: e,
-        })?;
+        };
+        let meta = match opened {
+            Some(fd) => fd
+                .try_clone_to_owned()
+                .and_then(|fd| File::from(fd).metadata())
+                .map_err(stat_error)?,
+            None => fs::metadata(source).map_err(stat_error)?,
+        };
         let created = create_target(source, target, &meta)?;
-        let result = self.attach(source, target, recursive);
+        let result = self.attach(source, opened, target, recursive);
         if result.is_err() && created {
             // Leave nothing behind: the target was ours and nothing is mounted on it.
             let _ = if meta.is_dir() {
@@ -106,82 +136,45 @@ impl IdmapUserns {
     }
 
     /// Idmap the detached mount `tree` (an `open_tree(OPEN_TREE_CLONE)` fd) with this
-    /// namespace's mapping; with `AT_RECURSIVE` in `flags`, every mount below it too.
+    /// namespace's mapping; with `recursive`, every mount below it too.
     /// Fails with EINVAL where the filesystem cannot be idmapped.
-    pub fn idmap_tree(&self, tree: RawFd, flags: libc::c_int) -> io::Result<()> {
-        let attr = libc::mount_attr {
-            attr_set: libc::MOUNT_ATTR_IDMAP,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: self.fd.as_raw_fd() as u64,
-        };
-        // SAFETY: the empty path is NUL-terminated and static; attr is a valid
-        // mount_attr whose size we pass; the kernel only reads both.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree,
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | flags,
-                &attr as *const libc::mount_attr,
-                std::mem::size_of::<libc::mount_attr>(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+    pub fn idmap_tree(&self, tree: BorrowedFd<'_>, recursive: bool) -> io::Result<()> {
+        stockade_mountapi::set_idmap(tree, self.fd.as_fd(), recursive)
     }
 
-    fn attach(&self, source: &Path, target: &Path, recursive: bool) -> Result<(), UsernsError> {
-        let src = cstring(source);
-        let rec = if recursive { libc::AT_RECURSIVE } else { 0 };
-        // SAFETY: src is a NUL-terminated path that outlives the call; open_tree
-        // reads it and returns a new fd or -1, touching no other memory.
-        let tree = unsafe {
-            libc::syscall(
-                libc::SYS_open_tree,
-                libc::AT_FDCWD,
-                src.as_ptr(),
-                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec as libc::c_uint,
-            )
+    /// The idmapped clone itself (`stockade_mountapi`, shared with the shim), its
+    /// failed step named with the paths.
+    fn attach(
+        &self,
+        source: &Path,
+        opened: Option<BorrowedFd<'_>>,
+        target: &Path,
+        recursive: bool,
+    ) -> Result<(), UsernsError> {
+        use stockade_mountapi::{Source, Step};
+        // An opened source is cloned from its fd, never looked up again.
+        let from = match opened {
+            Some(fd) => Source::Opened(fd),
+            None => Source::Path(source),
         };
-        if tree < 0 {
-            return Err(UsernsError::OpenTree {
-                path: source.to_path_buf(),
-                source: io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: open_tree returned a fresh fd that nothing else owns.
-        let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-
-        self.idmap_tree(tree.as_raw_fd(), rec)
-            .map_err(|e| UsernsError::SetIdmap {
-                path: source.to_path_buf(),
-                source: e,
-            })?;
-
-        let dst = cstring(target);
-        // SAFETY: both paths are NUL-terminated and outlive the call; move_mount
-        // only reads them. The detached tree fd stays ours and is closed on drop.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                dst.as_ptr(),
-                libc::MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        if rc < 0 {
-            return Err(UsernsError::MoveMount {
-                from: source.to_path_buf(),
-                to: target.to_path_buf(),
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        stockade_mountapi::idmapped_clone(self.fd.as_fd(), from, target, recursive).map_err(|e| {
+            let path = source.to_path_buf();
+            match e.step {
+                Step::OpenTree => UsernsError::OpenTree {
+                    path,
+                    source: e.source,
+                },
+                Step::SetIdmap => UsernsError::SetIdmap {
+                    path,
+                    source: e.source,
+                },
+                Step::MoveMount => UsernsError::MoveMount {
+                    from: path,
+                    to: target.to_path_buf(),
+                    source: e.source,
+                },
+            }
+        })
     }
 }
 
@@ -245,7 +238,7 @@ pub fn tmpfs_supports_idmap() -> io::Result<bool> {
         .map_err(io::Error::other)?;
     let ns = IdmapUserns::new(std::slice::from_ref(&one), std::slice::from_ref(&one))
         .map_err(io::Error::other)?;
-    match ns.idmap_tree(mnt.as_raw_fd(), 0) {
+    match ns.idmap_tree(mnt.as_fd(), false) {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
         Err(e) => Err(e),

@@ -12,6 +12,7 @@ mod error;
 pub mod idmap;
 pub mod mapping;
 pub mod overlay;
+pub mod setup;
 pub mod stdio;
 
 pub use alloc::{HostRange, RangeAllocator, DEFAULT_DB, SANDBOX_ANNOTATION};

@@ -47,25 +47,7 @@ impl OverlayMount {
 
     /// The mount data string with `lowerdir` replaced by `lowers`.
     pub fn data_with_lowerdirs(&self, lowers: &[PathBuf]) -> String {
-        let joined: Vec<String> = lowers
-            .iter()
-            .map(|p| {
-                p.to_string_lossy()
-                    .replace('\\', "\\\\")
-                    .replace(':', "\\:")
-            })
-            .collect();
-        self.options
-            .iter()
-            .map(|o| {
-                if o.starts_with("lowerdir=") {
-                    format!("lowerdir={}", joined.join(":"))
-                } else {
-                    o.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(",")
+        stockade_mountapi::with_lowerdirs(&self.options, lowers).join(",")
     }
 
     /// The original mount data, to put containerd's overlay back after a failure.

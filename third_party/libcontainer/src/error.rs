@@ -73,6 +73,15 @@ pub enum LibcontainerError {
     #[error(transparent)]
     IntelRdt(#[from] crate::process::intel_rdt::IntelRdtError),
 
+    // [stockade patch] the spec's oomScoreAdj cannot be written: name the field,
+    // the file and (as the source) the errno, not a bare "io error".
+    #[error("cannot write process.oomScoreAdj {value} to /proc/self/oom_score_adj")]
+    OomScoreAdj {
+        value: i32,
+        #[source]
+        source: std::io::Error,
+    },
+
     // Catch all errors that are not covered by the above
     #[error("syscall error")]
     OtherSyscall(#[source] nix::Error),
@@ -149,8 +158,17 @@ pub enum ErrInvalidSpec {
     TimeOffsetsWithPath,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub struct CreateContainerError(Box<LibcontainerError>, Option<Box<LibcontainerError>>);
+
+// [stockade patch] Display prints the run error itself, so its cause comes next in
+// the chain: without this the root cause (which file, which errno) was lost and a
+// failed create ended in e.g. a bare "io error".
+impl std::error::Error for CreateContainerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 impl CreateContainerError {
     pub(crate) fn new(

@@ -35,6 +35,12 @@ pub enum NotifyListenerError {
     Read(#[source] std::io::Error),
     #[error("failed to send start container")]
     SendStartContainer(#[source] std::io::Error),
+    /// [stockade patch] what the container's process reported instead of starting
+    /// (a failing startContainer hook, an exec that failed), in its own words.
+    #[error("the container process did not start: {0}")]
+    StartFailed(String),
+    #[error("failed to read the container process's start report")]
+    ReadStartReport(#[source] std::io::Error),
 }
 
 type Result<T> = std::result::Result<T, NotifyListenerError>;
@@ -77,7 +83,11 @@ impl NotifyListener {
         Ok(Self { socket: stream })
     }
 
-    pub fn wait_for_container_start(&self) -> Result<()> {
+    /// Waits for `start` and returns its connection. [stockade patch] The caller
+    /// keeps it open until its execve closes it (accepted sockets are close-on-exec)
+    /// and writes on it whatever stops the process from starting, which `start`
+    /// then reports ([`NotifySocket::notify_container_start`]).
+    pub fn wait_for_container_start(&self) -> Result<UnixStream> {
         match self.socket.accept() {
             Ok((mut socket, _)) => {
                 let mut response = String::new();
@@ -85,11 +95,10 @@ impl NotifyListener {
                     .read_to_string(&mut response)
                     .map_err(NotifyListenerError::Read)?;
                 tracing::debug!("received: {}", response);
+                Ok(socket)
             }
-            Err(e) => Err(NotifyListenerError::Accept(e))?,
+            Err(e) => Err(NotifyListenerError::Accept(e)),
         }
-
-        Ok(())
     }
 
     pub fn close(&self) -> Result<()> {
@@ -150,12 +159,27 @@ impl NotifySocket {
         stream
             .write_all(b"start container")
             .map_err(NotifyListenerError::SendStartContainer)?;
-        tracing::debug!("notify finished");
         unistd::chdir(&cwd).map_err(|e| NotifyListenerError::Chdir {
             source: e,
             path: cwd,
         })?;
-        Ok(())
+        // [stockade patch] end our message, then wait for the process to start:
+        // EOF alone means its execve closed the connection (or an init of an older
+        // runtime closed it after reading); any text is why it did not start (a
+        // failing startContainer hook), which runtime-spec says `start` reports.
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(NotifyListenerError::SendStartContainer)?;
+        let mut report = String::new();
+        stream
+            .read_to_string(&mut report)
+            .map_err(NotifyListenerError::ReadStartReport)?;
+        tracing::debug!("notify finished");
+        if report.is_empty() {
+            Ok(())
+        } else {
+            Err(NotifyListenerError::StartFailed(report))
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::mounts::is_bind;
-use crate::landlock_plan::{Compat, FsAccess, FsRule, LandlockPlan};
+use crate::landlock::plan::{Compat, FsAccess, FsRule, LandlockPlan};
 use crate::profile::host::HostFacts;
 use crate::profile::schema::LandlockSection;
 use crate::profile::violation::{Injection, RuleMeta, Violation};

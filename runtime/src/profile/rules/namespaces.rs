@@ -16,7 +16,9 @@ use super::ensure_object;
 fn k8s_field(ns: NsType) -> &'static str {
     match ns {
         NsType::Pid => "spec.hostPID",
-        NsType::Network => "spec.hostNetwork",
+        // A hostNetwork pod shares the node's UTS namespace too (the kubelet asks
+        // the CRI for NODE network, and containerd then leaves out both).
+        NsType::Network | NsType::Uts => "spec.hostNetwork",
         NsType::Ipc => "spec.hostIPC",
         NsType::User => "spec.hostUsers",
         _ => "none (set by the container runtime)",

@@ -255,3 +255,73 @@ mod tests {
         assert!(harden(&mut d, &s).is_empty());
     }
 }
+
+/// Rule id of the note for an `oomScoreAdj` this runtime cannot set.
+pub const OOM_SCORE_ADJ_RULE: &str = "process.oom_score_adj";
+
+/// Whatever the profile: a `process.oomScoreAdj` below what the runtime can set on
+/// this host (it lacks CAP_SYS_RESOURCE, see `HostFacts::oom_score_adj_floor`) is
+/// raised to that floor and said at admission, as containerd's
+/// `restrict_oom_score_adj` does, instead of failing every such container in the
+/// middle of create (containerd asks -998 for every pod's sandbox). It only makes
+/// the process likelier to be chosen by the OOM killer; it grants nothing.
+pub fn oom_score_adj_host_note(
+    doc: &mut Value,
+    host: &crate::profile::HostFacts,
+) -> Vec<Injection> {
+    let Some(floor) = host.oom_score_adj_floor else {
+        return Vec::new();
+    };
+    let Some(asked) = doc
+        .pointer("/process/oomScoreAdj")
+        .and_then(Value::as_i64)
+        .filter(|a| *a < i64::from(floor))
+    else {
+        return Vec::new();
+    };
+    doc["process"]["oomScoreAdj"] = floor.into();
+    vec![Injection::new(
+        OOM_SCORE_ADJ_RULE,
+        "process.oomScoreAdj",
+        format!(
+            "raised from {asked} to {floor}: the runtime lacks CAP_SYS_RESOURCE, which \
+             lowering oom_score_adj below its own ({floor}) needs"
+        ),
+    )]
+}
+
+#[cfg(test)]
+mod oom_score_adj_tests {
+    use super::*;
+
+    #[test]
+    fn oom_score_adj_below_the_runtimes_floor_is_raised_and_said() {
+        let mut host = crate::profile::host::fake::host();
+        let spec = serde_json::json!({"process":{"oomScoreAdj":-998}});
+        // With CAP_SYS_RESOURCE: unchanged, nothing said.
+        let mut d = spec.clone();
+        assert!(oom_score_adj_host_note(&mut d, &host).is_empty());
+        assert_eq!(d, spec);
+        host.oom_score_adj_floor = Some(1);
+        let mut d = spec.clone();
+        let notes = oom_score_adj_host_note(&mut d, &host);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].rule, OOM_SCORE_ADJ_RULE);
+        assert_eq!(notes[0].path, "process.oomScoreAdj");
+        assert!(
+            notes[0].change.starts_with("raised from -998 to 1"),
+            "{notes:?}"
+        );
+        assert_eq!(d["process"]["oomScoreAdj"], 1);
+        // At or above the floor, or unset: unchanged.
+        for spec in [
+            serde_json::json!({"process":{"oomScoreAdj":1}}),
+            serde_json::json!({"process":{"oomScoreAdj":1000}}),
+            serde_json::json!({"process":{}}),
+        ] {
+            let mut d = spec.clone();
+            assert!(oom_score_adj_host_note(&mut d, &host).is_empty());
+            assert_eq!(d, spec);
+        }
+    }
+}

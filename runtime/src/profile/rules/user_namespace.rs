@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::user_namespace as find_userns;
-use crate::landlock_plan::Compat;
+use crate::landlock::plan::Compat;
 use crate::profile::host::{HostFacts, NsInodeLookup};
 use crate::profile::schema::{HostIdRange, OnMissing, UserNamespaceSection};
 use crate::profile::violation::{Injection, RuleMeta, Violation};

@@ -31,7 +31,15 @@ use crate::stats::{PidStatsError, Stats, StatsProvider};
 
 pub struct Manager {
     subsystems: HashMap<CtrlType, PathBuf>,
+    /// [stockade patch] The container's cgroup in named hierarchies that hold no
+    /// controller (`name=systemd`): joined and removed like a subsystem's, as runc
+    /// does, so the container's `/sys/fs/cgroup/systemd` is its own cgroup and not
+    /// the hierarchy the runtime was started in (often its root).
+    named: Vec<PathBuf>,
 }
+
+/// Named hierarchies a container is placed in, as runc's fs driver does.
+const NAMED_HIERARCHIES: &[&str] = &["systemd"];
 
 #[derive(thiserror::Error, Debug)]
 pub enum V1ManagerError {
@@ -95,12 +103,22 @@ impl Manager {
             }
         }
 
-        Ok(Manager { subsystems })
+        // A container without a cgroup path of its own stays where the runtime is.
+        let mut named = Vec::new();
+        if !cgroup_path.as_os_str().is_empty() {
+            for name in NAMED_HIERARCHIES {
+                if let Some(mount_point) = util::named_hierarchy_mount_point(name)? {
+                    named.push(mount_point.join_safely(cgroup_path)?);
+                }
+            }
+        }
+
+        Ok(Manager { subsystems, named })
     }
 
     /// [stockade patch] The cgroup's directory in each hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        self.subsystems.values().cloned().collect()
+        self.subsystems.values().chain(&self.named).cloned().collect()
     }
 
     fn get_subsystem_path(
@@ -200,6 +218,10 @@ impl CgroupManager for Manager {
                 CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
             }
         }
+        for cgroup_path in &self.named {
+            fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
+            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+        }
 
         Ok(())
     }
@@ -228,7 +250,7 @@ impl CgroupManager for Manager {
     }
 
     fn remove(&self) -> Result<(), Self::Error> {
-        for cgroup_path in self.subsystems.values() {
+        for cgroup_path in self.subsystems.values().chain(&self.named) {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
                 // [stockade patch] Every process of the tree, sub-cgroups included,

@@ -47,6 +47,28 @@ pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> 
         })
 }
 
+/// [stockade patch] The mount point of the named cgroup v1 hierarchy `name` (a
+/// `cgroup` mount whose super options carry `name=NAME`, e.g. `name=systemd`), if
+/// the host has one. runc places a container in the `name=systemd` hierarchy too;
+/// without that the container's view of it (its `/sys/fs/cgroup/systemd`) could only
+/// be the hierarchy the runtime itself runs in.
+pub fn named_hierarchy_mount_point(name: &str) -> Result<Option<PathBuf>, V1MountPointError> {
+    let reader = BufReader::new(ProcfsHandle::new()?.open(
+        ProcfsBase::ProcSelf,
+        "mountinfo",
+        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+    )?);
+    for line in reader.lines() {
+        let m = MountInfo::from_line(&line?).map_err(V1MountPointError::MountInfo)?;
+        if m.fs_type == "cgroup"
+            && m.super_options.get("name").and_then(|v| v.as_deref()) == Some(name)
+        {
+            return Ok(Some(m.mount_point));
+        }
+    }
+    Ok(None)
+}
+
 /// List the mount points of all currently supported cgroup subsystems.
 pub fn list_supported_mount_points() -> Result<HashMap<ControllerType, PathBuf>, V1MountPointError>
 {

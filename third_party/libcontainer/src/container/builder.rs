@@ -355,7 +355,11 @@ impl ContainerBuilder {
         if requires_console_socket && !has_console_socket {
             Err(ErrInvalidSpec::ConsoleSocketRequired)?;
         }
-        if !requires_console_socket && has_console_socket {
+        // [stockade patch] a foreground run/exec of a terminal process hands
+        // libcontainer a console socket of its own (it proxies the pty to its stdio,
+        // as runc does), so only a socket without a terminal to send is refused here;
+        // the CLI refuses `--console-socket` without `--detach` itself, as runc.
+        if !terminal && has_console_socket {
             Err(ErrInvalidSpec::InvalidConsoleSocket)?;
         }
         Ok(())
@@ -545,10 +549,20 @@ mod tests {
         );
     }
 
+    // [stockade patch] the runtime's own socket for a foreground terminal.
     #[test]
-    fn test_check_terminal_err_terminal_true_with_socket_foreground() {
+    fn test_check_terminal_ok_terminal_true_with_socket_foreground() {
+        assert!(
+            make_builder(Some("/tmp/console.sock"))
+                .check_terminal(&make_spec(true), false)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn test_check_terminal_err_terminal_false_with_socket_foreground() {
         let err = make_builder(Some("/tmp/console.sock"))
-            .check_terminal(&make_spec(true), false)
+            .check_terminal(&make_spec(false), false)
             .unwrap_err();
         assert!(
             matches!(

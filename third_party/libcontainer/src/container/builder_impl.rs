@@ -155,15 +155,14 @@ impl ContainerBuilderImpl {
         // fork(2) so this will always be propagated properly.
         if let Some(oom_score_adj) = process.oom_score_adj() {
             tracing::debug!("Set OOM score to {}", oom_score_adj);
-            let mut f = fs::File::create("/proc/self/oom_score_adj").map_err(|err| {
-                tracing::error!("failed to open /proc/self/oom_score_adj: {}", err);
-                LibcontainerError::OtherIO(err)
-            })?;
+            // [stockade patch] one error naming the field, the file and the errno.
+            let err = |source| LibcontainerError::OomScoreAdj {
+                value: oom_score_adj,
+                source,
+            };
+            let mut f = fs::File::create("/proc/self/oom_score_adj").map_err(err)?;
             f.write_all(oom_score_adj.to_string().as_bytes())
-                .map_err(|err| {
-                    tracing::error!("failed to write to /proc/self/oom_score_adj: {}", err);
-                    LibcontainerError::OtherIO(err)
-                })?;
+                .map_err(err)?;
         }
 
         // Make the process non-dumpable, to avoid various race conditions that

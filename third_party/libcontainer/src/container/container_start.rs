@@ -54,17 +54,22 @@ impl Container {
         // Run post start hooks. It runs after the container process is started.
         // It is called in the runtime namespace.
         if let Some(hooks) = config.hooks.as_ref() {
-            hooks::run_hooks(
+            if let Err(err) = hooks::run_hooks(
                 hooks.poststart().as_ref(),
                 Some(&self.state),
                 Some(&self.root),
                 None,
                 None,
-            )
-            .map_err(|err| {
-                tracing::error!("failed to run post start hooks: {}", err);
-                err
-            })?;
+            ) {
+                // [stockade patch] runtime-spec: a failing poststart hook makes the
+                // runtime generate an error and stop the container (runc kills it
+                // too); upstream left it running. Every process of the container
+                // goes, as with `kill --all`; `delete` then runs the poststop hooks.
+                if let Err(kill_err) = self.kill(nix::sys::signal::Signal::SIGKILL, true) {
+                    tracing::error!(?kill_err, "failed to stop the container after its poststart hook failed");
+                }
+                return Err(err.into());
+            }
         }
 
         Ok(())

@@ -25,6 +25,7 @@ pub struct InitContainerBuilder {
     detached: bool,
     no_pivot: bool,
     as_sibling: bool,
+    hook_bundle: Option<PathBuf>,
 }
 
 impl InitContainerBuilder {
@@ -38,7 +39,16 @@ impl InitContainerBuilder {
             detached: true,
             no_pivot: false,
             as_sibling: false,
+            hook_bundle: None,
         }
+    }
+
+    /// [stockade patch] The bundle path hooks receive in the state on stdin, when
+    /// it differs from the directory the container is built from (see
+    /// `State::hook_bundle`).
+    pub fn with_hook_bundle<P: Into<PathBuf>>(mut self, bundle: P) -> Self {
+        self.hook_bundle = Some(bundle.into());
+        self
     }
 
     /// Sets if systemd should be used for managing cgroups
@@ -85,6 +95,7 @@ impl InitContainerBuilder {
         container
             .set_systemd(self.use_systemd)
             .set_annotations(spec.annotations().clone());
+        container.state.hook_bundle = self.hook_bundle.clone();
 
         let notify_path = container_dir.join(NOTIFY_FILE);
         // convert path of root file system of the container to absolute path

@@ -131,6 +131,12 @@ pub struct State {
     /// create this group and MUST remove it when the container is deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intel_rdt_monitoring_dir: Option<PathBuf>,
+    /// [stockade patch] The bundle hooks see in the state on their stdin when it is
+    /// not `bundle`: a runtime that runs the container from a directory of its own
+    /// (Stockade's hardened bundle) still owes hooks the caller's bundle, whose
+    /// files (e.g. containerd's) they read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_bundle: Option<PathBuf>,
 }
 
 impl State {
@@ -155,6 +161,7 @@ impl State {
             clean_up_intel_rdt_subdirectory: None,
             intel_rdt_dir: None,
             intel_rdt_monitoring_dir: None,
+            hook_bundle: None,
         }
     }
 
@@ -256,7 +263,7 @@ impl TryFrom<&State> for OciState {
             .version(state.oci_version.clone())
             .id(state.id.clone())
             .status(status)
-            .bundle(state.bundle.clone());
+            .bundle(state.hook_bundle.clone().unwrap_or_else(|| state.bundle.clone()));
 
         // Preserve None vs empty map distinction per OCI spec
         if let Some(annotations) = &state.annotations {

@@ -37,6 +37,13 @@ pub enum RootfsError {
     },
     #[error(transparent)]
     Device(#[from] device::DeviceError),
+    /// [stockade patch] the process's missing working directory could not be made.
+    #[error("failed to create the working directory {path}")]
+    CreateCwd {
+        path: String,
+        #[source]
+        source: pathrs::error::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, RootfsError>;

@@ -1,6 +1,6 @@
-use std::fs::{Permissions, canonicalize};
+use std::fs::Permissions;
 use std::io::{BufRead, BufReader, ErrorKind};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,6 +68,9 @@ pub enum MountError {
     UnsupportedMountOption(String),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
+    /// [stockade patch] The caller's [`BindSourceCheck`] refused the source.
+    #[error("bind source refused")]
+    BindSource(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 type Result<T> = std::result::Result<T, MountError>;
@@ -110,6 +113,29 @@ pub struct MountOptions<'a> {
     pub label: Option<&'a str>,
     #[allow(dead_code)]
     pub cgroup_ns: bool,
+    /// [stockade patch] Asked about every bind mount of the spec, with the source
+    /// opened once (`O_PATH`): that very object is what gets mounted, so the caller
+    /// can refuse one that is not the object it admitted (a symlink swapped between
+    /// its check and the mount).
+    pub bind_check: Option<BindSourceCheck<'a>>,
+}
+
+/// [stockade patch] What a bind source check is given: the spec's mount and its
+/// source as opened (`O_PATH`, symlinks followed as mount(2) follows them).
+pub type BindSourceCheckFn<'a> = dyn Fn(
+        &SpecMount,
+        BorrowedFd<'_>,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>
+    + 'a;
+
+/// [stockade patch] The check a bind mount source must pass before it is mounted.
+#[derive(Clone, Copy)]
+pub struct BindSourceCheck<'a>(pub &'a BindSourceCheckFn<'a>);
+
+impl std::fmt::Debug for BindSourceCheck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BindSourceCheck")
+    }
 }
 
 pub struct Mount {
@@ -206,8 +232,14 @@ impl Mount {
 
                 self.check_proc_mount(options.root, mount)?;
 
-                self.mount_into_container(mount, options.root, &mount_option_config, options.label)
-                    .map_err(|err| {
+                self.mount_into_container_checked(
+                    mount,
+                    options.root,
+                    &mount_option_config,
+                    options.label,
+                    options.bind_check,
+                )
+                .map_err(|err| {
                         tracing::error!("failed to mount {:?}: {}", mount, err);
                         err
                     })?;
@@ -215,22 +247,24 @@ impl Mount {
             _ => {
                 if mount.destination() == Path::new("/dev") {
                     mount_option_config.flags &= !MsFlags::MS_RDONLY;
-                    self.mount_into_container(
+                    self.mount_into_container_checked(
                         mount,
                         options.root,
                         &mount_option_config,
                         options.label,
+                        options.bind_check,
                     )
                     .map_err(|err| {
                         tracing::error!("failed to mount /dev: {}", err);
                         err
                     })?;
                 } else {
-                    self.mount_into_container(
+                    self.mount_into_container_checked(
                         mount,
                         options.root,
                         &mount_option_config,
                         options.label,
+                        options.bind_check,
                     )
                     .map_err(|err| {
                         tracing::error!("failed to mount {:?}: {}", mount, err);
@@ -246,6 +280,18 @@ impl Mount {
     #[cfg(feature = "v1")]
     fn mount_cgroup_v1(&self, cgroup_mount: &SpecMount, options: &MountOptions) -> Result<()> {
         tracing::debug!("mounting cgroup v1 filesystem");
+        // [stockade patch] the binds made here (the container's own cgroup, from the
+        // host's hierarchy) are this code's, not the spec's: no bind source check.
+        let options = &MountOptions {
+            bind_check: None,
+            ..*options
+        };
+        // [stockade patch] the spec mount's own flags (`ro`, `nosuid`, ...) apply to
+        // every hierarchy mounted below it, as runc applies them; upstream mounted
+        // the hierarchies read-write whatever the spec said (a container could write
+        // its own limits, and `release_agent` where a hierarchy's root was bound).
+        let cgroup_flags = parse_mount(cgroup_mount)?.flags;
+        let read_only = cgroup_flags.contains(MsFlags::MS_RDONLY);
         // create tmpfs into which the cgroup subsystems will be mounted
         let tmpfs = SpecMountBuilder::default()
             .source("tmpfs")
@@ -333,6 +379,7 @@ impl Mount {
                         options,
                         subsystem_name,
                         subsystem_name == "systemd",
+                        read_only,
                     )?;
                 } else {
                     self.setup_emulated_subsystem(
@@ -351,6 +398,28 @@ impl Mount {
             }
         }
 
+        // [stockade patch] the tmpfs holding the hierarchies is read-only too once
+        // they and the co-mount symlinks are in place (the spec's `ro` is about the
+        // whole of /sys/fs/cgroup). Through an fd resolved inside the rootfs, so no
+        // symlink in it redirects the change.
+        if read_only {
+            let root = Root::open(options.root)?;
+            let dest: OwnedFd = root.resolve(cgroup_mount.destination())?.into();
+            let attr = linux::MountAttr {
+                attr_set: linux::MOUNT_ATTR_RDONLY,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            self.syscall.mount_setattr(
+                dest.as_fd(),
+                Path::new(""),
+                linux::AT_EMPTY_PATH,
+                &attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
+
         Ok(())
     }
 
@@ -363,6 +432,7 @@ impl Mount {
         options: &MountOptions,
         subsystem_name: &str,
         named: bool,
+        read_only: bool,
     ) -> Result<()> {
         tracing::debug!(
             "Mounting (namespaced) {:?} cgroup subsystem",
@@ -390,8 +460,13 @@ impl Mount {
             subsystem_name.into()
         };
 
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if read_only {
+            // [stockade patch] `ro` on the cgroup mount, as runc mounts it.
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -451,10 +526,16 @@ impl Mount {
                         })?,
                 )
                 .typ("bind")
+                // [stockade patch] the cgroup mount's own options (`ro`, `nosuid`,
+                // ...) on the bind, as runc binds it; upstream bound it "rw".
                 .options(
-                    ["rw", "rbind"]
+                    cgroup_mount
+                        .options()
                         .iter()
-                        .map(|o| o.to_string())
+                        .flatten()
+                        .filter(|o| !matches!(o.as_str(), "bind" | "rbind"))
+                        .cloned()
+                        .chain(std::iter::once("rbind".to_string()))
                         .collect::<Vec<String>>(),
                 )
                 .build()?;
@@ -574,6 +655,17 @@ impl Mount {
         mount_option_config: &MountOptionConfig,
         label: Option<&str>,
     ) -> Result<()> {
+        self.mount_into_container_checked(m, rootfs, mount_option_config, label, None)
+    }
+
+    fn mount_into_container_checked(
+        &self,
+        m: &SpecMount,
+        rootfs: &Path,
+        mount_option_config: &MountOptionConfig,
+        label: Option<&str>,
+        bind_check: Option<BindSourceCheck<'_>>,
+    ) -> Result<()> {
         let typ = m.typ().as_deref();
         let mut data_options = mount_option_config.data.clone();
 
@@ -592,13 +684,29 @@ impl Mount {
 
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let dir_perm = Permissions::from_mode(0o755);
+        // [stockade patch] A bind source is opened once, here, and that object is
+        // what is checked, what decides directory-or-file and what open_tree clones:
+        // re-resolving the path for each step left a window in which a symlink could
+        // be swapped to another object (a runtime socket) after the check.
+        let mut source_fd: Option<OwnedFd> = None;
         let src = if is_bind(m) {
-            let src = canonicalize(source).map_err(|err| {
-                tracing::error!("failed to canonicalize {:?}: {}", source, err);
-                err
-            })?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let opened: OwnedFd = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open(source)
+                .map_err(|err| {
+                    tracing::error!("failed to open {:?}: {}", source, err);
+                    err
+                })?
+                .into();
+            if let Some(check) = bind_check {
+                (check.0)(m, opened.as_fd()).map_err(MountError::BindSource)?;
+            }
+            let is_dir = fs::File::from(opened.try_clone()?).metadata()?.is_dir();
+            source_fd = Some(opened);
 
-            if src.is_dir() {
+            if is_dir {
                 root.mkdir_all(container_dest, &dir_perm)?;
             } else {
                 let parent = container_dest
@@ -623,7 +731,7 @@ impl Mount {
                 }?;
             };
 
-            src
+            PathBuf::from(source)
         } else {
             root.mkdir_all(container_dest, &dir_perm)?;
             PathBuf::from(source)
@@ -648,10 +756,11 @@ impl Mount {
                 open_tree_flags |= libc::AT_RECURSIVE as libc::c_uint;
             };
 
-            let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
+            // [stockade patch] clone the object opened and checked above, not the path.
+            let source_fd = source_fd.as_ref().ok_or(MountError::NoSource)?;
             let mount_fd_owned =
                 self.syscall
-                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
+                    .open_tree(source_fd.as_raw_fd(), Some(""), open_tree_flags)?;
             let mount_fd = mount_fd_owned.as_fd();
 
             // mount_setattr
@@ -1161,10 +1270,9 @@ mod tests {
 
             let open_tree = s.get_open_tree_args();
             assert_eq!(open_tree.len(), 1);
-            assert_eq!(
-                open_tree[0].path.as_deref(),
-                Some(tmp_dir.path().join("null").to_str().unwrap())
-            );
+            // [stockade patch] the source is cloned from the fd opened and
+            // checked, not by path.
+            assert_eq!(open_tree[0].path.as_deref(), Some(""));
             assert_eq!(open_tree[0].flags & linux::AT_RECURSIVE, 0);
 
             let setattr = s.get_mount_setattr_args();
@@ -1199,10 +1307,9 @@ mod tests {
 
             let open_tree = s.get_open_tree_args();
             assert_eq!(open_tree.len(), 1);
-            assert_eq!(
-                open_tree[0].path.as_deref(),
-                Some(tmp_dir.path().join("tmp.sock").to_str().unwrap())
-            );
+            // [stockade patch] the source is cloned from the fd opened and
+            // checked, not by path.
+            assert_eq!(open_tree[0].path.as_deref(), Some(""));
             assert_eq!(open_tree[0].flags & linux::AT_RECURSIVE, 0);
 
             let setattr = s.get_mount_setattr_args();
@@ -1414,6 +1521,7 @@ mod tests {
             root: tmp.path(),
             label: None,
             cgroup_ns: true,
+            bind_check: None,
         };
 
         let mounter = Mount::new();
@@ -1575,6 +1683,7 @@ mod tests {
             root: rootfs,
             label: None,
             cgroup_ns: true,
+            bind_check: None,
         };
 
         let m = Mount::new();
@@ -1610,6 +1719,7 @@ mod tests {
             root: rootfs,
             label: None,
             cgroup_ns: true,
+            bind_check: None,
         };
 
         let m = Mount::new();

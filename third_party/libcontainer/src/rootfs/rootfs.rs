@@ -1,11 +1,12 @@
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
-use super::mount::{Mount, MountOptions};
+use super::mount::{BindSourceCheck, Mount, MountOptions};
 use super::symlink::Symlink;
 use super::utils::default_devices;
 use super::{Result, RootfsError};
@@ -75,6 +76,27 @@ impl RootPropagation {
     }
 }
 
+/// [stockade patch] A `process.cwd` that does not exist is created (0755, owned by
+/// the runtime's user, through a handle on the rootfs so no symlink in it leads out),
+/// after the spec's mounts so a cwd on a mounted volume is made there: runc does so
+/// (its `createCwd`), and images rely on it; upstream failed the create at chdir.
+/// An existing path is left alone (if it is no directory, the chdir says so).
+fn create_missing_cwd(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) else {
+        return Ok(());
+    };
+    let create_err = |source| RootfsError::CreateCwd {
+        path: cwd.display().to_string(),
+        source,
+    };
+    let root = pathrs::Root::open(rootfs).map_err(create_err)?;
+    if root.resolve(cwd).is_err() {
+        root.mkdir_all(cwd, &std::fs::Permissions::from_mode(0o755))
+            .map_err(create_err)?;
+    }
+    Ok(())
+}
+
 /// Holds information about rootfs
 pub struct RootFS {
     syscall: Box<dyn Syscall>,
@@ -99,6 +121,7 @@ impl RootFS {
         spec: &Spec,
         rootfs: &Path,
         cgroup_ns: bool,
+        bind_check: Option<BindSourceCheck<'_>>,
     ) -> Result<()> {
         let flags = RootPropagation::parse(linux.rootfs_propagation().as_deref())?.before_pivot();
 
@@ -136,6 +159,7 @@ impl RootFS {
             root: rootfs,
             label: linux.mount_label().as_deref(),
             cgroup_ns,
+            bind_check,
         };
 
         if let Some(mounts) = spec.mounts() {
@@ -163,11 +187,13 @@ impl RootFS {
         rootfs: &Path,
         bind_devices: bool,
         cgroup_ns: bool,
+        bind_check: Option<BindSourceCheck<'_>>,
     ) -> Result<()> {
         tracing::debug!(?rootfs, "prepare rootfs");
         let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
 
-        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns)?;
+        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_check)?;
+        create_missing_cwd(spec, rootfs)?;
 
         let symlinker = Symlink::new();
         symlinker.setup_kcore_symlink(rootfs)?;

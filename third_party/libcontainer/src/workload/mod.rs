@@ -81,6 +81,17 @@ pub trait Executor: CloneBoxExecutor {
         Ok(())
     }
 
+    /// [stockade patch] Runs in the init for every bind mount of the spec, before it
+    /// is mounted, with its source opened (`O_PATH`, symlinks followed): the object
+    /// passed here is exactly what gets mounted. An error stops the create.
+    fn verify_bind_source(
+        &self,
+        _mount: &oci_spec::runtime::Mount,
+        _source: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+
     /// Set environment variables for the container process to be executed.
     /// This step runs after the container init process is created, entered
     /// into the correct namespace and cgroups, and pivot_root into the rootfs.

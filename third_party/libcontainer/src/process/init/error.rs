@@ -14,6 +14,9 @@ pub enum InitProcessError {
     Sysctl(#[source] std::io::Error),
     #[error("failed to mount path as readonly")]
     MountPathReadonly(#[source] SyscallError),
+    /// [stockade patch] `ro` on the /dev mount could not be applied.
+    #[error("failed to remount /dev read-only")]
+    RemountDevReadonly(#[source] SyscallError),
     #[error("failed to mount path as masked")]
     MountPathMasked(#[source] SyscallError),
     #[error(transparent)]

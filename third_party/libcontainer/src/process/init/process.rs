@@ -83,12 +83,20 @@ pub fn container_init_process(
         let in_user_ns = utils::is_in_new_userns().map_err(InitProcessError::Io)?;
         let bind_service = ctx.ns.get(LinuxNamespaceType::User)?.is_some() || in_user_ns;
         let rootfs = RootFS::new();
+        // [stockade patch] every bind source of the spec is shown to the executor,
+        // opened, before that very object is mounted.
+        let check = |m: &oci_spec::runtime::Mount, fd: std::os::fd::BorrowedFd<'_>| {
+            args.executor
+                .verify_bind_source(m, fd)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        };
         rootfs
             .prepare_rootfs(
                 ctx.spec,
                 ctx.rootfs,
                 bind_service,
                 ctx.ns.get(LinuxNamespaceType::Cgroup)?.is_some(),
+                Some(crate::rootfs::mount::BindSourceCheck(&check)),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to prepare rootfs");
@@ -199,6 +207,29 @@ pub fn container_init_process(
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
+        // [stockade patch] `ro` on the /dev mount. The tmpfs is mounted writable
+        // (libcontainer creates the device nodes, the default symlinks and the
+        // console's mount point in it) and made read-only here, once nothing writes
+        // to it any more, as runc's finalizeRootfs does; upstream dropped the flag.
+        if dev_mount_read_only(ctx.spec)? {
+            let current_flags = statfs("/dev")
+                .map_err(|err| InitProcessError::RemountDevReadonly(SyscallError::Nix(err)))?
+                .flags()
+                .bits();
+            ctx.syscall
+                .mount(
+                    None,
+                    Path::new("/dev"),
+                    None,
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_REMOUNT
+                        | MsFlags::MS_BIND
+                        | MsFlags::from_bits_truncate(current_flags),
+                    None,
+                )
+                .map_err(InitProcessError::RemountDevReadonly)?;
+        }
+
         if ctx.rootfs_ro {
             let current_flags = statfs("/")
                 .map_err(|err| {
@@ -454,7 +485,8 @@ pub fn container_init_process(
     })?;
 
     // listing on the notify socket for container start command
-    ctx.notify_listener
+    let start_report = ctx
+        .notify_listener
         .wait_for_container_start()
         .map_err(|err| {
             tracing::error!(?err, "failed to wait for container start");
@@ -465,6 +497,46 @@ pub fn container_init_process(
         err
     })?;
 
+    // [stockade patch] whatever stops the process from starting from here on (a
+    // failing startContainer hook, a failed execve) goes back to `start` on its
+    // connection, so `start` fails with it as runtime-spec asks; upstream only
+    // logged it here and `start` succeeded. A successful execve closes the
+    // connection (close-on-exec) and `start` reads nothing.
+    let outcome = start_container_and_exec(
+        args,
+        StartSteps {
+            spec: ctx.spec,
+            process: ctx.process,
+            hooks: ctx.hooks,
+            container: ctx.container,
+        },
+        &start_container_env,
+    );
+    if let Err(err) = &outcome {
+        let mut report = &start_report;
+        if let Err(write_err) = report.write_all(crate::utils::error_chain(err).as_bytes()) {
+            tracing::warn!(?write_err, "failed to report the start failure to `start`");
+        }
+    }
+    drop(start_report);
+    outcome
+}
+
+/// What the init's last steps read of its context.
+struct StartSteps<'a> {
+    spec: &'a Spec,
+    process: &'a oci_spec::runtime::Process,
+    hooks: Option<&'a oci_spec::runtime::Hooks>,
+    container: Option<&'a crate::container::Container>,
+}
+
+/// The last steps of the init after `start`: the startContainer hooks, then the
+/// executor's execve. Returns only on failure.
+fn start_container_and_exec(
+    args: &ContainerArgs,
+    ctx: StartSteps,
+    start_container_env: &HashMap<String, String>,
+) -> Result<()> {
     // start_container hook needs to be called after the namespace setup, but
     // before pivot_root is called. This runs in the container namespaces.
     if matches!(args.container_type, ContainerType::InitContainer) {
@@ -474,7 +546,7 @@ pub fn container_init_process(
                 ctx.container.map(|c| &c.state),
                 None,
                 None,
-                Some(&start_container_env),
+                Some(start_container_env),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to run start container hooks");
@@ -522,6 +594,31 @@ fn sysctl(kernel_params: &HashMap<String, String>) -> Result<()> {
     }
 
     Ok(())
+}
+
+/// [stockade patch] Whether the spec's mount of `/dev` (the last one, which is the
+/// one in effect) asks for `ro`, read with the same option parser that mounted it.
+fn dev_mount_read_only(spec: &oci_spec::runtime::Spec) -> Result<bool> {
+    let Some(dev) = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .rev()
+        .find(|m| m.destination() == Path::new("/dev"))
+    else {
+        return Ok(false);
+    };
+    let config = crate::rootfs::utils::parse_mount(dev).map_err(|err| {
+        InitProcessError::RootFS(crate::rootfs::RootfsError::MountEntry {
+            source_path: dev
+                .source()
+                .as_ref()
+                .map_or_else(|| "(none)".into(), |s| s.display().to_string()),
+            destination: "/dev".into(),
+            source: err,
+        })
+    })?;
+    Ok(config.flags.contains(MsFlags::MS_RDONLY))
 }
 
 // make a read only path

@@ -8,12 +8,14 @@
 //! owned by another user namespace needs that namespace, not a sibling with the same
 //! mappings.
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
-use super::CommandError;
+use crate::bind_source::{BindIdentities, CheckedSources};
+use crate::commands::CommandError;
 use crate::profile::UsernsRequest;
 use crate::userns::{self, HostRange, RangeAllocator, UsernsError};
 
@@ -96,6 +98,12 @@ pub fn allocator(req: &UsernsRequest, db: &Path, scope: &str) -> RangeAllocator 
     .scoped(scope)
 }
 
+/// The bind sources admission opened and the identities the init must find.
+pub struct Binds<'a> {
+    pub checked: &'a CheckedSources,
+    pub identities: &'a mut BindIdentities,
+}
+
 /// Apply `req` to `spec`. On error everything this function made is undone.
 pub fn setup(
     id: &str,
@@ -104,6 +112,7 @@ pub fn setup(
     db: &Path,
     state_root: &Path,
     idmap_dir: &Path,
+    mut binds: Binds<'_>,
 ) -> Result<UsernsRecord, CommandError> {
     let _s = tracing::debug_span!("userns").entered();
     let scope = state_root.to_string_lossy().into_owned();
@@ -146,8 +155,21 @@ pub fn setup(
             RootfsMount::Bound(t) => record.bound_rootfs = Some(t),
             RootfsMount::None => {}
         }
-        idmap_binds(id, spec, &idmap, idmap_dir, &mut record.idmapped_binds)?;
-        sysfs_for_foreign_netns(spec);
+        idmap_binds(
+            id,
+            spec,
+            &idmap,
+            idmap_dir,
+            &mut binds,
+            &mut record.idmapped_binds,
+        )?;
+        if sysfs_for_foreign_netns(spec) {
+            // The runtime's own substitution: the init must find this /sys.
+            binds
+                .identities
+                .insert_runtime_source(Path::new("/sys"))
+                .map_err(CommandError::io("cannot open /sys".to_string()))?;
+        }
         Ok(())
     })();
     if let Err(e) = result {
@@ -341,11 +363,15 @@ fn undo_layers(made: &mut Vec<PathBuf>) {
 /// the container's range, as the rootfs does. `rbind` sources are cloned with their
 /// submounts. A source on a filesystem that cannot be idmapped (overlayfs, some
 /// network filesystems) keeps its plain bind: its files show as the overflow id.
+/// What is idmapped is the object admission opened and checked (`binds.checked`),
+/// never the path looked up again; a source admission could not open is left to
+/// the init, which refuses it if it has appeared since.
 fn idmap_binds(
     id: &str,
     spec: &mut Spec,
     idmap: &userns::IdmapUserns,
     idmap_dir: &Path,
+    binds: &mut Binds<'_>,
     made: &mut Vec<PathBuf>,
 ) -> Result<(), CommandError> {
     let Some(mut mounts) = spec.mounts().clone() else {
@@ -360,7 +386,10 @@ fn idmap_binds(
         let Some(source) = m.source().clone().filter(|s| is_bind && s.is_absolute()) else {
             continue;
         };
-        if !source.exists() || is_overlay(&source)? {
+        let Some(checked) = binds.checked.get(&source) else {
+            continue;
+        };
+        if is_overlay_fd(&source, checked.fd.as_fd())? {
             continue;
         }
         if made.is_empty() {
@@ -368,14 +397,11 @@ fn idmap_binds(
         }
         let target = dir.join(index.to_string());
         userns::idmap::remove(&target).map_err(CommandError::Userns)?;
-        let mounted = if recursive {
-            idmap.mount_recursive(&source, &target)
-        } else {
-            idmap.mount(&source, &target)
-        };
-        match mounted {
+        match idmap.mount_opened(&source, checked.fd.as_fd(), &target, recursive) {
             Ok(()) => {
                 made.push(target.clone());
+                // The clone's root is the admitted object itself.
+                binds.identities.insert(target.clone(), checked.identity);
                 m.set_source(Some(target));
             }
             Err(e) => tracing::info!(
@@ -438,7 +464,8 @@ fn precreate_mount_points(rootfs: &Path, spec: &Spec) -> Result<(), CommandError
 /// fails with EPERM. As runc does, such a container gets the host's /sys bound
 /// read-only instead (masked paths still apply on top of it). Runs after the
 /// profile check: this is the runtime's substitution, not the spec's request.
-fn sysfs_for_foreign_netns(spec: &mut Spec) {
+/// True when a sysfs mount was replaced.
+fn sysfs_for_foreign_netns(spec: &mut Spec) -> bool {
     let joins_netns = spec
         .linux()
         .as_ref()
@@ -448,15 +475,17 @@ fn sysfs_for_foreign_netns(spec: &mut Spec) {
                 .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some())
         });
     if !joins_netns {
-        return;
+        return false;
     }
     let Some(mut mounts) = spec.mounts().clone() else {
-        return;
+        return false;
     };
+    let mut replaced = false;
     for m in mounts
         .iter_mut()
         .filter(|m| m.typ().as_deref() == Some("sysfs"))
     {
+        replaced = true;
         m.set_typ(Some("bind".into()));
         m.set_source(Some(PathBuf::from("/sys")));
         m.set_options(Some(
@@ -466,6 +495,16 @@ fn sysfs_for_foreign_netns(spec: &mut Spec) {
         ));
     }
     spec.set_mounts(Some(mounts));
+    replaced
+}
+
+/// [`is_overlay`] of the object `fd` (an opened `path`).
+fn is_overlay_fd(path: &Path, fd: BorrowedFd<'_>) -> Result<bool, CommandError> {
+    let fs = nix::sys::statfs::fstatfs(fd).map_err(|e| CommandError::Io {
+        what: format!("cannot stat {}", path.display()),
+        source: e.into(),
+    })?;
+    Ok(fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC)
 }
 
 fn is_overlay(path: &Path) -> Result<bool, CommandError> {
