@@ -199,14 +199,20 @@ mod tests {
 
     #[test]
     fn process_documents_name_the_field_at_fault_and_need_a_program() {
-        let p = parse_process(br#"{"args":["/bin/sh"],"cwd":"/","user":{"uid":0,"gid":0}}"#, &User::default())
-            .expect("a process");
+        let p = parse_process(
+            br#"{"args":["/bin/sh"],"cwd":"/","user":{"uid":0,"gid":0}}"#,
+            &User::default(),
+        )
+        .expect("a process");
         assert_eq!(p.args().as_deref(), Some(&["/bin/sh".to_string()][..]));
         for doc in [
             &br#"{"args":[],"cwd":"/","user":{"uid":0,"gid":0}}"#[..],
             br#"{"cwd":"/","user":{"uid":0,"gid":0}}"#,
         ] {
-            assert!(matches!(parse_process(doc, &User::default()), Err(ProcessError::EmptyArgs)));
+            assert!(matches!(
+                parse_process(doc, &User::default()),
+                Err(ProcessError::EmptyArgs)
+            ));
         }
         let e = parse_process(
             br#"{"args":["x"],"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_NOPE"]}}"#,
@@ -232,7 +238,11 @@ mod tests {
             &init_user,
         )
         .unwrap();
-        assert_eq!(p.user().uid(), 0, "a user the caller names is kept (and judged)");
+        assert_eq!(
+            p.user().uid(),
+            0,
+            "a user the caller names is kept (and judged)"
+        );
     }
 
     #[test]

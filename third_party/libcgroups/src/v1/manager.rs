@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,8 +25,8 @@ use super::pids::Pids;
 use super::util::V1MountPointError;
 use super::{ControllerType as CtrlType, util};
 use crate::common::{
-    self, AnyCgroupManager, CgroupManager, ControllerOpt, FreezerState,
-    JoinSafelyError, PathBufExt, WrappedIoError,
+    self, AnyCgroupManager, CGROUP_PROCS, CgroupManager, ControllerOpt, FreezerState,
+    JoinSafelyError, PathBufExt, WrapIoResult, WrappedIoError,
 };
 use crate::stats::{PidStatsError, Stats, StatsProvider};
 
