@@ -287,7 +287,6 @@ fn oom_killer_setting_is_enforced_or_reported() {
     }
 }
 
-<<<<<<< HEAD
 // ---- seccomp: architectures without the native one, the ENOSYS stub (issue 14) ----
 
 /// A filter whose `architectures` name only a companion ABI: runc (libseccomp) adds
@@ -348,7 +347,8 @@ fn seccomp_syscalls_newer_than_the_filter_get_enosys_as_under_runc() {
         return;
     };
     assert_eq!(s, r, "a thread through glibc: stockade {s} vs runc {r}");
-=======
+}
+
 /// `ro` in a mount's options is honoured where libcontainer used to drop it: the `/dev`
 /// tmpfs (mounted writable to create the device nodes, then made read-only, as runc
 /// does) and the cgroup v1 tree under `/sys/fs/cgroup` (every hierarchy, `name=systemd`
@@ -603,5 +603,4 @@ mod missing_cwd {
             assert_eq!(s["mode"], 0o755, "{s}");
         }
     }
->>>>>>> main
 }
