@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(mut p) => {
             assert!(p.args().as_ref().is_some_and(|a| !a.is_empty()));
             if !names_user {
-                assert_eq!(p.user(), &init_user, "a process without user runs as the container's");
+                assert_eq!(
+                    p.user(),
+                    &init_user,
+                    "a process without user runs as the container's"
+                );
             }
             let init = init();
             exec_policy::clamp_process(&mut p, &init);

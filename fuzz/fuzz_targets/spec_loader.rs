@@ -49,6 +49,8 @@ fn host() -> HostFacts {
             .collect::<BTreeMap<_, _>>(),
         tmpfs_idmap: true,
         kernel_release: "6.12.0".into(),
+        // A runtime that may set any oomScoreAdj (it holds CAP_SYS_RESOURCE).
+        oom_score_adj_floor: None,
     }
 }
 
