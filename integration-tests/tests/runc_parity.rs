@@ -351,9 +351,12 @@ fn make_cgroup_dirs(rel: &str, names: &[&str]) {
         for name in names {
             let sub = dir.join(name);
             std::fs::create_dir(&sub).expect("make a sub-cgroup");
-            // A new v1 cpuset cgroup has no cpus or mems: nothing could join it.
+            // A new v1 cpuset cgroup has no cpus or mems: nothing could join it. (On
+            // v2 the file is there only with the controller enabled, and inherits.)
             for file in ["cpuset.cpus", "cpuset.mems"] {
-                if let Ok(v) = std::fs::read_to_string(dir.join(file)) {
+                let empty =
+                    std::fs::read_to_string(sub.join(file)).is_ok_and(|v| v.trim().is_empty());
+                if let (true, Ok(v)) = (empty, std::fs::read_to_string(dir.join(file))) {
                     std::fs::write(sub.join(file), v.trim()).expect("copy the cpuset");
                 }
             }
