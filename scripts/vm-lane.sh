@@ -6,16 +6,20 @@
 #   scripts/vm-lane.sh setup
 #       Installs qemu and friends, unpacks the kernel package and builds the
 #       initramfs into $VM_DIR. Idempotent and cached: reruns only redo what changed.
-#   scripts/vm-lane.sh run [--systemd] [SELECTION...]
+#   scripts/vm-lane.sh run [--systemd|--systemd-v1] [SELECTION...]
 #       Boots the VM and runs each SELECTION inside, as root. A SELECTION is
 #       `TESTFILE` (every test of integration-tests/tests/TESTFILE.rs) or
 #       `TESTFILE::FILTER` (libtest's substring filter; `TESTFILE::NAME::exact` for one
 #       test). Without SELECTIONs the lane's default list for that boot is run.
 #       --systemd boots /lib/systemd/systemd as PID 1 and runs the tests from a
 #       unit (the systemd cgroup driver's tests need a systemd to talk to).
+#       --systemd-v1 does the same on cgroup v1: systemd mounts the hybrid layout
+#       (v1 controllers, its own tracking in v2 at /sys/fs/cgroup/unified), as on
+#       nodes that have not moved to cgroup v2 (and on this project's dev machines).
 #       Exit status: 0 when every selection passed.
 #   scripts/vm-lane.sh ci
-#       setup, then the cgroup v2 boot and the systemd boot with their defaults.
+#       setup, then the cgroup v2 boot and the two systemd boots (v2, v1) with their
+#       defaults.
 #
 # The tests run the host's build unchanged: build first (`cargo build --workspace
 # --bins && cargo test -p stockade-integration-tests --no-run`). Inside the VM the
@@ -53,9 +57,14 @@ DEFAULT_V2=(
   profile_injection::bare_spec_runs_hardened_under_the_node_default
   profile_injection::node_default_gives_a_silent_spec_its_own_cgroup_namespace
   profile_injection::bind_mounted_volume_is_idmapped_into_the_containers_range
+  # Three user-namespaced containers created at once, deleted at once (cgroup v2 removal
+  # waits for "populated 0", not only an empty cgroup.procs).
+  profile_injection::concurrent_containers
   userns_idmap
   # Landlock on this kernel's ABI (2 on 6.1): filesystem rules enforced; TCP rules
-  # (ABI 4) and scopes (ABI 6) refused at admission, naming the ABI.
+  # (ABI 4) and scopes (ABI 6) refused at admission, naming the ABI; a best_effort
+  # profile needing ABI 6 admitted with every right not enforced named, a hard one
+  # refused.
   runtime_landlock
   containerd_shim::run_prints_output_and_exit_code_with_events_in_order
   containerd_shim::exec_kill_pause_resume
@@ -82,6 +91,12 @@ DEFAULT_SYSTEMD=(
   containerd_shim::run_prints_output_and_exit_code_with_events_in_order
   runtime_cgroup_driver
   containerd_shim::systemd_cgroup_option_runs_the_task_in_its_scope
+)
+# With systemd as PID 1 on cgroup v1 (hybrid): the systemd driver's v1 half (systemd
+# creates the scope in its controllers, the runtime joins cpuset, freezer, ...).
+DEFAULT_SYSTEMD_V1=(
+  runtime_cgroup_driver
+  runtime_confinement::memory_and_pids_limits_are_visible
 )
 
 log() { echo "vm-lane: $*" >&2; }
@@ -255,7 +270,7 @@ write_lane_script() {
     echo "export RUST_BACKTRACE=1"
     echo "cd /"
     echo 'echo "VM-UP $(cut -d" " -f1 /proc/uptime)s kernel $(uname -r) pid1 $(cat /proc/1/comm)"'
-    echo 'echo "cgroup: $(stat -fc %T /sys/fs/cgroup) controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"'
+    echo 'echo "cgroup: $(stat -fc %T /sys/fs/cgroup) controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || ls /sys/fs/cgroup)"'
     echo 'failed=0'
     local sel file filter bin exact
     for sel in "$@"; do
@@ -277,21 +292,32 @@ write_lane_script() {
 }
 
 run() {
-  local systemd=0
-  if [ "${1:-}" = --systemd ]; then systemd=1; shift; fi
+  local systemd=0 cgroup=v2
+  case ${1:-} in
+    --systemd) systemd=1; shift ;;
+    --systemd-v1) systemd=1; cgroup=v1; shift ;;
+  esac
   local selections=("$@")
   if ((${#selections[@]} == 0)); then
-    if ((systemd)); then selections=("${DEFAULT_SYSTEMD[@]}"); else selections=("${DEFAULT_V2[@]}"); fi
+    if ((!systemd)); then selections=("${DEFAULT_V2[@]}")
+    elif [ $cgroup = v1 ]; then selections=("${DEFAULT_SYSTEMD_V1[@]}")
+    else selections=("${DEFAULT_SYSTEMD[@]}"); fi
   fi
   local kdir
   kdir=$(kernel_dir)
   [ -f "$VM_DIR/initramfs.gz" ] && [ -d "$kdir/boot" ] || die "not set up: scripts/vm-lane.sh setup"
   [ -x "$TARGET/debug/stockade" ] || die "build first: cargo build --workspace --bins"
 
-  local init=shell boot_args=""
+  local init=shell boot_args="" cgroup_args="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
   if ((systemd)); then
     init=systemd
     boot_args="systemd.unit=stockade-lane.target systemd.show_status=error"
+  fi
+  if [ $cgroup = v1 ]; then
+    # systemd mounts the hybrid layout (systemd >= 256 also wants
+    # SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1 on the command line; bookworm has 252).
+    cgroup_args="systemd.unified_cgroup_hierarchy=0 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"
+    init=systemd-v1
   fi
   # One directory per boot, so several checkouts can share VM_DIR.
   local out
@@ -323,7 +349,7 @@ run() {
     qemu-system-x86_64 -accel tcg -cpu max -m "${VM_MEM:-2G}" -smp "${VM_SMP:-2}" \
     -nographic -no-reboot \
     -kernel "$(ls "$kdir"/boot/vmlinuz-*)" -initrd "$VM_DIR/initramfs.gz" \
-    -append "console=ttyS0 loglevel=4 panic=-1 edd=off cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 lane.ro=$ro lane.rootfs_cache=$TARGET/stockade-test-rootfs lane.init=$init $boot_args" \
+    -append "console=ttyS0 loglevel=4 panic=-1 edd=off $cgroup_args lane.ro=$ro lane.rootfs_cache=$TARGET/stockade-test-rootfs lane.init=${init%-v1} $boot_args" \
     "${shares[@]}" \
     -drive "file=$img,if=virtio,format=raw,cache=unsafe" -device virtio-rng-pci \
     </dev/null | tee "$out/console.log" || rc=$?
@@ -341,6 +367,7 @@ ci() {
   local rc=0
   run || rc=1
   run --systemd || rc=1
+  run --systemd-v1 || rc=1
   return $rc
 }
 

@@ -447,6 +447,33 @@ mod mount_options {
         }
     }
 
+    /// The same under the `default` profile, whose container runs in a user
+    /// namespace: the remount keeps the flags the kernel locks there (nosuid).
+    #[test]
+    fn dev_tmpfs_ro_in_a_user_namespace() {
+        if skip_on_reference("profiles are Stockade's") {
+            return;
+        }
+        let rt = runtime!(profile = "default");
+        let report = probe_with(&rt, &["write", "/dev/new-file"], &dev_ro);
+        assert_eq!(report["errno"], libc::EROFS, "{report}");
+        let report = probe_with(&rt, &["cat", "/proc/self/mountinfo"], &dev_ro);
+        let mounts = mountinfo(&report);
+        let dev = at(&mounts, "/dev");
+        assert!(read_only(dev), "{dev:?}");
+        assert!(dev.options.iter().any(|o| o == "nosuid"), "{dev:?}");
+        let report = probe_with(&rt, &["cat", "/proc/self/uid_map"], &dev_ro);
+        assert_ne!(
+            report["text"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .nth(1),
+            Some("0"),
+            "the container runs in a user namespace: {report}"
+        );
+    }
+
     /// Without `ro`, `/dev` stays writable in both (the option is not invented).
     #[test]
     fn dev_tmpfs_without_ro_stays_writable() {

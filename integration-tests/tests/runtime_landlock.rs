@@ -395,3 +395,137 @@ fn owner_rules_restrict_only_the_rights_they_mention() {
     assert!(!bundle.rootfs.join("etc/owner-dir").exists());
     assert!(!bundle.rootfs.join("etc/owner-file").exists());
 }
+
+/// A copy of the shipped profiles plus `landlock-newest`: the `default` profile whose
+/// `[landlock]` asks for rights of every ABI up to 6 (Truncate: 3, TCP ports: 4,
+/// IoctlDev: 5, scopes: 6) under `compat`, made the node default.
+fn newest_landlock_profile(rt: &Runtime, compat: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profiles = stockade_integration_tests::runtime::profiles_dir();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", profiles.display()))
+        .arg(dir.path())
+        .status()
+        .expect("cp profiles");
+    assert!(status.success());
+    let text = std::fs::read_to_string(dir.path().join("default.toml")).expect("default.toml");
+    let section = "[landlock]\n";
+    let at = text.find(section).expect("default.toml has [landlock]");
+    let end = text[at + section.len()..]
+        .find("\n[")
+        .map_or(text.len(), |i| at + section.len() + i + 1);
+    let landlock = format!(
+        "{section}reason = \"every Landlock right there is\"\nenabled = true\nmin_abi = 6\n\
+         compat = \"{compat}\"\nauto_rules = true\ntcp_bind = [8080]\ntcp_connect = [443]\n\
+         scope_abstract_unix = true\nscope_signal = true\n\n"
+    );
+    let text = format!("{}{landlock}{}", &text[..at], &text[end..]);
+    let text = text.replacen("name = \"default\"", "name = \"landlock-newest\"", 1);
+    std::fs::write(dir.path().join("landlock-newest.toml"), text).unwrap();
+    rt.set_node_config(&format!(
+        "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"landlock-newest\"\n",
+        dir.path()
+    ));
+    dir
+}
+
+/// The rights of ABI 3..=6 this kernel lacks, as the admission note names them.
+fn rights_missing_here() -> Vec<&'static str> {
+    let abi = kernel_abi();
+    let mut want = Vec::new();
+    if abi < 3 {
+        want.push("Truncate");
+    }
+    if abi < 4 {
+        want.extend(["TCP bind ports", "TCP connect ports"]);
+    }
+    if abi < 5 {
+        want.push("IoctlDev");
+    }
+    if abi < 6 {
+        want.extend(["abstract unix socket scope", "signal scope"]);
+    }
+    want
+}
+
+/// best_effort on an older kernel: admitted, and the admission note (in the audit
+/// record) names every right not enforced here, filesystem, network and scopes.
+#[test]
+fn best_effort_on_an_older_abi_names_every_right_not_enforced() {
+    if skip_on_reference("Landlock is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    let _profiles = newest_landlock_profile(&rt, "best_effort");
+    let bundle = BundleBuilder::new().args(&["/usr/bin/probe"]).build();
+    let c = rt
+        .create(&bundle)
+        .unwrap_or_else(|f| panic!("create: {:?}\nlog: {}", f.out, rt.log_text()));
+    let log = rt.log_text();
+    let audit: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["audit"]["container_id"] == c.id.as_str())
+        .map(|l| l["audit"].clone())
+        .unwrap_or_else(|| panic!("no audit record for {}: {log}", c.id));
+    assert_eq!(audit["profile"], "landlock-newest", "{audit}");
+    let note = audit["injected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["rule"] == "landlock.abi")
+        .map(|i| i["change"].as_str().unwrap().to_owned());
+    let missing = rights_missing_here();
+    match note {
+        None => assert!(
+            missing.is_empty(),
+            "kernel ABI {}: no note, but {missing:?} cannot be enforced: {audit}",
+            kernel_abi()
+        ),
+        Some(note) => {
+            assert!(note.contains("not enforced"), "{note}");
+            for right in &missing {
+                assert!(note.contains(right), "{right} not named in: {note}");
+            }
+            eprintln!("kernel Landlock ABI {}: {note}", kernel_abi());
+        }
+    }
+    let out = c.delete_force();
+    assert!(out.success(), "delete --force: {out:?}");
+}
+
+/// compat hard: a kernel below the ABI the profile requires refuses the container at
+/// admission, naming the ABI, and nothing is made.
+#[test]
+fn hard_compat_on_an_older_abi_is_refused_at_admission() {
+    if skip_on_reference("Landlock is Stockade's") {
+        return;
+    }
+    let rt = runtime!();
+    let _profiles = newest_landlock_profile(&rt, "hard");
+    let bundle = BundleBuilder::new().args(&["/usr/bin/probe"]).build();
+    if kernel_abi() >= 6 {
+        let c = rt
+            .create(&bundle)
+            .unwrap_or_else(|f| panic!("create: {:?}\nlog: {}", f.out, rt.log_text()));
+        assert!(c.delete_force().success());
+        eprintln!("kernel Landlock ABI {}: every right enforced", kernel_abi());
+        return;
+    }
+    let out = match rt.create(&bundle) {
+        Ok(c) => panic!("admitted on ABI {}: {c:?}", kernel_abi()),
+        Err(f) => f.out,
+    };
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("landlock.abi") && out.stderr.contains("ABI >= 6"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !rt.log_text().contains("container admitted by profile"),
+        "refused before anything was admitted"
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}

@@ -159,7 +159,7 @@ pub fn admit(
     let host = HostFacts::probe().map_err(AdmissionError::Host)?;
     // The cgroup placement is the caller's choice, not the profile's: checked first,
     // and the profile sees the path the container will really get.
-    let placement = place(spec, src.cgroup_driver, &host, container_id)?;
+    let placement = place(spec, src.cgroup_driver, container_id)?;
     let mut spec = spec.clone();
     if let Some(linux) = spec.linux_mut() {
         linux.set_cgroups_path(Some(placement.spec_path.clone().into()));
@@ -305,7 +305,6 @@ fn sandbox_facts(state_root: &Path, spec: &Spec, id: &str) -> Option<(String, Sa
 fn place(
     spec: &Spec,
     driver: CgroupDriver,
-    host: &HostFacts,
     container_id: &str,
 ) -> Result<Placement, PlacementError> {
     // The field first: a malformed path is named whatever the host offers.
@@ -314,6 +313,6 @@ fn place(
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
     let placement = cgroup_placement::resolve(path, driver, container_id)?;
-    cgroup_placement::check_host(driver, host.cgroup, cgroup_placement::systemd_booted())?;
+    cgroup_placement::check_host(driver, cgroup_placement::systemd_booted())?;
     Ok(placement)
 }

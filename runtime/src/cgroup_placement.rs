@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::profile::host::CgroupVersion;
-
 /// Which cgroup manager places and limits the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,12 +80,6 @@ pub enum PlacementError {
          and service manager: {marker} does not exist"
     )]
     NoSystemd { marker: &'static str },
-    #[error(
-        "the systemd cgroup driver (--systemd-cgroup) is implemented for the unified \
-         cgroup v2 hierarchy only; this host's cgroup layout is {layout}: use the \
-         cgroupfs driver here"
-    )]
-    SystemdNeedsV2 { layout: &'static str },
     #[error("linux.cgroupsPath {path:?} is not valid UTF-8")]
     NotUtf8 { path: String },
     #[error("linux.cgroupsPath {path:?} must not contain \"..\"")]
@@ -118,32 +110,18 @@ pub fn systemd_booted() -> bool {
     Path::new(SYSTEMD_MARKER).is_dir()
 }
 
-/// Whether `driver` can work on this host. The systemd driver needs systemd, and is
-/// built on libcgroups' systemd manager, which exists for cgroup v2 only: on a v1 or
-/// hybrid host it would silently fall back to directories named after the colon path,
-/// so it is refused there instead.
-pub fn check_host(
-    driver: CgroupDriver,
-    layout: CgroupVersion,
-    systemd_booted: bool,
-) -> Result<(), PlacementError> {
-    if driver == CgroupDriver::Cgroupfs {
-        return Ok(());
-    }
-    if !systemd_booted {
+/// Whether `driver` can work on this host: the systemd driver needs systemd. On
+/// cgroup v2 systemd manages the unit's whole cgroup; on v1 (legacy, hybrid) it creates
+/// the unit's cgroup in the controllers it manages and the runtime joins the same path
+/// in the others (cpuset, freezer, ...), as runc does (libcgroups'
+/// `systemd::legacy`, a Stockade patch).
+pub fn check_host(driver: CgroupDriver, systemd_booted: bool) -> Result<(), PlacementError> {
+    if driver == CgroupDriver::Systemd && !systemd_booted {
         return Err(PlacementError::NoSystemd {
             marker: SYSTEMD_MARKER,
         });
     }
-    match layout {
-        CgroupVersion::V2 => Ok(()),
-        CgroupVersion::V1 => Err(PlacementError::SystemdNeedsV2 {
-            layout: "cgroup v1",
-        }),
-        CgroupVersion::Hybrid => Err(PlacementError::SystemdNeedsV2 {
-            layout: "hybrid (v1 controllers, v2 at /sys/fs/cgroup/unified)",
-        }),
-    }
+    Ok(())
 }
 
 /// Check `cgroups_path` under `driver` and resolve where the container's cgroup goes.
@@ -379,16 +357,11 @@ mod tests {
     }
 
     #[test]
-    fn systemd_driver_needs_systemd_and_v2() {
-        use CgroupVersion::*;
-        assert!(check_host(CgroupDriver::Cgroupfs, Hybrid, false).is_ok());
-        assert!(check_host(CgroupDriver::Systemd, V2, true).is_ok());
-        let e = check_host(CgroupDriver::Systemd, V2, false).unwrap_err();
+    fn systemd_driver_needs_systemd() {
+        assert!(check_host(CgroupDriver::Cgroupfs, false).is_ok());
+        assert!(check_host(CgroupDriver::Systemd, true).is_ok());
+        let e = check_host(CgroupDriver::Systemd, false).unwrap_err();
         assert!(e.to_string().contains("/run/systemd/system"), "{e}");
-        for layout in [V1, Hybrid] {
-            let e = check_host(CgroupDriver::Systemd, layout, true).unwrap_err();
-            assert!(e.to_string().contains("cgroup v2 hierarchy only"), "{e}");
-        }
     }
 
     #[test]

@@ -32,21 +32,31 @@ pub enum ProcessError {
 /// fuzz target `exec_process` drives. Errors name the JSON field; a process without
 /// a program is refused here, before the vendored libcontainer could index `args[0]`.
 /// A document that says nothing of `user` runs as `default_user` (the container's
-/// user, as runc does), never as the uid 0 that an absent field would decode to.
+/// user), never as the uid 0 that an absent field decodes to in runc 1.1 (Go's zero
+/// value; measured by `runc_parity::exec_process_user`).
 pub fn parse_process(bytes: &[u8], default_user: &User) -> Result<Process, ProcessError> {
-    let mut process: Process = crate::bundle::parse_json(bytes)
+    // OCI's `user` is required; we fill it in before the typed parse (whose errors
+    // then still name the caller's fields).
+    let completed = with_default_user(bytes, default_user);
+    let process: Process = crate::bundle::parse_json(completed.as_deref().unwrap_or(bytes))
         .map_err(|(field, source)| ProcessError::Parse { field, source })?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(ProcessError::EmptyArgs);
     }
-    let names_user = matches!(
-        serde_json::from_slice::<serde_json::Value>(bytes),
-        Ok(serde_json::Value::Object(doc)) if doc.contains_key("user")
-    );
-    if !names_user {
-        process.set_user(default_user.clone());
-    }
     Ok(process)
+}
+
+/// The document with `user` added, when it is a JSON object that has none; `None`
+/// leaves the document as it is (the typed parse then says what is wrong with it).
+fn with_default_user(bytes: &[u8], default_user: &User) -> Option<Vec<u8>> {
+    let serde_json::Value::Object(mut doc) = serde_json::from_slice(bytes).ok()? else {
+        return None;
+    };
+    if doc.contains_key("user") {
+        return None;
+    }
+    doc.insert("user".into(), serde_json::to_value(default_user).ok()?);
+    serde_json::to_vec(&doc).ok()
 }
 
 /// Cut `requested` down to what `init` holds.

@@ -5,6 +5,7 @@
 //! binary (`stockade` by default, `binary_name` in the runtime options).
 
 mod bootstrap;
+mod cgroup_path;
 mod cli_instance;
 mod error;
 mod idmap;

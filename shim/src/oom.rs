@@ -17,6 +17,7 @@ use nix::sys::{
 };
 
 use crate::{
+    cgroup_path::CgroupPaths,
     error::{Error, Result},
     instance::OomNotify,
     stats::{parse_flat_keyed, CgroupFileError},
@@ -33,44 +34,17 @@ pub enum MemoryCgroup {
 
 /// Finds the memory cgroup of `pid` from its `/proc/<pid>/cgroup` and our mountinfo.
 pub fn memory_cgroup(pid: u32) -> Result<MemoryCgroup> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map_err(Error::io(format!("read cgroups of pid {pid}")))?;
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read mountinfo"))?;
-    resolve(&cgroups, &mountinfo)
+    resolve(&CgroupPaths::of_pid(pid)?)
         .ok_or_else(|| Error::InvalidRequest(format!("no memory cgroup for pid {pid}")))
 }
 
-/// Pure part of [`memory_cgroup`].
-pub fn resolve(cgroups: &str, mountinfo: &str) -> Option<MemoryCgroup> {
-    let mounts: Vec<(&str, &str, &str)> = mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mountpoint = pre.split(' ').nth(4)?;
-            let mut post = post.split(' ');
-            let fstype = post.next()?;
-            let superopts = post.nth(1).unwrap_or("");
-            Some((mountpoint, fstype, superopts))
-        })
-        .collect();
-    for line in cgroups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if controllers.split(',').any(|c| c == "memory") {
-            let mp = mounts
-                .iter()
-                .find(|(_, t, o)| *t == "cgroup" && o.split(',').any(|x| x == "memory"))?;
-            return Some(MemoryCgroup::V1(join(mp.0, path)));
-        }
+/// Pure part of [`memory_cgroup`]: v1 when a v1 hierarchy holds the memory
+/// controller (on a hybrid host the unified tree has none), v2 otherwise.
+pub fn resolve(paths: &CgroupPaths) -> Option<MemoryCgroup> {
+    match paths.v1_dir("memory") {
+        Some(dir) => Some(MemoryCgroup::V1(dir)),
+        None => paths.v2_dir().map(MemoryCgroup::V2),
     }
-    let v2 = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let mp = mounts.iter().find(|(_, t, _)| *t == "cgroup2")?;
-    Some(MemoryCgroup::V2(join(mp.0, v2)))
-}
-
-fn join(mountpoint: &str, path: &str) -> PathBuf {
-    Path::new(mountpoint).join(path.trim_start_matches('/'))
 }
 
 /// Starts a watcher thread for the memory cgroup of `pid`.
@@ -203,7 +177,7 @@ mod tests {
     fn v1_memory_cgroup() {
         let cg = "12:hugetlb:/\n5:memory:/stockade-test/c1\n0::/\n";
         assert_eq!(
-            resolve(cg, MOUNTINFO_V1),
+            resolve(&CgroupPaths::parse(cg, MOUNTINFO_V1)),
             Some(MemoryCgroup::V1(
                 "/sys/fs/cgroup/memory/stockade-test/c1".into()
             ))
@@ -214,7 +188,7 @@ mod tests {
     fn v2_memory_cgroup() {
         let mi = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate";
         assert_eq!(
-            resolve("0::/k8s/pod1/c1\n", mi),
+            resolve(&CgroupPaths::parse("0::/k8s/pod1/c1\n", mi)),
             Some(MemoryCgroup::V2("/sys/fs/cgroup/k8s/pod1/c1".into()))
         );
     }

@@ -16,23 +16,23 @@ use containerd_shim::{protos::protobuf::well_known_types::any::Any, util::conver
 pub use cgroupfs::{parse_flat_keyed, read_required, CgroupFileError};
 
 use crate::{
+    cgroup_path::CgroupPaths,
     error::{Error, Result},
-    oom::{memory_cgroup, MemoryCgroup},
+    oom::{resolve, MemoryCgroup},
 };
 
 pub fn collect(pid: u32) -> Result<Any> {
     // The same v1/v2 decision as the OOM watcher: v2 only when no v1 hierarchy holds
     // the memory controller (on a hybrid host the unified tree has no controllers).
-    let any = match memory_cgroup(pid)? {
+    let paths = CgroupPaths::of_pid(pid)?;
+    let any = match resolve(&paths)
+        .ok_or_else(|| Error::InvalidRequest(format!("no memory cgroup for pid {pid}")))?
+    {
         MemoryCgroup::V2(dir) => {
             convert_to_any(Box::new(v2::metrics(&dir).map_err(Error::CgroupStats)?))
         }
         MemoryCgroup::V1(_) => {
-            let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .map_err(Error::io(format!("read cgroups of pid {pid}")))?;
-            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-                .map_err(Error::io("read mountinfo"))?;
-            let dirs = v1::V1Dirs::locate(&cgroups, &mountinfo);
+            let dirs = v1::V1Dirs::locate(&paths);
             convert_to_any(Box::new(v1::metrics(&dirs).map_err(Error::CgroupStats)?))
         }
     };
@@ -50,7 +50,7 @@ mod tests {
     #[test]
     fn reads_this_hosts_cgroup() {
         let pid = std::process::id();
-        let Ok(version) = memory_cgroup(pid) else {
+        let Ok(version) = crate::oom::memory_cgroup(pid) else {
             eprintln!("skipping reads_this_hosts_cgroup: no memory cgroup");
             return;
         };

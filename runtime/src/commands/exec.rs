@@ -174,8 +174,7 @@ pub fn exec(g: &Global, opts: &ExecOpts<'_>) -> Result<i32, CommandError> {
 
 /// The caller's process.json: a regular file of bounded size, parse errors naming the
 /// JSON field, and a program to run. A process that says nothing of `user` runs as
-/// the container's user (`init_user`), never as a root nobody asked for (runc 1.1
-/// would run it as uid 0, the Go zero value).
+/// the container's user (`init_user`), see [`crate::exec_policy::parse_process`].
 fn read_process(path: &Path, init_user: &User) -> Result<Process, CommandError> {
     let bytes = crate::bounded_read::read(path, crate::bounded_read::CONFIG_CAP)
         .map_err(CommandError::io(format!("cannot read {}", path.display())))?;

@@ -210,7 +210,10 @@ pub fn events(g: &Global, a: &crate::cli::EventsArgs) -> Result<(), CommandError
     }
     let manager = cgroup_manager(g, id)?;
     let unit = match manager {
-        libcgroups::common::AnyCgroupManager::V1(_) => runc_stats::CpuTimeUnit::v1_host(),
+        libcgroups::common::AnyCgroupManager::V1(_)
+        | libcgroups::common::AnyCgroupManager::SystemdLegacy(_) => {
+            runc_stats::CpuTimeUnit::v1_host()
+        }
         _ => runc_stats::CpuTimeUnit::V2,
     };
     let container = load(g, id)?;
@@ -437,7 +440,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            // systemd: transient scopes over D-Bus on cgroup v2 hosts (refused on v1).
+            // systemd: transient scopes over D-Bus, on cgroup v2 and v1 (legacy, hybrid) hosts.
             "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false},
             "seccomp": {
                 "enabled": true,

@@ -12,6 +12,7 @@ use containerd_shim::protos::cgroups::metrics::{
 };
 
 use super::cgroupfs::{self, fill, CgroupFileError, Setter};
+use crate::cgroup_path::CgroupPaths;
 
 /// The container's directory in each v1 hierarchy we read; `None` when the
 /// controller is not mounted.
@@ -24,35 +25,14 @@ pub struct V1Dirs {
 }
 
 impl V1Dirs {
-    /// Locates the directories from a process's `/proc/<pid>/cgroup` and our
-    /// `/proc/self/mountinfo` (pure, like [`crate::oom::resolve`]).
-    pub fn locate(cgroups: &str, mountinfo: &str) -> Self {
-        let mounts: Vec<(&str, &str)> = mountinfo
-            .lines()
-            .filter_map(|l| {
-                let (pre, post) = l.split_once(" - ")?;
-                let mountpoint = pre.split(' ').nth(4)?;
-                let mut post = post.split(' ');
-                (post.next()? == "cgroup").then_some(())?;
-                Some((mountpoint, post.nth(1).unwrap_or("")))
-            })
-            .collect();
-        let dir = |controller: &str| {
-            let path = cgroups.lines().find_map(|line| {
-                let mut parts = line.splitn(3, ':');
-                let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-                ctrls.split(',').any(|c| c == controller).then_some(path)
-            })?;
-            let (mountpoint, _) = mounts
-                .iter()
-                .find(|(_, opts)| opts.split(',').any(|o| o == controller))?;
-            Some(Path::new(mountpoint).join(path.trim_start_matches('/')))
-        };
+    /// The process's directory in each hierarchy ([`CgroupPaths`], as the OOM
+    /// watcher finds its memory cgroup).
+    pub fn locate(paths: &CgroupPaths) -> Self {
         Self {
-            memory: dir("memory"),
-            cpu: dir("cpu"),
-            cpuacct: dir("cpuacct"),
-            pids: dir("pids"),
+            memory: paths.v1_dir("memory"),
+            cpu: paths.v1_dir("cpu"),
+            cpuacct: paths.v1_dir("cpuacct"),
+            pids: paths.v1_dir("pids"),
         }
     }
 }
@@ -231,7 +211,7 @@ mod tests {
     #[test]
     fn locates_each_hierarchy() {
         let cg = "12:hugetlb:/\n6:pids:/s/c1\n5:memory:/s/c1\n4:cpuacct:/s/c1\n3:cpu:/s/c1\n0::/\n";
-        let d = V1Dirs::locate(cg, MOUNTINFO);
+        let d = V1Dirs::locate(&CgroupPaths::parse(cg, MOUNTINFO));
         assert_eq!(d.memory, Some("/sys/fs/cgroup/memory/s/c1".into()));
         assert_eq!(d.cpu, Some("/sys/fs/cgroup/cpu/s/c1".into()));
         assert_eq!(d.cpuacct, Some("/sys/fs/cgroup/cpuacct/s/c1".into()));
@@ -239,7 +219,7 @@ mod tests {
 
         // Co-mounted cpu,cpuacct (the common layout).
         let mi = "36 30 0:32 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct";
-        let d = V1Dirs::locate("3:cpu,cpuacct:/s/c1\n", mi);
+        let d = V1Dirs::locate(&CgroupPaths::parse("3:cpu,cpuacct:/s/c1\n", mi));
         assert_eq!(d.cpu, Some("/sys/fs/cgroup/cpu,cpuacct/s/c1".into()));
         assert_eq!(d.cpuacct, d.cpu);
         assert_eq!((d.memory, d.pids), (None, None));

@@ -66,6 +66,8 @@ pub enum AnyManagerError {
 // systemd is boxed due to size lint https://rust-lang.github.io/rust-clippy/master/index.html#/large_enum_variant
 pub enum AnyCgroupManager {
     Systemd(Box<systemd::manager::Manager>),
+    /// [stockade patch] systemd on cgroup v1 (legacy and hybrid hosts).
+    SystemdLegacy(Box<systemd::legacy::LegacyManager>),
     V1(v1::manager::Manager),
     V2(v2::manager::Manager),
 }
@@ -77,6 +79,7 @@ impl AnyCgroupManager {
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         match self {
             AnyCgroupManager::Systemd(m) => m.cgroup_dirs(),
+            AnyCgroupManager::SystemdLegacy(m) => m.cgroup_dirs(),
             AnyCgroupManager::V1(m) => m.cgroup_dirs(),
             AnyCgroupManager::V2(m) => m.cgroup_dirs(),
         }
@@ -89,6 +92,7 @@ impl CgroupManager for AnyCgroupManager {
     fn add_task(&self, pid: Pid) -> Result<(), Self::Error> {
         match self {
             AnyCgroupManager::Systemd(m) => Ok(m.add_task(pid)?),
+            AnyCgroupManager::SystemdLegacy(m) => Ok(m.add_task(pid)?),
             AnyCgroupManager::V1(m) => Ok(m.add_task(pid)?),
             AnyCgroupManager::V2(m) => Ok(m.add_task(pid)?),
         }
@@ -97,6 +101,7 @@ impl CgroupManager for AnyCgroupManager {
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error> {
         match self {
             AnyCgroupManager::Systemd(m) => Ok(m.apply(controller_opt)?),
+            AnyCgroupManager::SystemdLegacy(m) => Ok(m.apply(controller_opt)?),
             AnyCgroupManager::V1(m) => Ok(m.apply(controller_opt)?),
             AnyCgroupManager::V2(m) => Ok(m.apply(controller_opt)?),
         }
@@ -105,6 +110,7 @@ impl CgroupManager for AnyCgroupManager {
     fn remove(&self) -> Result<(), Self::Error> {
         match self {
             AnyCgroupManager::Systemd(m) => Ok(m.remove()?),
+            AnyCgroupManager::SystemdLegacy(m) => Ok(m.remove()?),
             AnyCgroupManager::V1(m) => Ok(m.remove()?),
             AnyCgroupManager::V2(m) => Ok(m.remove()?),
         }
@@ -113,6 +119,7 @@ impl CgroupManager for AnyCgroupManager {
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error> {
         match self {
             AnyCgroupManager::Systemd(m) => Ok(m.freeze(state)?),
+            AnyCgroupManager::SystemdLegacy(m) => Ok(m.freeze(state)?),
             AnyCgroupManager::V1(m) => Ok(m.freeze(state)?),
             AnyCgroupManager::V2(m) => Ok(m.freeze(state)?),
         }
@@ -121,6 +128,7 @@ impl CgroupManager for AnyCgroupManager {
     fn stats(&self) -> Result<Stats, Self::Error> {
         match self {
             AnyCgroupManager::Systemd(m) => Ok(m.stats()?),
+            AnyCgroupManager::SystemdLegacy(m) => Ok(m.stats()?),
             AnyCgroupManager::V1(m) => Ok(m.stats()?),
             AnyCgroupManager::V2(m) => Ok(m.stats()?),
         }
@@ -129,6 +137,7 @@ impl CgroupManager for AnyCgroupManager {
     fn get_all_pids(&self) -> Result<Vec<Pid>, Self::Error> {
         match self {
             AnyCgroupManager::Systemd(m) => Ok(m.get_all_pids()?),
+            AnyCgroupManager::SystemdLegacy(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V1(m) => Ok(m.get_all_pids()?),
             AnyCgroupManager::V2(m) => Ok(m.get_all_pids()?),
         }
@@ -351,6 +360,9 @@ pub enum CreateCgroupSetupError {
     V2(#[from] v2::manager::V2ManagerError),
     #[error("systemd error: {0}")]
     Systemd(#[from] systemd::manager::SystemdManagerError),
+    /// [stockade patch]
+    #[error("the systemd cgroup driver on cgroup v1 needs libcgroups' systemd and v1 features")]
+    SystemdLegacyNotEnabled,
 }
 
 #[derive(Clone)]
@@ -380,6 +392,14 @@ pub fn create_cgroup_manager_with_root(
 
     match cgroup_setup {
         CgroupSetup::Legacy | CgroupSetup::Hybrid => {
+            // [stockade patch] a systemd path (slice:prefix:name) is a transient unit
+            // on v1 too (it was read as a directory name with colons).
+            if config.systemd_cgroup && !cgroup_path.is_absolute() {
+                return create_systemd_legacy_cgroup_manager(
+                    cgroup_path,
+                    config.container_name.as_str(),
+                );
+            }
             Ok(create_v1_cgroup_manager(cgroup_path)?.any())
         }
         CgroupSetup::Unified => {
@@ -458,6 +478,35 @@ fn create_systemd_cgroup_manager(
         use_system,
         PROCESS_IN_CGROUP_TIMEOUT_DURATION,
     )
+}
+
+#[cfg(all(feature = "systemd", feature = "v1"))]
+fn create_systemd_legacy_cgroup_manager(
+    cgroup_path: &Path,
+    container_name: &str,
+) -> Result<AnyCgroupManager, CreateCgroupSetupError> {
+    use crate::systemd::manager::{SystemdManagerError, PROCESS_IN_CGROUP_TIMEOUT_DURATION};
+
+    if !systemd::booted() {
+        return Err(SystemdManagerError::SystemdNotAvailable.into());
+    }
+    let use_system = is_true_root().map_err(SystemdManagerError::WrappedIo)?;
+    tracing::info!("systemd cgroup manager on cgroup v1 will be used");
+    Ok(systemd::legacy::LegacyManager::new(
+        cgroup_path.to_owned(),
+        container_name.into(),
+        use_system,
+        PROCESS_IN_CGROUP_TIMEOUT_DURATION,
+    )?
+    .any())
+}
+
+#[cfg(not(all(feature = "systemd", feature = "v1")))]
+fn create_systemd_legacy_cgroup_manager(
+    _cgroup_path: &Path,
+    _container_name: &str,
+) -> Result<AnyCgroupManager, CreateCgroupSetupError> {
+    Err(CreateCgroupSetupError::SystemdLegacyNotEnabled)
 }
 
 #[cfg(not(feature = "systemd"))]

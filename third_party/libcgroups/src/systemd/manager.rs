@@ -65,8 +65,8 @@ pub struct Manager {
 /// The slice is the "parent" and should be expanded properly,
 /// see expand_slice below.
 #[derive(Debug)]
-struct CgroupsPath {
-    parent: String,
+pub(super) struct CgroupsPath {
+    pub(super) parent: String,
     prefix: String,
     name: String,
 }
@@ -122,7 +122,7 @@ impl Display for CgroupsPath {
 }
 
 /// ensures that a parent unit for the current unit is specified
-fn ensure_parent_unit(cgroups_path: &mut CgroupsPath, use_system: bool) {
+pub(super) fn ensure_parent_unit(cgroups_path: &mut CgroupsPath, use_system: bool) {
     if cgroups_path.parent.is_empty() {
         cgroups_path.parent = match use_system {
             true => "system.slice".to_owned(),
@@ -184,6 +184,25 @@ pub enum SystemdManagerError {
         "systemd cgroup flag passed, but systemd support for managing cgroups is not available"
     )]
     SystemdNotAvailable,
+    // [stockade patch] the cgroup v1 (legacy/hybrid) systemd manager, `legacy.rs`.
+    #[error(transparent)]
+    V1Manager(#[from] crate::v1::manager::V1ManagerError),
+    #[error("transient unit {unit} is {state:?}, not active, after {waited:?}")]
+    LegacyUnitNotActive {
+        unit: String,
+        state: String,
+        waited: Duration,
+    },
+    #[error(
+        "pid {pid} is not in {unit}'s cgroup {cgroup} after {waited:?} (its name=systemd cgroup: {seen})"
+    )]
+    LegacyJoinTimeout {
+        pid: i32,
+        unit: String,
+        cgroup: PathBuf,
+        waited: Duration,
+        seen: String,
+    },
 }
 
 impl Manager {
@@ -201,125 +220,32 @@ impl Manager {
         use_system: bool,
         cgroup_wait_timeout_duration: Duration,
     ) -> Result<Self, SystemdManagerError> {
-        use super::dbus_native::utils::DbusError;
-
         let mut destructured_path: CgroupsPath = cgroups_path.as_path().try_into()?;
         ensure_parent_unit(&mut destructured_path, use_system);
 
-        // EAGAIN from a recv() that timed out via SO_RCVTIMEO (set in dbus::connect()).
-        let is_eagain = |e: &SystemdManagerError| {
-            matches!(
-                e,
-                SystemdManagerError::SystemdClient(SystemdClientError::DBus(
-                    DbusError::Nix(errno)
-                )) if *errno == nix::errno::Errno::EAGAIN
-            )
-        };
-
-        // Exponential backoff: base * 2^attempt + jitter (~12.5%).
-        // At most ~15 seconds of total sleep across CONNECT_MAX_RETRIES attempts.
-        let backoff = |retry: u32| -> Duration {
-            let delay_ms = CONNECT_BASE_DELAY_MS << retry;
-            let jitter_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() as u64 % (1 + delay_ms / CONNECT_JITTER_DIVISOR))
-                .unwrap_or(0);
-            Duration::from_millis(delay_ms + jitter_ms)
-        };
-
-        let try_connect = || -> Result<DbusConnection, SystemdManagerError> {
-            if use_system {
-                Ok(DbusConnection::new_system()?)
-            } else {
-                Ok(DbusConnection::new_session()?)
-            }
-        };
-
-        // Retry loop covering both connection (auth) and initial method calls.
-        // EAGAIN can arrive during either phase; after a timeout the socket is
-        // in an inconsistent state, so we drop it and reconnect from scratch.
-        let mut last_err = None;
-        for retry in 0..CONNECT_MAX_RETRIES {
-            // Step 1 — connect + auth (+ Hello for daemon bus).
-            let client = match try_connect() {
-                Ok(c) => c,
-                Err(e) if !is_eagain(&e) => return Err(e),
-                Err(e) => {
-                    let is_last = retry + 1 == CONNECT_MAX_RETRIES;
-                    if is_last {
-                        tracing::debug!(
-                            "dbus connect EAGAIN on attempt {}/{}, giving up",
-                            retry + 1,
-                            CONNECT_MAX_RETRIES
-                        );
-                    } else {
-                        tracing::debug!(
-                            "dbus connect EAGAIN on attempt {}/{}, retrying after backoff",
-                            retry + 1,
-                            CONNECT_MAX_RETRIES
-                        );
-                        std::thread::sleep(backoff(retry));
-                    }
-                    last_err = Some(e);
-                    continue;
-                }
-            };
-
-            // Step 2 — initial method calls to discover the cgroup path.
-            // On EAGAIN, client is dropped here and the next iteration reconnects.
-            match Self::construct_cgroups_path(&destructured_path, &client) {
-                Ok((cgroups_path, delegation_boundary)) => {
-                    let full_path = root_path.join_safely(&cgroups_path)?;
-                    let fs_manager = FsManager::new(root_path.clone(), cgroups_path.clone())?;
-                    return Ok(Manager {
-                        root_path,
-                        cgroups_path,
-                        full_path,
-                        container_name,
-                        unit_name: Self::get_unit_name(&destructured_path),
-                        destructured_path,
-                        client,
-                        fs_manager,
-                        delegation_boundary,
-                        cgroup_wait_timeout_duration,
-                    });
-                }
-                Err(e) if !is_eagain(&e) => return Err(e),
-                Err(e) => {
-                    let is_last = retry + 1 == CONNECT_MAX_RETRIES;
-                    if is_last {
-                        tracing::debug!(
-                            "dbus setup EAGAIN on attempt {}/{}, giving up",
-                            retry + 1,
-                            CONNECT_MAX_RETRIES
-                        );
-                    } else {
-                        tracing::debug!(
-                            "dbus setup EAGAIN on attempt {}/{}, reconnecting after backoff",
-                            retry + 1,
-                            CONNECT_MAX_RETRIES
-                        );
-                        std::thread::sleep(backoff(retry));
-                    }
-                    last_err = Some(e);
-                }
-            }
-        }
-
-        let err_msg = last_err
-            .as_ref()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "unknown error".to_string());
-        Err(SystemdClientError::DBus(DbusError::ConnectionError(format!(
-            "dbus connection failed after {} retries: {}",
-            CONNECT_MAX_RETRIES, err_msg
-        )))
-        .into())
+        let (client, (cgroups_path, delegation_boundary)) =
+            connect_with_retry(use_system, |client| {
+                Self::construct_cgroups_path(&destructured_path, client)
+            })?;
+        let full_path = root_path.join_safely(&cgroups_path)?;
+        let fs_manager = FsManager::new(root_path.clone(), cgroups_path.clone())?;
+        Ok(Manager {
+            root_path,
+            cgroups_path,
+            full_path,
+            container_name,
+            unit_name: Self::get_unit_name(&destructured_path),
+            destructured_path,
+            client,
+            fs_manager,
+            delegation_boundary,
+            cgroup_wait_timeout_duration,
+        })
     }
 
     /// get_unit_name returns the unit (scope) name from the path provided by the user
     /// for example: foo:docker:bar returns in '/docker-bar.scope'
-    fn get_unit_name(cgroups_path: &CgroupsPath) -> String {
+    pub(super) fn get_unit_name(cgroups_path: &CgroupsPath) -> String {
         // By default we create a scope unless specified explicitly.
         if !cgroups_path.name.ends_with(".slice") {
             return format!("{}-{}.scope", cgroups_path.prefix, cgroups_path.name);
@@ -330,7 +256,7 @@ impl Manager {
     // get_cgroups_path generates a cgroups path from the one provided by the user via cgroupsPath.
     // an example of the final path: "/system.slice/youki-569d5ce3afe1074769f67.scope" or if we are
     // not running as root /user.slice/user-1000/user@1000.service/youki-569d5ce3afe1074769f67.scope
-    fn construct_cgroups_path(
+    pub(super) fn construct_cgroups_path(
         cgroups_path: &CgroupsPath,
         client: &dyn SystemdClient,
     ) -> Result<(PathBuf, PathBuf), SystemdManagerError> {
@@ -484,6 +410,99 @@ impl Manager {
     pub fn any(self) -> AnyCgroupManager {
         AnyCgroupManager::Systemd(Box::new(self))
     }
+}
+
+/// [stockade patch] Connects to systemd's bus and runs `setup` (the first method calls),
+/// retrying with backoff when either times out (EAGAIN); shared by the cgroup v2
+/// manager and the cgroup v1 (legacy/hybrid) one in `legacy.rs`. Formerly inline in
+/// `Manager::new`.
+pub(super) fn connect_with_retry<T>(
+    use_system: bool,
+    setup: impl Fn(&DbusConnection) -> Result<T, SystemdManagerError>,
+) -> Result<(DbusConnection, T), SystemdManagerError> {
+    use super::dbus_native::utils::DbusError;
+
+    // EAGAIN from a recv() that timed out via SO_RCVTIMEO (set in dbus::connect()).
+    let is_eagain = |e: &SystemdManagerError| {
+        matches!(
+            e,
+            SystemdManagerError::SystemdClient(SystemdClientError::DBus(
+                DbusError::Nix(errno)
+            )) if *errno == nix::errno::Errno::EAGAIN
+        )
+    };
+
+    // Exponential backoff: base * 2^attempt + jitter (~12.5%).
+    // At most ~15 seconds of total sleep across CONNECT_MAX_RETRIES attempts.
+    let backoff = |retry: u32| -> Duration {
+        let delay_ms = CONNECT_BASE_DELAY_MS << retry;
+        let jitter_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64 % (1 + delay_ms / CONNECT_JITTER_DIVISOR))
+            .unwrap_or(0);
+        Duration::from_millis(delay_ms + jitter_ms)
+    };
+
+    let try_connect = || -> Result<DbusConnection, SystemdManagerError> {
+        if use_system {
+            Ok(DbusConnection::new_system()?)
+        } else {
+            Ok(DbusConnection::new_session()?)
+        }
+    };
+
+    // Retry loop covering both connection (auth) and initial method calls.
+    // EAGAIN can arrive during either phase; after a timeout the socket is
+    // in an inconsistent state, so we drop it and reconnect from scratch.
+    let mut last_err = None;
+    for retry in 0..CONNECT_MAX_RETRIES {
+        let is_last = retry + 1 == CONNECT_MAX_RETRIES;
+        // Step 1 — connect + auth (+ Hello for daemon bus).
+        let client = match try_connect() {
+            Ok(c) => c,
+            Err(e) if !is_eagain(&e) => return Err(e),
+            Err(e) => {
+                tracing::debug!(
+                    "dbus connect EAGAIN on attempt {}/{}",
+                    retry + 1,
+                    CONNECT_MAX_RETRIES
+                );
+                if !is_last {
+                    std::thread::sleep(backoff(retry));
+                }
+                last_err = Some(e);
+                continue;
+            }
+        };
+
+        // Step 2 — initial method calls.
+        // On EAGAIN, client is dropped here and the next iteration reconnects.
+        match setup(&client) {
+            Ok(value) => return Ok((client, value)),
+            Err(e) if !is_eagain(&e) => return Err(e),
+            Err(e) => {
+                tracing::debug!(
+                    "dbus setup EAGAIN on attempt {}/{}",
+                    retry + 1,
+                    CONNECT_MAX_RETRIES
+                );
+                if !is_last {
+                    std::thread::sleep(backoff(retry));
+                }
+                last_err = Some(e);
+            }
+        }
+    }
+
+    let err_msg = last_err
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "unknown error".to_string());
+    Err(SystemdClientError::DBus(DbusError::ConnectionError(format!(
+        "dbus connection failed after {} retries: {}",
+        CONNECT_MAX_RETRIES, err_msg
+    )))
+    .into())
 }
 
 impl CgroupManager for Manager {

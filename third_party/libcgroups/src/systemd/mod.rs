@@ -6,6 +6,12 @@ mod cpu;
 mod cpuset;
 mod dbus_native;
 mod io;
+// [stockade patch] the systemd driver on cgroup v1 (legacy and hybrid hosts).
+#[cfg(feature = "v1")]
+pub mod legacy;
+#[cfg(not(feature = "v1"))]
+#[path = "../stub/systemd/legacy.rs"]
+pub mod legacy;
 pub mod manager;
 mod memory;
 mod pids;

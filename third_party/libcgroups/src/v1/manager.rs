@@ -188,6 +188,12 @@ impl Manager {
     pub fn any(self) -> AnyCgroupManager {
         AnyCgroupManager::V1(self)
     }
+
+    /// [stockade patch] The directory of `subsystem` (None when it is not mounted):
+    /// the systemd v1 manager (`systemd/legacy.rs`) reads its freezer state.
+    pub fn subsystem_path(&self, subsystem: CtrlType) -> Option<&Path> {
+        self.subsystems.get(&subsystem).map(PathBuf::as_path)
+    }
 }
 
 impl CgroupManager for Manager {

@@ -209,6 +209,28 @@ impl Manager {
     }
 }
 
+/// [stockade patch] How long `remove` waits for killed processes to finish exiting.
+const REMOVE_WAIT: Duration = Duration::from_secs(10);
+
+/// [stockade patch] Waits (at most `limit`) until `cgroup.events` of `dir` says
+/// "populated 0": no process, exiting ones included, is left in it or below it.
+fn wait_unpopulated(dir: &Path, limit: Duration) {
+    let events = dir.join("cgroup.events");
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        match fs::read_to_string(&events) {
+            Ok(text) if text.lines().any(|l| l == "populated 1") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => return,
+        }
+    }
+    tracing::warn!(
+        "{} still populated after {limit:?}: its processes have not finished exiting",
+        dir.display()
+    );
+}
+
 impl CgroupManager for Manager {
     type Error = V2ManagerError;
 
@@ -261,6 +283,11 @@ impl CgroupManager for Manager {
                 }
             }
 
+            // [stockade patch] A killed process leaves cgroup.procs as soon as it starts
+            // exiting but keeps the cgroup populated (rmdir: EBUSY) until its exit is
+            // done: tearing down its mount and user namespaces can take seconds on a
+            // loaded or emulated (TCG) machine, far beyond the ~100 ms of retries below.
+            wait_unpopulated(&self.full_path, REMOVE_WAIT);
             // [stockade patch] Sub-cgroups first (see delete_tree_with_retry).
             common::delete_tree_with_retry(&self.full_path, 4, Duration::from_millis(100))?;
         }
@@ -299,5 +326,38 @@ impl CgroupManager for Manager {
 
     fn get_all_pids(&self) -> Result<Vec<Pid>, Self::Error> {
         Ok(common::get_all_pids(&self.full_path)?)
+    }
+}
+
+/// [stockade patch] `remove` waits for "populated 0", bounded.
+#[cfg(test)]
+mod wait_unpopulated_tests {
+    use std::time::{Duration, Instant};
+
+    use super::wait_unpopulated;
+    use crate::test::setup;
+
+    #[test]
+    fn returns_at_once_for_an_empty_cgroup_and_waits_for_a_populated_one() {
+        let (tmp, events) = setup("cgroup.events");
+        std::fs::write(&events, "populated 0\nfrozen 0\n").unwrap();
+        let start = Instant::now();
+        wait_unpopulated(tmp.path(), Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(1));
+
+        std::fs::write(&events, "populated 1\nfrozen 0\n").unwrap();
+        let writer = {
+            let events = events.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                std::fs::write(&events, "populated 0\nfrozen 0\n").unwrap();
+            })
+        };
+        let start = Instant::now();
+        wait_unpopulated(tmp.path(), Duration::from_secs(5));
+        let waited = start.elapsed();
+        writer.join().unwrap();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
     }
 }

@@ -454,10 +454,13 @@ impl Mount {
                 err
             })?;
 
-        let data: Cow<str> = if named {
-            format!("name={subsystem_name}").into()
+        // [stockade patch] one fsconfig flag per controller: a comounted hierarchy
+        // ("cpu,cpuacct", "net_cls,net_prio", as systemd mounts them) given as one
+        // flag is an unknown subsystem to the kernel (EINVAL).
+        let data: Vec<String> = if named {
+            vec![format!("name={subsystem_name}")]
         } else {
-            subsystem_name.into()
+            subsystem_name.split(',').map(str::to_owned).collect()
         };
 
         let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
@@ -467,7 +470,7 @@ impl Mount {
         }
         let mount_options_config = MountOptionConfig {
             flags,
-            data: vec![data.into_owned()],
+            data,
             rec_attr: None,
         };
 

@@ -445,6 +445,11 @@ impl DbusConnection {
     fn create_proxy(&self) -> Proxy<'_> {
         self.proxy("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
     }
+
+    /// [stockade patch] The ActiveState of a loaded unit ("active", "activating", ...).
+    pub fn unit_active_state(&self, unit_name: &str) -> Result<String> {
+        self.create_proxy().unit_active_state(unit_name)
+    }
 }
 
 impl SystemdClient for DbusConnection {

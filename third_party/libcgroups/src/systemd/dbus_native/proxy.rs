@@ -227,6 +227,26 @@ impl<'conn> Proxy<'conn> {
         }
     }
 
+    /// [stockade patch] The ActiveState of loaded unit `name` (read from its object,
+    /// found with GetUnit): the cgroup v1 systemd manager waits for "active" before it
+    /// joins the controllers systemd does not manage.
+    pub fn unit_active_state(&mut self, name: &str) -> Result<String> {
+        let path = self.get_unit(name)?;
+        let unit = Proxy::new(self.conn, &self.dest, &path);
+        let t = unit.method_call::<_, Variant>(
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            Some(("org.freedesktop.systemd1.Unit", "ActiveState")),
+        )?;
+        match t {
+            Variant::String(s) => Ok(s),
+            v => Err(DbusError::IncorrectMessage(format!(
+                "ActiveState of {name}: expected a string, got {v:?}"
+            ))
+            .into()),
+        }
+    }
+
     pub fn control_group(&self) -> Result<String> {
         let t = self.method_call::<_, Variant>(
             "org.freedesktop.DBus.Properties",
