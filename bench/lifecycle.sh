@@ -2,7 +2,7 @@
 # Benchmark: create+start+wait+delete of /bin/true (`<runtime> run`), Stockade vs
 # runc vs crun, in one run on this machine, reported as medians and ratios.
 #
-#   bench/lifecycle.sh [RUNS]
+#   bench/lifecycle.sh [ROUNDS] [STOCKADE_BINARY]     (as root)
 #
 # Every runtime runs the same bundle. crun 1.8 refuses the hybrid cgroup layout
 # (a v2 hierarchy mounted beside v1), so the whole benchmark runs in a private mount
@@ -11,13 +11,21 @@
 # same work runc and crun do), and under the node `default` profile, i.e. with full
 # hardening injected (default-deny seccomp, dropped caps, read-only root,
 # no_new_privs, user namespace with an idmapped rootfs, cgroup limits, Landlock).
+#
+# As on a node: every runtime runs from a 0711 directory (containerd runs it from
+# the bundle directory it makes 0711), and the state roots and Stockade's range
+# database live on a tmpfs (containerd's /run); the rootfs stays on disk.
+# bench/ab.py times the commands in alternating rounds (medians, p25/p75, ratios);
+# STOCKADE_BENCH_STRACE=1 adds the syscall and process count of one run of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-50}
-
-command -v hyperfine >/dev/null || { echo "hyperfine missing: scripts/install-deps.sh" >&2; exit 1; }
-cargo build --release -p stockade >&2
-stockade=$PWD/target/release/stockade
+rounds=${1:-30}
+stockade=${2:-}
+if [ -z "$stockade" ]; then
+  cargo build --release -p stockade >&2
+  stockade=$PWD/target/release/stockade
+fi
+bench=$PWD/bench
 
 work=$(mktemp -d /tmp/stockade-bench.XXXXXX)
 # A user-namespaced container root (an unprivileged host uid) must traverse to the rootfs.
@@ -79,28 +87,26 @@ done
 STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$work/userns.json \
   "$stockade" --root "$work/probe" delete --force probe >&2
 
-STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$work/userns.json \
-unshare -m bash -s "$work" "$stockade" "$runs" <<'SH'
+STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$work/run/userns.json \
+unshare -m bash -s "$work" "$stockade" "$rounds" "$bench" "${STOCKADE_BENCH_STRACE:-0}" <<'SH'
 set -euo pipefail
-work=$1; stockade=$2; runs=$3
+work=$1; stockade=$2; rounds=$3; bench=$4; trace=$5
 umount -l /sys/fs/cgroup/unified 2>/dev/null || true
-hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/result.json" \
-  -n stockade          "$stockade --default-profile unconfined --root $work/s1 run --bundle $work/plain-stockade b" \
-  -n stockade-hardened "$stockade --default-profile default --root $work/s2 run --bundle $work/hardened b" \
-  -n runc              "runc --root $work/s3 run --bundle $work/plain-runc b" \
-  -n crun              "crun --root $work/s4 run --bundle $work/plain-crun b" \
-  -n runc-hardened     "runc --root $work/s5 run --bundle $work/hardened-runc b" \
-  -n crun-hardened     "crun --root $work/s6 run --bundle $work/hardened-crun b" >&2
-python3 - "$work/result.json" <<'PY'
-import json, sys
-res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in res.items()}
-print(f"{'runtime':<20}{'median ms':>10}{'vs crun':>10}{'vs runc':>10}")
-for k, crun, runc in [("stockade", "crun", "runc"), ("runc", "crun", "runc"), ("crun", "crun", "runc"),
-                      ("stockade-hardened", "crun-hardened", "runc-hardened"),
-                      ("runc-hardened", "crun-hardened", "runc-hardened"),
-                      ("crun-hardened", "crun-hardened", "runc-hardened")]:
-    print(f"{k:<20}{med[k]:>10.1f}{med[k]/med[crun]:>10.2f}{med[k]/med[runc]:>10.2f}")
-print("(hardened rows compare against runc/crun running the same hardened spec)")
-PY
+mkdir -p "$work/run"
+mount -t tmpfs -o mode=0700 stockade-bench "$work/run"
+r=$work/run
+cd "$work"
+extra=()
+[ "$trace" = 1 ] && extra=(--strace)
+python3 "$bench/ab.py" "$rounds" "$work" \
+  "stockade=$stockade --default-profile unconfined --root $r/s1 run --bundle $work/plain-stockade b" \
+  "stockade-hardened=$stockade --default-profile default --root $r/s2 run --bundle $work/hardened b" \
+  "runc=runc --root $r/s3 run --bundle $work/plain-runc b" \
+  "crun=crun --root $r/s4 run --bundle $work/plain-crun b" \
+  "runc-hardened=runc --root $r/s5 run --bundle $work/hardened-runc b" \
+  "crun-hardened=crun --root $r/s6 run --bundle $work/hardened-crun b" \
+  --pairs stockade:crun stockade:runc runc:crun \
+  stockade-hardened:crun-hardened stockade-hardened:runc-hardened runc-hardened:crun-hardened \
+  "${extra[@]}"
+echo "(hardened pairs: runc and crun run the very spec Stockade's default profile produces)"
 SH

@@ -10,6 +10,8 @@
 set -eu
 
 COUNTS="${COUNTS:-1 10 50}"
+# Cgroup parent of the benchmark containers (as the tests: one per checkout).
+cgparent="${STOCKADE_TEST_CGROUP_PARENT:-stockade-test}"
 RUNTIME_BINARY="${STOCKADE_RUNTIME_BINARY:-/usr/sbin/runc}"
 here=$(cd "$(dirname "$0")/.." && pwd)
 target="${CARGO_TARGET_DIR:-$here/target}"
@@ -38,7 +40,7 @@ cleanup() {
         ctr -a "$sock" -n "$ns" container rm "$id" >/dev/null 2>&1
     done
     [ -n "$ctrd_pid" ] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null
-    for c in /sys/fs/cgroup/*/stockade-test/bench-*; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+    for c in /sys/fs/cgroup/*/$cgparent/bench-*; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
     grep -o " $tmp[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$tmp"
 }
@@ -89,6 +91,21 @@ shim_count() {
     echo "$n"
 }
 
+# RSS_DETAIL=1: where one stockade shim's resident memory is (kB per mapping, by
+# smaps), and its thread count, on stderr.
+detail() {
+    for p in /proc/[0-9]*; do
+        cmd=$( (tr '\0' ' ' < "$p/cmdline") 2>/dev/null) || continue
+        case "$cmd" in *containerd-shim-stockade*"$sock"*) ;; *) continue ;; esac
+        echo "shim ${p#/proc/}: $(ls "$p/task" | wc -l) threads: $(cat "$p"/task/*/comm | sort | uniq -c | tr -s ' \n' ' ')"
+        awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) }
+             $1 == "Rss:" { rss[name] += $2 }
+             END { for (n in rss) if (rss[n] > 0) printf "  %6d kB  %s\n", rss[n], n }' "$p/smaps" | sort -rn
+        awk '$1 ~ /^(Anonymous|Private_Dirty|Shared_Clean|Private_Clean):$/ { printf "  %s %d kB\n", $1, $2 }' "$p/smaps_rollup"
+        return
+    done
+}
+
 # measure RUNTIME N -> prints "rss_kb pss_kb"
 measure() {
     rt=$1 n=$2
@@ -101,11 +118,12 @@ measure() {
         fi
         # shellcheck disable=SC2086
         ctr -a "$sock" -n "$ns" run -d --null-io --runtime "$rt" $opts \
-            --cgroup "/stockade-test/bench-$i" --rootfs "$rootfs" "bench-$i" /bin/sleep 100000 >/dev/null
+            --cgroup "/$cgparent/bench-$i" --rootfs "$rootfs" "bench-$i" /bin/sleep 100000 >/dev/null
         i=$((i + 1))
     done
     sleep 2
     [ "$(shim_count)" -eq "$n" ] || echo "warning: $(shim_count) shims for $n containers" >&2
+    [ -n "${RSS_DETAIL:-}" ] && [ "$rt" = io.containerd.stockade.v2 ] && detail >&2
     echo "$(shim_kb Rss) $(shim_kb Pss)"
     for id in $(ctr -a "$sock" -n "$ns" task ls -q); do
         ctr -a "$sock" -n "$ns" task kill -s SIGKILL "$id" >/dev/null
@@ -114,7 +132,7 @@ measure() {
         until ctr -a "$sock" -n "$ns" task rm "$id" >/dev/null 2>&1; do sleep 0.1; done
         ctr -a "$sock" -n "$ns" container rm "$id" >/dev/null
     done
-    for c in /sys/fs/cgroup/*/stockade-test/bench-*; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
+    for c in /sys/fs/cgroup/*/$cgparent/bench-*; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
 }
 
 echo "shim: $shim"

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # A short run of every cargo-fuzz target (fuzz/README.md), for CI: the targets are
-# built once, then each runs FUZZ_SECONDS (default 30) from its committed seeds.
+# built once, then each runs FUZZ_SECONDS (default 25) from its committed seeds.
 # A crash, a broken invariant or a leak fails the script, naming the input that
 # triggered it and the command that replays it.
 #
-#   scripts/fuzz-smoke.sh                  # every target, 30 s each
+#   scripts/fuzz-smoke.sh                  # every target, 25 s each
 #   FUZZ_SECONDS=5 scripts/fuzz-smoke.sh spec_loader
 #
-# Builds into target/fuzz (kept with the workspace's own build cache: a cold build of
-# the runtime and libcontainer with coverage instrumentation takes minutes, a warm one
-# seconds). Needs the nightly toolchain and cargo-fuzz (scripts/install-deps.sh).
+# Builds into target/fuzz, kept with the workspace's own build cache: a cold build of
+# the runtime and libcontainer with coverage instrumentation takes ~10 minutes; with
+# the dependencies cached, a changed runtime crate about one (CI's budget for the
+# whole script is 3 minutes: 4 x 25 s of fuzzing plus that build). Needs the nightly toolchain and cargo-fuzz (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds="${FUZZ_SECONDS:-30}"
+seconds="${FUZZ_SECONDS:-25}"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
 targets=("$@")
 if ((${#targets[@]} == 0)); then

@@ -38,6 +38,7 @@ use cri_common::{
     assert_confined, container_config, is_root, logged_report, pod_config, root_range, unique,
     CriClient, PodShape,
 };
+use k8s_cri::v1::LinuxContainerResources;
 use serde_json::Value;
 use stockade_integration_tests::containerd::{
     cni_plugin_source, remove_leftover_tasks, skip_unless_stockade, CNI_PLUGIN, IMAGE,
@@ -404,6 +405,9 @@ fn has_cap_sys_resource() -> bool {
     eff & (1 << 24) != 0
 }
 
+/// What the kubelet asks for the containers of a Guaranteed pod.
+const GUARANTEED_OOM_SCORE_ADJ: i64 = -997;
+
 /// The shipped handlers and the profiles they run under.
 const HANDLERS: &[(&str, &str)] = &[
     ("stockade", "default"),
@@ -449,6 +453,7 @@ fn installed_node_runs_cri_pods_under_every_shipped_handler() {
     let mut cri = CriClient::connect(&node.socket());
     let logs = tempfile::tempdir().unwrap();
     let mut sandboxes = Vec::new();
+    let (mut apps, mut exec_oom) = (Vec::new(), Vec::new());
 
     // Admitted pods run, confined, observed from inside.
     for (n, (handler, profile)) in HANDLERS.iter().enumerate() {
@@ -464,12 +469,14 @@ fn installed_node_runs_cri_pods_under_every_shipped_handler() {
             .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}\n{}", node.log()));
         sandboxes.push(pod.clone());
         let cmd = ["/bin/sh", "-c", "/usr/bin/probe; exec /bin/sleep 1000"];
-        let a = cri.create_started(
-            &what,
-            &pod,
-            &config,
-            container_config("a", WORKLOAD_IMAGE, &cmd, shape),
-        );
+        // A Guaranteed pod's container: the kubelet asks oom_score_adj -997.
+        let mut cc = container_config("a", WORKLOAD_IMAGE, &cmd, shape);
+        cc.linux.as_mut().unwrap().resources = Some(LinuxContainerResources {
+            oom_score_adj: GUARANTEED_OOM_SCORE_ADJ,
+            ..Default::default()
+        });
+        let a = cri.create_started(&what, &pod, &config, cc);
+        apps.push(a.clone());
         let report = logged_report(&dir.join("a.log"));
         assert_confined(&what, &report);
         let (code, out, err) = cri.exec_sync(&a, &["/usr/bin/probe"]);
@@ -477,6 +484,11 @@ fn installed_node_runs_cri_pods_under_every_shipped_handler() {
         let exec = parse_report(&out);
         assert_confined(&format!("{what}: exec"), &exec);
         assert_eq!(root_range(&exec), root_range(&report), "{what}");
+        // An exec'd process is never more OOM-protected than the init (containerd
+        // sends the container's -997 for it too).
+        let (code, out, err) = cri.exec_sync(&a, &["/bin/cat", "/proc/self/oom_score_adj"]);
+        assert_eq!(code, 0, "{what}: exec cat: {err}");
+        exec_oom.push(out.trim().parse::<i64>().expect("oom_score_adj"));
         cri.stop_and_remove(&a);
         cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
     }
@@ -579,35 +591,42 @@ fn installed_node_runs_cri_pods_under_every_shipped_handler() {
         "{prom}"
     );
 
-    // containerd asks oom_score_adj -998 for every sandbox. Where the runtime may
-    // not lower its own (no CAP_SYS_RESOURCE, as on this test machine) the value is
-    // raised to what it can set and the admission says so; elsewhere it is kept.
+    // containerd asks oom_score_adj -998 for every sandbox, the kubelet -997 for a
+    // Guaranteed pod's containers. Where the runtime may not lower its own (no
+    // CAP_SYS_RESOURCE, as on this test machine) the value is raised to what it can
+    // set and the admission says so; elsewhere it is kept. An exec gets the init's.
     let can_lower = has_cap_sys_resource();
-    for pod in &sandboxes {
+    let containers = sandboxes.iter().map(|p| (p, -998, None));
+    let apps = apps.iter().zip(&exec_oom).map(|(a, e)| (a, -997, Some(*e)));
+    for (id, asked, exec) in containers.chain(apps) {
         let rec = lines
             .iter()
-            .find(|r| r["container_id"] == pod.as_str() && r["verb"] == "create")
-            .unwrap_or_else(|| panic!("no audit record of sandbox {pod}: {lines:?}"));
+            .find(|r| r["container_id"] == id.as_str() && r["verb"] == "create")
+            .unwrap_or_else(|| panic!("no audit record of {id}: {lines:?}"));
         let note = rec["injected"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|i| i["rule"] == "process.oom_score_adj");
-        match note {
-            None => assert!(can_lower, "sandbox {pod}: no oomScoreAdj note: {rec}"),
+        let ran_with = match note {
+            None => {
+                assert!(can_lower, "{id}: no oomScoreAdj note: {rec}");
+                asked
+            }
             Some(n) => {
-                assert!(
-                    !can_lower,
-                    "sandbox {pod}: raised though it may lower: {rec}"
-                );
+                assert!(!can_lower, "{id}: raised though it may lower: {rec}");
                 assert_eq!(n["path"], "process.oomScoreAdj", "{rec}");
                 let change = n["change"].as_str().unwrap();
-                assert!(
-                    change.starts_with("raised from -998 to ")
-                        && change.contains("lacks CAP_SYS_RESOURCE"),
-                    "{rec}"
-                );
+                assert!(change.contains("lacks CAP_SYS_RESOURCE"), "{rec}");
+                change
+                    .strip_prefix(&format!("raised from {asked} to "))
+                    .and_then(|r| r.split(':').next())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or_else(|| panic!("{id}: {rec}"))
             }
+        };
+        if let Some(exec) = exec {
+            assert_eq!(exec, ran_with, "{id}: exec'd process's oom_score_adj");
         }
     }
 

@@ -134,6 +134,29 @@ fn doctor_reports_this_machine_and_passes_with_shipped_profiles() {
     assert_eq!(v["facts"]["cgroup"], layout);
     let abi = stockade::profile::host::probe_landlock_abi();
     assert_eq!(v["facts"]["landlock_abi"], serde_json::json!(abi));
+    // Without CAP_SYS_RESOURCE (this machine's bounding set lacks it) the runtime
+    // cannot lower oom_score_adj below its own: a warning, with the value.
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    // CAP_SYS_RESOURCE is capability 24 (linux/capability.h).
+    let oom = findings(&v, "oom_score_adj");
+    if eff & (1 << 24) != 0 {
+        assert_eq!(v["facts"]["oom_score_adj_floor"], Value::Null);
+        assert_eq!(oom[0].0, "ok", "{oom:?}");
+    } else {
+        let own: i64 = fs::read_to_string("/proc/self/oom_score_adj")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(v["facts"]["oom_score_adj_floor"], own);
+        assert_eq!(oom[0].0, "warn", "{oom:?}");
+        assert!(oom[0].1.contains(&format!("raised to {own}")), "{oom:?}");
+    }
     for p in ["baseline", "default", "restricted", "unconfined"] {
         assert!(
             findings(&v, "profile").contains(&("ok".into(), p.into())),

@@ -493,6 +493,7 @@ fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
 /// kill's state write (its rename) back until the delete is done.
 #[test]
 fn kill_whose_container_is_deleted_meanwhile_succeeds() {
+    let _gc = gc_shared();
     if skip_on_reference("fault injection targets Stockade's kill") {
         return;
     }

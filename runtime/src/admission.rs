@@ -10,11 +10,14 @@ use oci_spec::runtime::Spec;
 
 use crate::bind_source::CheckedSources;
 use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
+use crate::host_probe::TmpfsIdmapProbe;
 use crate::landlock::plan::LandlockPlan;
 use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
-use crate::profile::{Decision, HostFacts, Profile, Refusal, StatNsLookup, UsernsRequest};
+use crate::profile::{
+    Decision, HostFacts, NsInodeLookup, Profile, Refusal, StatNsLookup, UsernsRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -65,6 +68,8 @@ pub struct Admitted {
     pub policy: Profile,
     /// Where the container's cgroup goes; `spec` already names it.
     pub placement: Placement,
+    /// The node config's audit settings, read with the profile, for the create-time metric.
+    pub audit: crate::audit_log::AuditConfig,
 }
 
 /// Where the profile comes from.
@@ -93,12 +98,22 @@ pub enum ResolveError {
 /// resolved beside it), or a name in the node config's profiles dir (the compiled-in
 /// node default when no node config exists and the name is `default`).
 pub fn resolve_named(config: Option<&Path>, name: &str) -> Result<Profile, ResolveError> {
+    let cfg_path = config.unwrap_or(Path::new(node_config::DEFAULT_CONFIG_PATH));
+    let cfg = NodeConfig::read(cfg_path).map_err(ResolveError::Config)?;
+    resolve_named_in(cfg.as_ref(), cfg_path, name)
+}
+
+/// [`resolve_named`] under the node config already read from `cfg_path` (`None`:
+/// there is none).
+fn resolve_named_in(
+    cfg: Option<&NodeConfig>,
+    cfg_path: &Path,
+    name: &str,
+) -> Result<Profile, ResolveError> {
     let load = |dir: &Path, stem: &str| {
         crate::profile::load_profile(dir, stem)
             .map_err(|e| ResolveError::Load(name.to_string(), Box::new(e)))
     };
-    let cfg_path = config.unwrap_or(Path::new(node_config::DEFAULT_CONFIG_PATH));
-    let cfg = NodeConfig::read(cfg_path).map_err(ResolveError::Config)?;
     if name.contains('/') || name.ends_with(".toml") {
         let path = Path::new(name);
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -142,21 +157,38 @@ pub fn admit(
         state_root: src.state_root,
         annotations: spec.annotations().as_ref(),
     };
+    // The node config is read once: the profile and the audit settings come from
+    // the same text.
+    let cfg_path = src
+        .config
+        .unwrap_or(Path::new(node_config::DEFAULT_CONFIG_PATH));
+    let node = match (NodeConfig::read(cfg_path), src.default_profile) {
+        (Ok(node), _) => node,
+        (Err(e), Some(_)) => return Err(AdmissionError::Override(ResolveError::Config(e))),
+        (Err(e), None) => return Err(AdmissionError::Profile(e)),
+    };
     let profile = match src.default_profile {
         // The annotation may still only tighten: it is checked against this profile
         // as the base, exactly as against a node config default.
         Some(name) => {
-            let base = resolve_named(src.config, name).map_err(AdmissionError::Override)?;
-            node_config::tighten_by_annotation(src.config, base, &ctx)
+            let base = resolve_named_in(node.as_ref(), cfg_path, name)
+                .map_err(AdmissionError::Override)?;
+            node_config::tighten_by_annotation_in(node.as_ref(), base, &ctx)
                 .map_err(AdmissionError::Profile)?
         }
         None => {
-            node_config::profile_for_container(src.config, &ctx)
+            node_config::profile_for_container_in(node.as_ref(), &ctx)
                 .map_err(AdmissionError::Profile)?
                 .profile
         }
     };
-    let host = HostFacts::probe().map_err(AdmissionError::Host)?;
+    let audit = node.map(|n| n.audit).unwrap_or_default();
+    // The tmpfs idmap probe mounts and forks: only for a spec with a tmpfs volume.
+    let tmpfs = match has_tmpfs_bind_source(spec, &StatNsLookup) {
+        true => TmpfsIdmapProbe::Run,
+        false => TmpfsIdmapProbe::Skip,
+    };
+    let host = HostFacts::probe_with(tmpfs).map_err(AdmissionError::Host)?;
     // The cgroup placement is the caller's choice, not the profile's: checked first,
     // and the profile sees the path the container will really get.
     let placement = place(spec, src.cgroup_driver, container_id)?;
@@ -173,7 +205,7 @@ pub fn admit(
         }
     })?;
     let record = decision.audit_record(Some(container_id));
-    let recorded = crate::audit_log::record(src.config, &record);
+    let recorded = crate::audit_log::record_in(&audit, &record);
     let audit_id = &recorded.id;
     let event = serde_json::to_string(&record).unwrap_or_default();
     match decision {
@@ -186,11 +218,11 @@ pub fn admit(
         Decision::Admitted(h) if !h.would_refuse.is_empty() => {
             // Report-only: say plainly that an enforcing profile would have refused.
             tracing::warn!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container would be refused by profile (report-only: it runs unchanged)");
-            admitted(*h, profile, placement, checked, host.landlock_abi)
+            admitted(*h, profile, placement, checked, host.landlock_abi, audit)
         }
         Decision::Admitted(h) => {
             tracing::info!(target: "stockade::audit", audit = %event, audit_id = %audit_id, cgroup_driver = %placement.driver, cgroup = %placement.cgroup.display(), "container admitted by profile");
-            admitted(*h, profile, placement, checked, host.landlock_abi)
+            admitted(*h, profile, placement, checked, host.landlock_abi, audit)
         }
     }
 }
@@ -202,6 +234,7 @@ fn admitted(
     placement: Placement,
     bind_sources: CheckedSources,
     landlock_abi: Option<u8>,
+    audit: crate::audit_log::AuditConfig,
 ) -> Result<Admitted, AdmissionError> {
     // The filter got stricter than the spec asked: say so outside the audit
     // record too, for whoever wonders why a syscall is now denied.
@@ -228,6 +261,7 @@ fn admitted(
         profile: label,
         policy: profile.clone(),
         placement,
+        audit,
     })
 }
 
@@ -241,7 +275,9 @@ pub fn judge(
     decide: impl FnOnce(&HostFacts) -> Result<Verdict, crate::profile::plan::EvaluateError>,
 ) -> Result<(), AdmissionError> {
     let _s = tracing::debug_span!("policy gate", verb = verb.name()).entered();
-    let host = HostFacts::probe().map_err(AdmissionError::Host)?;
+    // exec and update are judged only on the process and resources they change,
+    // never on mounts: the tmpfs idmap fact is not needed.
+    let host = HostFacts::probe_with(TmpfsIdmapProbe::Skip).map_err(AdmissionError::Host)?;
     let verdict = decide(&host).map_err(|source| AdmissionError::Evaluate {
         profile: profile.name.clone(),
         source,
@@ -299,6 +335,18 @@ fn sandbox_facts(state_root: &Path, spec: &Spec, id: &str) -> Option<(String, Sa
         },
     };
     Some((name.clone(), facts))
+}
+
+/// Whether a bind mount of `spec` has an absolute source on tmpfs: exactly the
+/// mounts for which `rules::user_namespace::idmap_volumes` reads
+/// `HostFacts::tmpfs_idmap` (a source that cannot be inspected it skips too).
+fn has_tmpfs_bind_source(spec: &Spec, lookup: &dyn NsInodeLookup) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        crate::bundle::is_bind_mount(m)
+            && m.source()
+                .as_ref()
+                .is_some_and(|s| s.is_absolute() && lookup.on_tmpfs(s).unwrap_or(false))
+    })
 }
 
 /// Check the spec's `linux.cgroupsPath` under the caller's cgroup driver on this host.

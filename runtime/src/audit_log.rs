@@ -165,10 +165,14 @@ impl std::fmt::Display for Recorded {
 /// `config` says. A sink that cannot be written is logged as an error (the
 /// container's own log still holds the decision) and does not stop the container.
 pub fn record(config: Option<&Path>, record: &AuditRecord) -> Recorded {
-    let cfg = crate::profile::node_config::audit_config(config);
+    record_in(&crate::profile::node_config::audit_config(config), record)
+}
+
+/// [`record`] under audit settings already read from the node config.
+pub fn record_in(cfg: &AuditConfig, record: &AuditRecord) -> Recorded {
     let id = new_id();
     let mut log = (!cfg.log.as_os_str().is_empty()).then(|| cfg.log.clone());
-    if let Err(e) = append(&cfg, &id, record) {
+    if let Err(e) = append(cfg, &id, record) {
         tracing::error!("{}", crate::error_chain(&e));
         log = None;
     }
@@ -176,20 +180,19 @@ pub fn record(config: Option<&Path>, record: &AuditRecord) -> Recorded {
         decision: Some(record),
         create_seconds: None,
     };
-    if let Err(e) = observe(&cfg, &obs) {
+    if let Err(e) = observe(cfg, &obs) {
         tracing::error!("{}", crate::error_chain(&e));
     }
     Recorded { id, log }
 }
 
 /// Add a finished create's wall time to the metrics.
-pub fn record_create_time(config: Option<&Path>, seconds: f64) {
-    let cfg = crate::profile::node_config::audit_config(config);
+pub fn record_create_time(cfg: &AuditConfig, seconds: f64) {
     let obs = Observation {
         decision: None,
         create_seconds: Some(seconds),
     };
-    if let Err(e) = observe(&cfg, &obs) {
+    if let Err(e) = observe(cfg, &obs) {
         tracing::error!("{}", crate::error_chain(&e));
     }
 }

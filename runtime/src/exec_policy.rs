@@ -4,7 +4,9 @@
 //! capability set, whatever noNewPrivileges the caller chose), which knows nothing of
 //! the profile that hardened the init. Every capability set is therefore cut to the
 //! init's, no_new_privs is kept if the init has it, and so is the init's LSM
-//! confinement (AppArmor profile, SELinux label) when the caller names none. Whatever
+//! confinement (AppArmor profile, SELinux label) when the caller names none; its
+//! `oomScoreAdj` is never below the init's (containerd sends the container's own,
+//! which admission may have raised to what the runtime can set on this host). Whatever
 //! the caller *asks* for (user, cwd, LSM labels) is then judged by the profile
 //! (`profile::gate::exec`). Pure: unit-tested.
 
@@ -89,6 +91,9 @@ pub fn clamp_process(requested: &mut Process, init: &Process) {
     }
     if requested.selinux_label().is_none() {
         requested.set_selinux_label(init.selinux_label().clone());
+    }
+    if let (Some(want), Some(floor)) = (requested.oom_score_adj(), init.oom_score_adj()) {
+        requested.set_oom_score_adj(Some(want.max(floor)));
     }
 }
 
@@ -278,6 +283,19 @@ mod tests {
         assert!(caps.ambient().clone().unwrap().is_empty());
         assert!(caps.inheritable().clone().unwrap().is_empty());
         assert_eq!(req.no_new_privileges(), Some(true));
+    }
+
+    #[test]
+    fn oom_score_adj_is_never_below_the_inits() {
+        let init = process(serde_json::json!({
+            "cwd": "/", "user": {"uid": 0, "gid": 0}, "oomScoreAdj": 1
+        }));
+        for (asked, got) in [(Some(-997), Some(1)), (Some(500), Some(500)), (None, None)] {
+            let mut req = process(serde_json::json!({"cwd": "/", "user": {"uid": 0, "gid": 0}}));
+            req.set_oom_score_adj(asked);
+            clamp_process(&mut req, &init);
+            assert_eq!(req.oom_score_adj(), got, "asked {asked:?}");
+        }
     }
 
     #[test]

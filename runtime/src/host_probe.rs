@@ -12,9 +12,29 @@ use crate::profile::host::{
 };
 use crate::profile::schema::NsType;
 
+/// Whether [`HostFacts::probe_with`] runs the tmpfs idmap probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmpfsIdmapProbe {
+    /// Mount a detached tmpfs and idmap it (a namespace holder is forked): the answer
+    /// the kernel gives.
+    Run,
+    /// Nothing will ask (no bind source lives on tmpfs): judged by the kernel version
+    /// alone, with no mount and no fork. Only [`idmap_volumes`] reads the fact, and
+    /// only for a bind source on tmpfs.
+    ///
+    /// [`idmap_volumes`]: crate::profile::rules::user_namespace::idmap_volumes
+    Skip,
+}
+
 impl HostFacts {
     /// Probe the running kernel, once per decision.
     pub fn probe() -> Result<Self, HostProbeError> {
+        Self::probe_with(TmpfsIdmapProbe::Run)
+    }
+
+    /// [`HostFacts::probe`], with the costly tmpfs idmap probe (fsopen, fsmount and a
+    /// forked user namespace holder, on every create) only when the caller needs it.
+    pub fn probe_with(tmpfs: TmpfsIdmapProbe) -> Result<Self, HostProbeError> {
         let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|r| r.trim().to_string())
             .unwrap_or_default();
@@ -35,7 +55,10 @@ impl HostFacts {
             landlock_abi: probe_landlock_abi(),
             cgroup: probe_cgroup(Path::new("/sys/fs/cgroup")),
             own_namespaces,
-            tmpfs_idmap: probe_tmpfs_idmap(&kernel_release),
+            tmpfs_idmap: match tmpfs {
+                TmpfsIdmapProbe::Run => probe_tmpfs_idmap(&kernel_release),
+                TmpfsIdmapProbe::Skip => kernel_at_least(&kernel_release, TMPFS_IDMAP_KERNEL),
+            },
             kernel_release,
             oom_score_adj_floor: probe_oom_score_adj_floor(),
         })
@@ -44,7 +67,7 @@ impl HostFacts {
 
 /// See [`HostFacts::oom_score_adj_floor`]. An unreadable answer counts as "may lower":
 /// the write then fails at create, naming itself, rather than being changed here.
-fn probe_oom_score_adj_floor() -> Option<i32> {
+pub fn probe_oom_score_adj_floor() -> Option<i32> {
     match caps::has_cap(
         None,
         caps::CapSet::Effective,
@@ -57,6 +80,9 @@ fn probe_oom_score_adj_floor() -> Option<i32> {
     }
 }
 
+/// The first kernel whose tmpfs can be idmapped (FS_ALLOW_IDMAP).
+const TMPFS_IDMAP_KERNEL: (u32, u32) = (6, 3);
+
 /// Try to idmap a detached tmpfs; where that probe cannot run (unprivileged
 /// `profile check`), the kernel version decides (FS_ALLOW_IDMAP on tmpfs: 6.3).
 fn probe_tmpfs_idmap(kernel_release: &str) -> bool {
@@ -64,7 +90,7 @@ fn probe_tmpfs_idmap(kernel_release: &str) -> bool {
         Ok(supported) => supported,
         Err(e) => {
             tracing::debug!(error = %e, "tmpfs idmap probe unavailable; judging by kernel version");
-            kernel_at_least(kernel_release, (6, 3))
+            kernel_at_least(kernel_release, TMPFS_IDMAP_KERNEL)
         }
     }
 }

@@ -117,6 +117,7 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         policy: &admitted.policy,
         systemd,
         started,
+        audit: &admitted.audit,
     };
     let result = make(g, opts, builder, plan, &decided);
     // Done: the container exists, or everything made was undone.
@@ -134,6 +135,8 @@ struct Decided<'a> {
     policy: &'a crate::profile::Profile,
     systemd: bool,
     started: std::time::Instant,
+    /// Audit settings of the node config admission read.
+    audit: &'a crate::audit_log::AuditConfig,
 }
 
 /// The side effects of [`create`], in order; a failure undoes what was made.
@@ -233,7 +236,7 @@ fn make(
         Ok(_) => {
             tracing::debug!("container created");
             crate::audit_log::record_create_time(
-                g.config.as_deref(),
+                decided.audit,
                 decided.started.elapsed().as_secs_f64(),
             );
             Ok(())

@@ -166,7 +166,8 @@ pub struct GcReport {
 /// root's leftovers are judged by that root's own id locks and state, so live
 /// containers and creates in progress (their lock is held) are never touched. The
 /// idmap directory of a state root that no longer exists goes entirely, except for
-/// ids whose host id range a process still runs in.
+/// ids whose rootfs is still a process's root. A state root gc cannot finish is
+/// named in the report's `failed` (and the log), and the others are still collected.
 pub fn gc(g: &Global) -> Result<GcReport, CommandError> {
     let _s = tracing::info_span!("gc").entered();
     let mut report = GcReport::default();
@@ -275,8 +276,18 @@ fn reclaim_abandoned(g: &Global, dir: &Path, root: &Path, report: &mut GcReport)
     if kept {
         return;
     }
-    // Only empty directories are removed: anything unexpected in it stays.
-    let _ = fs::remove_file(dir.join(crate::state_root::IDMAP_OWNER));
+    // Only empty directories are removed: anything unexpected in it stays. (The
+    // record, and a temporary of it a killed create may have left.)
+    for e in entries(dir) {
+        let name = e
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with(crate::state_root::IDMAP_OWNER) && e.is_file() {
+            let _ = fs::remove_file(&e);
+        }
+    }
     for sub in ["root", "binds", "layers"] {
         let _ = fs::remove_dir(dir.join(sub));
     }

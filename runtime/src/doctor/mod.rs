@@ -22,6 +22,9 @@ pub struct NodeFacts {
     /// `/proc/sys/kernel/seccomp/actions_avail`; `None` without seccomp filters.
     pub seccomp_actions: Option<Vec<String>>,
     pub landlock_abi: Option<u8>,
+    /// The lowest oom_score_adj the runtime (run like this doctor, by root) can give
+    /// a container: `None` with CAP_SYS_RESOURCE (`HostFacts::oom_score_adj_floor`).
+    pub oom_score_adj_floor: Option<i32>,
     pub cgroup: CgroupVersion,
     /// Controllers the v2 hierarchy offers (root `cgroup.controllers`), or the v1
     /// hierarchies mounted under /sys/fs/cgroup.
@@ -133,6 +136,7 @@ const STOCKADE_ANNOTATIONS: &str = "org.stockade.*";
 pub fn assess(f: &NodeFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     kernel(f, &mut out);
+    oom_score_adj(f, &mut out);
     cgroups(f, &mut out);
     idmap(f, &mut out);
     profiles(f, &mut out);
@@ -218,6 +222,25 @@ fn kernel(f: &NodeFacts, out: &mut Vec<Finding>) {
             Status::Warn,
             "Landlock is unavailable: best-effort profiles run without their file and network rules".into(),
             Some("enable Landlock: boot with lsm=...,landlock (CONFIG_SECURITY_LANDLOCK)"),
+        ),
+    });
+}
+
+fn oom_score_adj(f: &NodeFacts, out: &mut Vec<Finding>) {
+    out.push(match f.oom_score_adj_floor {
+        None => finding(
+            "oom_score_adj",
+            Status::Ok,
+            "CAP_SYS_RESOURCE: any oomScoreAdj can be set".into(),
+            None,
+        ),
+        Some(floor) => finding(
+            "oom_score_adj",
+            Status::Warn,
+            format!(
+                "no CAP_SYS_RESOURCE: an oomScoreAdj below {floor} (containerd's -998 for pod sandboxes, the kubelet's -997 for Guaranteed pods) is raised to {floor}, noted in each container's audit record"
+            ),
+            Some("run containerd (and so the runtime) with CAP_SYS_RESOURCE in its bounding set; where the node cannot grant it, pods run less protected from the OOM killer"),
         ),
     });
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxIdMappingBuilder;
 
 use super::{ContainerdFacts, HandlerFacts, IdmapProbe, NodeConfigFacts, NodeFacts, ProfileFacts};
+use crate::host_probe::probe_oom_score_adj_floor;
 use crate::landlock::plan::Compat;
 use crate::profile::host::{probe_cgroup, probe_landlock_abi, CgroupVersion};
 use crate::profile::node_config::{NodeConfig, DEFAULT_CONFIG_PATH};
@@ -47,6 +48,7 @@ pub fn probe(inputs: &ProbeInputs) -> NodeFacts {
         seccomp_actions: read_trimmed("/proc/sys/kernel/seccomp/actions_avail")
             .map(|s| s.split_whitespace().map(str::to_string).collect()),
         landlock_abi: probe_landlock_abi(),
+        oom_score_adj_floor: probe_oom_score_adj_floor(),
         cgroup,
         cgroup_controllers: cgroup_controllers(cgroup),
         systemd_init: Path::new("/run/systemd/system").is_dir(),

@@ -12,6 +12,7 @@ fn healthy() -> NodeFacts {
                 .collect(),
         ),
         landlock_abi: Some(6),
+        oom_score_adj_floor: None,
         cgroup: CgroupVersion::V2,
         cgroup_controllers: vec!["cpu".into(), "io".into(), "memory".into(), "pids".into()],
         systemd_init: false,
@@ -104,6 +105,12 @@ fn each_defect_is_reported_with_its_fix() {
             Status::Warn,
             "landlock",
             "unavailable",
+        ),
+        (
+            |f| f.oom_score_adj_floor = Some(1),
+            Status::Warn,
+            "oom_score_adj",
+            "raised to 1",
         ),
         (
             |f| f.cgroup_controllers = vec!["cpu".into()],

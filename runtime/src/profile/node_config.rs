@@ -366,7 +366,16 @@ pub fn tighten_by_annotation(
     ctx: &ContainerContext,
 ) -> Result<Profile, NodeConfigError> {
     let path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
-    match NodeConfig::read(path)? {
+    tighten_by_annotation_in(NodeConfig::read(path)?.as_ref(), base, ctx)
+}
+
+/// [`tighten_by_annotation`] under a node config already read (`None`: there is none).
+pub fn tighten_by_annotation_in(
+    config: Option<&NodeConfig>,
+    base: Profile,
+    ctx: &ContainerContext,
+) -> Result<Profile, NodeConfigError> {
+    match config {
         Some(cfg) => Ok(cfg
             .apply_annotation(base, SelectedBy::Default, ctx)?
             .profile),
@@ -431,7 +440,15 @@ pub fn profile_for_container(
     ctx: &ContainerContext,
 ) -> Result<Selected, NodeConfigError> {
     let path = config_path.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
-    match NodeConfig::read(path)? {
+    profile_for_container_in(NodeConfig::read(path)?.as_ref(), ctx)
+}
+
+/// [`profile_for_container`] under a node config already read (`None`: there is none).
+pub fn profile_for_container_in(
+    config: Option<&NodeConfig>,
+    ctx: &ContainerContext,
+) -> Result<Selected, NodeConfigError> {
+    match config {
         Some(cfg) => cfg.select(ctx),
         None => {
             // No node config: the annotation may still only tighten, and only to a

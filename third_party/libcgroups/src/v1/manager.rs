@@ -96,8 +96,18 @@ impl Manager {
     /// Constructs a new cgroup manager with cgroups_path being relative to the root of the subsystem
     pub fn new(cgroup_path: &Path) -> Result<Self, V1ManagerError> {
         let mut subsystems = HashMap::new();
+        // [stockade patch] mountinfo and /proc/self/cgroup are read once for all
+        // controllers, not once per controller (24 procfs reads per manager). A read
+        // that fails leaves every controller unsupported, as it did one by one.
+        let proc_files = Self::read_proc_files();
         for subsystem in CONTROLLERS {
-            if let Ok(subsystem_path) = Self::get_subsystem_path(cgroup_path, subsystem) {
+            let found = match &proc_files {
+                Ok((mountinfo, cgroup)) => {
+                    Self::subsystem_path_in(mountinfo, cgroup, cgroup_path, subsystem)
+                }
+                Err(_) => Err(V1ManagerError::SubsystemDoesNotExist),
+            };
+            if let Ok(subsystem_path) = found {
                 subsystems.insert(*subsystem, subsystem_path);
             } else {
                 tracing::warn!("cgroup {} not supported on this system", subsystem);
@@ -108,7 +118,12 @@ impl Manager {
         let mut named = Vec::new();
         if !cgroup_path.as_os_str().is_empty() {
             for name in NAMED_HIERARCHIES {
-                if let Some(mount_point) = util::named_hierarchy_mount_point(name)? {
+                // [stockade patch] from the mountinfo read above.
+                let found = match &proc_files {
+                    Ok((mountinfo, _)) => util::named_hierarchy_mount_point_in(mountinfo, name)?,
+                    Err(_) => util::named_hierarchy_mount_point(name)?,
+                };
+                if let Some(mount_point) = found {
                     named.push(mount_point.join_safely(cgroup_path)?);
                 }
             }
@@ -122,21 +137,37 @@ impl Manager {
         self.subsystems.values().chain(&self.named).cloned().collect()
     }
 
-    fn get_subsystem_path(
+    /// [stockade patch] The text of /proc/self/mountinfo and /proc/self/cgroup.
+    fn read_proc_files() -> Result<(String, String), V1ManagerError> {
+        use std::io::Read;
+        let mountinfo = util::read_mountinfo()?;
+        let mut cgroup = String::new();
+        ProcfsHandle::new()?
+            .open(
+                ProcfsBase::ProcSelf,
+                "cgroup",
+                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+            )?
+            .read_to_string(&mut cgroup)
+            .map_err(V1MountPointError::Io)?;
+        Ok((mountinfo, cgroup))
+    }
+
+    /// `subsystem`'s directory for `cgroup_path`, from the text of this process's
+    /// mountinfo and cgroup files.
+    fn subsystem_path_in(
+        mountinfo: &str,
+        proc_cgroup: &str,
         cgroup_path: &Path,
         subsystem: &CtrlType,
     ) -> Result<PathBuf, V1ManagerError> {
         tracing::debug!("Get path for subsystem: {}", subsystem);
-        let mount_point = util::get_subsystem_mount_point(subsystem)?;
+        let mount_point = util::subsystem_mount_point_in(mountinfo, subsystem)?;
 
-        let cgroup = ProcessCGroups::from_read(ProcfsHandle::new()?.open(
-            ProcfsBase::ProcSelf,
-            "cgroup",
-            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-        )?)?
-        .into_iter()
-        .find(|c| c.controllers.contains(&subsystem.to_string()))
-        .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
+        let cgroup = ProcessCGroups::from_read(proc_cgroup.as_bytes())?
+            .into_iter()
+            .find(|c| c.controllers.contains(&subsystem.to_string()))
+            .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
 
         let p = if cgroup_path.as_os_str().is_empty() {
             mount_point.join_safely(Path::new(&cgroup.pathname))?

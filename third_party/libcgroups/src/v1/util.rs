@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 use pathrs::flags::OpenFlags;
@@ -53,13 +53,17 @@ pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> 
 /// without that the container's view of it (its `/sys/fs/cgroup/systemd`) could only
 /// be the hierarchy the runtime itself runs in.
 pub fn named_hierarchy_mount_point(name: &str) -> Result<Option<PathBuf>, V1MountPointError> {
-    let reader = BufReader::new(ProcfsHandle::new()?.open(
-        ProcfsBase::ProcSelf,
-        "mountinfo",
-        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-    )?);
-    for line in reader.lines() {
-        let m = MountInfo::from_line(&line?).map_err(V1MountPointError::MountInfo)?;
+    named_hierarchy_mount_point_in(&read_mountinfo()?, name)
+}
+
+/// [stockade patch] [`named_hierarchy_mount_point`] in the text of this process's
+/// mountinfo, already read (see [`read_mountinfo`]).
+pub fn named_hierarchy_mount_point_in(
+    mountinfo: &str,
+    name: &str,
+) -> Result<Option<PathBuf>, V1MountPointError> {
+    for line in mountinfo.lines() {
+        let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;
         if m.fs_type == "cgroup"
             && m.super_options.get("name").and_then(|v| v.as_deref()) == Some(name)
         {
@@ -84,19 +88,34 @@ pub fn list_supported_mount_points() -> Result<HashMap<ControllerType, PathBuf>,
 }
 
 pub fn get_subsystem_mount_point(subsystem: &ControllerType) -> Result<PathBuf, V1MountPointError> {
-    let subsystem_name = subsystem.to_string();
-    let reader = BufReader::new(ProcfsHandle::new()?.open(
-        ProcfsBase::ProcSelf,
-        "mountinfo",
-        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-    )?);
+    subsystem_mount_point_in(&read_mountinfo()?, subsystem)
+}
 
-    reader
+/// [stockade patch] This process's mountinfo, read once so that a manager finds the
+/// mount points of all its controllers in one read (each read costs a procfs handle
+/// and a dozen syscalls; `Manager::new` made 12 of them).
+pub fn read_mountinfo() -> Result<String, V1MountPointError> {
+    let mut text = String::new();
+    ProcfsHandle::new()?
+        .open(
+            ProcfsBase::ProcSelf,
+            "mountinfo",
+            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+        )?
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// [stockade patch] The mount point of `subsystem` in `mountinfo` (the text of
+/// `/proc/self/mountinfo`), found exactly as [`get_subsystem_mount_point`] did.
+pub fn subsystem_mount_point_in(
+    mountinfo: &str,
+    subsystem: &ControllerType,
+) -> Result<PathBuf, V1MountPointError> {
+    let subsystem_name = subsystem.to_string();
+    mountinfo
         .lines()
-        .map(|lr| {
-            lr.map_err(V1MountPointError::Io)
-                .and_then(|line| MountInfo::from_line(&line).map_err(V1MountPointError::MountInfo))
-        })
+        .map(|line| MountInfo::from_line(line).map_err(V1MountPointError::MountInfo))
         .find_map(|r| match r {
             Err(e) => Some(Err(e)),
             Ok(m) if m.fs_type == "cgroup" => {

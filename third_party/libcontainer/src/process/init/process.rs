@@ -90,6 +90,9 @@ pub fn container_init_process(
                 .verify_bind_source(m, fd)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         };
+        // [stockade patch] Prepare the rootfs from inside it (runc's init also works
+        // from the rootfs). See `WorkFromRootfs`.
+        let from_rootfs = WorkFromRootfs::enter(ctx.spec, ctx.rootfs);
         rootfs
             .prepare_rootfs(
                 ctx.spec,
@@ -102,6 +105,9 @@ pub fn container_init_process(
                 tracing::error!(?err, "failed to prepare rootfs");
                 InitProcessError::RootFS(err)
             })?;
+        if let Some(w) = from_rootfs {
+            w.leave()?;
+        }
 
         if let Some(hooks) = ctx.hooks {
             // send a request to the main process to run prestart and create_runtime hooks.
@@ -819,6 +825,58 @@ fn unmount_or_hide(syscall: &dyn Syscall, target: impl AsRef<Path>) -> Result<()
             )
             .map_err(InitProcessError::SyscallOther),
         Err(err) => Err(InitProcessError::SyscallOther(err)),
+    }
+}
+
+/// [stockade patch] The init's working directory while it mounts the rootfs.
+///
+/// pathrs (which resolves every mount target inside the rootfs) decides once per
+/// process whether openat2(2) works, by opening "." read-only after an expected
+/// openat2 failure (a procfs magic link). The init inherits the runtime's cwd:
+/// containerd's bundle directory (0711), which a container root in a user namespace
+/// may search but not read. The probe then fails with EACCES and pathrs falls back,
+/// for the rest of the process, to its emulated resolver, which re-verifies procfs
+/// on every path component: about ten times the syscalls of the whole create.
+/// Working from the rootfs (readable by the container's root) keeps openat2, the
+/// kernel-enforced resolver. Only done when nothing in `prepare_rootfs` resolves
+/// against the cwd (a relative bind source does) and the caller's cwd can be entered
+/// again: it is restored before the createContainer hooks run, so they see the same
+/// cwd as before.
+struct WorkFromRootfs {
+    caller_cwd: std::os::fd::OwnedFd,
+}
+
+impl WorkFromRootfs {
+    fn enter(spec: &oci_spec::runtime::Spec, rootfs: &Path) -> Option<Self> {
+        use nix::unistd::{AccessFlags, access};
+        use std::os::unix::fs::OpenOptionsExt;
+        // A readable cwd already keeps openat2.
+        if access(".", AccessFlags::R_OK).is_ok() || access(".", AccessFlags::X_OK).is_err() {
+            return None;
+        }
+        let relative_bind = spec.mounts().iter().flatten().any(|m| {
+            crate::rootfs::utils::is_bind(m) && m.source().as_ref().is_some_and(|s| s.is_relative())
+        });
+        if relative_bind {
+            return None;
+        }
+        // O_PATH: no read permission needed to come back to it.
+        let caller_cwd = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(".")
+            .ok()?;
+        unistd::chdir(rootfs).ok()?;
+        Some(Self {
+            caller_cwd: caller_cwd.into(),
+        })
+    }
+
+    fn leave(self) -> Result<()> {
+        unistd::fchdir(self.caller_cwd.as_raw_fd()).map_err(|source| InitProcessError::Chdir {
+            path: PathBuf::from("(the runtime's working directory)"),
+            source,
+        })
     }
 }
 

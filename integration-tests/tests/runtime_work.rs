@@ -1,0 +1,239 @@
+//! The work a container start costs, counted under strace (syscalls, files read,
+//! processes), never timed (Stockade only; under the node `default` profile, which
+//! gives every container its own user namespace and an idmapped rootfs).
+//!
+//! - The runtime as containerd runs it: from the bundle directory, which containerd
+//!   makes 0711, so a container root in a user namespace may search it but not read
+//!   it. The init mounts the rootfs through pathrs, which decides once per process
+//!   whether openat2(2) works by opening its cwd read-only; from an unreadable cwd
+//!   that probe failed and pathrs fell back, for the whole init, to its emulated
+//!   resolver (re-verifying procfs on every path component): three times the
+//!   syscalls of the same run from `/`.
+//! - Admission reads the node config once, and runs the tmpfs idmap probe (a tmpfs
+//!   mount and a forked namespace holder) only for a spec with a bind volume on tmpfs.
+//! - The cgroup v1 manager reads mountinfo once, not once per controller.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use stockade_integration_tests::runtime::require_root;
+use stockade_integration_tests::{runtime, skip_on_reference, Bundle, BundleBuilder, Runtime};
+
+const STRACE: &str = "/usr/bin/strace";
+
+/// `run` of `bundle` under `strace -f` from `cwd`, with `filter` (`-e trace=...`) and
+/// the trace written to `out`; returns whether the run succeeded.
+fn traced(rt: &Runtime, bundle: &Bundle, cwd: &Path, filter: &str, out: &Path) -> bool {
+    assert!(
+        Path::new(STRACE).exists(),
+        "{STRACE} is missing: run scripts/install-deps.sh"
+    );
+    let wrapper = [
+        STRACE,
+        "-f",
+        "-qq",
+        "-e",
+        filter,
+        "-o",
+        out.to_str().expect("utf-8 trace path"),
+    ];
+    rt.command_via(
+        &wrapper,
+        &[
+            "run".as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            bundle.id.as_ref(),
+        ],
+    )
+    .current_dir(cwd)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .status()
+    .expect("spawn strace")
+    .success()
+}
+
+/// [`traced`], which must succeed.
+fn traced_run(rt: &Runtime, bundle: &Bundle, cwd: &Path, filter: &str, out: &Path) {
+    assert!(
+        traced(rt, bundle, cwd, filter, out),
+        "run from {} failed\nlog: {}",
+        cwd.display(),
+        rt.log_text()
+    );
+}
+
+/// The lines of a trace written by the runtime's own process (the first pid in
+/// it), not by the container's processes.
+fn main_process_lines(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out).expect("read trace");
+    let main = text
+        .split_whitespace()
+        .next()
+        .expect("an empty trace")
+        .to_string();
+    text.lines()
+        .filter(|l| l.split_whitespace().next() == Some(main.as_str()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The syscalls of one traced `run` of `/bin/true` (all processes), from the bundle
+/// directory or from `/`.
+fn syscalls(rt: &Runtime, from_bundle_dir: bool, out: &Path) -> usize {
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    let cwd = match from_bundle_dir {
+        true => bundle.path().to_path_buf(),
+        false => "/".into(),
+    };
+    traced_run(rt, &bundle, &cwd, "trace=all", out);
+    let text = std::fs::read_to_string(out).expect("read trace");
+    text.lines().filter(|l| l.contains('(')).count()
+}
+
+/// From containerd's 0711 bundle directory, the init keeps openat2(2): pathrs's
+/// probe of the cwd never fails with EACCES, and the whole run makes about as many
+/// syscalls as the same run from `/` (before: ~3x).
+#[test]
+fn run_from_an_unreadable_bundle_dir_keeps_openat2() {
+    require_root();
+    if skip_on_reference("pathrs is Stockade's resolver") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    let probe_trace = traces.path().join("openat2");
+    traced_run(&rt, &bundle, bundle.path(), "trace=openat2", &probe_trace);
+    let text = std::fs::read_to_string(&probe_trace).expect("read trace");
+    let failed_probes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("openat2(AT_FDCWD, \".\"") && l.contains("EACCES"))
+        .collect();
+    assert!(
+        failed_probes.is_empty(),
+        "pathrs's openat2 probe failed on the bundle dir: {failed_probes:?}"
+    );
+
+    let from_root = syscalls(&rt, false, &traces.path().join("root"));
+    let from_bundle_dir = syscalls(&rt, true, &traces.path().join("bundle"));
+    assert!(
+        from_bundle_dir * 4 <= from_root * 5,
+        "run from the bundle dir made {from_bundle_dir} syscalls, from / {from_root}"
+    );
+}
+
+/// The init leaves the caller's cwd only while it mounts the rootfs: a
+/// createContainer hook (which runs in the init, before pivot_root) still runs in
+/// the directory the runtime was started from.
+#[test]
+fn create_container_hook_runs_in_the_runtime_cwd() {
+    require_root();
+    if skip_on_reference("Stockade's init") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    // Writable by the container's mapped root (a host id of its range).
+    let out_dir = tempfile::tempdir().expect("hook output dir");
+    std::fs::set_permissions(
+        out_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod hook output dir");
+    let cwd_file = out_dir.path().join("cwd");
+    let script = format!("pwd > {}", cwd_file.display());
+    let bundle = BundleBuilder::new()
+        .args(&["/bin/true"])
+        .edit(|s| {
+            s["hooks"] = serde_json::json!({
+                "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}],
+            });
+        })
+        .build();
+    let traces = tempfile::tempdir().expect("trace dir");
+    traced_run(
+        &rt,
+        &bundle,
+        bundle.path(),
+        "trace=none",
+        &traces.path().join("none"),
+    );
+    let cwd = std::fs::read_to_string(&cwd_file).expect("the hook wrote its cwd");
+    assert_eq!(cwd.trim(), bundle.path().to_str().unwrap());
+}
+
+/// One `run` reads the node config once (it was read for the profile, for the audit
+/// record and again for the create-time metric), and the runtime's own process
+/// makes no tmpfs (the idmap probe's) when no bind volume is on tmpfs.
+#[test]
+fn run_reads_the_node_config_once_and_probes_tmpfs_idmap_only_for_tmpfs_volumes() {
+    require_root();
+    if skip_on_reference("Stockade's admission") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("plain");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(&rt, &bundle, Path::new("/"), "trace=openat,fsopen", &out);
+    let main = main_process_lines(&out);
+    let config = rt.node_config_path().to_str().unwrap().to_string();
+    let config_reads: Vec<&String> = main
+        .iter()
+        .filter(|l| l.contains(&format!("\"{config}\"")))
+        .collect();
+    assert_eq!(config_reads.len(), 1, "node config reads: {config_reads:?}");
+    let tmpfs: Vec<&String> = main
+        .iter()
+        .filter(|l| l.contains("fsopen(\"tmpfs\""))
+        .collect();
+    assert!(
+        tmpfs.is_empty(),
+        "tmpfs made without a tmpfs volume: {tmpfs:?}"
+    );
+
+    // A bind volume on tmpfs (as a Secret is): the probe decides admission again.
+    let volume = tempfile::tempdir_in("/dev/shm").expect("a dir on tmpfs");
+    let bundle = BundleBuilder::new()
+        .args(&["/bin/true"])
+        .mount(serde_json::json!({
+            "destination": "/secret", "type": "bind",
+            "source": volume.path(), "options": ["rbind", "ro"],
+        }))
+        .build();
+    let out = traces.path().join("tmpfs-volume");
+    // Admitted or refused by the bind source rules: the probe runs first either way.
+    traced(&rt, &bundle, Path::new("/"), "trace=openat,fsopen", &out);
+    let probes = main_process_lines(&out)
+        .into_iter()
+        .filter(|l| l.contains("fsopen(\"tmpfs\""))
+        .count();
+    assert!(probes >= 1, "no tmpfs idmap probe for a tmpfs volume");
+}
+
+/// The cgroup v1 manager reads `/proc/self/mountinfo` once per manager, not once
+/// per controller (12 reads in the runtime's own process for one `run`); the v2
+/// manager needs no more.
+#[test]
+fn run_reads_mountinfo_once_per_cgroup_manager() {
+    require_root();
+    if skip_on_reference("Stockade's cgroup manager") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("mountinfo");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(&rt, &bundle, Path::new("/"), "trace=openat,openat2", &out);
+    let reads: Vec<String> = main_process_lines(&out)
+        .into_iter()
+        .filter(|l| l.contains("\"mountinfo\""))
+        .collect();
+    assert!(
+        reads.len() <= 2,
+        "{} mountinfo reads in the runtime's process: {reads:?}",
+        reads.len()
+    );
+}
