@@ -77,6 +77,12 @@ DEFAULT_V2=(
   policy_gate::owner_landlock_rules_the_kernel_cannot_enforce_are_refused_at_admission
   # disableOOMKiller: no cgroup v2 equivalent, said at admission.
   runc_parity_spec::oom_killer_setting_is_enforced_or_reported
+  # cgroup parity with runc on v2: a pre-frozen cgroup (cgroup.freeze), sub-cgroups
+  # at exec and delete, every update flag (cpuset on v2).
+  runc_parity::create_in_a_frozen_cgroup_fails_instead_of_hanging
+  runc_parity::exec_into_a_missing_sub_cgroup_fails_and_makes_nothing
+  runc_parity::delete_force_removes_sub_cgroups
+  runc_parity::update_flags_are_all_applied
 )
 # With systemd as PID 1 (the systemd cgroup driver's tests join this list).
 DEFAULT_SYSTEMD=(

@@ -287,6 +287,68 @@ fn oom_killer_setting_is_enforced_or_reported() {
     }
 }
 
+// ---- seccomp: architectures without the native one, the ENOSYS stub (issue 14) ----
+
+/// A filter whose `architectures` name only a companion ABI: runc (libseccomp) adds
+/// the native architecture, so the rules apply natively. Stockade refused it.
+#[test]
+fn seccomp_architectures_without_the_native_one_get_it_added() {
+    #[cfg(target_arch = "x86_64")]
+    let companion = "SCMP_ARCH_X86";
+    #[cfg(target_arch = "aarch64")]
+    let companion = "SCMP_ARCH_ARM";
+    let edit = move |b: BundleBuilder| {
+        let mut filter = keyctl_filter();
+        filter["architectures"] = json!([companion]);
+        b.seccomp(filter)
+    };
+    let Some((s, r)) = both(&["syscall", "keyctl"], &edit) else {
+        return;
+    };
+    assert_eq!(r["errno"], EXDEV, "runc: {r}");
+    assert_eq!(s["errno"], r["errno"], "stockade {s} vs runc {r}");
+}
+
+/// A deny-by-default filter that names every native syscall below clone3 but not
+/// clone3 itself (as filters written before clone3 existed do): runc's -ENOSYS stub
+/// answers ENOSYS for every number above the highest the filter names, so glibc's
+/// pthread_create falls back from clone3 to clone. Stockade only did so above the
+/// highest number of its own syscall table, which knows clone3, so clone3 got the
+/// default EPERM and no thread could be made. Below that number the default stays.
+#[test]
+fn seccomp_syscalls_newer_than_the_filter_get_enosys_as_under_runc() {
+    let clone3 = libc::SYS_clone3;
+    let names: Vec<&str> = (0..clone3)
+        .filter_map(stockade::seccomp::syscall_name)
+        .filter(|n| *n != "keyctl")
+        .collect();
+    // runc builds its stub per listed architecture (none for an empty list).
+    #[cfg(target_arch = "x86_64")]
+    let native = "SCMP_ARCH_X86_64";
+    #[cfg(target_arch = "aarch64")]
+    let native = "SCMP_ARCH_AARCH64";
+    let filter = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": [native],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+    });
+    let edit = move |b: BundleBuilder| b.seccomp(filter.clone());
+    for (args, want) in [
+        (&["syscall", "clone3"][..], json!(libc::ENOSYS)),
+        (&["syscall", "keyctl"][..], json!(libc::EPERM)),
+    ] {
+        let Some((s, r)) = both(args, &edit) else {
+            return;
+        };
+        assert_eq!(r["errno"], want, "runc {args:?}: {r}");
+        assert_eq!(s["errno"], r["errno"], "{args:?}: stockade {s} vs runc {r}");
+    }
+    let Some((s, r)) = both(&["threads"], &edit) else {
+        return;
+    };
+    assert_eq!(s, r, "a thread through glibc: stockade {s} vs runc {r}");
+}
+
 /// `ro` in a mount's options is honoured where libcontainer used to drop it: the `/dev`
 /// tmpfs (mounted writable to create the device nodes, then made read-only, as runc
 /// does) and the cgroup v1 tree under `/sys/fs/cgroup` (every hierarchy, `name=systemd`

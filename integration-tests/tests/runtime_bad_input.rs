@@ -196,19 +196,24 @@ fn seccomp_notify_action_is_refused() {
     assert_create_refused(&rt, &bundle, &["SCMP_ACT_NOTIFY", "notify"]);
 }
 
-/// An architecture the filter cannot be built for (this is an x86_64 host) is
-/// refused rather than silently dropped.
+/// An `architectures` list without the native one is not bad input: as libseccomp
+/// (runc) does, the native architecture is filtered anyway, so the rules apply (here:
+/// keyctl fails with EXDEV) and the foreign ABI can never pass (issue 14; it used
+/// to be refused).
 #[test]
-fn seccomp_unsupported_architecture_is_refused() {
+fn seccomp_architectures_without_the_native_one_still_filter_natively() {
     let rt = runtime!();
     let bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "syscall", "keyctl"])
         .seccomp(json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "architectures": ["SCMP_ARCH_S390X"],
-            "syscalls": []
+            "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}]
         }))
         .build();
-    assert_create_refused(&rt, &bundle, &["SCMP_ARCH_S390X", "architecture"]);
+    let report = rt.run(&bundle).expect_ok(&rt).report();
+    assert_eq!(report["errno"], libc::EXDEV, "{report}");
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
 
 /// The rootfs gets the forbidden-source rules of bind mounts: `root.path: "/"`

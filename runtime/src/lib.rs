@@ -8,6 +8,7 @@ pub mod audit_log;
 pub mod bind_source;
 pub mod bounded_read;
 pub mod bundle;
+pub mod cgroup_freeze;
 pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;

@@ -94,6 +94,14 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     if g.root.exists(opts.id) {
         return Err(StateRootError::Exists(opts.id.to_string()).into());
     }
+    // A process added to a frozen cgroup stops at once: the create would wait for
+    // it forever. Refused as runc does, before anything is made.
+    if let Some((mount, kind)) = crate::cgroup_freeze::host_freezer() {
+        if let Some(cgroup) = crate::cgroup_freeze::frozen(&mount, &admitted.placement.cgroup, kind)
+        {
+            return Err(CommandError::CgroupFrozen { cgroup });
+        }
+    }
     if recover::pending(g, opts.id) {
         // A create of this id was killed (its lock died with it): reclaim first.
         recover::reclaim(g, opts.id)?;

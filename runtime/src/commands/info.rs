@@ -330,8 +330,29 @@ pub fn update(g: &Global, a: &crate::cli::UpdateArgs) -> Result<(), CommandError
         pids.set_limit(p);
         resources.set_pids(Some(pids));
     }
-    if a.cpu_quota.is_some() || a.cpu_period.is_some() || a.cpu_share.is_some() {
+    let cpu_flags = [a.cpu_period, a.cpu_share, a.cpu_rt_period, a.cpu_rt_runtime];
+    if a.cpu_quota.is_some()
+        || cpu_flags.iter().any(Option::is_some)
+        || a.cpuset_cpus.is_some()
+        || a.cpuset_mems.is_some()
+    {
         let mut cpu = resources.cpu().clone().unwrap_or_default();
+        if let Some(p) = a.cpu_rt_period {
+            cpu.set_realtime_period(Some(p));
+        }
+        if let Some(r) = a.cpu_rt_runtime {
+            let r = i64::try_from(r).map_err(|_| CommandError::Unsupported {
+                what: "--cpu-rt-runtime",
+                value: r.to_string(),
+            })?;
+            cpu.set_realtime_runtime(Some(r));
+        }
+        if let Some(cpus) = &a.cpuset_cpus {
+            cpu.set_cpus(Some(cpus.clone()));
+        }
+        if let Some(mems) = &a.cpuset_mems {
+            cpu.set_mems(Some(mems.clone()));
+        }
         if let Some(q) = a.cpu_quota {
             cpu.set_quota(Some(q));
         }
@@ -342,6 +363,23 @@ pub fn update(g: &Global, a: &crate::cli::UpdateArgs) -> Result<(), CommandError
             cpu.set_shares(Some(s));
         }
         resources.set_cpu(Some(cpu));
+    }
+    if let Some(w) = a.blkio_weight {
+        // runc's --blkio-weight is a uint16 (the kernel takes 10..=1000).
+        let w = u16::try_from(w).map_err(|_| CommandError::Unsupported {
+            what: "--blkio-weight",
+            value: w.to_string(),
+        })?;
+        let mut blkio = resources.block_io().clone().unwrap_or_default();
+        blkio.set_weight(Some(w));
+        resources.set_block_io(Some(blkio));
+    }
+    // Intel RDT is not supported (`features` says so): refuse rather than ignore.
+    if let Some(v) = a.l3_cache_schema.as_ref().or(a.mem_bw_schema.as_ref()) {
+        return Err(CommandError::Unsupported {
+            what: "Intel RDT schema (--l3-cache-schema, --mem-bw-schema)",
+            value: v.clone(),
+        });
     }
     // Judged like create, by the profile recorded at create, against the resources
     // the container would have afterwards; nothing reaches the cgroup before.

@@ -87,6 +87,9 @@ pub enum CommandError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// runc's words, which tools match.
+    #[error("container's cgroup unexpectedly frozen: {}", cgroup.display())]
+    CgroupFrozen { cgroup: std::path::PathBuf },
     #[error("invalid resources document")]
     Resources(#[source] serde_json::Error),
     #[error("unsupported {what}: {value:?}")]
@@ -103,10 +106,12 @@ pub enum CommandError {
 
 impl CommandError {
     /// The process exit status for this error: 1, except where callers rely on
-    /// runc's own (exec into a paused container: 255).
+    /// runc's own (exec into a paused container, or an exec libcontainer could not
+    /// start, e.g. into a missing `--cgroup`: 255, runc's "exec failed"). A refusal
+    /// by the profile gate stays 1, as every refusal.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CommandError::Paused => 255,
+            CommandError::Paused | CommandError::Container { op: "exec", .. } => 255,
             _ => 1,
         }
     }

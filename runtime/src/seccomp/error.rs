@@ -31,15 +31,6 @@ pub enum SeccompError {
     #[error("linux.seccomp.flags[{index}]: flag {flag} is not supported")]
     UnsupportedFlag { index: usize, flag: String },
 
-    #[error(
-        "linux.seccomp.architectures: native architecture {native} is missing (listed: {})",
-        listed.join(", ")
-    )]
-    ForeignArchOnly {
-        native: &'static str,
-        listed: Vec<String>,
-    },
-
     #[error("linux.seccomp.syscalls[{entry}].args[{arg}].index: {index} is not an argument index (0..=5)")]
     InvalidArgIndex {
         entry: usize,

@@ -18,7 +18,8 @@
 //! group 1    seccompiler chain for the most restrictive action; every sentinel RET is
 //!            rewritten into `JA` to the start of group 2
 //! group ...  same, the last group's sentinels jump to the tail
-//! tail       (deny default only) nr > highest known native number -> ERRNO(ENOSYS)
+//! tail       (deny default only) nr > highest native number the filter names
+//!            -> ERRNO(ENOSYS)
 //!            RET defaultAction
 //! ```
 //!
@@ -71,8 +72,9 @@
 //!   let the call through, so it is refused with the entry's path
 //!   ([`droppable_unknown_names`]). Tables are generated from Linux 6.18's lists, see
 //!   `syscall_table.rs`.
-//! - **Architectures.** An empty list means native only. A non-empty list must include
-//!   the native architecture (or `SCMP_ARCH_NATIVE`), else it is refused. Other known
+//! - **Architectures.** The native architecture is always filtered, listed or not
+//!   (libseccomp adds it to every filter, so runc does too: a list naming only
+//!   `SCMP_ARCH_X86` still has its rules applied natively). Other known
 //!   names (`SCMP_ARCH_X86`, `SCMP_ARCH_X32`, ...) are accepted, but those ABIs are
 //!   always killed: the prologue kills any foreign audit arch (i386 via `int $0x80`
 //!   arrives as AUDIT_ARCH_I386), and on x86_64 an explicit check kills x32 syscalls,
@@ -80,12 +82,16 @@
 //!   Number -1 is exempt from that check: it is what a ptrace-skipped syscall looks
 //!   like, and natively it just returns ENOSYS. Unknown names never reach us: oci-spec
 //!   refuses them while parsing.
-//! - **Syscalls newer than the table.** When `defaultAction` denies (ERRNO, KILL*,
-//!   TRAP), any number above the highest native number we know returns ENOSYS instead
-//!   of the default action. libc wrappers treat ENOSYS as "kernel too old" and fall back
-//!   (glibc's clone3 -> clone), while EPERM would be reported as a hard failure. Only
-//!   numbers we cannot name get this; explicit entries are checked first and win.
-//!   Unnamed gaps below the maximum get the default action (they are ENOSYS natively).
+//! - **Syscalls newer than the filter.** When `defaultAction` denies (ERRNO, KILL*,
+//!   TRAP), any number above the highest native number the filter names returns
+//!   ENOSYS instead of the default action, as runc's -ENOSYS stub does. libc wrappers
+//!   treat ENOSYS as "kernel too old" and fall back (glibc's clone3 -> clone), while
+//!   EPERM would be reported as a hard failure: a filter written before clone3 existed
+//!   does not name it, and its threads must still start. (The threshold used to be the
+//!   highest number of our own table, which knows clone3: such a filter got EPERM.)
+//!   A filter naming no native syscall uses our table's highest number. Explicit
+//!   entries are checked first and win; numbers below the threshold that the filter
+//!   does not name get the default action.
 //! - **Flags.** `SECCOMP_FILTER_FLAG_LOG` and `SECCOMP_FILTER_FLAG_SPEC_ALLOW` are passed
 //!   to the kernel. `SECCOMP_FILTER_FLAG_TSYNC` is accepted as a no-op: the init is
 //!   single-threaded when it loads the filter. `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`

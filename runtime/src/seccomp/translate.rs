@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
     LinuxSeccompOperator, LinuxSyscall,
 };
 use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
@@ -11,11 +11,6 @@ use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompConditio
 use super::bpf::{self, Group};
 use super::names::{max_native_number, resolve, Resolved};
 use super::{CompiledFilter, SeccompError};
-
-#[cfg(target_arch = "x86_64")]
-const NATIVE_ARCH: Arch = Arch::ScmpArchX86_64;
-#[cfg(target_arch = "aarch64")]
-const NATIVE_ARCH: Arch = Arch::ScmpArchAarch64;
 
 /// Largest errno the kernel returns unclamped (MAX_ERRNO, linux/err.h).
 const MAX_ERRNO: u32 = 4095;
@@ -25,7 +20,8 @@ const MAX_TRACE_DATA: u32 = 0xffff;
 /// Compile `seccomp` into one BPF program. Pure: no syscalls, safe in the parent.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
     check_listener(seccomp)?;
-    check_architectures(seccomp.architectures().as_deref().unwrap_or_default())?;
+    // The native architecture is always in the program, listed or not: libseccomp
+    // (and so runc) adds it to every filter. Other listed ABIs are killed (below).
     let flags = translate_flags(seccomp.flags().as_deref().unwrap_or_default())?;
     let default = translate_action(
         Site::Default,
@@ -40,7 +36,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         (&default, &default_name),
         &mut names,
     )?;
-    let enosys_above = denies(&default).then(|| max_native_number() as u32);
+    let enosys_above = denies(&default).then(|| enosys_threshold(seccomp) as u32);
     let program = bpf::assemble(groups, &default, enosys_above)?;
     Ok(CompiledFilter {
         program,
@@ -48,6 +44,25 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         skipped: names.foreign,
         dropped_unknown: names.unknown,
     })
+}
+
+/// Numbers above this get ENOSYS under a denying default: the highest native number
+/// the filter names, as runc's -ENOSYS stub does (libseccomp's numbers for the
+/// config's names). A filter written before a syscall existed does not name it, and
+/// its callers expect the ENOSYS an older kernel gives: glibc's pthread_create falls
+/// back from clone3 to clone only on ENOSYS; using the highest number of our own
+/// table (which knows clone3) gave it the default EPERM. A filter naming no native
+/// syscall falls back to our table's highest number (runc makes no stub then).
+fn enosys_threshold(seccomp: &LinuxSeccomp) -> i64 {
+    seccomp
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|entry| entry.names())
+        .filter_map(|name| super::names::syscall_number(name))
+        .max()
+        .unwrap_or_else(max_native_number)
 }
 
 /// A syscall name that no table of ours knows (newer than the table, or made up).
@@ -185,20 +200,6 @@ fn check_listener(seccomp: &LinuxSeccomp) -> Result<(), SeccompError> {
         });
     }
     Ok(())
-}
-
-fn check_architectures(arches: &[Arch]) -> Result<(), SeccompError> {
-    if arches.is_empty()
-        || arches
-            .iter()
-            .any(|a| *a == NATIVE_ARCH || *a == Arch::ScmpArchNative)
-    {
-        return Ok(());
-    }
-    Err(SeccompError::ForeignArchOnly {
-        native: super::SUPPORTED_ARCHES[0],
-        listed: arches.iter().map(spec_name).collect(),
-    })
 }
 
 fn translate_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<u32, SeccompError> {
@@ -820,7 +821,8 @@ pub(super) mod tests {
             ]
         );
         assert_eq!(ret(&filter, "read", &[]), ALLOW);
-        assert_eq!(ret(&filter, "write", &[]), errno(libc::EPERM));
+        // Above the highest native number the filter names (read): runc's ENOSYS stub.
+        assert_eq!(ret(&filter, "write", &[]), errno(libc::ENOSYS));
     }
 
     #[test]
@@ -866,7 +868,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn architectures_must_include_the_native_one() {
+    fn the_native_architecture_is_always_in_the_filter() {
         #[cfg(target_arch = "x86_64")]
         let (native, companions) = ("SCMP_ARCH_X86_64", ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
         #[cfg(target_arch = "aarch64")]
@@ -879,14 +881,14 @@ pub(super) mod tests {
         ] {
             compiled(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ok}));
         }
-        assert_eq!(
-            refused(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": companions})),
-            format!(
-                "linux.seccomp.architectures: native architecture {native} is missing \
-                 (listed: {}, {})",
-                companions[0], companions[1]
-            )
+        // Companions only: libseccomp (runc) adds the native architecture, and the
+        // rules apply to it.
+        let filter = compiled(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": companions,
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}),
         );
+        assert_eq!(ret(&filter, "getcwd", &[]), errno(libc::EPERM));
+        assert_eq!(ret(&filter, "read", &[]), ALLOW);
         // Unknown names never reach compile(): the spec does not parse.
         let bad = serde_json::from_value::<LinuxSeccomp>(
             json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}),
@@ -968,7 +970,8 @@ pub(super) mod tests {
             ),
         ] {
             let mut value = default.clone();
-            value["syscalls"] = json!([{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]);
+            value["syscalls"] =
+                json!([{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]);
             let filter = compiled(value);
             assert_eq!(
                 ret_nr(&filter, newer, &[]),
@@ -991,6 +994,13 @@ pub(super) mod tests {
                 "{default}: known, unlisted"
             );
             assert_eq!(ret(&filter, "read", &[]), ALLOW, "{default}");
+            // Known to the table but above the highest the filter names (exit_group),
+            // as runc's stub: a filter older than clone3 lets glibc fall back to clone.
+            assert_eq!(
+                ret(&filter, "clone3", &[]),
+                errno(libc::ENOSYS),
+                "{default}: newer than the filter"
+            );
         }
         for (default, expected) in [
             ("SCMP_ACT_ALLOW", ALLOW),

@@ -72,6 +72,20 @@ pub enum AnyCgroupManager {
     V2(v2::manager::Manager),
 }
 
+impl AnyCgroupManager {
+    /// [stockade patch] The directories this manager's cgroup is (one per v1
+    /// hierarchy), whether or not they exist: `exec --cgroup SUB` must find SUB in
+    /// each, not create it.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        match self {
+            AnyCgroupManager::Systemd(m) => m.cgroup_dirs(),
+            AnyCgroupManager::SystemdLegacy(m) => m.cgroup_dirs(),
+            AnyCgroupManager::V1(m) => m.cgroup_dirs(),
+            AnyCgroupManager::V2(m) => m.cgroup_dirs(),
+        }
+    }
+}
+
 impl CgroupManager for AnyCgroupManager {
     type Error = AnyManagerError;
 
@@ -675,6 +689,32 @@ pub(crate) fn default_devices() -> Vec<LinuxDevice> {
             .build()
             .unwrap(),
     ]
+}
+
+/// [stockade patch] Deletes the cgroup `path` with every cgroup below it, deepest
+/// first (as runc's `RemovePath`): a container that made sub-cgroups (systemd
+/// inside, `exec --cgroup`) left its cgroup undeletable (EBUSY), so `delete --force`
+/// failed and leaked the tree. Each directory gets `delete_with_retry`'s retries.
+pub(crate) fn delete_tree_with_retry<P: AsRef<Path>, L: Into<Option<Duration>> + Copy>(
+    path: P,
+    retries: u32,
+    limit_backoff: L,
+) -> Result<(), WrappedIoError> {
+    let path = path.as_ref();
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        // Gone already (a concurrent delete): nothing left to do.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).wrap_read(path),
+    };
+    for entry in entries {
+        let entry = entry.wrap_read(path)?;
+        // Only sub-cgroups are directories in a cgroup; never follow a symlink.
+        if entry.file_type().wrap_read(entry.path())?.is_dir() {
+            delete_tree_with_retry(entry.path(), retries, limit_backoff)?;
+        }
+    }
+    delete_with_retry(path, retries, limit_backoff)
 }
 
 /// Attempts to delete the path the requested number of times.

@@ -67,6 +67,13 @@ impl std::fmt::Debug for LegacyManager {
 }
 
 impl LegacyManager {
+    /// [stockade patch] The cgroup's directory in each hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.fs_manager.cgroup_dirs()
+    }
+}
+
+impl LegacyManager {
     pub fn new(
         cgroups_path: PathBuf,
         container_name: String,

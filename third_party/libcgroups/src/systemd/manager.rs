@@ -206,6 +206,13 @@ pub enum SystemdManagerError {
 }
 
 impl Manager {
+    /// [stockade patch] The cgroup's directory.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        vec![self.full_path.clone()]
+    }
+}
+
+impl Manager {
     pub fn new(
         root_path: PathBuf,
         cgroups_path: PathBuf,

@@ -94,31 +94,48 @@ impl Cpu {
             }
         }
 
-        if let Some(cpu_period) = cpu.period() {
-            if cpu_period != 0 {
-                common::write_cgroup_file(root_path.join(CGROUP_CPU_PERIOD), cpu_period)?;
+        // [stockade patch] The kernel checks quota/period against the parent's limit
+        // after each write, so the order matters: a smaller period with the old quota
+        // can exceed it (EINVAL) while the new pair does not. As runc: period first;
+        // if the kernel refuses it and a quota comes too, write the quota and then
+        // the period again.
+        let quota = cpu.quota().filter(|q| *q != 0);
+        let mut period_pending = None;
+        if let Some(cpu_period) = cpu.period().filter(|p| *p != 0) {
+            match common::write_cgroup_file(root_path.join(CGROUP_CPU_PERIOD), cpu_period) {
+                Ok(()) => {}
+                Err(err)
+                    if quota.is_some()
+                        && err.inner().raw_os_error() == Some(nix::libc::EINVAL) =>
+                {
+                    period_pending = Some(cpu_period);
+                }
+                Err(err) => return Err(err),
             }
         }
 
-        if let Some(cpu_quota) = cpu.quota() {
-            if cpu_quota != 0 {
-                common::write_cgroup_file(root_path.join(CGROUP_CPU_QUOTA), cpu_quota)?;
-            }
+        if let Some(cpu_quota) = quota {
+            common::write_cgroup_file(root_path.join(CGROUP_CPU_QUOTA), cpu_quota)?;
+        }
+        if let Some(cpu_period) = period_pending {
+            common::write_cgroup_file(root_path.join(CGROUP_CPU_PERIOD), cpu_period)?;
         }
 
         if let Some(cpu_burst) = cpu.burst() {
             common::write_cgroup_file(root_path.join(CGROUP_CPU_BURST), cpu_burst)?;
         }
 
-        if let Some(rt_runtime) = cpu.realtime_runtime() {
-            if rt_runtime != 0 {
-                common::write_cgroup_file(root_path.join(CGROUP_CPU_RT_RUNTIME), rt_runtime)?;
-            }
-        }
-
+        // [stockade patch] Period before runtime, as runc: the kernel checks the
+        // runtime against the period in place.
         if let Some(rt_period) = cpu.realtime_period() {
             if rt_period != 0 {
                 common::write_cgroup_file(root_path.join(CGROUP_CPU_RT_PERIOD), rt_period)?;
+            }
+        }
+
+        if let Some(rt_runtime) = cpu.realtime_runtime() {
+            if rt_runtime != 0 {
+                common::write_cgroup_file(root_path.join(CGROUP_CPU_RT_RUNTIME), rt_runtime)?;
             }
         }
 

@@ -1,3 +1,5 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::path::Path;
 
 use oci_spec::runtime::LinuxDeviceCgroup;
@@ -14,19 +16,32 @@ impl Controller for Devices {
     fn apply(controller_opt: &ControllerOpt, cgroup_root: &Path) -> Result<(), Self::Error> {
         tracing::debug!("Apply Devices cgroup config");
 
-        if let Some(devices) = controller_opt.resources.devices().as_ref() {
-            for d in devices {
-                Self::apply_device(d, cgroup_root)?;
-            }
-        }
+        let mut rules: Vec<LinuxDeviceCgroup> = controller_opt
+            .resources
+            .devices()
+            .clone()
+            .unwrap_or_default();
+        rules.extend(default_devices().iter().map(|d| d.into()));
+        rules.extend(default_allow_devices());
 
-        for d in [
-            default_devices().iter().map(|d| d.into()).collect(),
-            default_allow_devices(),
-        ]
-        .concat()
-        {
-            Self::apply_device(&d, cgroup_root)?;
+        // [stockade patch] The kernel refuses a write of `a` (allow or deny all) to a
+        // cgroup with children (EINVAL), so an update of a container that made
+        // sub-cgroups failed. As runc's devices emulator: when the cgroup already
+        // denies by default and so will the rules, write only the exceptions that
+        // change; otherwise (a fresh cgroup, allow-all on either side) write the
+        // rules as they are.
+        let current = fs::read_to_string(cgroup_root.join("devices.list"))
+            .ok()
+            .and_then(|list| DeviceState::from_list(&list));
+        let target = current.as_ref().map(|_| DeviceState::after(&rules));
+        if let (Some(current), Some(Some(target))) = (current, target) {
+            for line in current.transition(&target) {
+                common::write_cgroup_file_str(cgroup_root.join(line.file), &line.rule)?;
+            }
+            return Ok(());
+        }
+        for d in &rules {
+            Self::apply_device(d, cgroup_root)?;
         }
 
         Ok(())
@@ -35,6 +50,124 @@ impl Controller for Devices {
     // always needs to be called due to default devices
     fn needs_to_handle<'a>(_controller_opt: &'a ControllerOpt) -> Option<&'a Self::Resource> {
         Some(&())
+    }
+}
+
+/// A cgroup v1 devices whitelist: default deny and these exceptions, each
+/// `"TYPE MAJOR:MINOR"` (`*` for any) with its access bits (`r`, `w`, `m`).
+#[derive(Debug, PartialEq, Eq)]
+struct DeviceState {
+    exceptions: BTreeMap<String, BTreeSet<char>>,
+}
+
+/// One write to `devices.allow` or `devices.deny`.
+#[derive(Debug, PartialEq, Eq)]
+struct DeviceWrite {
+    file: &'static str,
+    rule: String,
+}
+
+impl DeviceState {
+    /// The state `devices.list` shows, if it is a whitelist (`a *:* rwm` means the
+    /// cgroup allows everything, whose exceptions the file does not show).
+    fn from_list(list: &str) -> Option<Self> {
+        let mut exceptions: BTreeMap<String, BTreeSet<char>> = BTreeMap::new();
+        for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (dev, access) = line.rsplit_once(' ')?;
+            if dev.starts_with('a') {
+                return None;
+            }
+            exceptions
+                .entry(dev.to_string())
+                .or_default()
+                .extend(access.chars());
+        }
+        Some(Self { exceptions })
+    }
+
+    /// The whitelist `rules` make, in order, from a cgroup that denies everything;
+    /// `None` when they end allowing everything by default (not a whitelist) or
+    /// when a rule is one this emulation does not model exactly (a deny of a
+    /// wildcard in a whitelist).
+    fn after(rules: &[LinuxDeviceCgroup]) -> Option<Self> {
+        let mut state = Self {
+            exceptions: BTreeMap::new(),
+        };
+        let mut default_deny = true;
+        let mut whole = false;
+        for rule in rules {
+            let text = rule.to_string();
+            let (dev, access) = text.rsplit_once(' ')?;
+            let access: BTreeSet<char> = access.chars().collect();
+            if dev.starts_with('a') {
+                // `a` resets: deny all (whitelist) or allow all (blacklist).
+                state.exceptions.clear();
+                default_deny = !rule.allow();
+                whole = true;
+                continue;
+            }
+            if !default_deny {
+                return None;
+            }
+            if rule.allow() {
+                state
+                    .exceptions
+                    .entry(dev.to_string())
+                    .or_default()
+                    .extend(access);
+            } else {
+                if dev.contains('*') {
+                    return None;
+                }
+                if let Some(have) = state.exceptions.get_mut(dev) {
+                    have.retain(|c| !access.contains(c));
+                    if have.is_empty() {
+                        state.exceptions.remove(dev);
+                    }
+                }
+            }
+        }
+        // Rules that never reset the cgroup are added to what it has: model them
+        // only from a reset.
+        (whole && default_deny).then_some(state)
+    }
+
+    /// The writes that turn `self` into `target`: denies of what goes, then
+    /// allows of what comes (never `a`).
+    fn transition(&self, target: &Self) -> Vec<DeviceWrite> {
+        let render = |dev: &str, access: &BTreeSet<char>| {
+            format!("{dev} {}", access.iter().collect::<String>())
+        };
+        let mut writes = Vec::new();
+        for (dev, have) in &self.exceptions {
+            let keep = target.exceptions.get(dev);
+            let drop: BTreeSet<char> = have
+                .iter()
+                .filter(|c| keep.is_none_or(|k| !k.contains(c)))
+                .copied()
+                .collect();
+            if !drop.is_empty() {
+                writes.push(DeviceWrite {
+                    file: "devices.deny",
+                    rule: render(dev, &drop),
+                });
+            }
+        }
+        for (dev, want) in &target.exceptions {
+            let have = self.exceptions.get(dev);
+            let add: BTreeSet<char> = want
+                .iter()
+                .filter(|c| have.is_none_or(|h| !h.contains(c)))
+                .copied()
+                .collect();
+            if !add.is_empty() {
+                writes.push(DeviceWrite {
+                    file: "devices.allow",
+                    rule: render(dev, &add),
+                });
+            }
+        }
+        writes
     }
 }
 
@@ -59,6 +192,48 @@ mod tests {
 
     use super::*;
     use crate::test::set_fixture;
+
+    fn rule(allow: bool, typ: Option<LinuxDeviceType>, dev: Option<(i64, i64)>, access: &str) -> LinuxDeviceCgroup {
+        let mut b = LinuxDeviceCgroupBuilder::default().allow(allow).access(access);
+        if let Some(t) = typ {
+            b = b.typ(t);
+        }
+        if let Some((major, minor)) = dev {
+            b = b.major(major).minor(minor);
+        }
+        b.build().unwrap()
+    }
+
+    /// [stockade patch] An update of a whitelisted cgroup writes only what changes,
+    /// never `a` (EINVAL once the cgroup has children).
+    #[test]
+    fn whitelist_update_writes_only_the_changes() {
+        let current = DeviceState::from_list("c 1:3 rwm\nc 1:5 rwm\nc *:* m\n").unwrap();
+        let rules = [
+            rule(false, None, None, "rwm"),
+            rule(true, Some(LinuxDeviceType::C), Some((1, 3)), "rwm"),
+            rule(true, Some(LinuxDeviceType::C), Some((1, 11)), "rw"),
+            rule(true, Some(LinuxDeviceType::C), None, "m"),
+        ];
+        let target = DeviceState::after(&rules).unwrap();
+        let writes: Vec<(&str, String)> = current
+            .transition(&target)
+            .into_iter()
+            .map(|w| (w.file, w.rule))
+            .collect();
+        assert_eq!(
+            writes,
+            vec![
+                ("devices.deny", "c 1:5 mrw".to_string()),
+                ("devices.allow", "c 1:11 rw".to_string()),
+            ]
+        );
+        // Allow-all on either side is not a whitelist: written as it is.
+        assert!(DeviceState::from_list("a *:* rwm\n").is_none());
+        assert!(DeviceState::after(&[rule(true, None, None, "rwm")]).is_none());
+        // Rules that never reset add to what the cgroup has: not modelled.
+        assert!(DeviceState::after(&rules[1..]).is_none());
+    }
 
     #[test]
     fn test_set_default_devices() {

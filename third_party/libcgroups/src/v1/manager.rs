@@ -49,7 +49,9 @@ const JOIN_ONLY_CONTROLLERS: &[&str] = &["misc", "rdma"];
 
 #[derive(thiserror::Error, Debug)]
 pub enum V1ManagerError {
-    #[error("io error: {0}")]
+    // [stockade patch] transparent: "io error: {0}" with #[from] (a source) printed
+    // the cause twice in an error chain.
+    #[error(transparent)]
     WrappedIo(#[from] WrappedIoError),
     #[error("mount point error: {0}")]
     MountPoint(#[from] V1MountPointError),
@@ -142,6 +144,11 @@ impl Manager {
         }
 
         Ok(Manager { subsystems, named })
+    }
+
+    /// [stockade patch] The cgroup's directory in each hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.subsystems.values().chain(&self.named).cloned().collect()
     }
 
     /// [stockade patch] The text of /proc/self/mountinfo and /proc/self/cgroup.
@@ -298,18 +305,13 @@ impl CgroupManager for Manager {
         for cgroup_path in self.subsystems.values().chain(&self.named) {
             if cgroup_path.exists() {
                 tracing::debug!("remove cgroup {:?}", cgroup_path);
-                let procs_path = cgroup_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
-
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                // [stockade patch] Every process of the tree, sub-cgroups included,
+                // and every directory of it, deepest first (see delete_tree_with_retry).
+                for pid in common::get_all_pids(cgroup_path)? {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
                 }
 
-                common::delete_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
+                common::delete_tree_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
             }
         }
 

@@ -32,7 +32,7 @@ pub const CGROUP_KILL: &str = "cgroup.kill";
 
 #[derive(thiserror::Error, Debug)]
 pub enum V2ManagerError {
-    #[error("io error: {0}")]
+    #[error(transparent)] // [stockade patch] the cause once, not twice
     WrappedIo(#[from] WrappedIoError),
     #[error("while joining paths: {0}")]
     JoinSafely(#[from] JoinSafelyError),
@@ -79,6 +79,13 @@ pub struct Manager {
     cgroup_path: PathBuf,
     full_path: PathBuf,
     rootless: bool,
+}
+
+impl Manager {
+    /// [stockade patch] The cgroup's directory.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        vec![self.full_path.clone()]
+    }
 }
 
 impl Manager {
@@ -270,15 +277,9 @@ impl CgroupManager for Manager {
             if kill_file.exists() {
                 fs::write(&kill_file, "1").wrap_write(&kill_file, "1")?;
             } else {
-                let procs_path = self.full_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
-
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                // [stockade patch] Every process of the tree, sub-cgroups included.
+                for pid in common::get_all_pids(&self.full_path)? {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
                 }
             }
 
@@ -287,7 +288,8 @@ impl CgroupManager for Manager {
             // done: tearing down its mount and user namespaces can take seconds on a
             // loaded or emulated (TCG) machine, far beyond the ~100 ms of retries below.
             wait_unpopulated(&self.full_path, REMOVE_WAIT);
-            common::delete_with_retry(&self.full_path, 4, Duration::from_millis(100))?;
+            // [stockade patch] Sub-cgroups first (see delete_tree_with_retry).
+            common::delete_tree_with_retry(&self.full_path, 4, Duration::from_millis(100))?;
         }
 
         Ok(())

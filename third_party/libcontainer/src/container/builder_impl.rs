@@ -115,6 +115,21 @@ impl ContainerBuilderImpl {
             systemd_cgroup: self.use_systemd || self.user_ns_config.is_some(),
             container_name: self.container_id.to_owned(),
         };
+        // [stockade patch] `exec --cgroup SUB` joins the container's sub-cgroup SUB,
+        // which must exist in every hierarchy: adding the process (add_task) would
+        // silently create it. runc fails the exec instead.
+        if let Some(sub_cgroup_path) = &self.sub_cgroup_path
+            && sub_cgroup_path != "/"
+            && !self.is_init_container()
+        {
+            let manager = libcgroups::common::create_cgroup_manager(cgroup_config.clone())?;
+            if let Some(missing) = manager.cgroup_dirs().into_iter().find(|d| !d.is_dir()) {
+                return Err(LibcontainerError::OtherCgroup(format!(
+                    "sub-cgroup {sub_cgroup_path} of the container does not exist: {}",
+                    missing.display()
+                )));
+            }
+        }
         let process = self
             .spec
             .process()

@@ -10,6 +10,13 @@ pub struct LegacyManager {
 }
 
 impl LegacyManager {
+    /// [stockade patch] No cgroup without the feature.
+    pub fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
+        match self.never {}
+    }
+}
+
+impl LegacyManager {
     pub fn any(self) -> AnyCgroupManager {
         AnyCgroupManager::SystemdLegacy(Box::new(self))
     }

@@ -1,0 +1,116 @@
+//! Is the cgroup a container is about to be created in already frozen?
+//!
+//! A process added to a frozen cgroup stops at once, so libcontainer's intermediate
+//! process would never answer and `create` would wait forever. runc refuses such a
+//! cgroup ("container's cgroup unexpectedly frozen"); so does Stockade, before it
+//! makes anything. Read-only; the hierarchy's mount point is passed in, so the
+//! check runs on a fake tree in tests.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// How the freezer is exposed on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freezer {
+    /// cgroup v1: `freezer.state` (THAWED / FREEZING / FROZEN), a child reports
+    /// FROZEN when an ancestor is.
+    V1,
+    /// cgroup v2: `cgroup.events` (`frozen 1`, the effective state including
+    /// ancestors) and `cgroup.freeze`.
+    V2,
+}
+
+/// The freezer's mount point and kind on this host, or `None` when the host has no
+/// freezer (a v1 host without the controller).
+pub fn host_freezer() -> Option<(PathBuf, Freezer)> {
+    use libcgroups::common::{get_cgroup_setup, CgroupSetup, DEFAULT_CGROUP_ROOT};
+    match get_cgroup_setup().ok()? {
+        CgroupSetup::Unified => Some((PathBuf::from(DEFAULT_CGROUP_ROOT), Freezer::V2)),
+        CgroupSetup::Legacy | CgroupSetup::Hybrid => {
+            let mount = libcgroups::v1::util::get_subsystem_mount_point(
+                &libcgroups::v1::ControllerType::Freezer,
+            )
+            .ok()?;
+            Some((mount, Freezer::V1))
+        }
+    }
+}
+
+/// The cgroup (or the nearest existing ancestor, whose state a new cgroup would
+/// inherit) that is frozen, if `cgroup` (relative to `mount`) would be.
+pub fn frozen(mount: &Path, cgroup: &Path, kind: Freezer) -> Option<PathBuf> {
+    let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
+    let mut dir = mount.join(rel);
+    loop {
+        if dir.is_dir() {
+            return is_frozen(&dir, kind).then_some(dir);
+        }
+        if dir == mount || !dir.pop() {
+            return None;
+        }
+    }
+}
+
+fn is_frozen(dir: &Path, kind: Freezer) -> bool {
+    let read = |name: &str| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    match kind {
+        Freezer::V1 => matches!(read("freezer.state").trim(), "FROZEN" | "FREEZING"),
+        Freezer::V2 => {
+            read("cgroup.events")
+                .lines()
+                .any(|l| l.trim() == "frozen 1")
+                || read("cgroup.freeze").trim() == "1"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = root.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn v1_frozen_cgroup_and_its_missing_child() {
+        let root = tree(&[("pods/c1/freezer.state", "FROZEN\n")]);
+        let m = root.path();
+        assert_eq!(
+            frozen(m, Path::new("/pods/c1"), Freezer::V1),
+            Some(m.join("pods/c1"))
+        );
+        assert_eq!(
+            frozen(m, Path::new("/pods/c1/new"), Freezer::V1),
+            Some(m.join("pods/c1"))
+        );
+        let thawed = tree(&[("pods/c1/freezer.state", "THAWED\n")]);
+        assert_eq!(
+            frozen(thawed.path(), Path::new("/pods/c1"), Freezer::V1),
+            None
+        );
+        assert_eq!(frozen(m, Path::new("/elsewhere/c"), Freezer::V1), None);
+    }
+
+    #[test]
+    fn v2_effective_or_requested_freeze() {
+        let root = tree(&[
+            ("a/cgroup.events", "populated 0\nfrozen 1\n"),
+            ("a/cgroup.freeze", "0\n"),
+            ("b/cgroup.events", "populated 0\nfrozen 0\n"),
+            ("b/cgroup.freeze", "1\n"),
+            ("c/cgroup.events", "populated 0\nfrozen 0\n"),
+            ("c/cgroup.freeze", "0\n"),
+        ]);
+        let m = root.path();
+        assert!(frozen(m, Path::new("/a/x"), Freezer::V2).is_some());
+        assert!(frozen(m, Path::new("/b"), Freezer::V2).is_some());
+        assert_eq!(frozen(m, Path::new("/c"), Freezer::V2), None);
+    }
+}
