@@ -9,4 +9,4 @@ cargo test --workspace -- --test-threads="${STOCKADE_TEST_THREADS:-4}"
 # The vendored libcgroups is outside the workspace: its own tests of the code Stockade
 # patched (third_party/PATCHES.md).
 cargo test --manifest-path third_party/libcgroups/Cargo.toml --target-dir target/vendored \
-  --no-default-features --features v1,v2,systemd --lib -- v2::io systemd::legacy wait_unpopulated v1::devices::tests::whitelist
+  --no-default-features --features v1,v2,systemd --lib -- v2::io systemd::legacy wait_unpopulated v1::devices::tests::whitelist join_only

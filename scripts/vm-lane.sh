@@ -97,6 +97,8 @@ DEFAULT_SYSTEMD=(
 DEFAULT_SYSTEMD_V1=(
   runtime_cgroup_driver
   runtime_confinement::memory_and_pids_limits_are_visible
+  # a hybrid host with misc and rdma hierarchies: the container's own cgroup in each
+  runc_parity_spec::cgroup_v1_ro_mount_is_read_only_and_the_containers_own
 )
 
 log() { echo "vm-lane: $*" >&2; }
