@@ -438,13 +438,17 @@ impl Runtime {
     /// `create --bundle B --pid-file P ID`. The container's stdio (and the
     /// runtime's own stderr) go to files in the bundle directory, as a shim's fifos
     /// would: a pipe would stay open as long as the container lives.
-    pub fn create<'a>(&'a self, bundle: &Bundle) -> Result<Container<'a>, CreateFailed<'a>> {
+    /// The bundle is borrowed for as long as the container lives: its directory holds
+    /// the rootfs, and a bundle dropped (deleted) while its container starts makes the
+    /// container's program fail to load (a runtime whose `start` returns before the
+    /// exec, as runc's, showed it as exit 127).
+    pub fn create<'a>(&'a self, bundle: &'a Bundle) -> Result<Container<'a>, CreateFailed<'a>> {
         self.create_with_id(bundle, &bundle.id)
     }
 
     pub fn create_with_id<'a>(
         &'a self,
-        bundle: &Bundle,
+        bundle: &'a Bundle,
         id: &str,
     ) -> Result<Container<'a>, CreateFailed<'a>> {
         self.create_with_args(bundle, id, &[])
@@ -453,7 +457,7 @@ impl Runtime {
     /// `create` with extra flags before the id, e.g. `--console-socket PATH`.
     pub fn create_with_args<'a>(
         &'a self,
-        bundle: &Bundle,
+        bundle: &'a Bundle,
         id: &str,
         extra: &[&std::ffi::OsStr],
     ) -> Result<Container<'a>, CreateFailed<'a>> {
@@ -510,7 +514,7 @@ impl Runtime {
     }
 
     /// `create` then `start`.
-    pub fn create_started<'a>(&'a self, bundle: &Bundle) -> Container<'a> {
+    pub fn create_started<'a>(&'a self, bundle: &'a Bundle) -> Container<'a> {
         let c = self.create(bundle).unwrap_or_else(|failed| {
             panic!(
                 "create failed: code {:?}\nstderr: {}\nlog: {}",
@@ -652,8 +656,14 @@ impl<'a> Container<'a> {
             }
             assert!(
                 Instant::now() < deadline,
-                "container {} stayed {status:?}, wanted {want:?}",
-                self.id
+                "container {} ({}, pid {:?}) stayed {status:?}, wanted {want:?}\n\
+                 its stdout: {}\nits stderr: {}\nruntime log: {}",
+                self.id,
+                self.rt.binary().display(),
+                self.pid,
+                self.stdout(),
+                self.stderr(),
+                self.rt.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

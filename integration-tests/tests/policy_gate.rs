@@ -366,16 +366,13 @@ fn member(rt: &Runtime, profile: &str, sandbox: &str, pid: Option<i32>) -> Bundl
         .build()
 }
 
-/// A started pod sandbox (its sandbox id is its own id).
-fn sandbox<'a>(rt: &'a Runtime, profile: &str) -> (Bundle, Container<'a>) {
+/// A pod sandbox's bundle (its sandbox id is its own id).
+fn sandbox(rt: &Runtime, profile: &str) -> Bundle {
     let b = builder_for(rt, profile);
     let id = b.id().to_string();
-    let bundle = b
-        .annotation(SANDBOX_ANNOTATION, &id)
+    b.annotation(SANDBOX_ANNOTATION, &id)
         .args(&["/usr/bin/probe", "sleep", "600"])
-        .build();
-    let c = rt.create_started(&bundle);
-    (bundle, c)
+        .build()
 }
 
 fn uid_map(pid: i32) -> String {
@@ -389,8 +386,8 @@ fn a_sandbox_id_names_a_running_sandbox_of_the_same_state_root() {
     }
     for profile in PROFILES {
         let rt = runtime!(profile = profile);
-        let (_vb, victim) = sandbox(&rt, profile);
-        let (_ob, other) = sandbox(&rt, profile);
+        let (vb, ob) = (sandbox(&rt, profile), sandbox(&rt, profile));
+        let (victim, other) = (rt.create_started(&vb), rt.create_started(&ob));
         let vpid = victim.pid.expect("victim pid");
         let victim_map = uid_map(vpid);
         let ranges = rt.userns_ranges();
@@ -408,7 +405,8 @@ fn a_sandbox_id_names_a_running_sandbox_of_the_same_state_root() {
 
         // Another state root holds a sandbox of its own.
         let elsewhere = runtime!(profile = profile);
-        let (_eb, foreign) = sandbox(&elsewhere, profile);
+        let eb = sandbox(&elsewhere, profile);
+        let foreign = elsewhere.create_started(&eb);
 
         let attempts: Vec<(String, Option<i32>, &str)> = vec![
             // Joins the victim's namespaces while naming another pod's sandbox.
@@ -528,7 +526,8 @@ fn explicit_mappings_in_the_pool_are_reserved_or_refused() {
     for profile in PROFILES {
         let rt = runtime!(profile = profile);
         // An allocated container holds the pool's first block.
-        let a = rt.create_started(&sleeper(&rt, profile));
+        let a_bundle = sleeper(&rt, profile);
+        let a = rt.create_started(&a_bundle);
         let (a_start, a_size) = host_root(&a);
         let ranges = rt.userns_ranges();
 
@@ -558,7 +557,8 @@ fn explicit_mappings_in_the_pool_are_reserved_or_refused() {
             rt.userns_db()
         );
         // ...so the next allocation does not hand those ids out again.
-        let d = rt.create_started(&sleeper(&rt, profile));
+        let d_bundle = sleeper(&rt, profile);
+        let d = rt.create_started(&d_bundle);
         let (d_start, d_size) = host_root(&d);
         assert!(
             d_start + d_size <= free || d_start >= free + 65536,
