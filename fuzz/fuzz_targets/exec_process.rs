@@ -40,11 +40,12 @@ fn subset(got: &Option<Capabilities>, have: &Option<Capabilities>, set: &str) {
 fuzz_target!(|data: &[u8]| {
     let mut init_user = oci_spec::runtime::User::default();
     init_user.set_uid(1000);
-    let names_user = matches!(
-        serde_json::from_slice::<serde_json::Value>(data),
-        Ok(serde_json::Value::Object(ref d)) if d.contains_key("user")
-    );
-    match exec_policy::parse_process(data, &init_user) {
+    let json = serde_json::from_slice::<serde_json::Value>(data);
+    let names_user = matches!(json, Ok(serde_json::Value::Object(ref d)) if d.contains_key("user"));
+    let parsed = exec_policy::parse_process(data, &init_user);
+    // A document that is not JSON throughout is refused, never half-read.
+    assert!(json.is_ok() || parsed.is_err(), "not JSON, yet parsed");
+    match parsed {
         Ok(mut p) => {
             assert!(p.args().as_ref().is_some_and(|a| !a.is_empty()));
             if !names_user {

@@ -2,7 +2,8 @@
 //! the spec by the semantics Stockade documents (runtime/src/seccomp/mod.rs) — no
 //! grouping, no BPF: every entry that names the syscall natively and whose argument
 //! conditions all hold is a candidate, and the most restrictive candidate wins;
-//! without one, the default (ENOSYS above the syscall table under a denying default).
+//! without one, the default (ENOSYS above the highest native number the filter names,
+//! or above the table when it names none, under a denying default: runc's stub).
 //! Foreign ABIs (another audit arch, x32 numbers) are killed.
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
@@ -32,6 +33,29 @@ pub fn max_native_number() -> u32 {
             .find(|nr| stockade::seccomp::syscall_name(i64::from(*nr)).is_some())
             .expect("the table names some syscall")
     })
+}
+
+/// Numbers above this get ENOSYS under a denying default: the highest native number
+/// the spec names (names looked up by scanning the table's number -> name function,
+/// not through the translator's own lookup), the table's highest when it names none.
+pub fn enosys_threshold(spec: &LinuxSeccomp) -> u32 {
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<String, u32>> =
+        std::sync::OnceLock::new();
+    let by_name = BY_NAME.get_or_init(|| {
+        (0..4096u32)
+            .filter_map(|nr| {
+                stockade::seccomp::syscall_name(i64::from(nr)).map(|n| (n.to_string(), nr))
+            })
+            .collect()
+    });
+    spec.syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|entry| entry.names())
+        .filter_map(|name| by_name.get(name).copied())
+        .max()
+        .unwrap_or_else(max_native_number)
 }
 
 /// Return value of `action` with errno/trace data `data` (EPERM when absent, as the
@@ -113,7 +137,7 @@ pub fn expected(spec: &LinuxSeccomp, nr: u32, arch: u32, args: &[u64; 6]) -> u32
         return r;
     }
     let default = ret(spec.default_action(), spec.default_errno_ret());
-    if denies(default) && nr > max_native_number() {
+    if denies(default) && nr > enosys_threshold(spec) {
         return RET_ERRNO | libc::ENOSYS as u32;
     }
     default

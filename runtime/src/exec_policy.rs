@@ -37,28 +37,26 @@ pub enum ProcessError {
 /// user), never as the uid 0 that an absent field decodes to in runc 1.1 (Go's zero
 /// value; measured by `runc_parity::exec_process_user`).
 pub fn parse_process(bytes: &[u8], default_user: &User) -> Result<Process, ProcessError> {
-    // OCI's `user` is required; we fill it in before the typed parse (whose errors
-    // then still name the caller's fields).
-    let completed = with_default_user(bytes, default_user);
-    let process: Process = crate::bundle::parse_json(completed.as_deref().unwrap_or(bytes))
-        .map_err(|(field, source)| ProcessError::Parse { field, source })?;
+    let parse_error = |(field, source)| ProcessError::Parse { field, source };
+    // The whole document must be JSON, also where the typed parse would only skip
+    // (an unknown field's string that is not UTF-8): one reading of it decides both
+    // whether `user` is there and what the process is.
+    let mut doc: serde_json::Value = crate::bundle::parse_json(bytes).map_err(parse_error)?;
+    // OCI's `user` is required; runc fills it in, and so do we, before the typed parse
+    // (whose errors then still name the caller's fields).
+    if let serde_json::Value::Object(map) = &mut doc {
+        if !map.contains_key("user") {
+            let user = serde_json::to_value(default_user)
+                .map_err(|source| parse_error(("user".to_string(), source)))?;
+            map.insert("user".into(), user);
+        }
+    }
+    let process: Process =
+        crate::bundle::parse_json(doc.to_string().as_bytes()).map_err(parse_error)?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(ProcessError::EmptyArgs);
     }
     Ok(process)
-}
-
-/// The document with `user` added, when it is a JSON object that has none; `None`
-/// leaves the document as it is (the typed parse then says what is wrong with it).
-fn with_default_user(bytes: &[u8], default_user: &User) -> Option<Vec<u8>> {
-    let serde_json::Value::Object(mut doc) = serde_json::from_slice(bytes).ok()? else {
-        return None;
-    };
-    if doc.contains_key("user") {
-        return None;
-    }
-    doc.insert("user".into(), serde_json::to_value(default_user).ok()?);
-    serde_json::to_vec(&doc).ok()
 }
 
 /// Cut `requested` down to what `init` holds.
@@ -239,6 +237,17 @@ mod tests {
                 .starts_with("not a valid OCI process at capabilities.bounding[0]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_document_that_is_not_json_throughout_is_refused() {
+        // Found by the exec_process fuzz target: a typed parse skips an unknown
+        // field's string without checking its UTF-8; the document is still not JSON.
+        let doc = b"{\"args\":[\"sh\"],\"cwd\":\"/\",\"x\":\"\xf2\"}";
+        assert!(matches!(
+            parse_process(doc, &User::default()),
+            Err(ProcessError::Parse { .. })
+        ));
     }
 
     #[test]
