@@ -905,6 +905,17 @@ mod terminal {
         (status.code(), String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// What `SCRIPT` printed shows stdio on a terminal that is the process's
+    /// controlling terminal (`tty_nr` not 0).
+    fn assert_on_a_terminal(name: &str, out: &str) {
+        assert!(out.contains("stdio-is-a-tty"), "{name}: {out}");
+        let tty_nr = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tty_nr:"))
+            .unwrap_or_else(|| panic!("{name}: no tty_nr in {out}"));
+        assert_ne!(tty_nr, "0", "{name}: a controlling terminal: {out}");
+    }
+
     /// `tty_nr` (field 7 of /proc/self/stat, proc(5)): the process's controlling
     /// terminal, 0 when it has none.
     const SCRIPT: &str = "read line; echo \"got:$line\"; \
@@ -928,12 +939,7 @@ mod terminal {
             assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
             assert_eq!(code, Some(3), "{name}: {out}");
             assert!(out.contains("got:ping"), "{name}: {out}");
-            assert!(out.contains("stdio-is-a-tty"), "{name}: {out}");
-            let tty_nr = out
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("tty_nr:"))
-                .unwrap_or_else(|| panic!("{name}: no tty_nr in {out}"));
-            assert_ne!(tty_nr, "0", "{name}: a controlling terminal: {out}");
+            assert_on_a_terminal(name, &out);
         }
     }
 
@@ -956,12 +962,7 @@ mod terminal {
             assert_nothing_left_behind(&rt, &id, &cgroup, &rootfs);
             assert_eq!(code, Some(4), "{name}: {out}");
             assert!(out.contains("got:pong"), "{name}: {out}");
-            assert!(out.contains("stdio-is-a-tty"), "{name}: {out}");
-            let tty_nr = out
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("tty_nr:"))
-                .unwrap_or_else(|| panic!("{name}: no tty_nr in {out}"));
-            assert_ne!(tty_nr, "0", "{name}: a controlling terminal: {out}");
+            assert_on_a_terminal(name, &out);
         }
     }
 
