@@ -139,8 +139,15 @@ impl Manager {
         while let Some(component) = components.next() {
             current_path = current_path.join(component);
             if !current_path.exists() {
-                match fs::create_dir(&current_path).wrap_create_dir(&current_path) {
-                    Ok(()) => {
+                // [stockade patch] a concurrent create may make the same parent between
+                // the exists() above and here: EEXIST is that parent, not an error.
+                let created = match fs::create_dir(&current_path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                    other => other.map(|()| true),
+                };
+                match created.wrap_create_dir(&current_path) {
+                    Ok(false) => {}
+                    Ok(true) => {
                         fs::metadata(&current_path)
                             .wrap_other(&current_path)?
                             .permissions()
