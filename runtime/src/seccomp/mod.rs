@@ -91,7 +91,11 @@
 //!   highest number of our own table, which knows clone3: such a filter got EPERM.)
 //!   A filter naming no native syscall uses our table's highest number. Explicit
 //!   entries are checked first and win; numbers below the threshold that the filter
-//!   does not name get the default action.
+//!   does not name get the default action. runc 1.1 builds its stub only for the
+//!   architectures `architectures` lists, so a filter whose list is absent, empty or
+//!   names only companion ABIs gets no stub here either: every number it does not
+//!   name gets the default action (clone3 included), although the native
+//!   architecture's rules still apply.
 //! - **Flags.** `SECCOMP_FILTER_FLAG_LOG` and `SECCOMP_FILTER_FLAG_SPEC_ALLOW` are passed
 //!   to the kernel. `SECCOMP_FILTER_FLAG_TSYNC` is accepted as a no-op: the init is
 //!   single-threaded when it loads the filter. `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`

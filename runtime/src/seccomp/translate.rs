@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
     LinuxSeccompOperator, LinuxSyscall,
 };
 use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
@@ -36,7 +36,10 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         (&default, &default_name),
         &mut names,
     )?;
-    let enosys_above = denies(&default).then(|| enosys_threshold(seccomp) as u32);
+    let enosys_above = denies(&default)
+        .then(|| enosys_threshold(seccomp))
+        .flatten()
+        .map(|nr| nr as u32);
     let program = bpf::assemble(groups, &default, enosys_above)?;
     Ok(CompiledFilter {
         program,
@@ -53,16 +56,39 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
 /// back from clone3 to clone only on ENOSYS; using the highest number of our own
 /// table (which knows clone3) gave it the default EPERM. A filter naming no native
 /// syscall falls back to our table's highest number (runc makes no stub then).
-fn enosys_threshold(seccomp: &LinuxSeccomp) -> i64 {
-    seccomp
+///
+/// `None` (no stub: every unnamed number gets the default action) when the native
+/// architecture is not in `architectures`: runc 1.1 builds its stub only for the
+/// architectures the config lists (`findLastSyscalls` loops over them), so an
+/// absent or empty list, or one naming only companion ABIs, gets no native stub,
+/// although libseccomp still filters the native architecture with the rules.
+fn enosys_threshold(seccomp: &LinuxSeccomp) -> Option<i64> {
+    if !lists_native_arch(seccomp) {
+        return None;
+    }
+    let named = seccomp
         .syscalls()
         .as_deref()
         .unwrap_or_default()
         .iter()
         .flat_map(|entry| entry.names())
         .filter_map(|name| super::names::syscall_number(name))
-        .max()
-        .unwrap_or_else(max_native_number)
+        .max();
+    Some(named.unwrap_or_else(max_native_number))
+}
+
+/// Whether `architectures` names this machine's architecture (or `SCMP_ARCH_NATIVE`).
+fn lists_native_arch(seccomp: &LinuxSeccomp) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    const NATIVE: Arch = Arch::ScmpArchX86_64;
+    #[cfg(target_arch = "aarch64")]
+    const NATIVE: Arch = Arch::ScmpArchAarch64;
+    seccomp
+        .architectures()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|arch| matches!(arch, Arch::ScmpArchNative) || *arch == NATIVE)
 }
 
 /// A syscall name that no table of ours knows (newer than the table, or made up).
@@ -807,7 +833,8 @@ pub(super) mod tests {
 
     #[test]
     fn foreign_only_names_are_skipped_and_reported() {
-        let filter = compiled(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        let filter = compiled(json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": [super::super::SUPPORTED_ARCHES[0]], "syscalls": [
             {"names": ["_llseek", "read", "chown32", "socketcall"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["s390_runtime_instr"], "action": "SCMP_ACT_ALLOW"}
         ]}));
@@ -970,6 +997,7 @@ pub(super) mod tests {
             ),
         ] {
             let mut value = default.clone();
+            value["architectures"] = json!([super::super::SUPPORTED_ARCHES[0]]);
             value["syscalls"] =
                 json!([{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]);
             let filter = compiled(value);
@@ -1009,6 +1037,40 @@ pub(super) mod tests {
         ] {
             let filter = compiled(json!({"defaultAction": default}));
             assert_eq!(ret_nr(&filter, newer, &[]), expected, "{default}");
+        }
+    }
+
+    #[test]
+    fn without_the_native_architecture_listed_there_is_no_enosys_stub() {
+        #[cfg(target_arch = "x86_64")]
+        let companion = "SCMP_ARCH_X86";
+        #[cfg(target_arch = "aarch64")]
+        let companion = "SCMP_ARCH_ARM";
+        let newer = max_native_number() as u32 + 1;
+        let rules = json!([{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]);
+        // runc 1.1 builds its stub per listed architecture: none for these.
+        for architectures in [None, Some(json!([])), Some(json!([companion]))] {
+            let mut value = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules});
+            if let Some(a) = &architectures {
+                value["architectures"] = a.clone();
+            }
+            let filter = compiled(value);
+            for nr in [nr("clone3"), newer, u32::MAX] {
+                assert_eq!(
+                    ret_nr(&filter, nr, &[]),
+                    errno(libc::EPERM),
+                    "{architectures:?}: {nr}"
+                );
+            }
+            assert_eq!(ret(&filter, "read", &[]), ALLOW, "{architectures:?}");
+        }
+        for listed in [
+            json!(["SCMP_ARCH_NATIVE"]),
+            json!([companion, super::super::SUPPORTED_ARCHES[0]]),
+        ] {
+            let filter = compiled(json!({"defaultAction": "SCMP_ACT_ERRNO",
+                "architectures": listed, "syscalls": rules}));
+            assert_eq!(ret(&filter, "clone3", &[]), errno(libc::ENOSYS), "{listed}");
         }
     }
 
