@@ -3,10 +3,11 @@
 //! grouping, no BPF: every entry that names the syscall natively and whose argument
 //! conditions all hold is a candidate, and the most restrictive candidate wins;
 //! without one, the default (ENOSYS above the highest native number the filter names,
-//! or above the table when it names none, under a denying default: runc's stub).
+//! or above the table when it names none, under a denying default and only when
+//! `architectures` lists the native one: runc's stub).
 //! Foreign ABIs (another audit arch, x32 numbers) are killed.
 
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub const RET_KILL_THREAD: u32 = 0x0000_0000;
@@ -38,7 +39,21 @@ pub fn max_native_number() -> u32 {
 /// Numbers above this get ENOSYS under a denying default: the highest native number
 /// the spec names (names looked up by scanning the table's number -> name function,
 /// not through the translator's own lookup), the table's highest when it names none.
-pub fn enosys_threshold(spec: &LinuxSeccomp) -> u32 {
+pub fn enosys_threshold(spec: &LinuxSeccomp) -> Option<u32> {
+    // runc builds its stub per listed architecture: none unless the native is listed.
+    #[cfg(target_arch = "x86_64")]
+    let native = Arch::ScmpArchX86_64;
+    #[cfg(target_arch = "aarch64")]
+    let native = Arch::ScmpArchAarch64;
+    let listed = spec
+        .architectures()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|a| *a == native || *a == Arch::ScmpArchNative);
+    if !listed {
+        return None;
+    }
     static BY_NAME: std::sync::OnceLock<std::collections::HashMap<String, u32>> =
         std::sync::OnceLock::new();
     let by_name = BY_NAME.get_or_init(|| {
@@ -55,7 +70,7 @@ pub fn enosys_threshold(spec: &LinuxSeccomp) -> u32 {
         .flat_map(|entry| entry.names())
         .filter_map(|name| by_name.get(name).copied())
         .max()
-        .unwrap_or_else(max_native_number)
+        .or_else(|| Some(max_native_number()))
 }
 
 /// Return value of `action` with errno/trace data `data` (EPERM when absent, as the
@@ -137,7 +152,7 @@ pub fn expected(spec: &LinuxSeccomp, nr: u32, arch: u32, args: &[u64; 6]) -> u32
         return r;
     }
     let default = ret(spec.default_action(), spec.default_errno_ret());
-    if denies(default) && nr > enosys_threshold(spec) {
+    if denies(default) && enosys_threshold(spec).is_some_and(|t| nr > t) {
         return RET_ERRNO | libc::ENOSYS as u32;
     }
     default

@@ -349,6 +349,48 @@ fn seccomp_syscalls_newer_than_the_filter_get_enosys_as_under_runc() {
     assert_eq!(s, r, "a thread through glibc: stockade {s} vs runc {r}");
 }
 
+/// The same filter without the native architecture in `architectures` (absent, empty,
+/// or only a companion ABI): runc 1.1 builds its -ENOSYS stub per listed
+/// architecture, so there is none, and clone3 (and any number the filter does not
+/// name) gets the default EPERM; libseccomp still applies the rules natively.
+/// Stockade used to stub every filter.
+#[test]
+fn seccomp_without_the_native_architecture_listed_has_no_enosys_stub() {
+    let clone3 = libc::SYS_clone3;
+    let names: Vec<&str> = (0..clone3)
+        .filter_map(stockade::seccomp::syscall_name)
+        .filter(|n| *n != "keyctl")
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    let companion = "SCMP_ARCH_X86";
+    #[cfg(target_arch = "aarch64")]
+    let companion = "SCMP_ARCH_ARM";
+    for architectures in [None, Some(json!([])), Some(json!([companion]))] {
+        let mut filter = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+        });
+        if let Some(a) = &architectures {
+            filter["architectures"] = a.clone();
+        }
+        let edit = move |b: BundleBuilder| b.seccomp(filter.clone());
+        for (args, want) in [
+            (&["syscall", "clone3"][..], json!(libc::EPERM)),
+            (&["syscall", "keyctl"][..], json!(libc::EPERM)),
+            (&["syscall", "getpid"][..], json!(0)),
+        ] {
+            let Some((s, r)) = both(args, &edit) else {
+                return;
+            };
+            assert_eq!(r["errno"], want, "runc {architectures:?} {args:?}: {r}");
+            assert_eq!(
+                s["errno"], r["errno"],
+                "{architectures:?} {args:?}: stockade {s} vs runc {r}"
+            );
+        }
+    }
+}
+
 /// `ro` in a mount's options is honoured where libcontainer used to drop it: the `/dev`
 /// tmpfs (mounted writable to create the device nodes, then made read-only, as runc
 /// does) and the cgroup v1 tree under `/sys/fs/cgroup` (every hierarchy, `name=systemd`

@@ -181,9 +181,12 @@ fn seccomp_unknown_syscall_name() {
     assert_create_refused(&rt, &bundle, &["no_such_syscall_xyz"]);
 }
 
+/// `SCMP_ACT_NOTIFY` without `listenerPath`: nowhere to send the listener, so the
+/// spec is refused naming the field (runc fails such a create as well, with its own
+/// words; a filter with a listener runs: `seccomp_notify.rs`).
 #[test]
-fn seccomp_notify_action_is_refused() {
-    if skip_on_reference("runc supports SCMP_ACT_NOTIFY with a listener") {
+fn seccomp_notify_action_without_listener_path_is_refused() {
+    if skip_on_reference("runc's message differs") {
         return;
     }
     let rt = runtime!();
@@ -193,7 +196,7 @@ fn seccomp_notify_action_is_refused() {
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
         }))
         .build();
-    assert_create_refused(&rt, &bundle, &["SCMP_ACT_NOTIFY", "notify"]);
+    assert_create_refused(&rt, &bundle, &["linux.seccomp.listenerPath: required"]);
 }
 
 /// An `architectures` list without the native one is not bad input: as libseccomp

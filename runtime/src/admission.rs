@@ -252,6 +252,7 @@ fn admitted(
         i.rule == crate::profile::rules::seccomp::UNKNOWN_SYSCALL_RULE
             || i.rule == crate::profile::rules::cgroups::NOT_ENFORCED_RULE
             || i.rule == crate::profile::rules::process::OOM_SCORE_ADJ_RULE
+            || i.rule == crate::profile::rules::seccomp::USER_NOTIFICATION_RULE
     }) {
         tracing::warn!(path = %i.path, "{}: {}", i.rule, i.change);
     }

@@ -16,7 +16,15 @@
 //!      the kernel then requires CAP_SYS_ADMIN (seccomp(2)), which the spec's
 //!      capabilities may not keep;
 //!   4. execve — through libcontainer's default executor (PATH lookup, argv).
+//!
+//! A filter that notifies a seccomp agent (`SCMP_ACT_NOTIFY`) is loaded with a
+//! listener, which libcontainer hands to the runtime for `listenerPath` before the
+//! init reports ready: without no_new_privs from `before_capability_drop` as above;
+//! with it, steps 1–3 run in [`Executor::before_ready`] (runc's load point under
+//! no_new_privs) instead of after `start`, in the same order. See
+//! [`StockadeExecutor::confines_before_ready`] for why only then.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use libcontainer::oci_spec::runtime::Spec;
@@ -98,7 +106,22 @@ impl StockadeExecutor {
         asked || !self.landlock.is_empty()
     }
 
-    fn confine(&self, spec: &Spec) -> Result<(), ConfineError> {
+    /// Whether steps 1–3 run before the init reports ready rather than after
+    /// `start`: only for a filter that notifies, under no_new_privs (without it the
+    /// filter is loaded before the capability drop anyway). Its listener must reach
+    /// the agent while `create` runs, so that an unreachable agent fails `create`
+    /// (leaving nothing behind) and `start` never waits on one; runc loads every
+    /// filter there. Other filters keep the later point: moving them would not
+    /// strengthen anything (what runs in between — the init's report, its wait for
+    /// `start`, startContainer hooks — is the runtime's own or the spec's hooks, not
+    /// the workload), but would make the filter govern those steps too, so a tight
+    /// profile would have to allow the init's own syscalls (runc: "as few syscalls
+    /// as possible after it").
+    fn confines_before_ready(&self, spec: &Spec) -> bool {
+        self.wants_no_new_privs(spec) && self.seccomp.as_ref().is_some_and(|f| f.notifies())
+    }
+
+    fn confine(&self, spec: &Spec) -> Result<Option<OwnedFd>, ConfineError> {
         repair_dev_null_stdio()?;
         let nnp = self.wants_no_new_privs(spec);
         if nnp {
@@ -121,34 +144,49 @@ impl StockadeExecutor {
             }
         }
         // Without no_new_privs the filter is already loaded (before_capability_drop).
-        if let (true, Some(filter)) = (nnp, &self.seccomp) {
-            seccomp::load(filter).map_err(ConfineError::Seccomp)?;
+        match (nnp, &self.seccomp) {
+            (true, Some(filter)) => seccomp::load(filter).map_err(ConfineError::Seccomp),
+            _ => Ok(None),
         }
-        Ok(())
     }
 
     /// The privileged load: a filter without no_new_privs, while CAP_SYS_ADMIN is held.
-    fn load_privileged(&self, spec: &Spec) -> Result<(), ConfineError> {
+    fn load_privileged(&self, spec: &Spec) -> Result<Option<OwnedFd>, ConfineError> {
         match &self.seccomp {
             Some(filter) if !self.wants_no_new_privs(spec) => {
                 seccomp::load(filter).map_err(ConfineError::Seccomp)
             }
-            _ => Ok(()),
+            _ => Ok(None),
         }
+    }
+
+    fn confine_and_report(&self, spec: &Spec) -> Result<Option<OwnedFd>, ExecutorError> {
+        self.confine(spec).map_err(|e| {
+            tracing::error!(error = %crate::error_chain(&e), "container confinement failed");
+            ExecutorError::Execution(Box::new(e))
+        })
     }
 }
 
 impl Executor for StockadeExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let _span = tracing::debug_span!("confine_and_exec").entered();
-        self.confine(spec).map_err(|e| {
-            tracing::error!(error = %crate::error_chain(&e), "container confinement failed");
-            ExecutorError::Execution(Box::new(e))
-        })?;
+        if !self.confines_before_ready(spec) {
+            // Only a notify filter returns a listener, and it is confined earlier.
+            self.confine_and_report(spec)?;
+        }
         DefaultExecutor {}.exec(spec)
     }
 
-    fn before_capability_drop(&self, spec: &Spec) -> Result<(), ExecutorError> {
+    fn before_ready(&self, spec: &Spec) -> Result<Option<OwnedFd>, ExecutorError> {
+        if !self.confines_before_ready(spec) {
+            return Ok(None);
+        }
+        let _span = tracing::debug_span!("confine_for_seccomp_agent").entered();
+        self.confine_and_report(spec)
+    }
+
+    fn before_capability_drop(&self, spec: &Spec) -> Result<Option<OwnedFd>, ExecutorError> {
         let _span = tracing::debug_span!("seccomp_without_no_new_privs").entered();
         self.load_privileged(spec).map_err(|e| {
             tracing::error!(error = %crate::error_chain(&e), "container confinement failed");

@@ -5,6 +5,8 @@
 //! Usage:
 //!   probe                      default report (status, maps, root flags, cgroup limits, ...)
 //!   probe syscall NAME [ARGS]  try one raw syscall, report {"ret","errno"}
+//!                              (`syscall mkdir PATH MODE`: mkdirat(2) with an octal
+//!                              MODE, and whether PATH is a directory afterwards)
 //!   probe write PATH           create/truncate PATH and write to it
 //!   probe read PATH            read PATH fully, report the byte count
 //!   probe threads              spawn and join a thread (glibc: clone3, clone fallback)
@@ -457,6 +459,15 @@ fn try_syscall(name: &str, args: &[String]) -> Value {
             };
             close_if_fd(fd)
         }
+        "mkdir" => {
+            let path = CString::new(mkdir_path(args)).expect("no nul");
+            let mode = args
+                .get(1)
+                .and_then(|m| libc::c_long::from_str_radix(m, 8).ok())
+                .unwrap_or(0o755);
+            // SAFETY: a valid C string; makes at most one directory in the container.
+            unsafe { libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), mode) }
+        }
         "clone3" => clone3_child(),
         "personality" => {
             let persona = arg(args, 0, 0xffff_ffff);
@@ -503,7 +514,16 @@ fn try_syscall(name: &str, args: &[String]) -> Value {
         other => return json!({"name": other, "error": "unknown syscall name"}),
     };
     let errno = if ret < 0 { errno() } else { 0 };
-    json!({"name": name, "ret": ret, "errno": errno})
+    let mut report = json!({"name": name, "ret": ret, "errno": errno});
+    if name == "mkdir" {
+        // A seccomp agent can answer success without making it: say what is there.
+        report["exists"] = json!(std::path::Path::new(mkdir_path(args)).is_dir());
+    }
+    report
+}
+
+fn mkdir_path(args: &[String]) -> &str {
+    args.first().map_or("/tmp/probe-mkdir", String::as_str)
 }
 
 fn close_if_fd(fd: libc::c_long) -> libc::c_long {

@@ -103,6 +103,14 @@ pub(super) fn evaluate_with(
     let mut injected = rules::seccomp::drop_unknown_names(&mut doc);
     injected.extend(rules::cgroups::host_notes(&doc, host));
     injected.extend(rules::process::oom_score_adj_host_note(&mut doc, host));
+    // What the filter leaves to a userspace agent, where the profile lets it run.
+    if profile
+        .seccomp
+        .as_ref()
+        .is_none_or(|s| s.user_notification == crate::profile::schema::UserNotification::Allow)
+    {
+        injected.extend(rules::seccomp::user_notification_note(&doc));
+    }
     // What a report-only profile runs: the spec as read, nothing of the profile's.
     let as_read = (profile.mode == Mode::Report).then(|| (doc.clone(), injected.len()));
     injected.extend(harden(&mut doc, profile));

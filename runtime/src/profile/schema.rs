@@ -164,6 +164,25 @@ pub struct SeccompSection {
     /// syscall by name (containerd's default allows `socket`) still denies these.
     #[serde(default)]
     pub deny_args: Vec<DeniedArgs>,
+    /// Whether a spec's filter may hand syscalls to a userspace agent
+    /// (`SCMP_ACT_NOTIFY` rules, `linux.seccomp.listenerPath`). Absent: `forbid`.
+    #[serde(default)]
+    pub user_notification: UserNotification,
+}
+
+/// `[seccomp] user_notification`: may a userspace agent decide syscalls?
+///
+/// An agent answering `SCMP_ACT_NOTIFY` reads the container's memory to judge
+/// pointer arguments, which the container can change after the check
+/// (seccomp_unotify(2): not a security boundary), so only `allow` lets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserNotification {
+    /// Refuse a spec with `SCMP_ACT_NOTIFY` rules, `listenerPath` or `listenerMetadata`.
+    #[default]
+    Forbid,
+    /// Run it: the agent at `listenerPath` decides the notified syscalls.
+    Allow,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,9 +44,28 @@ const TARGET_ARCH: TargetArch = TargetArch::aarch64;
 #[cfg(target_arch = "x86_64")]
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
+/// What a rule returns: an action `seccompiler` can build, or
+/// `SECCOMP_RET_USER_NOTIF` (`SCMP_ACT_NOTIFY`), which it cannot: a notify group is
+/// built with a stand-in action whose returns are then rewritten.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Action {
+    Kernel(SeccompAction),
+    Notify,
+}
+
+impl Action {
+    /// The seccomp return value.
+    pub(super) fn ret(&self) -> u32 {
+        match self {
+            Action::Kernel(a) => u32::from(a.clone()),
+            Action::Notify => libc::SECCOMP_RET_USER_NOTIF,
+        }
+    }
+}
+
 /// One group: every syscall whose entry has exactly this action.
 pub(super) struct Group {
-    pub action: SeccompAction,
+    pub action: Action,
     /// Syscall number -> ORed rules; an empty list matches unconditionally.
     pub rules: BTreeMap<i64, Vec<SeccompRule>>,
 }
@@ -132,10 +151,17 @@ pub(super) fn assemble(
     let mut program = prologue();
     let mut placeholders: Vec<usize> = Vec::new();
     for group in groups.into_iter().filter(|g| !g.rules.is_empty()) {
-        let match_ret = u32::from(group.action.clone());
-        let sentinel = sentinel_for(&group.action);
+        let match_ret = group.action.ret();
+        // A notify group is built with ALLOW as a stand-in (its sentinel is a kill)
+        // and every stand-in return becomes USER_NOTIF below.
+        let built = match &group.action {
+            Action::Kernel(a) => a.clone(),
+            Action::Notify => SeccompAction::Allow,
+        };
+        let built_ret = u32::from(built.clone());
+        let sentinel = sentinel_for(&built);
         let sentinel_ret = u32::from(sentinel.clone());
-        let filter = SeccompFilter::new(group.rules, sentinel, group.action, TARGET_ARCH)
+        let filter = SeccompFilter::new(group.rules, sentinel, built, TARGET_ARCH)
             .map_err(SeccompError::Compile)?;
         let compiled: BpfProgram = filter.try_into().map_err(SeccompError::Compile)?;
         let body = strip_arch_check(compiled, program.len())?;
@@ -143,10 +169,12 @@ pub(super) fn assemble(
         let start = program.len();
         patch(&mut program, &placeholders, start);
         placeholders.clear();
-        for (i, insn) in body.into_iter().enumerate() {
+        for (i, mut insn) in body.into_iter().enumerate() {
             if insn.code == RET_K && insn.k == sentinel_ret {
                 placeholders.push(start + i);
-            } else if insn.code == RET_K && insn.k != match_ret {
+            } else if insn.code == RET_K && insn.k == built_ret {
+                insn.k = match_ret;
+            } else if insn.code == RET_K {
                 return Err(SeccompError::MalformedProgram {
                     at: start + i,
                     reason: "group returns an action it was not built with",
@@ -343,7 +371,7 @@ mod tests {
             .into_iter()
             .enumerate()
             .map(|(g, action)| Group {
-                action,
+                action: Action::Kernel(action),
                 rules: (0..6i64)
                     .map(|nr| (nr + g as i64 * 10, vec![rule(7)]))
                     .collect(),

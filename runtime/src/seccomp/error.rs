@@ -18,15 +18,20 @@ pub enum SeccompError {
     #[error("linux.seccomp.syscalls[{entry}].names: list is empty")]
     EmptyNames { entry: usize },
 
-    #[error("{field}: action {action} is not supported (syscalls: {})", syscalls.join(", "))]
-    UnsupportedAction {
-        field: String,
-        action: String,
-        syscalls: Vec<String>,
-    },
+    #[error(
+        "linux.seccomp.listenerPath: required by the SCMP_ACT_NOTIFY rule \
+         linux.seccomp.syscalls[{entry}] (the runtime sends the listener there)"
+    )]
+    ListenerPathMissing { entry: usize },
 
-    #[error("{field}: seccomp user notification is not supported")]
-    ListenerUnsupported { field: &'static str },
+    #[error(
+        "linux.seccomp.syscalls[{entry}].names[{index}]: write cannot be SCMP_ACT_NOTIFY (the \
+         init writes to the runtime before the agent holds the listener, as runc refuses)"
+    )]
+    NotifyWrite { entry: usize, index: usize },
+
+    #[error("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action (runc refuses it too)")]
+    NotifyDefault,
 
     #[error("linux.seccomp.flags[{index}]: flag {flag} is not supported")]
     UnsupportedFlag { index: usize, flag: String },

@@ -1,8 +1,8 @@
 //! Translate an OCI `linux.seccomp` section into one seccomp BPF program, and load it.
 //!
 //! [`compile`] is pure and runs in the runtime parent before the container init is
-//! cloned; [`load`] runs in the init as the last step before `execve` and only hands the
-//! finished bytes to `seccomp(2)`. The init makes no policy decisions.
+//! cloned; [`load`] runs in the init (as late as the executor can, see `executor`) and
+//! only hands the finished bytes to `seccomp(2)`. The init makes no policy decisions.
 //!
 //! # How the program is built
 //!
@@ -36,7 +36,7 @@
 //! # Semantics, decision by decision
 //!
 //! - **Overlapping entries: the most restrictive action wins.** Groups run in the order
-//!   KILL_PROCESS, KILL_THREAD, TRAP, ERRNO, TRACE, LOG, ALLOW (the kernel's own
+//!   KILL_PROCESS, KILL_THREAD, TRAP, ERRNO, USER_NOTIF, TRACE, LOG, ALLOW (the kernel's own
 //!   precedence when several filters are stacked, see seccomp(2) "Filter return
 //!   values"); within ERRNO or TRACE lower data values come first. So `close` allowed
 //!   unconditionally and denied when `fd > 5000` is denied for `fd > 5000`. Entries whose
@@ -44,10 +44,21 @@
 //!   take precedence over less restrictive overlapping entries.
 //! - **Actions.** `SCMP_ACT_ALLOW`, `SCMP_ACT_LOG`, `SCMP_ACT_TRAP`,
 //!   `SCMP_ACT_KILL` (kills the thread, as libseccomp defines it), `SCMP_ACT_KILL_THREAD`,
-//!   `SCMP_ACT_KILL_PROCESS`, `SCMP_ACT_ERRNO` and `SCMP_ACT_TRACE`. `SCMP_ACT_NOTIFY`,
-//!   `listenerPath` and `listenerMetadata` are refused: user notification is not a
-//!   security boundary (seccomp_unotify(2), TOCTOU on pointer arguments) and we run no
-//!   agent.
+//!   `SCMP_ACT_KILL_PROCESS`, `SCMP_ACT_ERRNO`, `SCMP_ACT_TRACE` and `SCMP_ACT_NOTIFY`.
+//! - **User notification** (`SCMP_ACT_NOTIFY`, as runc): the rule returns
+//!   SECCOMP_RET_USER_NOTIF (seccompiler cannot build it, so the group is built with a
+//!   stand-in action whose returns are rewritten), the filter is loaded with
+//!   `SECCOMP_FILTER_FLAG_NEW_LISTENER`, and [`load`] returns the listener, which the
+//!   init hands to the runtime and the runtime sends with the container process
+//!   state to the agent at `listenerPath` (libcontainer patch 28) before `create`
+//!   (or `exec`) returns. As under runc: such a filter needs `listenerPath`;
+//!   `write` may not notify and neither may `defaultAction` (the init writes to the
+//!   runtime after loading the filter, before the agent holds the listener); a
+//!   `listenerPath` without notify rules gets no listener; `listenerMetadata` is passed
+//!   through. An agent is not a security boundary (seccomp_unotify(2): it reads
+//!   pointer arguments the caller can still change), so profiles decide whether one may
+//!   run (`[seccomp] user_notification`, `forbid` in every shipped profile but
+//!   `unconfined`) and the admission record says which syscalls it decides.
 //! - **errno values.** A syscall entry's ERRNO/TRACE data is its `errnoRet`, else EPERM
 //!   (OCI runtime spec: "If not specified its default value is EPERM"; runc does the
 //!   same). `defaultErrnoRet` applies to `defaultAction` only. `errnoRet` on any other
@@ -91,12 +102,17 @@
 //!   highest number of our own table, which knows clone3: such a filter got EPERM.)
 //!   A filter naming no native syscall uses our table's highest number. Explicit
 //!   entries are checked first and win; numbers below the threshold that the filter
-//!   does not name get the default action.
+//!   does not name get the default action. runc 1.1 builds its stub only for the
+//!   architectures `architectures` lists, so a filter whose list is absent, empty or
+//!   names only companion ABIs gets no stub here either: every number it does not
+//!   name gets the default action (clone3 included), although the native
+//!   architecture's rules still apply.
 //! - **Flags.** `SECCOMP_FILTER_FLAG_LOG` and `SECCOMP_FILTER_FLAG_SPEC_ALLOW` are passed
 //!   to the kernel. `SECCOMP_FILTER_FLAG_TSYNC` is accepted as a no-op: the init is
-//!   single-threaded when it loads the filter. `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`
-//!   only makes sense with a notify listener and is refused (oci-spec cannot express
-//!   `NEW_LISTENER` at all).
+//!   single-threaded when it loads the filter. `SECCOMP_FILTER_FLAG_NEW_LISTENER` is
+//!   set by the runtime exactly when a rule notifies (oci-spec cannot express it as a
+//!   flag). `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (Linux 5.19, which runc 1.1 does
+//!   not know) is refused.
 //! - **Length.** The program is a linear chain, never reordered for speed; it must fit
 //!   the kernel's BPF_MAXINSNS (4096). `seccompiler` spends 5 instructions on an
 //!   unconditional syscall, so a RuntimeDefault-sized allow-list (~350 names plus arg
@@ -128,6 +144,7 @@ pub use translate::{compile, droppable_unknown_names, UnknownName};
 pub struct CompiledFilter {
     program: Vec<libc::sock_filter>,
     flags: u32,
+    notify: bool,
     skipped: Vec<String>,
     dropped_unknown: Vec<String>,
 }
@@ -153,6 +170,13 @@ impl CompiledFilter {
         self.flags
     }
 
+    /// Whether some rule is `SCMP_ACT_NOTIFY`: the filter is loaded with
+    /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`, [`load`] returns the listener, and the
+    /// agent at `linux.seccomp.listenerPath` decides those syscalls.
+    pub fn notifies(&self) -> bool {
+        self.notify
+    }
+
     /// Syscall names of the spec that exist only on other architectures and were
     /// skipped, as `linux.seccomp.syscalls[i].names[j] "name"`.
     pub fn skipped(&self) -> &[String] {
@@ -173,6 +197,7 @@ impl std::fmt::Debug for CompiledFilter {
         f.debug_struct("CompiledFilter")
             .field("len", &self.program.len())
             .field("flags", &format_args!("{:#x}", self.flags))
+            .field("notify", &self.notify)
             .field("skipped", &self.skipped)
             .field("dropped_unknown", &self.dropped_unknown)
             .finish()
@@ -190,6 +215,7 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "SCMP_ACT_KILL_PROCESS",
     "SCMP_ACT_KILL_THREAD",
     "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
     "SCMP_ACT_TRACE",
     "SCMP_ACT_TRAP",
 ];

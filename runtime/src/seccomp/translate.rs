@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
     LinuxSeccompOperator, LinuxSyscall,
 };
 use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
-use super::bpf::{self, Group};
+use super::bpf::{self, Action, Group};
 use super::names::{max_native_number, resolve, Resolved};
 use super::{CompiledFilter, SeccompError};
 
@@ -19,16 +19,15 @@ const MAX_TRACE_DATA: u32 = 0xffff;
 
 /// Compile `seccomp` into one BPF program. Pure: no syscalls, safe in the parent.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
-    check_listener(seccomp)?;
+    let notify = check_notify(seccomp)?;
     // The native architecture is always in the program, listed or not: libseccomp
     // (and so runc) adds it to every filter. Other listed ABIs are killed (below).
-    let flags = translate_flags(seccomp.flags().as_deref().unwrap_or_default())?;
-    let default = translate_action(
-        Site::Default,
-        seccomp.default_action(),
-        seccomp.default_errno_ret(),
-        &[],
-    )?;
+    let mut flags = translate_flags(seccomp.flags().as_deref().unwrap_or_default())?;
+    if notify {
+        // The kernel returns the listener fd, which the init hands to the agent.
+        flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+    }
+    let default = default_action(seccomp)?;
     let mut names = SkippedNames::default();
     let default_name = spec_name(&seccomp.default_action());
     let groups = group_entries(
@@ -36,11 +35,15 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         (&default, &default_name),
         &mut names,
     )?;
-    let enosys_above = denies(&default).then(|| enosys_threshold(seccomp) as u32);
+    let enosys_above = denies(&default)
+        .then(|| enosys_threshold(seccomp))
+        .flatten()
+        .map(|nr| nr as u32);
     let program = bpf::assemble(groups, &default, enosys_above)?;
     Ok(CompiledFilter {
         program,
         flags,
+        notify,
         skipped: names.foreign,
         dropped_unknown: names.unknown,
     })
@@ -53,16 +56,39 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
 /// back from clone3 to clone only on ENOSYS; using the highest number of our own
 /// table (which knows clone3) gave it the default EPERM. A filter naming no native
 /// syscall falls back to our table's highest number (runc makes no stub then).
-fn enosys_threshold(seccomp: &LinuxSeccomp) -> i64 {
-    seccomp
+///
+/// `None` (no stub: every unnamed number gets the default action) when the native
+/// architecture is not in `architectures`: runc 1.1 builds its stub only for the
+/// architectures the config lists (`findLastSyscalls` loops over them), so an
+/// absent or empty list, or one naming only companion ABIs, gets no native stub,
+/// although libseccomp still filters the native architecture with the rules.
+fn enosys_threshold(seccomp: &LinuxSeccomp) -> Option<i64> {
+    if !lists_native_arch(seccomp) {
+        return None;
+    }
+    let named = seccomp
         .syscalls()
         .as_deref()
         .unwrap_or_default()
         .iter()
         .flat_map(|entry| entry.names())
         .filter_map(|name| super::names::syscall_number(name))
-        .max()
-        .unwrap_or_else(max_native_number)
+        .max();
+    Some(named.unwrap_or_else(max_native_number))
+}
+
+/// Whether `architectures` names this machine's architecture (or `SCMP_ARCH_NATIVE`).
+fn lists_native_arch(seccomp: &LinuxSeccomp) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    const NATIVE: Arch = Arch::ScmpArchX86_64;
+    #[cfg(target_arch = "aarch64")]
+    const NATIVE: Arch = Arch::ScmpArchAarch64;
+    seccomp
+        .architectures()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|arch| matches!(arch, Arch::ScmpArchNative) || *arch == NATIVE)
 }
 
 /// A syscall name that no table of ours knows (newer than the table, or made up).
@@ -95,12 +121,7 @@ impl UnknownName {
 /// filter gets stricter. A name in a rule more restrictive than the default (say
 /// ERRNO under an ALLOW default) would be let through by the drop, so it is refused.
 pub fn droppable_unknown_names(seccomp: &LinuxSeccomp) -> Result<Vec<UnknownName>, SeccompError> {
-    let default = translate_action(
-        Site::Default,
-        seccomp.default_action(),
-        seccomp.default_errno_ret(),
-        &[],
-    )?;
+    let default = default_action(seccomp)?;
     let default_name = spec_name(&seccomp.default_action());
     let mut out = Vec::new();
     for (entry, syscall) in seccomp
@@ -130,13 +151,8 @@ fn check_droppable(
     syscall: &LinuxSyscall,
     (default, default_name): (&SeccompAction, &str),
 ) -> Result<(), SeccompError> {
-    let action = translate_action(
-        Site::Entry(entry),
-        syscall.action(),
-        syscall.errno_ret(),
-        syscall.names(),
-    )?;
-    if precedence(default).0 <= precedence(&action).0 {
+    let action = translate_action(Site::Entry(entry), syscall.action(), syscall.errno_ret())?;
+    if precedence(&Action::Kernel(default.clone())).0 <= precedence(&action).0 {
         return Ok(());
     }
     Err(SeccompError::UnknownSyscall {
@@ -165,13 +181,6 @@ enum Site {
 }
 
 impl Site {
-    fn action_field(self) -> String {
-        match self {
-            Site::Default => "linux.seccomp.defaultAction".to_owned(),
-            Site::Entry(i) => format!("linux.seccomp.syscalls[{i}].action"),
-        }
-    }
-
     fn errno_field(self) -> String {
         match self {
             Site::Default => "linux.seccomp.defaultErrnoRet".to_owned(),
@@ -188,18 +197,46 @@ fn spec_name<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
-fn check_listener(seccomp: &LinuxSeccomp) -> Result<(), SeccompError> {
-    if seccomp.listener_path().is_some() {
-        return Err(SeccompError::ListenerUnsupported {
-            field: "linux.seccomp.listenerPath",
-        });
+/// The default action: never `SCMP_ACT_NOTIFY` (runc refuses it: every syscall the
+/// init still makes, the write that hands the listener over included, would wait for
+/// an agent that does not have the listener yet).
+fn default_action(seccomp: &LinuxSeccomp) -> Result<SeccompAction, SeccompError> {
+    match translate_action(
+        Site::Default,
+        seccomp.default_action(),
+        seccomp.default_errno_ret(),
+    )? {
+        Action::Kernel(action) => Ok(action),
+        Action::Notify => Err(SeccompError::NotifyDefault),
     }
-    if seccomp.listener_metadata().is_some() {
-        return Err(SeccompError::ListenerUnsupported {
-            field: "linux.seccomp.listenerMetadata",
-        });
+}
+
+/// Whether the filter notifies an agent (some rule is `SCMP_ACT_NOTIFY`), checked as
+/// runc checks it: such a filter needs `listenerPath` (the runtime-spec: the runtime
+/// sends the listener there), and `write` may not notify (the init writes to the
+/// runtime after loading the filter, before the agent has the listener: it would
+/// hang). A `listenerPath` without notify rules gets no listener, as under runc.
+fn check_notify(seccomp: &LinuxSeccomp) -> Result<bool, SeccompError> {
+    let mut notify = false;
+    for (entry, syscall) in seccomp
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if syscall.action() != LinuxSeccompAction::ScmpActNotify {
+            continue;
+        }
+        notify = true;
+        if let Some(index) = syscall.names().iter().position(|n| n == "write") {
+            return Err(SeccompError::NotifyWrite { entry, index });
+        }
+        if seccomp.listener_path().is_none() {
+            return Err(SeccompError::ListenerPathMissing { entry });
+        }
     }
-    Ok(())
+    Ok(notify)
 }
 
 fn translate_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<u32, SeccompError> {
@@ -229,8 +266,7 @@ fn translate_action(
     site: Site,
     action: LinuxSeccompAction,
     errno_ret: Option<u32>,
-    syscalls: &[String],
-) -> Result<SeccompAction, SeccompError> {
+) -> Result<Action, SeccompError> {
     // The site's own field: defaultErrnoRet for the default, errnoRet for an entry.
     let default_data = errno_ret.unwrap_or(libc::EPERM as u32);
     let data = |max: u32| {
@@ -246,23 +282,21 @@ fn translate_action(
         }
     };
     let translated = match action {
-        LinuxSeccompAction::ScmpActErrno => return Ok(SeccompAction::Errno(data(MAX_ERRNO)?)),
-        LinuxSeccompAction::ScmpActTrace => return Ok(SeccompAction::Trace(data(MAX_TRACE_DATA)?)),
-        LinuxSeccompAction::ScmpActAllow => SeccompAction::Allow,
-        LinuxSeccompAction::ScmpActLog => SeccompAction::Log,
-        LinuxSeccompAction::ScmpActTrap => SeccompAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => {
+            return Ok(Action::Kernel(SeccompAction::Errno(data(MAX_ERRNO)?)))
+        }
+        LinuxSeccompAction::ScmpActTrace => {
+            return Ok(Action::Kernel(SeccompAction::Trace(data(MAX_TRACE_DATA)?)))
+        }
+        LinuxSeccompAction::ScmpActAllow => Action::Kernel(SeccompAction::Allow),
+        LinuxSeccompAction::ScmpActLog => Action::Kernel(SeccompAction::Log),
+        LinuxSeccompAction::ScmpActTrap => Action::Kernel(SeccompAction::Trap),
         // libseccomp: SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD.
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-            SeccompAction::KillThread
+            Action::Kernel(SeccompAction::KillThread)
         }
-        LinuxSeccompAction::ScmpActKillProcess => SeccompAction::KillProcess,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(SeccompError::UnsupportedAction {
-                field: site.action_field(),
-                action: spec_name(&action),
-                syscalls: syscalls.to_vec(),
-            })
-        }
+        LinuxSeccompAction::ScmpActKillProcess => Action::Kernel(SeccompAction::KillProcess),
+        LinuxSeccompAction::ScmpActNotify => Action::Notify,
     };
     if errno_ret.is_some() {
         return Err(SeccompError::ErrnoRetNotApplicable {
@@ -286,15 +320,16 @@ fn denies(action: &SeccompAction) -> bool {
 }
 
 /// Most restrictive first: the kernel's precedence of return values (seccomp(2)).
-fn precedence(action: &SeccompAction) -> (u8, u32) {
+fn precedence(action: &Action) -> (u8, u32) {
     match action {
-        SeccompAction::KillProcess => (0, 0),
-        SeccompAction::KillThread => (1, 0),
-        SeccompAction::Trap => (2, 0),
-        SeccompAction::Errno(e) => (3, *e),
-        SeccompAction::Trace(d) => (4, *d),
-        SeccompAction::Log => (5, 0),
-        SeccompAction::Allow => (6, 0),
+        Action::Kernel(SeccompAction::KillProcess) => (0, 0),
+        Action::Kernel(SeccompAction::KillThread) => (1, 0),
+        Action::Kernel(SeccompAction::Trap) => (2, 0),
+        Action::Kernel(SeccompAction::Errno(e)) => (3, *e),
+        Action::Notify => (4, 0),
+        Action::Kernel(SeccompAction::Trace(d)) => (5, *d),
+        Action::Kernel(SeccompAction::Log) => (6, 0),
+        Action::Kernel(SeccompAction::Allow) => (7, 0),
     }
 }
 
@@ -311,14 +346,9 @@ fn group_entries(
     default: (&SeccompAction, &str),
     skipped: &mut SkippedNames,
 ) -> Result<Vec<Group>, SeccompError> {
-    let mut groups: BTreeMap<(u8, u32), (SeccompAction, BTreeMap<i64, Chain>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(u8, u32), (Action, BTreeMap<i64, Chain>)> = BTreeMap::new();
     for (entry, syscall) in entries.iter().enumerate() {
-        let action = translate_action(
-            Site::Entry(entry),
-            syscall.action(),
-            syscall.errno_ret(),
-            syscall.names(),
-        )?;
+        let action = translate_action(Site::Entry(entry), syscall.action(), syscall.errno_ret())?;
         if syscall.names().is_empty() {
             return Err(SeccompError::EmptyNames { entry });
         }
@@ -807,7 +837,8 @@ pub(super) mod tests {
 
     #[test]
     fn foreign_only_names_are_skipped_and_reported() {
-        let filter = compiled(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        let filter = compiled(json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": [super::super::SUPPORTED_ARCHES[0]], "syscalls": [
             {"names": ["_llseek", "read", "chown32", "socketcall"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["s390_runtime_instr"], "action": "SCMP_ACT_ALLOW"}
         ]}));
@@ -826,24 +857,66 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn notify_and_listeners_are_refused() {
+    fn notify_rules_return_user_notif_and_ask_for_a_listener() {
+        let filter = compiled(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/agent.sock", "listenerMetadata": "m", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["mkdirat"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 2, "value": 0o700, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["getcwd"], "action": "SCMP_ACT_TRACE"}
+        ]}));
+        assert!(filter.notifies());
+        assert_eq!(
+            filter.flags(),
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32
+        );
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        assert_eq!(ret(&filter, "mkdirat", &[0, 0, 0o755]), notif);
+        // ERRNO is more restrictive than USER_NOTIF, TRACE less (seccomp(2)).
+        assert_eq!(ret(&filter, "mkdirat", &[0, 0, 0o700]), errno(libc::EPERM));
+        assert_eq!(ret(&filter, "getcwd", &[]), libc::SECCOMP_RET_TRACE | 1);
+        assert_eq!(ret(&filter, "read", &[]), ALLOW);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(ret(&filter, "mkdir", &[]), notif);
+        // A listenerPath without notify rules gets no listener (runc).
+        let plain = compiled(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock", "listenerMetadata": "m"}));
+        assert!(!plain.notifies());
+        assert_eq!(plain.flags(), 0);
+    }
+
+    #[test]
+    fn notify_is_refused_where_runc_refuses_it() {
         assert_eq!(
             refused(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
                 {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
                 {"names": ["mount", "umount2"], "action": "SCMP_ACT_NOTIFY"}
             ]})),
-            "linux.seccomp.syscalls[1].action: action SCMP_ACT_NOTIFY is not supported \
-             (syscalls: mount, umount2)"
-        );
-        assert!(refused(json!({"defaultAction": "SCMP_ACT_NOTIFY"}))
-            .starts_with("linux.seccomp.defaultAction: action SCMP_ACT_NOTIFY is not supported"));
-        assert_eq!(
-            refused(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"})),
-            "linux.seccomp.listenerPath: seccomp user notification is not supported"
+            "linux.seccomp.listenerPath: required by the SCMP_ACT_NOTIFY rule \
+             linux.seccomp.syscalls[1] (the runtime sends the listener there)"
         );
         assert_eq!(
-            refused(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"})),
-            "linux.seccomp.listenerMetadata: seccomp user notification is not supported"
+            refused(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/a"})),
+            "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action \
+             (runc refuses it too)"
+        );
+        assert_eq!(
+            refused(
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a", "syscalls": [
+                    {"names": ["mkdir", "write"], "action": "SCMP_ACT_NOTIFY"}
+                ]})
+            ),
+            "linux.seccomp.syscalls[0].names[1]: write cannot be SCMP_ACT_NOTIFY (the init \
+             writes to the runtime before the agent holds the listener, as runc refuses)"
+        );
+        assert_eq!(
+            refused(
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a", "syscalls": [
+                    {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY", "errnoRet": 1}
+                ]})
+            ),
+            "linux.seccomp.syscalls[0].errnoRet: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an \
+             errno, not SCMP_ACT_NOTIFY"
         );
     }
 
@@ -970,6 +1043,7 @@ pub(super) mod tests {
             ),
         ] {
             let mut value = default.clone();
+            value["architectures"] = json!([super::super::SUPPORTED_ARCHES[0]]);
             value["syscalls"] =
                 json!([{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]);
             let filter = compiled(value);
@@ -1009,6 +1083,40 @@ pub(super) mod tests {
         ] {
             let filter = compiled(json!({"defaultAction": default}));
             assert_eq!(ret_nr(&filter, newer, &[]), expected, "{default}");
+        }
+    }
+
+    #[test]
+    fn without_the_native_architecture_listed_there_is_no_enosys_stub() {
+        #[cfg(target_arch = "x86_64")]
+        let companion = "SCMP_ARCH_X86";
+        #[cfg(target_arch = "aarch64")]
+        let companion = "SCMP_ARCH_ARM";
+        let newer = max_native_number() as u32 + 1;
+        let rules = json!([{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]);
+        // runc 1.1 builds its stub per listed architecture: none for these.
+        for architectures in [None, Some(json!([])), Some(json!([companion]))] {
+            let mut value = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules});
+            if let Some(a) = &architectures {
+                value["architectures"] = a.clone();
+            }
+            let filter = compiled(value);
+            for nr in [nr("clone3"), newer, u32::MAX] {
+                assert_eq!(
+                    ret_nr(&filter, nr, &[]),
+                    errno(libc::EPERM),
+                    "{architectures:?}: {nr}"
+                );
+            }
+            assert_eq!(ret(&filter, "read", &[]), ALLOW, "{architectures:?}");
+        }
+        for listed in [
+            json!(["SCMP_ARCH_NATIVE"]),
+            json!([companion, super::super::SUPPORTED_ARCHES[0]]),
+        ] {
+            let filter = compiled(json!({"defaultAction": "SCMP_ACT_ERRNO",
+                "architectures": listed, "syscalls": rules}));
+            assert_eq!(ret(&filter, "clone3", &[]), errno(libc::ENOSYS), "{listed}");
         }
     }
 

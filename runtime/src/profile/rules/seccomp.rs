@@ -4,7 +4,9 @@
 use serde_json::Value;
 
 use super::join;
-use crate::profile::schema::{OnExcess, OnMissing, SeccompAction, SeccompSection};
+use crate::profile::schema::{
+    OnExcess, OnMissing, SeccompAction, SeccompSection, UserNotification,
+};
 use crate::profile::seccomp_data::SeccompFilter;
 use crate::profile::violation::{Injection, RuleMeta, Violation, UNSET};
 
@@ -82,6 +84,9 @@ pub fn check(doc: &Value, section: &SeccompSection, meta: RuleMeta) -> Vec<Viola
             ),
         );
     }
+    if section.user_notification == UserNotification::Forbid {
+        out.extend(user_notification(filter, &meta));
+    }
     let rules = filter.get("syscalls").and_then(Value::as_array);
     for (i, rule) in rules.into_iter().flatten().enumerate() {
         if !lets_through(
@@ -108,6 +113,95 @@ pub fn check(doc: &Value, section: &SeccompSection, meta: RuleMeta) -> Vec<Viola
         }
     }
     out
+}
+
+/// `seccomp.user_notification = "forbid"`: one violation for a filter that hands
+/// syscalls to a userspace agent, naming `listenerPath` (or the first notify rule, or
+/// `listenerMetadata`, when the spec lacks the path).
+fn user_notification(filter: &Value, meta: &RuleMeta) -> Option<Violation> {
+    let field = |key: &str| filter.get(key).filter(|v| !v.is_null());
+    let notify_rule = filter
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .position(|r| r.get("action").and_then(Value::as_str) == Some("SCMP_ACT_NOTIFY"));
+    let (path, actual) = if let Some(path) = field("listenerPath") {
+        (
+            "linux.seccomp.listenerPath".to_owned(),
+            path.as_str()
+                .map_or_else(|| path.to_string(), str::to_owned),
+        )
+    } else if let Some(i) = notify_rule {
+        (
+            format!("linux.seccomp.syscalls[{i}].action"),
+            "SCMP_ACT_NOTIFY".to_owned(),
+        )
+    } else if let Some(metadata) = field("listenerMetadata") {
+        (
+            "linux.seccomp.listenerMetadata".to_owned(),
+            metadata
+                .as_str()
+                .map_or_else(|| metadata.to_string(), str::to_owned),
+        )
+    } else {
+        return None;
+    };
+    let mut v = meta.violation(
+        USER_NOTIFICATION_RULE,
+        path,
+        actual,
+        "no seccomp agent (user_notification = \"forbid\")",
+        "securityContext.seccompProfile",
+    );
+    v.reason = "a userspace seccomp agent would decide the notified syscalls; it checks \
+                pointer arguments the container can still change (seccomp_unotify(2): not a \
+                security boundary)"
+        .to_owned();
+    Some(v)
+}
+
+/// Rule id of the admission note on a filter that notifies a seccomp agent.
+pub const USER_NOTIFICATION_RULE: &str = "seccomp.user_notification";
+
+/// The admission note for a filter with `SCMP_ACT_NOTIFY` rules that a profile lets
+/// run: the kernel does not decide those syscalls, the agent at `listenerPath` does
+/// (and it is not a security boundary), so the record and the log say so.
+pub fn user_notification_note(doc: &Value) -> Option<Injection> {
+    let filter = doc.pointer("/linux/seccomp").filter(|v| !v.is_null())?;
+    let mut names: Vec<&str> = filter
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("action").and_then(Value::as_str) == Some("SCMP_ACT_NOTIFY"))
+        .flat_map(|r| {
+            r.get("names")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(Value::as_str)
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    names.sort_unstable();
+    names.dedup();
+    let agent = filter
+        .get("listenerPath")
+        .and_then(Value::as_str)
+        .unwrap_or(UNSET);
+    Some(Injection::new(
+        USER_NOTIFICATION_RULE,
+        "linux.seccomp.listenerPath",
+        format!(
+            "not enforced by the kernel: the seccomp agent at {agent} decides {} \
+             (SCMP_ACT_NOTIFY; it checks pointer arguments the container can still change, \
+             seccomp_unotify(2))",
+            names.join(", ")
+        ),
+    ))
 }
 
 /// Inject the default-deny filter when the spec has none (`on_missing = "inject"`), and
@@ -300,7 +394,79 @@ mod tests {
                 reason: "io_uring".into(),
             }],
             deny_args: Vec::new(),
+            user_notification: UserNotification::Forbid,
         }
+    }
+
+    #[test]
+    fn user_notification_is_forbidden_unless_allowed() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","listenerPath":"/run/agent.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
+                "linux.seccomp.listenerPath",
+                "/run/agent.sock",
+            ),
+            (
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
+                "linux.seccomp.syscalls[1].action",
+                "SCMP_ACT_NOTIFY",
+            ),
+            (
+                r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","listenerMetadata":"m"}}}"#,
+                "linux.seccomp.listenerMetadata",
+                "m",
+            ),
+        ];
+        for (spec, path, actual) in cases {
+            let mut s = section(OnMissing::Refuse, OnExcess::Refuse);
+            let got = check(&doc(spec), &s, meta());
+            assert_eq!(ids(&got), ["seccomp.user_notification"], "{spec}");
+            assert_eq!(got[0].path, *path);
+            assert_eq!(got[0].actual, *actual);
+            assert!(got[0].reason.contains("seccomp agent"), "{}", got[0].reason);
+            s.user_notification = UserNotification::Allow;
+            assert!(check(&doc(spec), &s, meta()).is_empty(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn a_notifying_filter_gets_an_admission_note() {
+        let d = doc(
+            r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","syscalls":[{"names":["mkdirat","mkdir"],"action":"SCMP_ACT_NOTIFY"},{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
+        );
+        let note = user_notification_note(&d).expect("a note");
+        assert_eq!(note.rule, USER_NOTIFICATION_RULE);
+        assert_eq!(note.path, "linux.seccomp.listenerPath");
+        assert!(
+            note.change
+                .starts_with("not enforced by the kernel: the seccomp agent at /run/a.sock decides mkdir, mkdirat"),
+            "{}",
+            note.change
+        );
+        let plain =
+            doc(r#"{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a"}}}"#);
+        assert_eq!(user_notification_note(&plain), None);
+    }
+
+    #[test]
+    fn user_notification_defaults_to_forbid_and_refuses_unknown_values() {
+        let base = r#"reason = "r"
+on_missing = "refuse"
+on_denied_allowed = "refuse"
+default_filter = "f"
+allowed_default_actions = ["errno"]
+deny = []
+"#;
+        let parsed: SeccompSection = toml::from_str(base).expect("parses");
+        assert_eq!(parsed.user_notification, UserNotification::Forbid);
+        let allowed: SeccompSection =
+            toml::from_str(&format!("{base}user_notification = \"allow\"\n")).expect("parses");
+        assert_eq!(allowed.user_notification, UserNotification::Allow);
+        let err =
+            toml::from_str::<SeccompSection>(&format!("{base}user_notification = \"maybe\"\n"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("maybe") && err.contains("forbid"), "{err}");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub(super) struct ContainerBuilderImpl {
     pub notify_path: PathBuf,
     /// Container state
     pub container: Option<Container>,
+    /// [stockade patch] A tenant's view of the container for a seccomp agent
+    /// (`ContainerArgs::listener_state`).
+    pub listener_state: Option<oci_spec::runtime::State>,
     /// File descriptos preserved/passed to the container init process.
     pub preserve_fds: i32,
     /// If the container is to be run in detached mode
@@ -217,6 +220,7 @@ impl ContainerBuilderImpl {
             as_sibling: self.as_sibling,
             pid_file: self.pid_file.to_owned(),
             namespace_fds: opened_namespaces.raw(),
+            listener_state: self.listener_state.clone(),
         };
 
         let init_pid = process::container_main_process::container_main_process(&container_args)

@@ -279,6 +279,7 @@ impl TenantContainerBuilder {
             user_ns_config,
             notify_path: notify_path.clone(),
             container: None,
+            listener_state: Some(listener_state(&container)?),
             preserve_fds: self.base.preserve_fds,
             detached: self.detached,
             executor: self.base.executor,
@@ -474,6 +475,13 @@ impl TenantContainerBuilder {
             linux_builder = linux_builder.time_offsets(time_offsets.clone());
         }
 
+        // [stockade patch] The container's filter applies to an exec'd process too
+        // (the executor loads it); with notify rules the main process must expect
+        // the process's own listener and send it to listenerPath, as runc does.
+        if let Some(seccomp) = spec_linux.seccomp() {
+            linux_builder = linux_builder.seccomp(seccomp.clone());
+        }
+
         let linux = linux_builder.build()?;
         spec.set_process(Some(process)).set_linux(Some(linux));
 
@@ -609,6 +617,20 @@ impl TenantContainerBuilder {
             }
         }
     }
+}
+
+/// [stockade patch] The container as a seccomp agent sees it when an exec'd process
+/// hands over its listener: runc sends status `running` (whatever the state), the
+/// init's pid and the caller's bundle.
+fn listener_state(container: &Container) -> Result<oci_spec::runtime::State, LibcontainerError> {
+    let mut state = oci_spec::runtime::State::try_from(&container.state)
+        .map_err(|e| LibcontainerError::Other(format!("container state: {e}")))?;
+    state.set_status(oci_spec::runtime::ContainerState::Running);
+    // runc leaves empty annotations out (`omitempty`).
+    if state.annotations().as_ref().is_some_and(|a| a.is_empty()) {
+        state.set_annotations(None);
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -55,6 +55,9 @@ pub struct ContainerArgs {
     /// File path used to communicate the PID of the
     /// container process to the higher-level runtime.
     pub pid_file: Option<PathBuf>,
+    /// [stockade patch] For an exec'd (tenant) process: the container's OCI state as
+    /// a seccomp agent receives it (status `running`, the init's pid), as runc.
+    pub listener_state: Option<oci_spec::runtime::State>,
     /// [stockade patch] Namespace files opened by the main process, inherited by
     /// the intermediate and init processes.
     pub namespace_fds: crate::namespaces::NamespaceFds,

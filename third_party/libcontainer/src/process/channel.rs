@@ -236,6 +236,9 @@ impl MainReceiver {
                 }?;
                 Ok(fd)
             }
+            // [stockade patch] the init failed before loading its filter: its own
+            // message (whole cause chain), as for wait_for_init_ready.
+            Message::ExecFailed(err) => Err(ChannelError::ExecError(err)),
             msg => Err(ChannelError::unexpected("SeccompNotify", msg)),
         }
     }

@@ -7,14 +7,13 @@ use std::path::PathBuf;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
-#[cfg(feature = "libseccomp")]
 use oci_spec::runtime::{SECCOMP_FD_NAME, VERSION as OCI_VERSION};
 
 use crate::hooks;
 use crate::network::network_device::dev_change_net_namespace;
 use crate::process::args::{ContainerArgs, ContainerType};
 use crate::process::fork::{self, CloneCb};
-use crate::process::{channel, container_intermediate_process};
+use crate::process::{channel, container_intermediate_process, seccomp_listener};
 use crate::syscall::SyscallError;
 use crate::user_ns::UserNamespaceConfig;
 
@@ -34,8 +33,7 @@ pub enum ProcessError {
     IntelRdt(#[from] crate::process::intel_rdt::IntelRdtError),
     #[error("failed to create intermediate process")]
     IntermediateProcessFailed(#[source] fork::CloneError),
-    #[error("failed seccomp listener")]
-    #[cfg(feature = "libseccomp")]
+    #[error(transparent)]
     SeccompListener(#[from] crate::process::seccomp_listener::SeccompListenerError),
     #[error("failed setup network device")]
     Network(#[from] crate::network::NetworkError),
@@ -236,44 +234,20 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 &mut init_sender,
             )?;
 
-            #[cfg(feature = "libseccomp")]
+            // [stockade patch] seccomp user notification without the `libseccomp`
+            // feature (the executor loads the filter): the init sends the
+            // listener of a notify filter, and create (or exec) fails unless the
+            // agent at listenerPath got it with the process state, as in runc.
             if let Some(seccomp) = linux.seccomp() {
-                let container = container_args
-                    .container
-                    .as_ref()
-                    .ok_or(ProcessError::ContainerStateRequired)?;
-
-                // Determine OCI status based on container type (matching runc behavior)
-                let oci_status = match container_args.container_type {
-                    ContainerType::InitContainer => oci_spec::runtime::ContainerState::Creating,
-                    ContainerType::TenantContainer { .. } => oci_spec::runtime::ContainerState::Running,
-                };
-
-                // Build OCI-compliant ContainerProcessState using builder pattern
-                let oci_state = oci_spec::runtime::StateBuilder::default()
-                    .version(OCI_VERSION)
-                    .id(container.state.id.clone())
-                    .status(oci_status)
-                    .pid(init_pid.as_raw())
-                    .bundle(container.state.bundle.clone())
-                    .annotations(container.state.annotations.clone().unwrap_or_default())
-                    .build()
-                    .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
-
-                let state = oci_spec::runtime::ContainerProcessStateBuilder::default()
-                    .version(OCI_VERSION)
-                    .fds(vec![SECCOMP_FD_NAME.to_string()])
-                    .pid(init_pid.as_raw())
-                    .metadata(seccomp.listener_metadata().clone().unwrap_or_default())
-                    .state(oci_state)
-                    .build()
-                    .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?;
-                crate::process::seccomp_listener::sync_seccomp(
-                    seccomp,
-                    &state,
-                    &mut init_sender,
-                    &mut init_main_receiver,
-                )?;
+                if let Some(path) = seccomp_listener::listener_path(seccomp) {
+                    let state = listener_process_state(container_args, seccomp, init_pid)?;
+                    seccomp_listener::sync_seccomp(
+                        path,
+                        &state,
+                        &mut init_sender,
+                        &mut init_main_receiver,
+                    )?;
+                }
             }
         }
 
@@ -460,6 +434,55 @@ fn move_network_devices_to_container(
         init_sender.move_network_device(addrs_map)?;
     }
     Ok(())
+}
+
+/// [stockade patch] The "containerProcessState" a seccomp agent receives (runtime-spec
+/// "seccomp"; runc's fields): `pid` is the process whose filter it is; `state` is the
+/// container's, status `creating` with the init's pid for create, and for an exec'd
+/// process `running` with the container's init pid, as runc sends them. `bundle` is
+/// the caller's (hooks get the same, patch 19); `metadata` is listenerMetadata,
+/// left out when empty (runc's `omitempty`).
+fn listener_process_state(
+    args: &ContainerArgs,
+    seccomp: &oci_spec::runtime::LinuxSeccomp,
+    pid: Pid,
+) -> Result<oci_spec::runtime::ContainerProcessState> {
+    let state = match (&args.container_type, &args.listener_state, &args.container) {
+        (ContainerType::TenantContainer { .. }, Some(state), _) => state.clone(),
+        (ContainerType::InitContainer, _, Some(container)) => {
+            let state = &container.state;
+            let mut builder = oci_spec::runtime::StateBuilder::default()
+                .version(OCI_VERSION)
+                .id(state.id.clone())
+                .status(oci_spec::runtime::ContainerState::Creating)
+                .pid(pid.as_raw())
+                .bundle(
+                    state
+                        .hook_bundle
+                        .clone()
+                        .unwrap_or_else(|| state.bundle.clone()),
+                );
+            // runc leaves empty annotations out (`omitempty`).
+            if let Some(annotations) = state.annotations.as_ref().filter(|a| !a.is_empty()) {
+                builder = builder.annotations(annotations.clone());
+            }
+            builder
+                .build()
+                .map_err(|e| ProcessError::OciStateBuild(e.to_string()))?
+        }
+        _ => return Err(ProcessError::ContainerStateRequired),
+    };
+    let mut builder = oci_spec::runtime::ContainerProcessStateBuilder::default()
+        .version(OCI_VERSION)
+        .fds(vec![SECCOMP_FD_NAME.to_string()])
+        .pid(pid.as_raw())
+        .state(state);
+    if let Some(metadata) = seccomp.listener_metadata().as_ref().filter(|m| !m.is_empty()) {
+        builder = builder.metadata(metadata.clone());
+    }
+    builder
+        .build()
+        .map_err(|e| ProcessError::OciStateBuild(e.to_string()))
 }
 
 #[cfg(test)]

@@ -11,5 +11,4 @@ pub mod init;
 pub mod intel_rdt;
 pub mod memory_policy;
 mod message;
-#[cfg(feature = "libseccomp")]
 mod seccomp_listener;

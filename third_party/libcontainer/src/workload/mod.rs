@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::env;
+use std::os::fd::OwnedFd;
 
 use oci_spec::runtime::Spec;
 
@@ -77,8 +78,22 @@ pub trait Executor: CloneBoxExecutor {
     /// are dropped to the spec's: the last point at which the process still holds
     /// CAP_SYS_ADMIN (a seccomp filter without no_new_privs needs it, as runc loads
     /// it here).
-    fn before_capability_drop(&self, _spec: &Spec) -> Result<(), ExecutorError> {
-        Ok(())
+    ///
+    /// A returned fd is the listener of a seccomp filter loaded with
+    /// `SECCOMP_FILTER_FLAG_NEW_LISTENER` (`SCMP_ACT_NOTIFY` rules): the init hands it
+    /// to the runtime over the channel (`Message::SeccompNotify`) at once, and the
+    /// runtime sends it to `linux.seccomp.listenerPath`, as runc's syncParentSeccomp.
+    fn before_capability_drop(&self, _spec: &Spec) -> Result<Option<OwnedFd>, ExecutorError> {
+        Ok(None)
+    }
+
+    /// [stockade patch] Runs in the init after the capability drop, chdir and the
+    /// cwd check, before the init reports ready and waits for `start`: where runc
+    /// loads a seccomp filter when no_new_privs is set. A returned fd is handed over
+    /// as from [`Executor::before_capability_drop`], so the seccomp agent holds it
+    /// before `create` returns.
+    fn before_ready(&self, _spec: &Spec) -> Result<Option<OwnedFd>, ExecutorError> {
+        Ok(None)
     }
 
     /// [stockade patch] Runs in the init for every bind mount of the spec, before it

@@ -415,7 +415,9 @@ pub fn container_init_process(
     })?;
     // [stockade patch] the executor's privileged step (a seccomp filter loaded
     // without no_new_privs) while the process still holds its capabilities.
-    args.executor.before_capability_drop(ctx.spec)?;
+    if let Some(listener) = args.executor.before_capability_drop(ctx.spec)? {
+        hand_over_seccomp_listener(listener, main_sender, init_receiver)?;
+    }
     if let Some(caps) = ctx.process.capabilities() {
         capabilities::drop_privileges(caps, ctx.syscall.as_ref()).map_err(|err| {
             tracing::error!(?err, "failed to drop capabilities");
@@ -440,6 +442,12 @@ pub fn container_init_process(
         tracing::error!(?err, "failed to verify cwd");
         err
     })?;
+
+    // [stockade patch] runc's load point of a filter under no_new_privs: before
+    // the init reports ready, so a notify listener reaches the agent during create.
+    if let Some(listener) = args.executor.before_ready(ctx.spec)? {
+        hand_over_seccomp_listener(listener, main_sender, init_receiver)?;
+    }
 
     // Initialize seccomp profile right before we are ready to execute the
     // payload so as few syscalls will happen between here and payload exec. The
@@ -1099,6 +1107,26 @@ fn setup_scheduler(sc_op: &Option<Scheduler>) -> Result<()> {
             }
         };
     }
+    Ok(())
+}
+
+/// [stockade patch] Send a seccomp notify listener to the runtime (which passes it
+/// to the agent at `listenerPath`) and wait until it has, as runc's
+/// syncParentSeccomp; the init's copy is closed then. Without the `libseccomp`
+/// feature the executor loads the filter, so this does not depend on it.
+fn hand_over_seccomp_listener(
+    listener: std::os::fd::OwnedFd,
+    main_sender: &mut channel::MainSender,
+    init_receiver: &mut channel::InitReceiver,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    main_sender
+        .seccomp_notify_request(listener.as_raw_fd())
+        .map_err(InitProcessError::Channel)?;
+    init_receiver
+        .wait_for_seccomp_request_done()
+        .map_err(InitProcessError::Channel)?;
+    drop(listener);
     Ok(())
 }
 
