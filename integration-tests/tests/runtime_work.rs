@@ -12,6 +12,8 @@
 //! - Admission reads the node config once, and runs the tmpfs idmap probe (a tmpfs
 //!   mount and a forked namespace holder) only for a spec with a bind volume on tmpfs.
 //! - The cgroup v1 manager reads mountinfo once, not once per controller.
+//! - The container joins its cgroup v1 hierarchies without the kernel's global
+//!   threadgroup lock (an RCU grace period per create).
 //! - A profile's TOML is parsed once per content (the parse cache): counted in
 //!   instructions under callgrind, since a cached parse saves CPU, not syscalls.
 
@@ -238,6 +240,57 @@ fn run_reads_mountinfo_once_per_cgroup_manager() {
         "{} mountinfo reads in the runtime's process: {reads:?}",
         reads.len()
     );
+}
+
+/// Whether the host's cgroup controllers are v1 hierarchies (legacy or hybrid).
+fn cgroup_v1_controllers() -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    mountinfo.lines().any(|l| {
+        l.split(" - ")
+            .nth(1)
+            .is_some_and(|fs| fs.starts_with("cgroup "))
+    })
+}
+
+/// The container's processes join their cgroup without the kernel's global
+/// threadgroup lock: on cgroup v1 the intermediate process (one thread) moves
+/// itself as `0` in each hierarchy's `tasks`. A pid or a whole process written to
+/// `cgroup.procs` takes that lock for writing, which waits for an RCU grace period
+/// (5-15 ms on this machine, the longest wait of a create). Whether it joined is
+/// what every limit test checks; here, how.
+#[test]
+fn run_joins_cgroup_v1_without_the_threadgroup_lock() {
+    require_root();
+    if skip_on_reference("Stockade's cgroup manager") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("join");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(&rt, &bundle, Path::new("/"), "trace=openat", &out);
+    let text = std::fs::read_to_string(&out).expect("read trace");
+    let leaf = format!("/{}/", bundle.id);
+    let written = |file: &str| -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.contains(&leaf) && l.contains(file) && l.contains("O_WRONLY"))
+            .collect()
+    };
+    let procs = written("/cgroup.procs\"");
+    let tasks = written("/tasks\"");
+    if cgroup_v1_controllers() {
+        assert!(procs.is_empty(), "joined through cgroup.procs: {procs:#?}");
+        for hierarchy in ["/memory/", "/pids/", "/cpu", "/devices/", "/freezer/"] {
+            assert!(
+                tasks.iter().any(|l| l.contains(hierarchy)),
+                "no join of the {hierarchy} hierarchy through tasks: {tasks:#?}"
+            );
+        }
+    } else {
+        // cgroup v2 has no per-thread move for a process; it is unchanged.
+        assert!(tasks.is_empty(), "{tasks:#?}");
+        assert!(!procs.is_empty(), "the container never joined its cgroup");
+    }
 }
 
 const VALGRIND: &str = "/usr/bin/valgrind";

@@ -37,6 +37,15 @@ pub trait CgroupManager {
     /// Adds a task specified by its pid to the cgroup
     fn add_task(&self, pid: Pid) -> Result<(), Self::Error>;
 
+    /// [stockade patch] Adds the calling process, which must have a single thread
+    /// (a freshly forked child: libcontainer's intermediate process), to the cgroup.
+    /// A manager may move just the calling thread, which on cgroup v1 avoids the
+    /// kernel's global threadgroup lock and the RCU grace period taking it costs;
+    /// the process's other threads, if it had any, would stay where they are.
+    fn add_calling_process(&self) -> Result<(), Self::Error> {
+        self.add_task(nix::unistd::getpid())
+    }
+
     /// Applies resource restrictions to the cgroup
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error>;
 
@@ -95,6 +104,15 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::SystemdLegacy(m) => Ok(m.add_task(pid)?),
             AnyCgroupManager::V1(m) => Ok(m.add_task(pid)?),
             AnyCgroupManager::V2(m) => Ok(m.add_task(pid)?),
+        }
+    }
+
+    fn add_calling_process(&self) -> Result<(), Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.add_calling_process()?),
+            AnyCgroupManager::SystemdLegacy(m) => Ok(m.add_calling_process()?),
+            AnyCgroupManager::V1(m) => Ok(m.add_calling_process()?),
+            AnyCgroupManager::V2(m) => Ok(m.add_calling_process()?),
         }
     }
 

@@ -9,7 +9,7 @@ use pathrs::procfs::{ProcfsBase, ProcfsHandle};
 use procfs::{FromRead, ProcError, ProcessCGroups};
 
 use super::blkio::{Blkio, V1BlkioStatsError};
-use super::controller::Controller;
+use super::controller::{Controller, Member};
 use super::controller_type::CONTROLLERS;
 use super::cpu::{Cpu, V1CpuStatsError};
 use super::cpuacct::{CpuAcct, V1CpuAcctStatsError};
@@ -25,8 +25,8 @@ use super::pids::Pids;
 use super::util::V1MountPointError;
 use super::{ControllerType as CtrlType, util};
 use crate::common::{
-    self, AnyCgroupManager, CGROUP_PROCS, CgroupManager, ControllerOpt, FreezerState,
-    JoinSafelyError, PathBufExt, WrapIoResult, WrappedIoError,
+    self, AnyCgroupManager, CgroupManager, ControllerOpt, FreezerState, JoinSafelyError,
+    PathBufExt, WrapIoResult, WrappedIoError,
 };
 use crate::stats::{PidStatsError, Stats, StatsProvider};
 
@@ -241,6 +241,34 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// [stockade patch] Every hierarchy's cgroup gets `member`.
+    fn add_member(&self, member: Member) -> Result<(), V1ManagerError> {
+        for (ctrl_type, cgroup_path) in &self.subsystems {
+            match ctrl_type {
+                CtrlType::Cpu => Cpu::add_member(member, cgroup_path)?,
+                CtrlType::CpuAcct => CpuAcct::add_member(member, cgroup_path)?,
+                CtrlType::CpuSet => CpuSet::add_member(member, cgroup_path)?,
+                CtrlType::Devices => Devices::add_member(member, cgroup_path)?,
+                CtrlType::HugeTlb => HugeTlb::add_member(member, cgroup_path)?,
+                CtrlType::Memory => Memory::add_member(member, cgroup_path)?,
+                CtrlType::Pids => Pids::add_member(member, cgroup_path)?,
+                CtrlType::PerfEvent => PerfEvent::add_member(member, cgroup_path)?,
+                CtrlType::Blkio => Blkio::add_member(member, cgroup_path)?,
+                CtrlType::NetworkPriority => NetworkPriority::add_member(member, cgroup_path)?,
+                CtrlType::NetworkClassifier => NetworkClassifier::add_member(member, cgroup_path)?,
+                CtrlType::Freezer => Freezer::add_member(member, cgroup_path)?,
+            }
+        }
+        for cgroup_path in &self.named {
+            fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
+            member.join(cgroup_path)?;
+        }
+
+        Ok(())
+    }
+}
+
 impl CgroupManager for Manager {
     type Error = V1ManagerError;
 
@@ -254,28 +282,13 @@ impl CgroupManager for Manager {
     }
 
     fn add_task(&self, pid: Pid) -> Result<(), Self::Error> {
-        for (ctrl_type, cgroup_path) in &self.subsystems {
-            match ctrl_type {
-                CtrlType::Cpu => Cpu::add_task(pid, cgroup_path)?,
-                CtrlType::CpuAcct => CpuAcct::add_task(pid, cgroup_path)?,
-                CtrlType::CpuSet => CpuSet::add_task(pid, cgroup_path)?,
-                CtrlType::Devices => Devices::add_task(pid, cgroup_path)?,
-                CtrlType::HugeTlb => HugeTlb::add_task(pid, cgroup_path)?,
-                CtrlType::Memory => Memory::add_task(pid, cgroup_path)?,
-                CtrlType::Pids => Pids::add_task(pid, cgroup_path)?,
-                CtrlType::PerfEvent => PerfEvent::add_task(pid, cgroup_path)?,
-                CtrlType::Blkio => Blkio::add_task(pid, cgroup_path)?,
-                CtrlType::NetworkPriority => NetworkPriority::add_task(pid, cgroup_path)?,
-                CtrlType::NetworkClassifier => NetworkClassifier::add_task(pid, cgroup_path)?,
-                CtrlType::Freezer => Freezer::add_task(pid, cgroup_path)?,
-            }
-        }
-        for cgroup_path in &self.named {
-            fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
-            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
-        }
+        self.add_member(Member::Process(pid))
+    }
 
-        Ok(())
+    /// [stockade patch] The calling thread moves itself (`0` in `tasks`): without
+    /// the kernel's global threadgroup lock and the RCU grace period it waits for.
+    fn add_calling_process(&self) -> Result<(), Self::Error> {
+        self.add_member(Member::CallingThread)
     }
 
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error> {

@@ -355,7 +355,10 @@ fn apply_cgroups<
     init: bool,
 ) -> Result<()> {
     let pid = getpid();
-    cmanager.add_task(pid).map_err(|err| {
+    // [stockade patch] This process is a fork of the runtime's and has one thread:
+    // it joins as the calling thread (on cgroup v1 without the kernel's global
+    // threadgroup lock, whose RCU grace period was the longest wait of a create).
+    cmanager.add_calling_process().map_err(|err| {
         tracing::error!(?pid, ?err, ?init, "failed to add task to cgroup");
         IntermediateProcessError::Cgroup(err.to_string())
     })?;
