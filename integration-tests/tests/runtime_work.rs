@@ -12,6 +12,7 @@
 //! - Admission reads the node config once, and runs the tmpfs idmap probe (a tmpfs
 //!   mount and a forked namespace holder) only for a spec with a bind volume on tmpfs.
 //! - The cgroup v1 manager reads mountinfo once, not once per controller.
+//! - The rootfs idmapping's user namespace holder is cloned straight into it.
 //! - The container joins its cgroup v1 hierarchies without the kernel's global
 //!   threadgroup lock (an RCU grace period per create).
 //! - A profile's TOML is parsed once per content (the parse cache): counted in
@@ -239,6 +240,53 @@ fn run_reads_mountinfo_once_per_cgroup_manager() {
         reads.len() <= 2,
         "{} mountinfo reads in the runtime's process: {reads:?}",
         reads.len()
+    );
+}
+
+/// The user namespace that carries the rootfs idmapping is made by clone(2) itself
+/// (`CLONE_NEWUSER`): the runtime writes the holder's maps at once, instead of
+/// waiting until the holder was scheduled, unshared and reported over a pipe.
+#[test]
+fn idmap_holder_is_cloned_into_its_user_namespace() {
+    require_root();
+    if skip_on_reference("Stockade's idmapped rootfs") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("holder");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(
+        &rt,
+        &bundle,
+        Path::new("/"),
+        "trace=clone,clone3,unshare,write,pipe2",
+        &out,
+    );
+    let main = main_process_lines(&out);
+    let clones: Vec<&String> = main
+        .iter()
+        .filter(|l| l.contains("clone") && l.contains("CLONE_NEWUSER"))
+        .collect();
+    assert_eq!(
+        clones.len(),
+        1,
+        "the runtime's process cloned no (or more than one) user namespace holder: {main:#?}"
+    );
+    let holder = clones[0]
+        .rsplit("= ")
+        .next()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no pid in {}", clones[0]));
+    let text = std::fs::read_to_string(&out).expect("read trace");
+    let holder_calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(holder.to_string().as_str()))
+        .filter(|l| l.contains('(') && !l.contains("killed by"))
+        .collect();
+    assert!(
+        holder_calls.is_empty(),
+        "the holder unshared or reported itself: {holder_calls:#?}"
     );
 }
 

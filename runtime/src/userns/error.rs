@@ -78,20 +78,8 @@ pub enum UsernsError {
         source: io::Error,
     },
 
-    #[error("cannot create the pipe to the user namespace holder process")]
-    HolderPipe(#[source] nix::Error),
-
-    #[error("cannot fork the user namespace holder process")]
-    HolderFork(#[source] nix::Error),
-
-    #[error("the user namespace holder process could not unshare its user namespace")]
-    HolderUnshare(#[source] nix::Error),
-
-    #[error("the user namespace holder process exited before reporting")]
-    HolderDied,
-
-    #[error("cannot read from the user namespace holder process")]
-    HolderRead(#[source] nix::Error),
+    #[error("cannot clone the user namespace holder process into a new user namespace")]
+    HolderClone(#[source] nix::Error),
 
     #[error("cannot write {}", path.display())]
     WriteIdMap {

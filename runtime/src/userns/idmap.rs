@@ -5,7 +5,7 @@
 //! back to `c`. Nothing on disk is chowned, so one image serves every range.
 //!
 //! Steps (mount_setattr(2), open_tree(2), move_mount(2)):
-//! 1. a holder child unshares a user namespace; we write its uid_map and gid_map and
+//! 1. a holder child is cloned into a new user namespace; we write its uid_map and gid_map and
 //!    open `/proc/<child>/ns/user`, then kill and reap the child — the fd keeps the
 //!    namespace alive as long as we need it;
 //! 2. `open_tree(OPEN_TREE_CLONE)` of the source: a detached, non-recursive bind
@@ -29,10 +29,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, pipe2, ForkResult, Pid};
+use nix::unistd::Pid;
 use oci_spec::runtime::LinuxIdMapping;
 
 use super::UsernsError;
@@ -373,15 +372,30 @@ struct Holder {
 }
 
 impl Holder {
+    /// A child born in a new user namespace: clone(2) with `CLONE_NEWUSER` makes
+    /// the namespace before it returns, so its maps can be written at once. (A
+    /// child that unshared itself had to be scheduled and report back over a pipe
+    /// first: on a loaded host that wait was the holder's whole cost.)
     fn spawn() -> Result<Self, UsernsError> {
-        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(UsernsError::HolderPipe)?;
         let parent = nix::unistd::getpid();
-        // SAFETY: the child only makes async-signal-safe calls (prctl, getppid,
-        // unshare, write, pause, _exit) before it dies, so forking a multithreaded
-        // parent is sound.
-        match unsafe { fork() }.map_err(UsernsError::HolderFork)? {
-            ForkResult::Child => {
-                drop(read);
+        // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2) (the
+        // child runs on a copy of our stack) plus a new user namespace; the child
+        // only makes async-signal-safe calls (prctl, getppid, pause, _exit), so
+        // cloning a multithreaded parent is sound. Raw clone skips glibc's atfork
+        // handlers, which the child needs none of.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::CLONE_NEWUSER as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::pid_t>(),
+                std::ptr::null_mut::<libc::pid_t>(),
+                0 as libc::c_ulong,
+            )
+        };
+        match rc {
+            -1 => Err(UsernsError::HolderClone(Errno::last())),
+            0 => {
                 // Die with the runtime: a `create` killed (-9) before it kills us
                 // would otherwise leave us paused forever, holding a user namespace.
                 // SAFETY: prctl(PR_SET_PDEATHSIG) takes an integer signal; no memory.
@@ -391,38 +405,14 @@ impl Holder {
                     // SAFETY: _exit is async-signal-safe and never returns.
                     unsafe { libc::_exit(1) };
                 }
-                // unshare(2) of CLONE_NEWUSER needs a single-threaded caller: the
-                // child is one.
-                let code: i32 = match unshare(CloneFlags::CLONE_NEWUSER) {
-                    Ok(()) => 0,
-                    Err(e) => e as i32,
-                };
-                let bytes = code.to_ne_bytes();
-                // SAFETY: bytes is a live 4-byte buffer; write(2) is async-signal-safe.
-                unsafe { libc::write(write.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
                 loop {
                     // SAFETY: pause(2) has no preconditions; the parent SIGKILLs us.
                     unsafe { libc::pause() };
                 }
             }
-            ForkResult::Parent { child } => {
-                drop(write);
-                let holder = Holder { pid: child };
-                let mut buf = [0u8; 4];
-                let mut got = 0;
-                while got < buf.len() {
-                    match nix::unistd::read(read.as_raw_fd(), &mut buf[got..]) {
-                        Ok(0) => return Err(UsernsError::HolderDied),
-                        Ok(n) => got += n,
-                        Err(Errno::EINTR) => {}
-                        Err(e) => return Err(UsernsError::HolderRead(e)),
-                    }
-                }
-                match i32::from_ne_bytes(buf) {
-                    0 => Ok(holder),
-                    errno => Err(UsernsError::HolderUnshare(Errno::from_raw(errno))),
-                }
-            }
+            child => Ok(Holder {
+                pid: Pid::from_raw(child as libc::pid_t),
+            }),
         }
     }
 }
