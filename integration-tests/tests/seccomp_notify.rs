@@ -183,6 +183,14 @@ fn the_agent_answers_notified_syscalls_as_under_runc() {
     // load point); without it, before the capability drop.
     for nnp in [true, false] {
         let (s_reports, s_messages) = mkdir_answers(&stockade, nnp);
+        // Admission says the kernel does not decide these syscalls.
+        let log = stockade.log_text();
+        assert!(
+            log.contains(
+                "seccomp.user_notification: not enforced by the kernel: the seccomp agent at"
+            ) && log.contains("decides mkdir, mkdirat"),
+            "no admission note on the agent: {log}"
+        );
         let (r_reports, r_messages) = mkdir_answers(&runc, nnp);
         let want = [
             json!({"errno": libc::EXDEV, "exists": false}),
