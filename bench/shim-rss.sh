@@ -6,7 +6,8 @@
 # Rss/Pss of the shim processes from /proc/<pid>/smaps_rollup. Benchmark, not a test.
 #
 # Usage (root): bench/shim-rss.sh [path/to/containerd-shim-stockade-v2]
-# Default shim: the release-shim profile (size-optimised), then release, then debug.
+# Default shim: the one `cargo build-shim` makes (release-shim profile, static), then
+# release, then debug.
 set -eu
 
 COUNTS="${COUNTS:-1 10 50}"
@@ -20,7 +21,7 @@ for cand in "$target/release-shim/containerd-shim-stockade-v2" "$target/release/
     [ -n "$shim" ] && break
     [ -x "$cand" ] && shim="$cand"
 done
-[ -x "$shim" ] || { echo "build the shim first: cargo build --profile release-shim -p containerd-shim-stockade-v2" >&2; exit 1; }
+[ -x "$shim" ] || { echo "build the shim first: cargo build-shim" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/stockade-rss.XXXXXX)
 sock="$tmp/containerd.sock"
@@ -98,7 +99,7 @@ detail() {
         cmd=$( (tr '\0' ' ' < "$p/cmdline") 2>/dev/null) || continue
         case "$cmd" in *containerd-shim-stockade*"$sock"*) ;; *) continue ;; esac
         echo "shim ${p#/proc/}: $(ls "$p/task" | wc -l) threads: $(cat "$p"/task/*/comm | sort | uniq -c | tr -s ' \n' ' ')"
-        awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) }
+        awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6 ($6 ~ /^\// ? " " $2 : "")) }
              $1 == "Rss:" { rss[name] += $2 }
              END { for (n in rss) if (rss[n] > 0) printf "  %6d kB  %s\n", rss[n], n }' "$p/smaps" | sort -rn
         awk '$1 ~ /^(Anonymous|Private_Dirty|Shared_Clean|Private_Clean):$/ { printf "  %s %d kB\n", $1, $2 }' "$p/smaps_rollup"
@@ -135,7 +136,10 @@ measure() {
     for c in /sys/fs/cgroup/*/$cgparent/bench-*; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
 }
 
-echo "shim: $shim"
+# A shim with a program interpreter is dynamically linked (not what `cargo build-shim`
+# ships): say so, its numbers include libc.so, the loader and libgcc_s.
+if readelf -l "$shim" 2>/dev/null | grep -q 'Requesting program interpreter'; then linking=dynamic; else linking=static; fi
+echo "shim: $shim ($linking, $(stat -c %s "$shim") bytes)"
 echo "runtime binary: $RUNTIME_BINARY"
 printf '%-11s %-28s %-28s %s\n' containers "stockade RSS/PSS per ctr kB" "runc-v2 RSS/PSS per ctr kB" "ratio RSS / PSS"
 for n in $COUNTS; do

@@ -15,3 +15,12 @@ cargo test --manifest-path third_party/libcgroups/Cargo.toml --target-dir target
 cargo test --manifest-path third_party/libcontainer/Cargo.toml --target-dir target/vendored \
   --config 'patch.crates-io.libcgroups.path="third_party/libcgroups"' \
   --no-default-features --features v1,v2,systemd,cgroupsv2_devices --lib -- seccomp_listener
+# The shim as it ships (`cargo build-shim`: size-optimised, statically linked) through
+# containerd and the CRI: the suite above runs the debug build.
+cargo build-shim
+shipped=$(mktemp -d)
+trap 'rm -rf "$shipped"' EXIT
+cp target/release-shim/containerd-shim-stockade-v2 target/debug/stockade "$shipped/"
+STOCKADE_SHIM="$shipped/containerd-shim-stockade-v2" STOCKADE_TEST_RUNTIME="$shipped/stockade" \
+  cargo test -p stockade-integration-tests --test containerd_shim --test cri_stockade \
+  -- --test-threads="${STOCKADE_TEST_THREADS:-4}"

@@ -104,10 +104,7 @@ pub fn skip_unless_stockade(reason: &str) -> bool {
 
 /// The repository's `shim/examples/` (documented containerd and shim configs).
 pub fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("integration-tests lives in the workspace")
-        .join("shim/examples")
+    crate::installer::repo_root().join("shim/examples")
 }
 
 /// The test-only CNI plugin's source (`integration-tests/cni/`).

@@ -11,6 +11,7 @@ pub mod console;
 pub mod containerd;
 pub mod golden;
 pub mod image;
+pub mod installer;
 pub mod profiles;
 pub mod rootfs;
 pub mod runtime;

@@ -6,7 +6,7 @@
 use crate::bundle::{cgroup_parent, BundleBuilder};
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// Capability names in kernel bit order (capability.h, Linux 6.x).
@@ -116,10 +116,7 @@ pub fn reports(stdout: &str) -> Vec<Value> {
 
 /// `runtime/src/profile/fixtures`: one spec per Pod Security control.
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("integration-tests lives in the workspace")
-        .join("runtime/src/profile/fixtures")
+    crate::installer::repo_root().join("runtime/src/profile/fixtures")
 }
 
 /// A fixture's spec, as written.

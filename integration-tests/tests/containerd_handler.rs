@@ -3,11 +3,8 @@
 //! passes it to every runtime invocation, and the README's node config, used verbatim,
 //! gives that handler's containers its mapped profile. Root only.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Output,
-};
+use std::{fs, path::Path, process::Output};
+use stockade_integration_tests::installer::repo_root;
 
 use stockade_integration_tests::containerd::{
     cgroup_parent, remove_test_cgroups, runtime_binary, skip_unless_stockade, test_cgroups,
@@ -19,17 +16,10 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 /// The README's node config, verbatim but for the profiles dir, which a node has at
 /// `/etc/stockade/profiles` and the test takes from the repository.
 fn readme_node_config() -> String {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
     let start = readme
         .find("# /etc/stockade/config.toml\n")
         .expect("README shows the node config");
@@ -38,7 +28,7 @@ fn readme_node_config() -> String {
     assert!(block.contains("[[handler]]"), "{block}");
     block.replace(
         "\"/etc/stockade/profiles\"",
-        &format!("\"{}\"", repo().join("profiles").display()),
+        &format!("\"{}\"", repo_root().join("profiles").display()),
     )
 }
 

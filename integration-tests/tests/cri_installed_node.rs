@@ -33,6 +33,7 @@ use std::{
     thread::sleep,
     time::{Duration, Instant},
 };
+use stockade_integration_tests::installer::{repo_root, stage_artifacts};
 
 use cri_common::{
     assert_confined, container_config, is_root, logged_report, pod_config, root_range, unique,
@@ -45,13 +46,6 @@ use stockade_integration_tests::containerd::{
     WORKLOAD_IMAGE,
 };
 use stockade_integration_tests::runtime::parse_report;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 /// Parents of the node's directories, overlaid so the mount points below can be
 /// made privately (node path, name of its overlay dirs).
@@ -118,27 +112,8 @@ impl Node {
         for d in NODE_DIRS {
             fs::create_dir_all(t.join("node").join(&d[1..])).unwrap();
         }
-        // The installer's artifacts, as the DaemonSet's image holds them: this
-        // workspace's binaries (hard links: nothing in target/ is copied or changed)
-        // and the repository's profiles.
-        let artifacts = t.join("artifacts");
-        fs::create_dir_all(artifacts.join("bin")).unwrap();
-        let target = stockade_integration_tests::runtime::runtime_binary();
-        let target = target.parent().unwrap();
-        for b in ["stockade", "containerd-shim-stockade-v2"] {
-            let src = target.join(b);
-            assert!(src.exists(), "build {} first", src.display());
-            if fs::hard_link(&src, artifacts.join("bin").join(b)).is_err() {
-                fs::copy(&src, artifacts.join("bin").join(b)).unwrap();
-            }
-        }
-        let st = Command::new("cp")
-            .arg("-r")
-            .arg(repo().join("profiles"))
-            .arg(artifacts.join("profiles"))
-            .status()
-            .unwrap();
-        assert!(st.success());
+        // The installer's artifacts, as the DaemonSet's image holds them.
+        stage_artifacts(t);
         let node = Node {
             dir,
             containerd: None,
@@ -168,7 +143,7 @@ exec containerd --config /etc/containerd/config.toml
                 .collect::<Vec<_>>()
                 .join(" "),
             node_dirs = NODE_DIRS.join(" "),
-            installer = repo()
+            installer = repo_root()
                 .join("deploy/installer/stockade-node-install.sh")
                 .display(),
         );
@@ -429,7 +404,7 @@ fn installed_node_runs_cri_pods_under_every_shipped_handler() {
 
     // containerd runs on the shipped file as written: the installer wrote exactly it
     // (and the handlers' options files), nothing patched it.
-    let shipped = repo().join("deploy/containerd");
+    let shipped = repo_root().join("deploy/containerd");
     assert_eq!(
         fs::read_to_string(node.host("/etc/containerd/config.toml")).unwrap(),
         fs::read_to_string(shipped.join("config-v2.toml")).unwrap(),

@@ -15,13 +15,7 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
 };
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use stockade_integration_tests::installer::{repo_root, stage_artifacts};
 
 fn kubernetes_validate() -> String {
     std::env::var("STOCKADE_KUBERNETES_VALIDATE")
@@ -40,7 +34,7 @@ fn manifests_validate_against_the_kubernetes_api_schema() {
     for version in ["1.31.0", "1.37.0"] {
         let out = Command::new(kubernetes_validate())
             .args(["--strict", "-k", version])
-            .args(MANIFESTS.iter().map(|m| repo().join(m)))
+            .args(MANIFESTS.iter().map(|m| repo_root().join(m)))
             .output()
             .unwrap_or_else(|e| {
                 panic!(
@@ -71,7 +65,7 @@ fn manifests_validate_against_the_kubernetes_api_schema() {
 fn strict_validation_catches_a_misspelt_field() {
     // Proves the validator above is strict: a typo in a manifest is an error.
     let dir = tempfile::tempdir().unwrap();
-    let text = fs::read_to_string(repo().join("deploy/stockade-deploy.yaml")).unwrap();
+    let text = fs::read_to_string(repo_root().join("deploy/stockade-deploy.yaml")).unwrap();
     let bad = dir.path().join("bad.yaml");
     fs::write(&bad, text.replace("hostPID: true", "hostPid: true")).unwrap();
     let out = Command::new(kubernetes_validate())
@@ -87,14 +81,14 @@ fn strict_validation_catches_a_misspelt_field() {
 fn profiles_configmap_is_generated_from_profiles_dir() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cm.yaml");
-    let st = Command::new(repo().join("scripts/gen-profiles-configmap.sh"))
+    let st = Command::new(repo_root().join("scripts/gen-profiles-configmap.sh"))
         .arg(&out)
         .status()
         .expect("run gen-profiles-configmap.sh");
     assert!(st.success());
     assert_eq!(
         fs::read_to_string(&out).unwrap(),
-        fs::read_to_string(repo().join("deploy/profiles-configmap.yaml")).unwrap(),
+        fs::read_to_string(repo_root().join("deploy/profiles-configmap.yaml")).unwrap(),
         "deploy/profiles-configmap.yaml is stale: run scripts/gen-profiles-configmap.sh"
     );
 }
@@ -150,22 +144,7 @@ impl Node {
         if let Some(text) = containerd_config {
             fs::write(root.join("etc/containerd/config.toml"), text).unwrap();
         }
-        let artifacts = dir.path().join("artifacts");
-        fs::create_dir_all(artifacts.join("bin")).unwrap();
-        let target = stockade_integration_tests::runtime::runtime_binary();
-        let target = target.parent().unwrap();
-        for b in ["stockade", "containerd-shim-stockade-v2"] {
-            let src = target.join(b);
-            assert!(src.exists(), "build {} first", src.display());
-            fs::copy(&src, artifacts.join("bin").join(b)).unwrap();
-        }
-        let st = Command::new("cp")
-            .arg("-r")
-            .arg(repo().join("profiles"))
-            .arg(artifacts.join("profiles"))
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let artifacts = stage_artifacts(dir.path());
         // A kubectl that records its arguments: the installer labels the node with it.
         let bin = dir.path().join("bin");
         fs::create_dir_all(&bin).unwrap();
@@ -187,7 +166,7 @@ impl Node {
     }
 
     fn installer(&self, verb: &str) -> std::process::Output {
-        let out = Command::new(repo().join("deploy/installer/stockade-node-install.sh"))
+        let out = Command::new(repo_root().join("deploy/installer/stockade-node-install.sh"))
             .arg(verb)
             .env("HOST_ROOT", &self.root)
             .env("ARTIFACTS", &self.artifacts)
@@ -306,7 +285,7 @@ fn installer_installs_reinstalls_and_uninstalls_without_a_trace() {
     for p in ["default", "baseline", "restricted", "unconfined"] {
         assert_eq!(
             fs::read_to_string(node.root.join(format!("etc/stockade/profiles/{p}.toml"))).unwrap(),
-            fs::read_to_string(repo().join(format!("profiles/{p}.toml"))).unwrap()
+            fs::read_to_string(repo_root().join(format!("profiles/{p}.toml"))).unwrap()
         );
         let opts = fs::read_to_string(node.root.join(format!("etc/containerd/stockade-{p}.toml")))
             .unwrap();
@@ -432,7 +411,7 @@ fn installer_refuses_a_config_that_already_has_a_stockade_handler() {
     );
     let node = Node::new(Some(&cfg));
     let before = snapshot(&node.root);
-    let out = Command::new(repo().join("deploy/installer/stockade-node-install.sh"))
+    let out = Command::new(repo_root().join("deploy/installer/stockade-node-install.sh"))
         .arg("install")
         .env("HOST_ROOT", &node.root)
         .env("ARTIFACTS", &node.artifacts)
@@ -453,7 +432,7 @@ fn installer_refuses_a_config_that_already_has_a_stockade_handler() {
 fn installer_refuses_a_version_1_config_with_the_fix() {
     let node = Node::new(Some("[plugins.cri]\n  sandbox_image = \"pause:3.9\"\n"));
     let before = snapshot(&node.root);
-    let out = Command::new(repo().join("deploy/installer/stockade-node-install.sh"))
+    let out = Command::new(repo_root().join("deploy/installer/stockade-node-install.sh"))
         .arg("install")
         .env("HOST_ROOT", &node.root)
         .env("ARTIFACTS", &node.artifacts)
@@ -473,12 +452,12 @@ fn installer_refuses_a_version_1_config_with_the_fix() {
 fn shipped_containerd_configs_are_complete_and_up_to_date() {
     // Generated from the installer: regenerate and compare every file.
     let dir = tempfile::tempdir().unwrap();
-    let st = Command::new(repo().join("scripts/gen-containerd-configs.sh"))
+    let st = Command::new(repo_root().join("scripts/gen-containerd-configs.sh"))
         .arg(dir.path())
         .status()
         .expect("run gen-containerd-configs.sh");
     assert!(st.success());
-    let shipped = repo().join("deploy/containerd");
+    let shipped = repo_root().join("deploy/containerd");
     let names = |d: &Path| {
         let mut v: Vec<String> = fs::read_dir(d)
             .unwrap()
@@ -554,7 +533,7 @@ fn installer_names_the_nodes_containerd_and_kubelet_dirs_in_the_node_config() {
         "root = \"/data/containerd\"\nstate = \"/run/k8s-containerd\"\n",
         1,
     )));
-    let out = Command::new(repo().join("deploy/installer/stockade-node-install.sh"))
+    let out = Command::new(repo_root().join("deploy/installer/stockade-node-install.sh"))
         .arg("install")
         .env("HOST_ROOT", &node.root)
         .env("ARTIFACTS", &node.artifacts)

@@ -5,19 +5,13 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Output},
 };
+use stockade_integration_tests::installer::repo_root;
 
 use serde_json::Value;
 use stockade_integration_tests::runtime::runtime_binary;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -112,7 +106,7 @@ fn doctor_reports_this_machine_and_passes_with_shipped_profiles() {
         eprintln!("SKIPPED: needs root");
         return;
     }
-    let node = Node::new(&repo().join("profiles"), HANDLERS);
+    let node = Node::new(&repo_root().join("profiles"), HANDLERS);
     let (v, code) = node.json();
     assert_eq!(code, 0, "{v:#}");
     assert_ne!(v["status"], "fail");
@@ -191,7 +185,7 @@ fn doctor_fails_a_broken_profile_and_names_it() {
     let profiles = tempfile::tempdir().unwrap();
     let st = Command::new("cp")
         .arg("-r")
-        .arg(repo().join("profiles/."))
+        .arg(repo_root().join("profiles/."))
         .arg(profiles.path())
         .status()
         .unwrap();
@@ -227,7 +221,7 @@ fn doctor_checks_containerd_handlers_and_annotations() {
     }
     // No Stockade handler at all: a failure, with the fix.
     let node = Node::new(
-        &repo().join("profiles"),
+        &repo_root().join("profiles"),
         "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"runc\"\n",
     );
     let (v, code) = node.json();
@@ -238,7 +232,7 @@ fn doctor_checks_containerd_handlers_and_annotations() {
 
     // A handler whose pod annotations do not reach the runtime: a warning only.
     let node = Node::new(
-        &repo().join("profiles"),
+        &repo_root().join("profiles"),
         &HANDLERS.replace("  pod_annotations = [\"org.stockade.*\"]\n", ""),
     );
     let (v, code) = node.json();
@@ -250,7 +244,7 @@ fn doctor_checks_containerd_handlers_and_annotations() {
 
     // Handlers that replaced containerd's runtimes table without runc: CRI won't start.
     let node = Node::new(
-        &repo().join("profiles"),
+        &repo_root().join("profiles"),
         &HANDLERS.replace(
             "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n",
             "",
@@ -269,7 +263,7 @@ fn doctor_tries_an_idmapped_mount_on_tmpfs_and_says_what_the_kernel_allows() {
         eprintln!("SKIPPED: needs root");
         return;
     }
-    let node = Node::new(&repo().join("profiles"), HANDLERS);
+    let node = Node::new(&repo_root().join("profiles"), HANDLERS);
     let tmpfs = node.dir.path().join("ext");
     let st = Command::new("mount")
         .args(["-t", "tmpfs", "doctor-test"])

@@ -10,9 +10,11 @@ use oci_spec::runtime::Spec;
 
 use crate::bind_source::CheckedSources;
 use crate::cgroup_placement::{self, CgroupDriver, Placement, PlacementError};
+use crate::file_cache::FileCache;
 use crate::host_probe::TmpfsIdmapProbe;
 use crate::landlock::plan::LandlockPlan;
 use crate::profile::gate::{self, RuntimeOpts, SandboxFacts, Verb, Verdict};
+use crate::profile::load::{NoCache, ParseCache};
 use crate::profile::node_config::{self, ContainerContext, NodeConfig, NodeConfigError};
 use crate::profile::plan::EvaluateError;
 use crate::profile::{
@@ -100,7 +102,7 @@ pub enum ResolveError {
 pub fn resolve_named(config: Option<&Path>, name: &str) -> Result<Profile, ResolveError> {
     let cfg_path = config.unwrap_or(Path::new(node_config::DEFAULT_CONFIG_PATH));
     let cfg = NodeConfig::read(cfg_path).map_err(ResolveError::Config)?;
-    resolve_named_in(cfg.as_ref(), cfg_path, name)
+    resolve_named_in(cfg.as_ref(), cfg_path, name, &NoCache)
 }
 
 /// [`resolve_named`] under the node config already read from `cfg_path` (`None`:
@@ -109,9 +111,10 @@ fn resolve_named_in(
     cfg: Option<&NodeConfig>,
     cfg_path: &Path,
     name: &str,
+    cache: &dyn ParseCache,
 ) -> Result<Profile, ResolveError> {
     let load = |dir: &Path, stem: &str| {
-        crate::profile::load_profile(dir, stem)
+        crate::profile::load::load_profile_with(dir, stem, cache)
             .map_err(|e| ResolveError::Load(name.to_string(), Box::new(e)))
     };
     if name.contains('/') || name.ends_with(".toml") {
@@ -152,10 +155,17 @@ pub fn admit(
         ..opts
     };
     let _s = tracing::debug_span!("admission").entered();
+    // Parses of the profile files are kept under the state root, keyed by content.
+    let file_cache = FileCache::for_state_root(src.state_root);
+    let parse_cache: &dyn ParseCache = match &file_cache {
+        Some(c) => c,
+        None => &NoCache,
+    };
     let ctx = ContainerContext {
         handler: src.handler,
         state_root: src.state_root,
         annotations: spec.annotations().as_ref(),
+        parse_cache,
     };
     // The node config is read once: the profile and the audit settings come from
     // the same text.
@@ -171,7 +181,7 @@ pub fn admit(
         // The annotation may still only tighten: it is checked against this profile
         // as the base, exactly as against a node config default.
         Some(name) => {
-            let base = resolve_named_in(node.as_ref(), cfg_path, name)
+            let base = resolve_named_in(node.as_ref(), cfg_path, name, parse_cache)
                 .map_err(AdmissionError::Override)?;
             node_config::tighten_by_annotation_in(node.as_ref(), base, &ctx)
                 .map_err(AdmissionError::Profile)?

@@ -36,32 +36,55 @@ pub fn host_freezer() -> Option<(PathBuf, Freezer)> {
     }
 }
 
+/// A freezer state file that exists but cannot be read: the cgroup's state is
+/// unknown, so the create stops rather than guess "thawed" and hang.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the freezer state {}", file.display())]
+pub struct UnreadableState {
+    pub file: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// The cgroup (or the nearest existing ancestor, whose state a new cgroup would
 /// inherit) that is frozen, if `cgroup` (relative to `mount`) would be.
-pub fn frozen(mount: &Path, cgroup: &Path, kind: Freezer) -> Option<PathBuf> {
+pub fn frozen(
+    mount: &Path,
+    cgroup: &Path,
+    kind: Freezer,
+) -> Result<Option<PathBuf>, UnreadableState> {
     let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
     let mut dir = mount.join(rel);
     loop {
         if dir.is_dir() {
-            return is_frozen(&dir, kind).then_some(dir);
+            return Ok(is_frozen(&dir, kind, dir == mount)?.then_some(dir));
         }
         if dir == mount || !dir.pop() {
-            return None;
+            return Ok(None);
         }
     }
 }
 
-fn is_frozen(dir: &Path, kind: Freezer) -> bool {
-    let read = |name: &str| fs::read_to_string(dir.join(name)).unwrap_or_default();
-    match kind {
-        Freezer::V1 => matches!(read("freezer.state").trim(), "FROZEN" | "FREEZING"),
+fn is_frozen(dir: &Path, kind: Freezer, is_root: bool) -> Result<bool, UnreadableState> {
+    // The root of a hierarchy has no freezer files (it can never be frozen); every
+    // other cgroup has them, so there a missing file is as unknown as an unreadable one.
+    let read = |name: &str| -> Result<String, UnreadableState> {
+        let file = dir.join(name);
+        match fs::read_to_string(&file) {
+            Ok(text) => Ok(text),
+            Err(e) if is_root && e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(source) => Err(UnreadableState { file, source }),
+        }
+    };
+    Ok(match kind {
+        Freezer::V1 => matches!(read("freezer.state")?.trim(), "FROZEN" | "FREEZING"),
         Freezer::V2 => {
-            read("cgroup.events")
+            read("cgroup.events")?
                 .lines()
                 .any(|l| l.trim() == "frozen 1")
-                || read("cgroup.freeze").trim() == "1"
+                || read("cgroup.freeze")?.trim() == "1"
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -83,19 +106,22 @@ mod tests {
         let root = tree(&[("pods/c1/freezer.state", "FROZEN\n")]);
         let m = root.path();
         assert_eq!(
-            frozen(m, Path::new("/pods/c1"), Freezer::V1),
+            frozen(m, Path::new("/pods/c1"), Freezer::V1).unwrap(),
             Some(m.join("pods/c1"))
         );
         assert_eq!(
-            frozen(m, Path::new("/pods/c1/new"), Freezer::V1),
+            frozen(m, Path::new("/pods/c1/new"), Freezer::V1).unwrap(),
             Some(m.join("pods/c1"))
         );
         let thawed = tree(&[("pods/c1/freezer.state", "THAWED\n")]);
         assert_eq!(
-            frozen(thawed.path(), Path::new("/pods/c1"), Freezer::V1),
+            frozen(thawed.path(), Path::new("/pods/c1"), Freezer::V1).unwrap(),
             None
         );
-        assert_eq!(frozen(m, Path::new("/elsewhere/c"), Freezer::V1), None);
+        assert_eq!(
+            frozen(m, Path::new("/elsewhere/c"), Freezer::V1).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -109,8 +135,21 @@ mod tests {
             ("c/cgroup.freeze", "0\n"),
         ]);
         let m = root.path();
-        assert!(frozen(m, Path::new("/a/x"), Freezer::V2).is_some());
-        assert!(frozen(m, Path::new("/b"), Freezer::V2).is_some());
-        assert_eq!(frozen(m, Path::new("/c"), Freezer::V2), None);
+        assert!(frozen(m, Path::new("/a/x"), Freezer::V2).unwrap().is_some());
+        assert!(frozen(m, Path::new("/b"), Freezer::V2).unwrap().is_some());
+        assert_eq!(frozen(m, Path::new("/c"), Freezer::V2).unwrap(), None);
+    }
+
+    #[test]
+    fn a_cgroup_without_its_state_file_is_unknown_not_thawed() {
+        // The root has no freezer files: not frozen. A child without them cannot be
+        // judged: an error naming the file, never a silent "thawed".
+        let root = tree(&[("pods/c1/other", "")]);
+        let m = root.path();
+        assert_eq!(frozen(m, Path::new("/new"), Freezer::V1).unwrap(), None);
+        let err = frozen(m, Path::new("/pods/c1"), Freezer::V1).unwrap_err();
+        assert_eq!(err.file, m.join("pods/c1/freezer.state"));
+        let err = frozen(m, Path::new("/pods/c1/x"), Freezer::V2).unwrap_err();
+        assert_eq!(err.file, m.join("pods/c1/cgroup.events"));
     }
 }

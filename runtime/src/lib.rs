@@ -17,6 +17,7 @@ pub mod default_spec;
 pub mod doctor;
 pub mod exec_policy;
 pub mod executor;
+pub mod file_cache;
 pub mod hardening;
 pub mod host_probe;
 pub mod landlock;

@@ -37,6 +37,7 @@ const PRIVILEGED: &[&str] = &[
     "crate::host_probe",
     "crate::state_root",
     "crate::audit_log",
+    "crate::file_cache",
     "libcontainer::",
 ];
 

@@ -89,10 +89,11 @@ fn join(mountpoint: &str, path: &str) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const MOUNTINFO_HYBRID: &str = "\
+    /// A hybrid host's cgroup mounts (also the OOM watcher's tests' host).
+    pub(crate) const MOUNTINFO_HYBRID: &str = "\
 30 23 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
 31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
 35 30 0:31 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory

@@ -45,8 +45,6 @@ pub enum Error {
         #[source]
         source: nix::errno::Errno,
     },
-    #[error("collect metrics")]
-    Metrics(#[source] containerd_shim::Error),
     #[error("collect cgroup metrics")]
     CgroupStats(#[source] crate::stats::CgroupFileError),
     #[error("encode protobuf")]
@@ -77,7 +75,6 @@ impl Error {
             Self::Runtime { .. }
             | Self::Io { .. }
             | Self::Sys { .. }
-            | Self::Metrics(_)
             | Self::CgroupStats(_)
             | Self::Protobuf(_) => Code::UNKNOWN,
         }

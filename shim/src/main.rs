@@ -10,6 +10,7 @@ mod cli_instance;
 mod error;
 mod idmap;
 mod instance;
+mod named;
 mod oom;
 mod options;
 mod rootfs;

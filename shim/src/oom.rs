@@ -167,11 +167,7 @@ fn watch_v2(dir: PathBuf, notify: OomNotify) -> Result<()> {
 mod tests {
     use super::*;
 
-    const MOUNTINFO_V1: &str = "\
-30 23 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
-31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
-35 30 0:31 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory
-36 30 0:32 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct";
+    use crate::cgroup_path::tests::MOUNTINFO_HYBRID as MOUNTINFO_V1;
 
     #[test]
     fn v1_memory_cgroup() {

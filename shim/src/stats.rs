@@ -11,13 +11,14 @@ mod cgroupfs;
 pub mod v1;
 pub mod v2;
 
-use containerd_shim::{protos::protobuf::well_known_types::any::Any, util::convert_to_any};
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 
 pub use cgroupfs::{parse_flat_keyed, read_required, CgroupFileError};
 
 use crate::{
     cgroup_path::CgroupPaths,
     error::{Error, Result},
+    named::Named as _,
     oom::{resolve, MemoryCgroup},
 };
 
@@ -28,15 +29,13 @@ pub fn collect(pid: u32) -> Result<Any> {
     let any = match resolve(&paths)
         .ok_or_else(|| Error::InvalidRequest(format!("no memory cgroup for pid {pid}")))?
     {
-        MemoryCgroup::V2(dir) => {
-            convert_to_any(Box::new(v2::metrics(&dir).map_err(Error::CgroupStats)?))
-        }
+        MemoryCgroup::V2(dir) => v2::metrics(&dir).map_err(Error::CgroupStats)?.to_any(),
         MemoryCgroup::V1(_) => {
             let dirs = v1::V1Dirs::locate(&paths);
-            convert_to_any(Box::new(v1::metrics(&dirs).map_err(Error::CgroupStats)?))
+            v1::metrics(&dirs).map_err(Error::CgroupStats)?.to_any()
         }
     };
-    any.map_err(Error::Metrics)
+    any.map_err(Error::Protobuf)
 }
 
 #[cfg(test)]

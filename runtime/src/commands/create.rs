@@ -97,7 +97,8 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
     // A process added to a frozen cgroup stops at once: the create would wait for
     // it forever. Refused as runc does, before anything is made.
     if let Some((mount, kind)) = crate::cgroup_freeze::host_freezer() {
-        if let Some(cgroup) = crate::cgroup_freeze::frozen(&mount, &admitted.placement.cgroup, kind)
+        if let Some(cgroup) =
+            crate::cgroup_freeze::frozen(&mount, &admitted.placement.cgroup, kind)?
         {
             return Err(CommandError::CgroupFrozen { cgroup });
         }

@@ -90,6 +90,8 @@ pub enum CommandError {
     /// runc's words, which tools match.
     #[error("container's cgroup unexpectedly frozen: {}", cgroup.display())]
     CgroupFrozen { cgroup: std::path::PathBuf },
+    #[error("cannot tell whether the container's cgroup is frozen")]
+    FreezerState(#[from] crate::cgroup_freeze::UnreadableState),
     #[error("invalid resources document")]
     Resources(#[source] serde_json::Error),
     #[error("unsupported {what}: {value:?}")]

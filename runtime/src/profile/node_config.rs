@@ -190,6 +190,8 @@ pub struct ContainerContext<'a> {
     /// The runtime's `--root`.
     pub state_root: &'a Path,
     pub annotations: Option<&'a HashMap<String, String>>,
+    /// Where parses of profile files may come from (`load::NoCache`: parse them all).
+    pub parse_cache: &'a dyn load::ParseCache,
 }
 
 /// Why this profile applies, for the audit record.
@@ -277,13 +279,14 @@ impl NodeConfig {
         }
     }
 
-    fn load(&self, name: &str) -> Result<Profile, NodeConfigError> {
-        let profile = load::load_profile(&self.profiles_dir, name).map_err(|source| {
-            NodeConfigError::LoadProfile {
-                name: name.to_owned(),
-                source: Box::new(source),
-            }
-        })?;
+    fn load(&self, name: &str, cache: &dyn load::ParseCache) -> Result<Profile, NodeConfigError> {
+        let profile =
+            load::load_profile_with(&self.profiles_dir, name, cache).map_err(|source| {
+                NodeConfigError::LoadProfile {
+                    name: name.to_owned(),
+                    source: Box::new(source),
+                }
+            })?;
         self.localize(profile)
     }
 
@@ -311,7 +314,7 @@ impl NodeConfig {
         } else {
             (self.default_profile.as_str(), SelectedBy::Default)
         };
-        let base = self.load(base_name)?;
+        let base = self.load(base_name, ctx.parse_cache)?;
         self.apply_annotation(base, by, ctx)
     }
 
@@ -341,7 +344,7 @@ impl NodeConfig {
                 allowed: self.annotation_allowed.join(", "),
             });
         }
-        let chosen = self.load(requested)?;
+        let chosen = self.load(requested, ctx.parse_cache)?;
         if chosen.strictness < base.strictness {
             return Err(NodeConfigError::AnnotationWeakens {
                 requested: requested.clone(),
@@ -490,6 +493,7 @@ mod tests {
             handler,
             state_root: Path::new("/run/stockade"),
             annotations: ann,
+            parse_cache: &load::NoCache,
         }
     }
 

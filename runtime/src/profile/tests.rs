@@ -473,6 +473,7 @@ fn shipped_profiles_follow_the_node_configs_directories() {
         handler: None,
         state_root: std::path::Path::new("/run/stockade"),
         annotations: None,
+        parse_cache: &crate::profile::load::NoCache,
     };
     let p = cfg.select(&ctx).unwrap().profile;
     let m = p.mounts.as_ref().unwrap();

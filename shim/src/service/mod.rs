@@ -26,7 +26,7 @@ use containerd_shim::{
             TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskOOM, TaskPaused,
             TaskResumed, TaskStart,
         },
-        protobuf::{well_known_types::timestamp::Timestamp, MessageDyn},
+        protobuf::well_known_types::timestamp::Timestamp,
         shim::shim::CheckpointTaskRequest,
         topics,
         ttrpc::{self, TtrpcContext},
@@ -39,6 +39,7 @@ use log::{debug, info, warn};
 use crate::{
     error::{Error, Result},
     instance::{CreateConfig, ExecConfig, Instance, StdioPaths},
+    named::Named,
     state::{Op, Status},
 };
 
@@ -50,7 +51,7 @@ type Empty = containerd_shim::protos::protobuf::well_known_types::empty::Empty;
 
 /// Where events go; the real one forwards to containerd in order.
 pub trait EventSink: Send + Sync + 'static {
-    fn publish(&self, topic: &'static str, event: Box<dyn MessageDyn>);
+    fn publish(&self, topic: &'static str, event: Box<dyn Named>);
 }
 
 fn now() -> Timestamp {

@@ -15,7 +15,7 @@ use crate::instance::OomNotify;
 struct Recorder(Mutex<Vec<String>>);
 
 impl EventSink for Recorder {
-    fn publish(&self, topic: &'static str, _event: Box<dyn MessageDyn>) {
+    fn publish(&self, topic: &'static str, _event: Box<dyn Named>) {
         self.0.lock().unwrap().push(topic.to_string());
     }
 }
@@ -356,7 +356,7 @@ fn checkpoint_is_unimplemented() {
 struct SharedLog(Arc<Mutex<Vec<String>>>);
 
 impl EventSink for SharedLog {
-    fn publish(&self, topic: &'static str, _event: Box<dyn MessageDyn>) {
+    fn publish(&self, topic: &'static str, _event: Box<dyn Named>) {
         self.0.lock().unwrap().push(topic.to_string());
     }
 }
