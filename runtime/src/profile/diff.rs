@@ -190,6 +190,14 @@ pub fn diff(a: &Profile, b: &Profile) -> Vec<Difference> {
                 &actions(sa),
                 &actions(sb),
             );
+            // Allowing a seccomp agent is the looser setting.
+            let agent = |s: &super::schema::SeccompSection| -> BTreeSet<String> {
+                (s.user_notification == super::schema::UserNotification::Allow)
+                    .then(|| "SCMP_ACT_NOTIFY (a seccomp agent)".to_owned())
+                    .into_iter()
+                    .collect()
+            };
+            d.allowed("seccomp.user_notification", &agent(sa), &agent(sb));
         }
         let names = |p: &Profile| -> BTreeSet<String> {
             p.seccomp_filter
