@@ -502,6 +502,28 @@ mod tests {
     }
 
     #[test]
+    fn allowing_a_seccomp_agent_is_a_difference() {
+        let strict = shipped("default");
+        let mut loose = strict.clone();
+        loose
+            .seccomp
+            .as_mut()
+            .expect("a seccomp section")
+            .user_notification = crate::profile::schema::UserNotification::Allow;
+        let d = diff(&loose, &strict);
+        let agent = d
+            .iter()
+            .find(|x| x.rule == "seccomp.user_notification")
+            .expect("user_notification differs");
+        assert_eq!(
+            agent.only_a,
+            ["SCMP_ACT_NOTIFY (a seccomp agent)"],
+            "{agent:?}"
+        );
+        assert!(agent.only_b.is_empty(), "{agent:?}");
+    }
+
+    #[test]
     fn an_absent_section_allows_the_whole_control() {
         let d = diff(&shipped("unconfined"), &shipped("restricted"));
         let rules: Vec<&str> = d.iter().map(|x| x.rule.as_str()).collect();
