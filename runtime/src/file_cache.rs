@@ -26,12 +26,14 @@
 //!   first removes the others (profiles change rarely; a node uses a handful).
 //!
 //! A cache that cannot be opened or written costs time, never correctness: every
-//! failure here falls back to parsing, logged at debug level.
+//! failure here falls back to parsing, logged at debug level. (A runtime that had
+//! to fall back to a sealed memfd copy of itself has a new executable inode per
+//! process, so it never hits: its entries only churn within [`MAX_ENTRIES`].)
 
 use std::fs::{DirBuilder, File};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat, renameat, OFlag};
@@ -176,14 +178,18 @@ impl FileCache {
         )?;
         // SAFETY: `openat` just returned this fd and nothing else owns it.
         let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let written = file.write_all(&encode(key, value)).and_then(|()| {
-            Ok(renameat(
-                Some(dirfd),
-                tmp.as_str(),
-                Some(dirfd),
-                name.as_str(),
-            )?)
-        });
+        // Exactly 0600 whatever the umask: a reader ignores any other mode.
+        let written = file
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| file.write_all(&encode(key, value)))
+            .and_then(|()| {
+                Ok(renameat(
+                    Some(dirfd),
+                    tmp.as_str(),
+                    Some(dirfd),
+                    name.as_str(),
+                )?)
+            });
         if written.is_err() {
             let _ = unlinkat(Some(dirfd), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         }
