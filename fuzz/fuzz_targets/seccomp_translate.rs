@@ -30,6 +30,19 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
+    // A listener exactly when a rule notifies (the runtime then needs listenerPath).
+    let notifies = spec
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|s| s.action() == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify);
+    assert_eq!(filter.notifies(), notifies);
+    assert_eq!(
+        filter.flags() & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0,
+        notifies
+    );
+    assert!(!notifies || spec.listener_path().is_some());
     let program = filter.instructions();
     assert!(!program.is_empty() && program.len() <= stockade_fuzz::bpf::MAX_INSNS);
     let check = |nr: u32, arch: u32, args: [u64; 6]| {

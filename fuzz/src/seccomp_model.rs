@@ -13,6 +13,7 @@ pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub const RET_KILL_THREAD: u32 = 0x0000_0000;
 pub const RET_TRAP: u32 = 0x0003_0000;
 pub const RET_ERRNO: u32 = 0x0005_0000;
+pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 pub const RET_TRACE: u32 = 0x7ff0_0000;
 pub const RET_LOG: u32 = 0x7ffc_0000;
 pub const RET_ALLOW: u32 = 0x7fff_0000;
@@ -85,7 +86,8 @@ fn ret(action: LinuxSeccompAction, data: Option<u32>) -> u32 {
         LinuxSeccompAction::ScmpActTrace => RET_TRACE | data,
         LinuxSeccompAction::ScmpActLog => RET_LOG,
         LinuxSeccompAction::ScmpActAllow => RET_ALLOW,
-        LinuxSeccompAction::ScmpActNotify => panic!("a compiled filter cannot notify"),
+        // The runtime refuses it as the default, so only rules get here.
+        LinuxSeccompAction::ScmpActNotify => RET_USER_NOTIF,
     }
 }
 
@@ -98,9 +100,10 @@ pub fn precedence(ret: u32) -> (u8, u32) {
         RET_KILL_THREAD => (1, 0),
         RET_TRAP => (2, 0),
         RET_ERRNO => (3, data),
-        RET_TRACE => (4, data),
-        RET_LOG => (5, 0),
-        RET_ALLOW => (6, 0),
+        RET_USER_NOTIF => (4, 0),
+        RET_TRACE => (5, data),
+        RET_LOG => (6, 0),
+        RET_ALLOW => (7, 0),
         other => panic!("unknown seccomp return {other:#x}"),
     }
 }

@@ -190,6 +190,14 @@ pub fn diff(a: &Profile, b: &Profile) -> Vec<Difference> {
                 &actions(sa),
                 &actions(sb),
             );
+            // Allowing a seccomp agent is the looser setting.
+            let agent = |s: &super::schema::SeccompSection| -> BTreeSet<String> {
+                (s.user_notification == super::schema::UserNotification::Allow)
+                    .then(|| "SCMP_ACT_NOTIFY (a seccomp agent)".to_owned())
+                    .into_iter()
+                    .collect()
+            };
+            d.allowed("seccomp.user_notification", &agent(sa), &agent(sb));
         }
         let names = |p: &Profile| -> BTreeSet<String> {
             p.seccomp_filter
@@ -491,6 +499,28 @@ mod tests {
         );
         assert!(ids_not_in("gid", &[r(5, 9)], &[r(0, 100)]).is_empty());
         assert_eq!(ids_not_in("gid", &[r(5, 9)], &[]), ["gids 5-9"]);
+    }
+
+    #[test]
+    fn allowing_a_seccomp_agent_is_a_difference() {
+        let strict = shipped("default");
+        let mut loose = strict.clone();
+        loose
+            .seccomp
+            .as_mut()
+            .expect("a seccomp section")
+            .user_notification = crate::profile::schema::UserNotification::Allow;
+        let d = diff(&loose, &strict);
+        let agent = d
+            .iter()
+            .find(|x| x.rule == "seccomp.user_notification")
+            .expect("user_notification differs");
+        assert_eq!(
+            agent.only_a,
+            ["SCMP_ACT_NOTIFY (a seccomp agent)"],
+            "{agent:?}"
+        );
+        assert!(agent.only_b.is_empty(), "{agent:?}");
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn explain(p: &Profile) -> String {
             sc.reason.as_str(),
             format!(
                 "a seccomp filter is required; {}. A container's own filter must deny by \
-                 default and may never allow: {}{}.",
+                 default and may never allow: {}{}. {}",
                 on_missing(
                     sc.on_missing,
                     &format!(
@@ -113,6 +113,16 @@ pub fn explain(p: &Profile) -> String {
                 match sc.on_denied_allowed {
                     OnExcess::Strip => " (they are removed from its filter)",
                     OnExcess::Refuse => " (or it is refused)",
+                },
+                match sc.user_notification {
+                    super::schema::UserNotification::Forbid => {
+                        "It may not hand system calls to a userspace seccomp agent \
+                         (SCMP_ACT_NOTIFY, listenerPath), or it is refused."
+                    }
+                    super::schema::UserNotification::Allow => {
+                        "It may hand system calls to a userspace seccomp agent \
+                         (SCMP_ACT_NOTIFY, listenerPath), which then decides them."
+                    }
                 }
             ),
         )

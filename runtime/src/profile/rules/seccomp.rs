@@ -156,7 +156,7 @@ fn user_notification(filter: &Value, meta: &RuleMeta) -> Option<Violation> {
     );
     v.reason = "a userspace seccomp agent would decide the notified syscalls; it checks \
                 pointer arguments the container can still change (seccomp_unotify(2): not a \
-                security boundary)"
+                security boundary), and the runtime would connect to listenerPath as root"
         .to_owned();
     Some(v)
 }
