@@ -148,6 +148,7 @@ mod tests {
     use super::*;
     use crate::common::CGROUP_PROCS;
     use crate::test::{set_fixture, setup};
+    use crate::v1::controller::{CGROUP_TASKS, Member};
 
     fn setup_total_cpu(stat_content: &str, usage_content: &str) -> TempDir {
         let tmp = tempfile::tempdir().unwrap();
@@ -181,6 +182,19 @@ mod tests {
         let content = fs::read_to_string(procs)
             .unwrap_or_else(|_| panic!("read {CGROUP_PROCS} file content"));
         assert_eq!(content, "1000");
+    }
+
+    /// [stockade patch] The calling thread joins as `0` in `tasks`, never in
+    /// `cgroup.procs` (a pid there takes the kernel's global threadgroup lock).
+    #[test]
+    fn test_add_calling_thread() {
+        let (tmp, procs) = setup(CGROUP_PROCS);
+        let tasks = set_fixture(tmp.path(), CGROUP_TASKS, "").expect("tasks fixture");
+
+        CpuAcct::add_member(Member::CallingThread, tmp.path()).expect("join cpuacct");
+
+        assert_eq!(fs::read_to_string(tasks).expect("read tasks"), "0");
+        assert_eq!(fs::read_to_string(procs).expect("read cgroup.procs"), "");
     }
 
     #[test]
