@@ -54,6 +54,8 @@ DEFAULT_V2=(
   runtime_verbs::events_stats_prints_once_and_exits
   runtime_verbs::features_report_seccomp_actions_and_the_kernels_landlock_abi
   runtime_lifecycle::pause_and_resume
+  # How the container joins its cgroup (v2: cgroup.procs; v1 moves the one thread).
+  runtime_work::run_joins_cgroup_v1_without_the_threadgroup_lock
   profile_injection::bare_spec_runs_hardened_under_the_node_default
   profile_injection::node_default_gives_a_silent_spec_its_own_cgroup_namespace
   profile_injection::bind_mounted_volume_is_idmapped_into_the_containers_range
