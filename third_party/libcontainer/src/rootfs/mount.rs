@@ -1129,6 +1129,9 @@ impl Mount {
 /// container's init (about half of all it made).
 ///
 /// Nothing is checked less:
+/// - First, the parent is resolved and the last name opened in it without
+///   following anything (below, `dir_in_resolved_parent`); when that is not a
+///   plain directory, the whole path is resolved as before.
 /// - `Root::resolve` is the same in-root resolution `mkdir_all` starts with
 ///   (openat2 `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, or pathrs's emulation of
 ///   it): symlinks are followed only inside the rootfs, magic links never.
@@ -1152,6 +1155,9 @@ fn existing_dir_or_mkdir_all(
     dest: &Path,
     perm: &Permissions,
 ) -> Result<Option<OwnedFd>> {
+    if let Some(fd) = dir_in_resolved_parent(root, dest, perm) {
+        return Ok(Some(fd));
+    }
     match root.resolve(dest) {
         Ok(handle) => {
             let fd: OwnedFd = handle.into();
@@ -1168,6 +1174,54 @@ fn existing_dir_or_mkdir_all(
     }
     root.mkdir_all(dest, perm)?;
     Ok(None)
+}
+
+/// `dest`'s last component as a directory in its parent resolved in the rootfs: opened
+/// with `O_NOFOLLOW | O_DIRECTORY`, or made first when the name does not exist at all
+/// (`mkdirat` never follows a symlink either). `None` (a symlink, a file, `..`, a
+/// missing parent, any error) leaves `dest` to the full resolution. This is the
+/// same lookup `Root::resolve(dest)` makes for a last component that is a plain
+/// directory, but a missing one costs no pathrs error (each formats the root's
+/// path read from `/proc` and probes openat2 again: ~10 syscalls).
+fn dir_in_resolved_parent(root: &Root, dest: &Path, perm: &Permissions) -> Option<OwnedFd> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    use std::os::fd::FromRawFd;
+    use std::path::Component;
+
+    let name = match dest.components().next_back()? {
+        Component::Normal(name) => name,
+        _ => return None,
+    };
+    let parent: OwnedFd = root.resolve(dest.parent()?).ok()?.into();
+    if !is_dir(&parent) {
+        return None;
+    }
+    let open = || {
+        openat(
+            Some(parent.as_raw_fd()),
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let fd = match open() {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => {
+            match mkdirat(
+                Some(parent.as_raw_fd()),
+                name,
+                Mode::from_bits_truncate(perm.mode()),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(_) => return None,
+            }
+            open().ok()?
+        }
+        Err(_) => return None,
+    };
+    // SAFETY: `openat` returned a new file descriptor that nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The missing components of `dest`, made under its deepest existing ancestor as
@@ -1883,6 +1937,11 @@ mod tests {
         let fd = existing_dir_or_mkdir_all(&root, Path::new("/var/tmp/x"), &perm)?
             .context("missing plain components are made")?;
         assert!(same_dir(&fd, &rootfs.join("var/tmp/x")));
+        // A last component that is a symlink is followed inside the rootfs.
+        symlink("/var/tmp", rootfs.join("link"))?;
+        let fd = existing_dir_or_mkdir_all(&root, Path::new("/link"), &perm)?
+            .context("a symlink to a directory in the rootfs is followed there")?;
+        assert!(same_dir(&fd, &rootfs.join("var/tmp")));
         // Through a symlink that dangles inside the rootfs: made inside it, or
         // refused by mkdir_all, never made on the host.
         let made = existing_dir_or_mkdir_all(&root, Path::new("/data/var/lib"), &perm);
