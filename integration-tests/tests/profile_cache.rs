@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use stockade_integration_tests::profiles::{cap_mask, reports, status_hex, status_str};
-use stockade_integration_tests::{runtime, skip_on_reference, BundleBuilder, Runtime};
+use stockade_integration_tests::{
+    assert_refused, runtime, skip_on_reference, BundleBuilder, Runtime,
+};
 
 const EPERM: i64 = libc::EPERM as i64;
 
@@ -72,12 +74,46 @@ fn cache_entries(rt: &Runtime) -> Vec<PathBuf> {
     out
 }
 
+/// A runtime whose state root exists, as a node's does once it has run a container:
+/// the cache is written only into an existing state root.
+fn runtime_on_a_used_node() -> Runtime {
+    let rt = runtime!();
+    fs::create_dir_all(rt.state_root()).expect("state root");
+    rt
+}
+
+/// On a fresh node (no state root yet) a refused create leaves nothing behind: not
+/// even a state root for the cache.
+#[test]
+fn a_refused_create_on_a_fresh_node_leaves_no_state_root() {
+    if skip_on_reference("the parse cache is Stockade's") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    assert!(!rt.state_root().exists());
+    let bundle = BundleBuilder::new()
+        .mount(serde_json::json!({
+            "destination": "/host", "type": "bind",
+            "source": "/etc", "options": ["rbind", "ro"],
+        }))
+        .build();
+    let Err(failed) = rt.create(&bundle) else {
+        panic!("default admitted a bind of /etc");
+    };
+    assert_refused(&rt, &failed.out, &["/etc"]);
+    assert!(
+        !rt.state_root().exists(),
+        "a refused create made {}",
+        rt.state_root().display()
+    );
+}
+
 #[test]
 fn an_edited_profile_or_filter_is_enforced_as_edited() {
     if skip_on_reference("the parse cache is Stockade's") {
         return;
     }
-    let rt = runtime!();
+    let rt = runtime_on_a_used_node();
     let profiles = profiles_copy(&rt);
     let script = "probe; probe syscall uname";
     let lines = run(&rt, script);
@@ -111,7 +147,7 @@ fn damaged_or_foreign_cache_entries_weaken_nothing() {
     if skip_on_reference("the parse cache is Stockade's") {
         return;
     }
-    let rt = runtime!();
+    let rt = runtime_on_a_used_node();
     let _profiles = profiles_copy(&rt);
     let script = "probe; probe syscall keyctl; probe syscall uname";
     let check = |lines: &[Value]| {

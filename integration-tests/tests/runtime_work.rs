@@ -498,6 +498,9 @@ fn a_second_create_parses_no_profile_toml() {
         return;
     }
     let rt = runtime!(profile = "default");
+    // A node's state root exists once it has run a container; the cache never makes
+    // one for a refused create (file_cache).
+    std::fs::create_dir_all(rt.state_root()).expect("state root");
     let refused = || {
         BundleBuilder::new()
             .args(&["/bin/true"])

@@ -109,9 +109,15 @@ impl FileCache {
     }
 
     /// The directory, opened without following symlinks and checked (with `create`,
-    /// made first if missing).
+    /// made first if missing, but only inside a state root that already exists: a
+    /// create refused on a fresh node leaves no state root behind for a cache).
     fn dir(&self, create: bool) -> Option<OwnedFd> {
         if create {
+            let state_root = self.path.parent().and_then(Path::parent);
+            if !state_root.is_some_and(Path::is_dir) {
+                tracing::debug!(dir = %self.path.display(), "parse cache: no state root yet");
+                return None;
+            }
             let made = DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -283,6 +289,20 @@ mod tests {
 
     fn cache(dir: &Path) -> FileCache {
         FileCache::new(dir.join("cache"), "test-binary".into())
+    }
+
+    #[test]
+    fn no_state_root_is_made_for_a_cache() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("fresh-root");
+        let c = FileCache::new(dir_of(&root), "test-binary".into());
+        c.put("profile", "a = 1", b"parsed");
+        assert!(!root.exists(), "the cache made the state root");
+        assert_eq!(c.get("profile", "a = 1"), None);
+        // Once the state root exists, the cache makes its own directories in it.
+        std::fs::create_dir(&root).unwrap();
+        c.put("profile", "a = 1", b"parsed");
+        assert_eq!(c.get("profile", "a = 1").as_deref(), Some(&b"parsed"[..]));
     }
 
     #[test]
