@@ -238,22 +238,35 @@ pub fn parse_profile_with(
     file: &str,
     cache: &dyn ParseCache,
 ) -> Result<Profile, LoadError> {
+    parse_cached(text, file, cache, PROFILE_KIND, finish_profile)
+}
+
+/// One parse of `text` through `cache`: a cached value is decoded and put through
+/// `finish` (the checks fresh text gets); what does not decode or pass is parsed
+/// from the text again, and a fresh parse that passes is stored.
+fn parse_cached<T: serde::Serialize + serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    cache: &dyn ParseCache,
+    kind: &'static str,
+    finish: fn(T, &str) -> Result<T, LoadError>,
+) -> Result<T, LoadError> {
     let cached = cache
-        .get(PROFILE_KIND, text)
-        .and_then(|bytes| serde_json::from_slice::<Profile>(&bytes).ok())
-        .and_then(|p| finish_profile(p, file).ok());
-    if let Some(profile) = cached {
-        return Ok(profile);
+        .get(kind, text)
+        .and_then(|bytes| serde_json::from_slice::<T>(&bytes).ok())
+        .and_then(|v| finish(v, file).ok());
+    if let Some(value) = cached {
+        return Ok(value);
     }
-    let profile: Profile = toml::from_str(text).map_err(|source| LoadError::Parse {
+    let parsed: T = toml::from_str(text).map_err(|source| LoadError::Parse {
         file: file.to_owned(),
         source,
     })?;
-    let profile = finish_profile(profile, file)?;
-    if let Ok(bytes) = serde_json::to_vec(&profile) {
-        cache.put(PROFILE_KIND, text, &bytes);
+    let value = finish(parsed, file)?;
+    if let Ok(bytes) = serde_json::to_vec(&value) {
+        cache.put(kind, text, &bytes);
     }
-    Ok(profile)
+    Ok(value)
 }
 
 /// Validate a parsed profile and resolve its path templates for the standard node
@@ -278,22 +291,7 @@ pub fn parse_seccomp_filter_with(
     file: &str,
     cache: &dyn ParseCache,
 ) -> Result<SeccompFilter, LoadError> {
-    let cached = cache
-        .get(FILTER_KIND, text)
-        .and_then(|bytes| serde_json::from_slice::<SeccompFilter>(&bytes).ok())
-        .and_then(|f| validate_filter(f, file).ok());
-    if let Some(filter) = cached {
-        return Ok(filter);
-    }
-    let f: SeccompFilter = toml::from_str(text).map_err(|source| LoadError::Parse {
-        file: file.to_owned(),
-        source,
-    })?;
-    let f = validate_filter(f, file)?;
-    if let Ok(bytes) = serde_json::to_vec(&f) {
-        cache.put(FILTER_KIND, text, &bytes);
-    }
-    Ok(f)
+    parse_cached(text, file, cache, FILTER_KIND, validate_filter)
 }
 
 /// The checks parsed seccomp data must pass (text just parsed or a cached parse).
