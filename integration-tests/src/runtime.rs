@@ -155,10 +155,24 @@ pub const CONFORMANCE_PROFILE: &str = "unconfined";
 
 /// The repository's `profiles/` directory.
 pub fn profiles_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("integration-tests lives in the workspace")
-        .join("profiles")
+    crate::installer::repo_root().join("profiles")
+}
+
+/// A private copy of the shipped profiles, for a test that edits one of them (the
+/// shipped files themselves are never changed).
+pub fn profiles_copy() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("stockade-profiles-")
+        .tempdir()
+        .expect("tempdir");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", profiles_dir().display()))
+        .arg(dir.path())
+        .status()
+        .expect("cp profiles");
+    assert!(status.success(), "cp -a profiles failed");
+    dir
 }
 
 impl Runtime {

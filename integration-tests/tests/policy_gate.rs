@@ -621,17 +621,7 @@ fn owner_landlock_rules_the_kernel_cannot_enforce_are_refused_at_admission() {
 /// A copy of the shipped profiles with `name` switched to `mode = "report"`, and a
 /// node config naming it as the default.
 fn report_only(rt: &Runtime, name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!(
-            "{}/.",
-            stockade_integration_tests::runtime::profiles_dir().display()
-        ))
-        .arg(dir.path())
-        .status()
-        .expect("cp profiles");
-    assert!(status.success());
+    let dir = stockade_integration_tests::runtime::profiles_copy();
     let path = dir.path().join(format!("{name}.toml"));
     let text = fs::read_to_string(&path).expect("read profile");
     assert!(text.contains("mode = \"enforce\""), "{name}");

@@ -18,17 +18,7 @@ const EPERM: i64 = libc::EPERM as i64;
 /// A copy of the shipped profiles, made the node's profiles dir with `default` as
 /// the node default.
 fn profiles_copy(rt: &Runtime) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!(
-            "{}/.",
-            stockade_integration_tests::runtime::profiles_dir().display()
-        ))
-        .arg(dir.path())
-        .status()
-        .expect("cp profiles");
-    assert!(status.success());
+    let dir = stockade_integration_tests::runtime::profiles_copy();
     rt.set_node_config(&format!(
         "schema = 1\nprofiles_dir = {:?}\ndefault_profile = \"default\"\n",
         dir.path()

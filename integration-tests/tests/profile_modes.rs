@@ -23,18 +23,9 @@ struct ProfilesCopy {
 
 impl ProfilesCopy {
     fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("stockade-profiles-")
-            .tempdir()
-            .expect("tempdir");
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", profiles_dir().display()))
-            .arg(dir.path())
-            .status()
-            .expect("cp profiles");
-        assert!(status.success(), "cp -a profiles failed");
-        Self { dir }
+        Self {
+            dir: stockade_integration_tests::runtime::profiles_copy(),
+        }
     }
 
     fn path(&self) -> &Path {

@@ -400,15 +400,7 @@ fn owner_rules_restrict_only_the_rights_they_mention() {
 /// `[landlock]` asks for rights of every ABI up to 6 (Truncate: 3, TCP ports: 4,
 /// IoctlDev: 5, scopes: 6) under `compat`, made the node default.
 fn newest_landlock_profile(rt: &Runtime, compat: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let profiles = stockade_integration_tests::runtime::profiles_dir();
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", profiles.display()))
-        .arg(dir.path())
-        .status()
-        .expect("cp profiles");
-    assert!(status.success());
+    let dir = stockade_integration_tests::runtime::profiles_copy();
     let text = std::fs::read_to_string(dir.path().join("default.toml")).expect("default.toml");
     let section = "[landlock]\n";
     let at = text.find(section).expect("default.toml has [landlock]");
