@@ -309,6 +309,15 @@ fn seccomp_architectures_without_the_native_one_get_it_added() {
     assert_eq!(s["errno"], r["errno"], "stockade {s} vs runc {r}");
 }
 
+/// Every native syscall below clone3 but keyctl: what a filter written before clone3
+/// allows, with one number it names left to the default.
+fn native_below_clone3_but_keyctl() -> Vec<&'static str> {
+    (0..libc::SYS_clone3)
+        .filter_map(stockade::seccomp::syscall_name)
+        .filter(|n| *n != "keyctl")
+        .collect()
+}
+
 /// A deny-by-default filter that names every native syscall below clone3 but not
 /// clone3 itself (as filters written before clone3 existed do): runc's -ENOSYS stub
 /// answers ENOSYS for every number above the highest the filter names, so glibc's
@@ -317,11 +326,7 @@ fn seccomp_architectures_without_the_native_one_get_it_added() {
 /// default EPERM and no thread could be made. Below that number the default stays.
 #[test]
 fn seccomp_syscalls_newer_than_the_filter_get_enosys_as_under_runc() {
-    let clone3 = libc::SYS_clone3;
-    let names: Vec<&str> = (0..clone3)
-        .filter_map(stockade::seccomp::syscall_name)
-        .filter(|n| *n != "keyctl")
-        .collect();
+    let names = native_below_clone3_but_keyctl();
     // runc builds its stub per listed architecture (none for an empty list).
     #[cfg(target_arch = "x86_64")]
     let native = "SCMP_ARCH_X86_64";
@@ -356,11 +361,7 @@ fn seccomp_syscalls_newer_than_the_filter_get_enosys_as_under_runc() {
 /// Stockade used to stub every filter.
 #[test]
 fn seccomp_without_the_native_architecture_listed_has_no_enosys_stub() {
-    let clone3 = libc::SYS_clone3;
-    let names: Vec<&str> = (0..clone3)
-        .filter_map(stockade::seccomp::syscall_name)
-        .filter(|n| *n != "keyctl")
-        .collect();
+    let names = native_below_clone3_but_keyctl();
     #[cfg(target_arch = "x86_64")]
     let companion = "SCMP_ARCH_X86";
     #[cfg(target_arch = "aarch64")]
