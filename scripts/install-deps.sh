@@ -14,7 +14,7 @@ packages=(
   protobuf-compiler    # protoc, for the CRI client used by the Kubernetes-path tests
   strace               # fault injection tests (runtime_faults: -e inject=...)
   valgrind             # instruction counts (runtime_work: the parse cache), bench/README
-  gcc libc6-dev        # gcc -static: the CRI tests' pause image (integration-tests/pause)
+  gcc libc6-dev        # gcc -static: the CRI tests' pause image (integration-tests/pause); libc.a for the static shim (cargo build-shim)
   # libbpf (built from source by libbpf-sys) for the cgroup v2 device program
   libelf-dev zlib1g-dev pkg-config make
   # the VM lane (scripts/vm-lane.sh): qemu TCG, the VM's scratch disk, systemd as PID 1
