@@ -12,11 +12,12 @@ cargo test --manifest-path third_party/libcgroups/Cargo.toml --target-dir target
   --no-default-features --features v1,v2,systemd --lib -- v2::io systemd::legacy wait_unpopulated v1::devices::tests::whitelist join_only \
   test_add_calling_thread get_all_pids_walks_sub_cgroups
 # The vendored libcontainer likewise (it needs the patched libcgroups): the seccomp
-# listener hand-over of patch 28, the mount points of patch 30.
+# listener hand-over of patch 28, the mount points of patch 30, the passwd reader of
+# patch 31.
 cargo test --manifest-path third_party/libcontainer/Cargo.toml --target-dir target/vendored \
   --config 'patch.crates-io.libcgroups.path="third_party/libcgroups"' \
   --no-default-features --features v1,v2,systemd,cgroupsv2_devices --lib -- seccomp_listener \
-  rootfs::mount::tests::mount_point
+  rootfs::mount::tests::mount_point utils::tests::home_in_passwd utils::tests::read_passwd
 # The shim as it ships (`cargo build-shim`: size-optimised, statically linked) through
 # containerd and the CRI: the suite above runs the debug build.
 cargo build-shim

@@ -681,3 +681,18 @@ mod missing_cwd {
         }
     }
 }
+
+/// No `HOME` in the env: the user's home from the container's /etc/passwd, and `/`
+/// for a uid it has no entry for, as under runc (Stockade used to leave HOME unset).
+#[test]
+fn home_comes_from_the_containers_passwd_or_is_the_root() {
+    for (uid, home) in [(0, "/root"), (4242, "/")] {
+        let Some((stockade, runc)) = both(&["passwd-home", &uid.to_string()], &|b| {
+            b.edit(|s| s["process"]["user"] = json!({"uid": uid, "gid": uid}))
+        }) else {
+            return;
+        };
+        assert_eq!(stockade["HOME"], home, "stockade, uid {uid}: {stockade}");
+        assert_eq!(runc["HOME"], home, "runc, uid {uid}: {runc}");
+    }
+}

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use stockade_integration_tests::{
-    assert_nothing_left_behind, runtime, skip_on_reference, BundleBuilder, Runtime,
+    assert_nothing_left_behind, runtime, runtime::parse_report, skip_on_reference, BundleBuilder,
+    Runtime,
 };
 
 /// 128 + SIGSYS: how `run` reports a workload killed by SECCOMP_RET_KILL_PROCESS.
@@ -343,4 +344,88 @@ fn foreground_exec_binary_is_unwritable() {
     );
     assert_ne!(exe, rt.binary());
     eprintln!("exec exited with {status:?}");
+}
+
+/// An NSS module that says, on stderr, that it was loaded and by which binary.
+const NSS_MODULE_C: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+__attribute__((constructor)) static void loaded(void) {
+    char exe[256] = {0};
+    readlink("/proc/self/exe", exe, sizeof exe - 1);
+    fprintf(stderr, "NSS-MODULE-LOADED exe=%s seccomp=%d\n", exe, prctl(PR_GET_SECCOMP, 0, 0, 0, 0));
+}
+"#;
+
+/// Puts an image-supplied NSS module into `rootfs` and names it first for `passwd`
+/// in its nsswitch.conf, as a Debian image names `systemd` ("passwd: files systemd").
+fn install_nss_module(rootfs: &Path) {
+    let src = tempfile::tempdir().expect("tempdir");
+    let c = src.path().join("module.c");
+    std::fs::write(&c, NSS_MODULE_C).unwrap();
+    let lib = rootfs.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    let out = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(lib.join("libnss_stockadetest.so.2"))
+        .arg(&c)
+        .output()
+        .expect("run cc");
+    assert!(out.status.success(), "cc: {out:?}");
+    std::fs::write(
+        rootfs.join("etc/nsswitch.conf"),
+        "passwd: stockadetest files\ngroup: files\n",
+    )
+    .unwrap();
+}
+
+/// The binaries that loaded the module, from its stderr lines.
+fn module_loaders(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("NSS-MODULE-LOADED exe=")?.1.split(' ').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// With no `HOME` in the process's env, the runtime sets it from the user's entry in
+/// the container's /etc/passwd (`/` without one, as runc does). It must read the file
+/// itself: glibc's getpwuid_r follows the image's nsswitch.conf and loads the NSS
+/// modules the image ships, which ran the image's code inside the init and an exec,
+/// before Landlock and seccomp (it did, before libcontainer patch 31). The workload
+/// calling glibc itself proves the module loads in this container.
+#[test]
+fn the_home_lookup_runs_no_nss_module_from_the_image() {
+    let rt = runtime!();
+    let bundle = BundleBuilder::new()
+        .shell("/usr/bin/probe passwd-home 0 >&2; exec /usr/bin/probe sleep 600")
+        .build();
+    install_nss_module(&bundle.rootfs);
+    let c = rt.create_started(&bundle);
+    c.wait_status("running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.stderr().contains("\"uid\":0") {
+        assert!(Instant::now() < deadline, "no report: {}", c.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stderr = c.stderr();
+    let init = parse_report(&stderr);
+    assert_eq!(init["home"], "/root", "glibc in the workload: {stderr}");
+    assert_eq!(init["HOME"], "/root", "HOME from /etc/passwd: {stderr}");
+    assert_eq!(
+        module_loaders(&stderr),
+        ["/usr/bin/probe"],
+        "only the workload's own glibc call may load the image's module: {stderr}"
+    );
+
+    let exec = rt.exec_cmd(&["exec", c.id.as_str(), "/usr/bin/probe", "passwd-home", "0"]);
+    let exec = exec.expect_ok(&rt);
+    assert_eq!(exec.report()["HOME"], "/root", "{exec:?}");
+    assert_eq!(
+        module_loaders(&exec.stderr),
+        ["/usr/bin/probe"],
+        "the exec's init loaded the image's module: {exec:?}"
+    );
+    assert!(c.kill("KILL").success());
 }

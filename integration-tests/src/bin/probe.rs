@@ -99,6 +99,10 @@ fn main() {
             (Some(pid), Some(sig)) => send_signal(pid, sig),
             _ => usage("signal needs a PID and a SIG"),
         },
+        Some("passwd-home") => match args.get(1).and_then(|u| u.parse().ok()) {
+            Some(uid) => passwd_home(uid),
+            None => usage("passwd-home needs a UID"),
+        },
         Some(other) => usage(&format!("unknown subcommand {other}")),
     };
     print_report(&report);
@@ -598,6 +602,26 @@ fn read_file(path: &str) -> Value {
             json!({"path": path, "ok": false, "bytes": 0, "errno": io_errno(&e), "error": e.to_string()})
         }
     }
+}
+
+/// glibc's own user lookup (getpwuid_r, which follows /etc/nsswitch.conf and loads
+/// the NSS modules it names), and `HOME` as the process got it.
+fn passwd_home(uid: u32) -> Value {
+    // SAFETY: passwd and result are plain C structs zeroed before the call;
+    // getpwuid_r writes at most buf.len() bytes into buf, which outlives the reads
+    // of pw_dir below (it points into buf).
+    let home = unsafe {
+        let mut passwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let mut buf = vec![0 as libc::c_char; 16384];
+        let rc = libc::getpwuid_r(uid, &mut passwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        (rc == 0 && !result.is_null() && !passwd.pw_dir.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(passwd.pw_dir)
+                .to_string_lossy()
+                .into_owned()
+        })
+    };
+    json!({"uid": uid, "home": home, "HOME": std::env::var("HOME").ok()})
 }
 
 fn cat_file(path: &str) -> Value {

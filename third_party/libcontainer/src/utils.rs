@@ -11,7 +11,6 @@ use std::time::Duration;
 use libc::IFNAMSIZ;
 use nix::sys::stat::{Mode, fstat};
 use nix::sys::statfs::{Statfs, fstatfs};
-use nix::unistd::{Uid, User};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{LibcontainerError, MissingSpecError};
@@ -134,17 +133,63 @@ pub fn parse_env(envs: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
-/// Get a nix::unistd::User via UID. Potential errors will be ignored.
-pub fn get_unix_user(uid: Uid) -> Option<User> {
-    User::from_uid(uid).unwrap_or_default()
+// [stockade patch] The user's home is read from the container's /etc/passwd by
+// this parser, not by glibc's getpwuid_r: the lookup runs in the container's init,
+// inside the container's root and before the executor's Landlock and seccomp, and
+// glibc follows the container's /etc/nsswitch.conf, dlopen()ing any
+// `libnss_<service>.so.2` the image ships (Debian's default names `systemd`). That
+// ran the image's code in the init before its confinement. runc and crun parse the
+// file themselves too.
+
+/// The most of the container's `/etc/passwd` the init reads: a larger file (or one
+/// replaced by a symlink to `/dev/zero`) is not a user database.
+const PASSWD_READ_LIMIT: u64 = 4 << 20;
+
+/// The home directory of `uid` in the `/etc/passwd` of the calling process's root
+/// (in the init: the container's), as runc reads it; `None` when the file is
+/// missing, not a regular file, larger than [`PASSWD_READ_LIMIT`] or has no entry.
+pub fn get_user_home(uid: u32) -> Option<PathBuf> {
+    let text = read_passwd(Path::new("/etc/passwd"))?;
+    home_in_passwd(&text, uid)
 }
 
-/// Get home path of a User via UID.
-pub fn get_user_home(uid: u32) -> Option<PathBuf> {
-    match get_unix_user(Uid::from_raw(uid)) {
-        Some(user) => Some(user.dir),
-        None => None,
+fn read_passwd(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO planted at the path must not block the init.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.file_type().is_file() {
+        tracing::debug!(?path, "not a regular file; no home directory read from it");
+        return None;
     }
+    let mut text = Vec::new();
+    file.take(PASSWD_READ_LIMIT + 1)
+        .read_to_end(&mut text)
+        .ok()?;
+    if text.len() as u64 > PASSWD_READ_LIMIT {
+        tracing::debug!(?path, "larger than {PASSWD_READ_LIMIT} bytes; not read");
+        return None;
+    }
+    Some(text)
+}
+
+/// The home field (the sixth) of the first `passwd(5)` line whose uid field is
+/// `uid`; lines that are blank, comments or malformed are skipped.
+pub fn home_in_passwd(text: &[u8], uid: u32) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    text.split(|b| *b == b'\n')
+        .map(|line| line.trim_ascii())
+        .filter(|line| !line.is_empty() && !line.starts_with(b"#"))
+        .find_map(|line| {
+            let fields: Vec<&[u8]> = line.splitn(7, |b| *b == b':').collect();
+            let entry_uid: u32 = std::str::from_utf8(fields.get(2)?).ok()?.parse().ok()?;
+            let home = fields.get(5)?;
+            (entry_uid == uid).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(home)))
+        })
 }
 
 /// If None, it will generate a default path for cgroups.
@@ -480,23 +525,13 @@ mod tests {
     use core::panic;
 
     use anyhow::{Result, bail};
-    use nix::unistd::Gid;
+    use nix::unistd::{Gid, Uid};
     use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceBuilder, LinuxNetDevice, SpecBuilder};
     use serial_test::serial;
 
     use super::*;
     use crate::syscall::syscall::create_syscall;
     use crate::test_utils;
-
-    #[test]
-    pub fn test_get_unix_user() {
-        let user = get_unix_user(Uid::from_raw(0));
-        assert_eq!(user.unwrap().name, "root");
-
-        // for a non-exist UID
-        let user = get_unix_user(Uid::from_raw(1000000000));
-        assert!(user.is_none());
-    }
 
     #[test]
     pub fn test_get_user_home() {
@@ -506,6 +541,37 @@ mod tests {
         // for a non-exist UID
         let dir = get_user_home(1000000000);
         assert!(dir.is_none());
+    }
+
+    #[test]
+    fn home_in_passwd_takes_the_first_entry_of_the_uid() {
+        let text = b"# comment\n\nroot:x:0:0:root:/root:/bin/sh\n  app:x:1000:1000::/home/app:/bin/sh  \nbroken\nx:x:nan:0::/nan:/bin/sh\ndup:x:1000:1000::/other:/bin/sh\nnoshell:x:7:7::/var/seven\n";
+        assert_eq!(home_in_passwd(text, 0), Some(PathBuf::from("/root")));
+        assert_eq!(home_in_passwd(text, 1000), Some(PathBuf::from("/home/app")));
+        assert_eq!(home_in_passwd(text, 7), Some(PathBuf::from("/var/seven")));
+        assert_eq!(home_in_passwd(text, 4), None);
+        assert_eq!(home_in_passwd(b"", 0), None);
+    }
+
+    #[test]
+    fn read_passwd_refuses_what_is_not_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(read_passwd(&fifo), None);
+        assert_eq!(read_passwd(Path::new("/dev/zero")), None);
+        let big = dir.path().join("big");
+        File::create(&big)
+            .unwrap()
+            .set_len(PASSWD_READ_LIMIT + 1)
+            .unwrap();
+        assert_eq!(read_passwd(&big), None);
+        let small = dir.path().join("passwd");
+        fs::write(&small, "a:x:1:1::/a:/bin/sh\n").unwrap();
+        assert_eq!(
+            read_passwd(&small).as_deref(),
+            Some(&b"a:x:1:1::/a:/bin/sh\n"[..])
+        );
     }
 
     #[test]
