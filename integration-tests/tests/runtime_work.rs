@@ -11,7 +11,8 @@
 //!   syscalls of the same run from `/`.
 //! - Admission reads the node config once, and runs the tmpfs idmap probe (a tmpfs
 //!   mount and a forked namespace holder) only for a spec with a bind volume on tmpfs.
-//! - The cgroup v1 manager reads mountinfo once, not once per controller.
+//! - The cgroup v1 manager reads mountinfo once, not once per controller; every
+//!   process reads it whole, and once where its mount table cannot have changed.
 //! - The init makes its mount points without re-opening each through procfs.
 //! - Delete finds sub-cgroups without a stat of every control file.
 //! - The rootfs idmapping's user namespace holder is cloned straight into it.
@@ -243,6 +244,112 @@ fn run_reads_mountinfo_once_per_cgroup_manager() {
         "{} mountinfo reads in the runtime's process: {reads:?}",
         reads.len()
     );
+}
+
+/// Each `open` of `path_suffix` in a trace (`pid`, line index, fd) and the byte
+/// counts its `read`s returned until the fd was closed.
+fn reads_per_open(text: &str, path_suffix: &str) -> Vec<(String, Vec<usize>)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut opens = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut words = line.split_whitespace();
+        let (Some(pid), Some(call)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if !(call.starts_with("openat(") || call.starts_with("openat2("))
+            || !line.contains(&format!("\"{path_suffix}\""))
+        {
+            continue;
+        }
+        let Some(fd) = line
+            .rsplit("= ")
+            .next()
+            .and_then(|f| f.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let read = format!("{pid} read({fd}, ");
+        let close = format!("{pid} close({fd})");
+        let sizes = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with(&close))
+            .filter(|l| l.starts_with(&read))
+            .filter_map(|l| l.rsplit("= ").next()?.trim().parse().ok())
+            .collect();
+        opens.push((pid.to_string(), sizes));
+    }
+    opens
+}
+
+/// `/proc/self/mountinfo` is read once per process where its mount table cannot
+/// have changed in between, and whole at a time. The intermediate process read it
+/// three times (the cgroup manager, then twice more to find the cpuset hierarchy
+/// while joining it); the runtime reads it twice (the freezer check before create,
+/// the cgroup manager at delete: a `run` may last days) and the init twice (before
+/// and after it mounts). Each read started with 32 bytes and doubled (ten read(2)s
+/// for a 4.7 KiB table, the kernel rendering the table again from its start for
+/// each); now it is one read per kernel page of text (libcgroups patch 13).
+#[test]
+fn run_reads_mountinfo_whole_and_once_per_mount_table() {
+    require_root();
+    if skip_on_reference("Stockade's cgroup manager and init") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("mountinfo");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(
+        &rt,
+        &bundle,
+        Path::new("/"),
+        "trace=openat,openat2,read,close,execve",
+        &out,
+    );
+    let text = std::fs::read_to_string(&out).expect("read trace");
+    let main = text.split_whitespace().next().expect("an empty trace");
+    let init = text
+        .lines()
+        .find(|l| l.contains("execve(\"/bin/true\""))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no process executed /bin/true:\n{text}"));
+    let opens = reads_per_open(&text, "mountinfo");
+    let count = |pid: &str| opens.iter().filter(|(p, _)| p == pid).count();
+    let others: Vec<&String> = opens
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| *p != main && *p != init)
+        .collect();
+    assert!(
+        count(main) <= 2,
+        "the runtime read mountinfo {} times: {opens:?}",
+        count(main)
+    );
+    assert!(
+        count(init) <= 2,
+        "the init read mountinfo {} times: {opens:?}",
+        count(init)
+    );
+    for pid in &others {
+        assert!(
+            count(pid) <= 1,
+            "process {pid} (the intermediate) read mountinfo {} times: {opens:?}",
+            count(pid)
+        );
+    }
+    assert!(
+        !others.is_empty(),
+        "the intermediate never read mountinfo: {opens:?}"
+    );
+    // Whole at a time: a read returns less than a page of text only at the end of
+    // the table (the rest, then 0). Before: 32, 32, 64, ... 2048 bytes.
+    for (pid, sizes) in &opens {
+        let short = sizes.iter().filter(|n| **n > 0 && **n < 1024).count();
+        assert!(
+            short <= 1 && sizes.last() == Some(&0),
+            "process {pid} read mountinfo in pieces: {sizes:?}"
+        );
+    }
 }
 
 /// The user namespace that carries the rootfs idmapping is made by clone(2) itself

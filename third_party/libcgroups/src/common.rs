@@ -299,6 +299,34 @@ pub fn write_cgroup_file<P: AsRef<Path>, T: ToString>(
     Ok(())
 }
 
+/// [stockade patch] Room for a procfs text file (`mountinfo`, `cgroup`) read whole:
+/// a host's mountinfo (a few KiB, tens with many containers) fits, so the kernel
+/// renders it in one read(2) and the next reports the end. `read_to_string` on an
+/// empty `String` starts with a 32-byte read and doubles (ten reads for 4.7 KiB),
+/// and each read re-renders the table from its start up to the offset.
+pub const PROC_TEXT_CAPACITY: usize = 64 * 1024;
+
+/// [stockade patch] The whole text of `file` (a procfs file: its size is unknown
+/// until read), read into a buffer of [`PROC_TEXT_CAPACITY`] bytes that grows only
+/// when the file is larger.
+pub fn read_proc_text(mut file: impl std::io::Read) -> std::io::Result<String> {
+    let mut buf = vec![0u8; PROC_TEXT_CAPACITY];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 #[inline]
 pub fn read_cgroup_file<P: AsRef<Path>>(path: P) -> Result<String, WrappedIoError> {
     let path = path.as_ref();
@@ -876,5 +904,62 @@ mod walk_tests {
             .collect();
         pids.sort();
         assert_eq!(pids, vec![1, 2, 3, 4]);
+    }
+}
+
+/// [stockade patch]
+#[cfg(test)]
+mod read_proc_text_tests {
+    use super::{PROC_TEXT_CAPACITY, read_proc_text};
+
+    /// Hands out at most `chunk` bytes per read, as procfs hands out a page.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        chunk: usize,
+        reads: usize,
+    }
+
+    impl std::io::Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            let n = self.data.len().min(self.chunk).min(buf.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_proc_text_takes_a_small_file_in_one_read_and_a_large_one_whole() {
+        let small = "35 31 0:32 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n".repeat(50);
+        let mut file = Chunked {
+            data: small.as_bytes(),
+            chunk: usize::MAX,
+            reads: 0,
+        };
+        assert_eq!(read_proc_text(&mut file).unwrap(), small);
+        assert_eq!(file.reads, 2, "the text, then the end");
+
+        // Larger than the buffer, a page at a time: nothing is lost at the growth.
+        let large: String = (0..PROC_TEXT_CAPACITY / 10)
+            .map(|i| format!("{i:09}\n"))
+            .collect::<String>()
+            + "tail\n";
+        let mut file = Chunked {
+            data: large.as_bytes(),
+            chunk: 4096,
+            reads: 0,
+        };
+        assert_eq!(read_proc_text(&mut file).unwrap(), large);
+
+        let mut bad = Chunked {
+            data: &[0xff, 0xfe],
+            chunk: 4096,
+            reads: 0,
+        };
+        assert_eq!(
+            read_proc_text(&mut bad).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
     }
 }

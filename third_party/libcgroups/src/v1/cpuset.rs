@@ -33,13 +33,9 @@ impl Controller for CpuSet {
     type Resource = LinuxCpu;
 
     fn add_member(member: Member, cgroup_path: &Path) -> Result<(), Self::Error> {
-        fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
-
-        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_CPUS)?;
-        Self::ensure_not_empty(cgroup_path, CGROUP_CPUSET_MEMS)?;
-
-        member.join(cgroup_path)?;
-        Ok(())
+        // [stockade patch] the mount point found once for both files.
+        let mount_point = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
+        Self::add_member_under(member, cgroup_path, &mount_point)
     }
 
     fn apply(controller_opt: &ControllerOpt, cgroup_path: &Path) -> Result<(), Self::Error> {
@@ -64,6 +60,22 @@ impl Controller for CpuSet {
 }
 
 impl CpuSet {
+    /// [stockade patch] [`Controller::add_member`] in the cpuset hierarchy mounted at
+    /// `mount_point` (the manager found it when it read mountinfo).
+    pub(super) fn add_member_under(
+        member: Member,
+        cgroup_path: &Path,
+        mount_point: &Path,
+    ) -> Result<(), V1CpuSetControllerError> {
+        fs::create_dir_all(cgroup_path).wrap_create_dir(cgroup_path)?;
+
+        Self::ensure_not_empty(cgroup_path, mount_point, CGROUP_CPUSET_CPUS)?;
+        Self::ensure_not_empty(cgroup_path, mount_point, CGROUP_CPUSET_MEMS)?;
+
+        member.join(cgroup_path)?;
+        Ok(())
+    }
+
     fn apply(cgroup_path: &Path, cpuset: &LinuxCpu) -> Result<(), V1CpuSetControllerError> {
         if let Some(cpus) = &cpuset.cpus() {
             common::write_cgroup_file_str(cgroup_path.join(CGROUP_CPUSET_CPUS), cpus)?;
@@ -80,9 +92,10 @@ impl CpuSet {
     // Errno 28 (no space left on device) will be returned. Therefore we set the value from the parent if required.
     fn ensure_not_empty(
         cgroup_path: &Path,
+        mount_point: &Path,
         interface_file: &str,
     ) -> Result<(), V1CpuSetControllerError> {
-        let mut current = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
+        let mut current = mount_point.to_path_buf();
         let relative_cgroup_path = cgroup_path.strip_prefix(&current).map_err(|err| {
             V1CpuSetControllerError::BadCgroupPath {
                 err,

@@ -38,6 +38,11 @@ pub struct Manager {
     /// the hierarchy the runtime was started in (often its root). Also the
     /// hierarchies of controllers it sets no limit in (`JOIN_ONLY_CONTROLLERS`).
     named: Vec<PathBuf>,
+    /// [stockade patch] The cpuset hierarchy's mount point, found in the mountinfo
+    /// `new` read: joining fills the new cgroup's empty `cpuset.cpus` and
+    /// `cpuset.mems` from its ancestors up from there, which read mountinfo once per
+    /// file (two more reads in the intermediate process of every create).
+    cpuset_mount: Option<PathBuf>,
 }
 
 /// Named hierarchies a container is placed in, as runc's fs driver does.
@@ -143,7 +148,16 @@ impl Manager {
             }
         }
 
-        Ok(Manager { subsystems, named })
+        let cpuset_mount = match &proc_files {
+            Ok((mountinfo, _)) => util::subsystem_mount_point_in(mountinfo, &CtrlType::CpuSet).ok(),
+            Err(_) => None,
+        };
+
+        Ok(Manager {
+            subsystems,
+            named,
+            cpuset_mount,
+        })
     }
 
     /// [stockade patch] The cgroup's directory in each hierarchy.
@@ -153,17 +167,16 @@ impl Manager {
 
     /// [stockade patch] The text of /proc/self/mountinfo and /proc/self/cgroup.
     fn read_proc_files() -> Result<(String, String), V1ManagerError> {
-        use std::io::Read;
-        let mountinfo = util::read_mountinfo()?;
-        let mut cgroup = String::new();
-        ProcfsHandle::new()?
-            .open(
-                ProcfsBase::ProcSelf,
-                "cgroup",
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )?
-            .read_to_string(&mut cgroup)
-            .map_err(V1MountPointError::Io)?;
+        // One procfs handle for both (each new one is validated again), each file
+        // in one read.
+        let procfs = ProcfsHandle::new()?;
+        let mountinfo = util::read_mountinfo_with(&procfs)?;
+        let file = procfs.open(
+            ProcfsBase::ProcSelf,
+            "cgroup",
+            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+        )?;
+        let cgroup = common::read_proc_text(file).map_err(V1MountPointError::Io)?;
         Ok((mountinfo, cgroup))
     }
 
@@ -248,7 +261,10 @@ impl Manager {
             match ctrl_type {
                 CtrlType::Cpu => Cpu::add_member(member, cgroup_path)?,
                 CtrlType::CpuAcct => CpuAcct::add_member(member, cgroup_path)?,
-                CtrlType::CpuSet => CpuSet::add_member(member, cgroup_path)?,
+                CtrlType::CpuSet => match &self.cpuset_mount {
+                    Some(mount) => CpuSet::add_member_under(member, cgroup_path, mount)?,
+                    None => CpuSet::add_member(member, cgroup_path)?,
+                },
                 CtrlType::Devices => Devices::add_member(member, cgroup_path)?,
                 CtrlType::HugeTlb => HugeTlb::add_member(member, cgroup_path)?,
                 CtrlType::Memory => Memory::add_member(member, cgroup_path)?,

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 use pathrs::flags::OpenFlags;
@@ -9,6 +8,7 @@ use procfs::process::MountInfo;
 
 use super::ControllerType;
 use super::controller_type::CONTROLLERS;
+use crate::common::read_proc_text;
 
 #[derive(thiserror::Error, Debug)]
 pub enum V1MountPointError {
@@ -25,26 +25,17 @@ pub enum V1MountPointError {
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
-    let reader = BufReader::new(ProcfsHandle::new()?.open(
-        ProcfsBase::ProcSelf,
-        "mountinfo",
-        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-    )?);
-
-    reader
-        .lines()
-        .map(|lr| {
-            lr.map_err(V1MountPointError::Io)
-                .and_then(|line| MountInfo::from_line(&line).map_err(V1MountPointError::MountInfo))
-        })
-        .try_fold(Vec::new(), |mut mount_points, r| {
-            r.map(|m| {
-                if m.fs_type == "cgroup" {
-                    mount_points.push(m.mount_point);
-                }
-                mount_points
-            })
-        })
+    // [stockade patch] the text read whole (read_mountinfo), not line by line
+    // through an 8 KiB BufReader.
+    let mountinfo = read_mountinfo()?;
+    let mut mount_points = Vec::new();
+    for line in mountinfo.lines() {
+        let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;
+        if m.fs_type == "cgroup" {
+            mount_points.push(m.mount_point);
+        }
+    }
+    Ok(mount_points)
 }
 
 /// [stockade patch] The mount point of the named cgroup v1 hierarchy `name` (a
@@ -112,15 +103,19 @@ pub fn get_subsystem_mount_point(subsystem: &ControllerType) -> Result<PathBuf, 
 /// mount points of all its controllers in one read (each read costs a procfs handle
 /// and a dozen syscalls; `Manager::new` made 12 of them).
 pub fn read_mountinfo() -> Result<String, V1MountPointError> {
-    let mut text = String::new();
-    ProcfsHandle::new()?
-        .open(
-            ProcfsBase::ProcSelf,
-            "mountinfo",
-            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-        )?
-        .read_to_string(&mut text)?;
-    Ok(text)
+    read_mountinfo_with(&ProcfsHandle::new()?)
+}
+
+/// [stockade patch] [`read_mountinfo`] through `procfs`, a handle the caller
+/// already holds (getting one validates it again: ~8 syscalls), in one read(2)
+/// ([`read_proc_text`]).
+pub fn read_mountinfo_with(procfs: &ProcfsHandle) -> Result<String, V1MountPointError> {
+    let file = procfs.open(
+        ProcfsBase::ProcSelf,
+        "mountinfo",
+        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+    )?;
+    Ok(read_proc_text(file)?)
 }
 
 /// [stockade patch] The mount point of `subsystem` in `mountinfo` (the text of

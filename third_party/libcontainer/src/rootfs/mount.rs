@@ -1,5 +1,5 @@
 use std::fs::Permissions;
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -90,20 +90,17 @@ impl ProcMountInfoProvider {
 
 impl MountInfoProvider for ProcMountInfoProvider {
     fn mountinfo(&self) -> Result<Vec<MountInfo>> {
-        let reader = BufReader::new(ProcfsHandle::new()?.open(
+        let file = ProcfsHandle::new()?.open(
             ProcfsBase::ProcSelf,
             "mountinfo",
             OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-        )?);
-
-        let mount_infos: Vec<MountInfo> = reader
-            .lines()
-            .map(|lr| {
-                lr.map_err(MountError::from)
-                    .and_then(|s| MountInfo::from_line(&s).map_err(MountError::from))
-            })
-            .collect::<Result<_>>()?;
-        Ok(mount_infos)
+        )?;
+        // [stockade patch] read whole in one read(2), not through an 8 KiB
+        // BufReader (libcgroups patch 13).
+        let text = libcgroups::common::read_proc_text(file)?;
+        text.lines()
+            .map(|line| MountInfo::from_line(line).map_err(MountError::from))
+            .collect()
     }
 }
 
