@@ -13,6 +13,7 @@
 //!   mount and a forked namespace holder) only for a spec with a bind volume on tmpfs.
 //! - The cgroup v1 manager reads mountinfo once, not once per controller; every
 //!   process reads it whole, and once where its mount table cannot have changed.
+//! - `run` reads the bundle once and resolves its rootfs path once.
 //! - The init makes its mount points without re-opening each through procfs.
 //! - Delete finds sub-cgroups without a stat of every control file.
 //! - The rootfs idmapping's user namespace holder is cloned straight into it.
@@ -246,10 +247,37 @@ fn run_reads_mountinfo_once_per_cgroup_manager() {
     );
 }
 
+/// The lines of a `strace -f` trace as `PID call(...)` (strace pads a pid to five
+/// columns), with each call another process interrupted (`PID read(3,
+/// <unfinished ...>` ... `PID <... read resumed>"...", 4096) = 9`) joined into one
+/// line, where it began.
+fn resumed_calls_merged(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut pending: std::collections::HashMap<String, usize> = Default::default();
+    for line in text.lines() {
+        let (pid, call) = line.split_once(' ').unwrap_or((line, ""));
+        let pid = pid.to_string();
+        let line = format!("{pid} {}", call.trim_start());
+        if let Some(head) = line.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid, lines.len());
+            lines.push(head.to_string());
+        } else if let Some((_, rest)) = line.split_once(" resumed>") {
+            match pending.remove(&pid) {
+                Some(i) => lines[i].push_str(rest),
+                None => lines.push(line),
+            }
+        } else {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
 /// Each `open` of `path_suffix` in a trace (`pid`, line index, fd) and the byte
 /// counts its `read`s returned until the fd was closed.
 fn reads_per_open(text: &str, path_suffix: &str) -> Vec<(String, Vec<usize>)> {
-    let lines: Vec<&str> = text.lines().collect();
+    let merged = resumed_calls_merged(text);
+    let lines: Vec<&str> = merged.iter().map(String::as_str).collect();
     let mut opens = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let mut words = line.split_whitespace();
@@ -350,6 +378,55 @@ fn run_reads_mountinfo_whole_and_once_per_mount_table() {
             "process {pid} read mountinfo in pieces: {sizes:?}"
         );
     }
+}
+
+/// The runtime's process of one `run` reads the bundle's config.json once and
+/// resolves its rootfs path once: `run` read and parsed the bundle for
+/// `process.terminal`, then `create` read it again; the state-root check resolved
+/// the already resolved rootfs again, and libcontainer resolved the rootfs of the
+/// plan it had just resolved once more (glibc's realpath: a readlink per path
+/// component each time).
+#[test]
+fn run_reads_the_bundle_and_resolves_its_rootfs_once() {
+    require_root();
+    if skip_on_reference("Stockade's create") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("bundle");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(
+        &rt,
+        &bundle,
+        Path::new("/"),
+        "trace=openat,openat2,readlink,readlinkat",
+        &out,
+    );
+    let main = main_process_lines(&out);
+    let named = |path: &Path, call: &str| -> Vec<&String> {
+        let quoted = format!("\"{}\"", path.display());
+        main.iter()
+            .filter(|l| {
+                l.contains(&quoted)
+                    && l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|c| c.starts_with(call))
+            })
+            .collect()
+    };
+    let config = named(&bundle.path().join("config.json"), "open");
+    assert_eq!(
+        config.len(),
+        1,
+        "the bundle's config.json opened: {config:#?}"
+    );
+    let rootfs_links = named(&bundle.rootfs, "readlink");
+    assert!(
+        rootfs_links.len() <= 1,
+        "the rootfs path resolved {} times: {rootfs_links:#?}",
+        rootfs_links.len()
+    );
 }
 
 /// The user namespace that carries the rootfs idmapping is made by clone(2) itself

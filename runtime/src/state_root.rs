@@ -232,12 +232,16 @@ impl StateRoot {
     /// protected binaries), and a bind mount source inside it. Whatever the
     /// profile: a container that can write there can rewrite another container's
     /// plan or its own range. Paths are resolved (symlinks followed) where they
-    /// exist.
+    /// exist; `rootfs` already is (`bundle::load` resolved it a moment ago, in this
+    /// process: resolving it again would only read the same links once more).
     pub fn refuse_runtime_state(&self, spec: &Spec, rootfs: &Path) -> Result<(), StateRootError> {
         let resolve = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let state_dirs = [resolve(&self.root), PathBuf::from("/run/stockade")];
-        let check = |field: String, path: &Path, holding: bool| {
-            let real = resolve(path);
+        let check = |field: String, path: &Path, holding: bool, resolved: bool| {
+            let real = match resolved {
+                true => path.to_path_buf(),
+                false => resolve(path),
+            };
             match state_dirs
                 .iter()
                 .find(|s| real.starts_with(s) || (holding && s.starts_with(&real)))
@@ -250,11 +254,11 @@ impl StateRoot {
                 None => Ok(()),
             }
         };
-        check("root.path".into(), rootfs, true)?;
+        check("root.path".into(), rootfs, true, true)?;
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             let bind = crate::bundle::is_bind_mount(m);
             if let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) {
-                check(format!("mounts[{i}].source"), source, false)?;
+                check(format!("mounts[{i}].source"), source, false, false)?;
             }
         }
         Ok(())

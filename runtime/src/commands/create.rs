@@ -42,6 +42,18 @@ pub struct CreateOpts<'a> {
 }
 
 pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
+    create_loaded(g, opts, None)
+}
+
+/// [`create`] of `loaded`, the bundle `run` has just read (for `process.terminal`)
+/// from `opts.bundle`: one read of config.json and one resolution of the rootfs
+/// per `run`, and the terminal decided on the very spec that is created. `None`
+/// reads it here.
+pub fn create_loaded(
+    g: &Global,
+    opts: &CreateOpts<'_>,
+    loaded: Option<bundle::LoadedBundle>,
+) -> Result<(), CommandError> {
     let span = tracing::info_span!("create", id = opts.id);
     let _enter = span.enter();
     let started = std::time::Instant::now();
@@ -51,7 +63,10 @@ pub fn create(g: &Global, opts: &CreateOpts<'_>) -> Result<(), CommandError> {
         .validate_id()
         .map_err(CommandError::container(opts.id, "validate id"))?;
 
-    let loaded = bundle::load(opts.bundle)?;
+    let loaded = match loaded {
+        Some(loaded) => loaded,
+        None => bundle::load(opts.bundle)?,
+    };
     tracing::debug!("bundle loaded");
     g.root.refuse_runtime_state(&loaded.spec, &loaded.rootfs)?;
     // The profile judges the rootfs the container will really get: resolved

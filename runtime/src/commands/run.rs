@@ -6,7 +6,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::create::{create, CreateOpts};
+use super::create::{create_loaded, CreateOpts};
 use super::lifecycle::{delete, start};
 use super::{exit_code, load, CommandError, Global};
 use crate::console_proxy::{ConsoleListener, ConsoleProxy};
@@ -23,12 +23,17 @@ pub fn run(g: &Global, a: &liboci_cli::Run) -> Result<i32, CommandError> {
     }
     // A terminal asked for in the foreground, with no console socket to send it
     // to: ours (runc allocates it the same way).
-    let console = if !a.detach && a.console_socket.is_none() && wants_terminal(&a.bundle)? {
+    // The bundle read for that is the one created (create would read it again).
+    let mut loaded = None;
+    if !a.detach && a.console_socket.is_none() {
+        loaded = Some(crate::bundle::load(&a.bundle)?);
+    }
+    let console = if loaded.as_ref().is_some_and(wants_terminal) {
         Some(ConsoleListener::listen().map_err(CommandError::Console)?)
     } else {
         None
     };
-    create(
+    create_loaded(
         g,
         &CreateOpts {
             id,
@@ -42,6 +47,7 @@ pub fn run(g: &Global, a: &liboci_cli::Run) -> Result<i32, CommandError> {
             preserve_fds: a.preserve_fds,
             detach: a.detach,
         },
+        loaded,
     )?;
     let proxy = match console.map(|c| c.master().and_then(ConsoleProxy::start)) {
         Some(Err(e)) => {
@@ -81,14 +87,13 @@ pub fn run(g: &Global, a: &liboci_cli::Run) -> Result<i32, CommandError> {
 }
 
 /// Whether the bundle's process asks for a terminal (`process.terminal`).
-fn wants_terminal(bundle: &std::path::Path) -> Result<bool, CommandError> {
-    let loaded = crate::bundle::load(bundle)?;
-    Ok(loaded
+fn wants_terminal(loaded: &crate::bundle::LoadedBundle) -> bool {
+    loaded
         .spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
-        .unwrap_or(false))
+        .unwrap_or(false)
 }
 
 /// The signals a foreground `run` passes on to the container (Ctrl-C, a

@@ -1,4 +1,3 @@
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -98,9 +97,15 @@ impl InitContainerBuilder {
         container.state.hook_bundle = self.hook_bundle.clone();
 
         let notify_path = container_dir.join(NOTIFY_FILE);
-        // convert path of root file system of the container to absolute path
-        let rootfs = fs::canonicalize(spec.root().as_ref().ok_or(MissingSpecError::Root)?.path())
-            .map_err(LibcontainerError::OtherIO)?;
+        // [stockade patch] the root file system's absolute path: `load_spec` has just
+        // resolved it (`canonicalize_rootfs`), in this process; resolving the
+        // resolved path again only read the same links once more.
+        let rootfs = spec
+            .root()
+            .as_ref()
+            .ok_or(MissingSpecError::Root)?
+            .path()
+            .clone();
 
         // if socket file path is given in commandline options,
         // get file descriptors of console socket

@@ -1,7 +1,6 @@
 use std::collections::{HashMap, HashSet};
 use std::convert::TryFrom;
 use std::ffi::{OsStr, OsString};
-use std::fs;
 use std::io::BufReader;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -251,9 +250,15 @@ impl TenantContainerBuilder {
         tracing::debug!("{:#?}", spec);
 
         let notify_path = Self::setup_notify_listener(&container_dir)?;
-        // convert path of root file system of the container to absolute path
-        let rootfs = fs::canonicalize(spec.root().as_ref().ok_or(MissingSpecError::Root)?.path())
-            .map_err(LibcontainerError::OtherIO)?;
+        // [stockade patch] the root file system's absolute path: `load_init_spec` has just
+        // resolved it (`canonicalize_rootfs`), in this process; resolving the
+        // resolved path again only read the same links once more.
+        let rootfs = spec
+            .root()
+            .as_ref()
+            .ok_or(MissingSpecError::Root)?
+            .path()
+            .clone();
 
         // if socket file path is given in commandline options,
         // get file descriptors of console socket
