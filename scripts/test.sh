@@ -9,7 +9,7 @@ cargo test --workspace -- --test-threads="${STOCKADE_TEST_THREADS:-4}"
 # The vendored libcgroups is outside the workspace: its own tests of the code Stockade
 # patched (third_party/PATCHES.md).
 cargo test --manifest-path third_party/libcgroups/Cargo.toml --target-dir target/vendored \
-  --no-default-features --features v1,v2,systemd --lib -- v2::io systemd::legacy wait_unpopulated v1::devices::tests::whitelist join_only \
+  --no-default-features --features v1,v2,systemd --lib -- v2::io systemd::legacy wait_unpopulated v1::devices::tests::whitelist v1::devices::tests::rule_writer join_only \
   test_add_calling_thread get_all_pids_walks_sub_cgroups read_proc_text v1::cpuset
 # The vendored libcontainer likewise (it needs the patched libcgroups): the seccomp
 # listener hand-over of patch 28, the mount points of patch 30, the passwd reader of

@@ -14,6 +14,7 @@
 //! - The cgroup v1 manager reads mountinfo once, not once per controller; every
 //!   process reads it whole, and once where its mount table cannot have changed.
 //! - `run` reads the bundle once and resolves its rootfs path once.
+//! - Device rules are written through one open `devices.allow` (cgroup v1).
 //! - The init makes its mount points without re-opening each through procfs.
 //! - Delete finds sub-cgroups without a stat of every control file.
 //! - The rootfs idmapping's user namespace holder is cloned straight into it.
@@ -618,6 +619,43 @@ fn run_joins_cgroup_v1_without_the_threadgroup_lock() {
         // cgroup v2 has no per-thread move for a process; it is unchanged.
         assert!(tasks.is_empty(), "{tasks:#?}");
         assert!(!procs.is_empty(), "the container never joined its cgroup");
+    }
+}
+
+/// On cgroup v1 the container's device rules (a dozen: deny all, then each default
+/// device) are written to `devices.allow` through one open file, a write(2) per
+/// rule (the kernel parses one rule per write): each rule had its own open and
+/// close (libcgroups patch 14). Whether the rules hold is what
+/// `runtime_spec_honoured`'s device tests check; here, how they are written.
+#[test]
+fn run_writes_device_rules_through_one_open() {
+    require_root();
+    if skip_on_reference("Stockade's cgroup manager") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("devices");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(&rt, &bundle, Path::new("/"), "trace=openat,write", &out);
+    let text = std::fs::read_to_string(&out).expect("read trace");
+    let leaf = format!("/{}/devices.allow\"", bundle.id);
+    let opens: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("openat(") && l.contains(&leaf))
+        .collect();
+    if cgroup_v1_controllers() {
+        assert_eq!(opens.len(), 1, "devices.allow opened: {opens:#?}");
+        let fd = opens[0].rsplit("= ").next().unwrap().trim();
+        let pid = opens[0].split_whitespace().next().unwrap();
+        let rules = resumed_calls_merged(&text)
+            .into_iter()
+            .filter(|l| l.starts_with(&format!("{pid} write({fd}, ")))
+            .count();
+        assert!(rules >= 10, "{rules} device rules written: {text}");
+    } else {
+        // cgroup v2 enforces device rules with an eBPF program.
+        assert!(opens.is_empty(), "{opens:#?}");
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use oci_spec::runtime::LinuxDeviceCgroup;
 
 use super::controller::Controller;
-use crate::common::{self, ControllerOpt, WrappedIoError, default_allow_devices, default_devices};
+use crate::common::{ControllerOpt, WrappedIoError, default_allow_devices, default_devices};
 
 pub struct Devices {}
 
@@ -34,14 +34,15 @@ impl Controller for Devices {
             .ok()
             .and_then(|list| DeviceState::from_list(&list));
         let target = current.as_ref().map(|_| DeviceState::after(&rules));
+        let mut writer = RuleWriter::new(cgroup_root);
         if let (Some(current), Some(Some(target))) = (current, target) {
             for line in current.transition(&target) {
-                common::write_cgroup_file_str(cgroup_root.join(line.file), &line.rule)?;
+                writer.write(line.file, &line.rule)?;
             }
             return Ok(());
         }
         for d in &rules {
-            Self::apply_device(d, cgroup_root)?;
+            writer.write(Devices::file_of(d), &d.to_string())?;
         }
 
         Ok(())
@@ -171,16 +172,63 @@ impl DeviceState {
     }
 }
 
-impl Devices {
-    fn apply_device(device: &LinuxDeviceCgroup, cgroup_root: &Path) -> Result<(), WrappedIoError> {
-        let path = if device.allow() {
-            cgroup_root.join("devices.allow")
-        } else {
-            cgroup_root.join("devices.deny")
-        };
+/// [stockade patch] Writes device rules in order, each in its own write(2) (the
+/// kernel parses one rule per write), through one open file per control file:
+/// a create wrote a dozen rules, each with its own open and close.
+struct RuleWriter<'a> {
+    cgroup_root: &'a Path,
+    open: Vec<(&'static str, fs::File)>,
+}
 
-        common::write_cgroup_file_str(path, &device.to_string())?;
-        Ok(())
+impl<'a> RuleWriter<'a> {
+    fn new(cgroup_root: &'a Path) -> Self {
+        Self {
+            cgroup_root,
+            open: Vec::with_capacity(2),
+        }
+    }
+
+    fn write(&mut self, file: &'static str, rule: &str) -> Result<(), WrappedIoError> {
+        use std::io::Write;
+        let path = self.cgroup_root.join(file);
+        let index = match self.open.iter().position(|(f, _)| *f == file) {
+            Some(i) => i,
+            None => {
+                let opened = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|err| WrappedIoError::Open {
+                        err,
+                        path: path.clone(),
+                    })?;
+                self.open.push((file, opened));
+                self.open.len() - 1
+            }
+        };
+        self.open[index]
+            .1
+            .write_all(rule.as_bytes())
+            .map_err(|err| WrappedIoError::Write {
+                err,
+                path,
+                data: rule.into(),
+            })
+    }
+}
+
+impl Devices {
+    /// The control file a rule is written to.
+    fn file_of(device: &LinuxDeviceCgroup) -> &'static str {
+        if device.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        }
+    }
+
+    #[cfg(test)]
+    fn apply_device(device: &LinuxDeviceCgroup, cgroup_root: &Path) -> Result<(), WrappedIoError> {
+        crate::common::write_cgroup_file_str(cgroup_root.join(Self::file_of(device)), &device.to_string())
     }
 }
 
@@ -206,6 +254,33 @@ mod tests {
 
     /// [stockade patch] An update of a whitelisted cgroup writes only what changes,
     /// never `a` (EINVAL once the cgroup has children).
+    #[test]
+    fn rule_writer_writes_each_file_in_order_through_one_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        set_fixture(tmp.path(), "devices.allow", "").unwrap();
+        set_fixture(tmp.path(), "devices.deny", "").unwrap();
+        let mut writer = RuleWriter::new(tmp.path());
+        writer.write("devices.deny", "a").unwrap();
+        writer.write("devices.allow", "c 1:3 rwm").unwrap();
+        writer.write("devices.allow", "c 1:5 rwm").unwrap();
+        // A regular file keeps each write after the one before (cgroupfs takes
+        // each as a rule): one open, both rules, in order.
+        assert_eq!(
+            read_to_string(tmp.path().join("devices.allow")).unwrap(),
+            "c 1:3 rwmc 1:5 rwm"
+        );
+        assert_eq!(read_to_string(tmp.path().join("devices.deny")).unwrap(), "a");
+
+        let missing = tmp.path().join("gone");
+        let err = RuleWriter::new(&missing)
+            .write("devices.allow", "a")
+            .unwrap_err();
+        assert!(
+            matches!(&err, WrappedIoError::Open { path, .. } if *path == missing.join("devices.allow")),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn whitelist_update_writes_only_the_changes() {
         let current = DeviceState::from_list("c 1:3 rwm\nc 1:5 rwm\nc *:* m\n").unwrap();
