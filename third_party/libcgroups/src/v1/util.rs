@@ -25,9 +25,16 @@ pub enum V1MountPointError {
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
-    // [stockade patch] the text read whole (read_mountinfo), not line by line
-    // through an 8 KiB BufReader.
-    let mountinfo = read_mountinfo()?;
+    list_subsystem_mount_points_with(&ProcfsHandle::new()?)
+}
+
+/// [stockade patch] [`list_subsystem_mount_points`] through `procfs`, a handle the
+/// caller holds for its other procfs reads; the text read whole
+/// ([`read_mountinfo_with`]), not line by line through an 8 KiB BufReader.
+pub fn list_subsystem_mount_points_with(
+    procfs: &ProcfsHandle,
+) -> Result<Vec<PathBuf>, V1MountPointError> {
+    let mountinfo = read_mountinfo_with(procfs)?;
     let mut mount_points = Vec::new();
     for line in mountinfo.lines() {
         let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;

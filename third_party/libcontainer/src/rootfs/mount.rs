@@ -312,7 +312,12 @@ impl Mount {
         })?;
 
         // get all cgroup mounts on the host system
-        let host_mounts: Vec<PathBuf> = libcgroups::v1::util::list_subsystem_mount_points()
+        // [stockade patch] one procfs handle for mountinfo and the cgroup file
+        // below (each new handle is validated again: a dozen syscalls).
+        let procfs = ProcfsHandle::new()?;
+        let host_mounts: Vec<PathBuf> = libcgroups::v1::util::list_subsystem_mount_points_with(
+            &procfs,
+        )
             .map_err(|err| {
                 tracing::error!("failed to get subsystem mount points: {}", err);
                 MountError::Other(err.into())
@@ -328,7 +333,7 @@ impl Mount {
         let ppid = if ppid == 0 { std::process::id() } else { ppid };
         let root_cgroups = Process::new(ppid as i32)?.cgroups()?.0;
         let process_cgroups: HashMap<String, String> =
-            ProcessCGroups::from_read(ProcfsHandle::new()?.open(
+            ProcessCGroups::from_read(procfs.open(
                 ProcfsBase::ProcSelf,
                 "cgroup",
                 OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
