@@ -386,7 +386,10 @@ fn run_reads_mountinfo_whole_and_once_per_mount_table() {
 /// `process.terminal`, then `create` read it again; the state-root check resolved
 /// the already resolved rootfs again, and libcontainer resolved the rootfs of the
 /// plan it had just resolved once more (glibc's realpath: a readlink per path
-/// component each time).
+/// component each time). libcontainer's user namespace check read the runtime's
+/// own `/proc/self/uid_map` twice in a row (libcontainer patch 34): four reads
+/// remain under `default` (whose spec has a user namespace: the check, then the
+/// user namespace config's own checks), from five.
 #[test]
 fn run_reads_the_bundle_and_resolves_its_rootfs_once() {
     require_root();
@@ -427,6 +430,12 @@ fn run_reads_the_bundle_and_resolves_its_rootfs_once() {
         rootfs_links.len() <= 1,
         "the rootfs path resolved {} times: {rootfs_links:#?}",
         rootfs_links.len()
+    );
+    let uid_map = named(Path::new("/proc/self/uid_map"), "open");
+    assert!(
+        uid_map.len() <= 4,
+        "/proc/self/uid_map opened {} times: {uid_map:#?}",
+        uid_map.len()
     );
 }
 

@@ -365,7 +365,9 @@ pub fn validate_spec_for_new_user_ns(
 ) -> Result<(), LibcontainerError> {
     let config = UserNamespaceConfig::new(spec)?;
     let in_user_ns = is_in_new_userns().map_err(LibcontainerError::OtherIO)?;
-    let is_rootless_required = rootless_required(syscall).map_err(LibcontainerError::OtherIO)?;
+    // [stockade patch] `rootless_required`, from the uid_map just read (it read
+    // /proc/self/uid_map again for root).
+    let is_rootless_required = !syscall.get_euid().is_root() || in_user_ns;
     // In case of rootless, there are 2 possible cases :
     // we have a new user ns specified in the spec
     // or the youki is launched in a new user ns (this is how podman does it)
