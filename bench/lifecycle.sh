@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-30}
 stockade=${2:-}
 if [ -z "$stockade" ]; then
-  cargo build --release -p stockade >&2
+  cargo build-runtime >&2
   stockade=$PWD/target/release/stockade
 fi
 bench=$PWD/bench

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000}
 
-cargo build --release -p stockade >&2
+cargo build-runtime >&2
 stockade=$PWD/target/release/stockade
 
 work=$(mktemp -d /tmp/stockade-soak.XXXXXX)

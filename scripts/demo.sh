@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: containers need it" >&2; exit 1; }
 
 scripts/install-deps.sh
-cargo build --release -p stockade
+cargo build-runtime   # static PIE (.cargo/config.toml)
 stockade=$PWD/target/release/stockade
 
 demo=$PWD/.work/demo

@@ -18,12 +18,15 @@ cargo test --manifest-path third_party/libcontainer/Cargo.toml --target-dir targ
   --config 'patch.crates-io.libcgroups.path="third_party/libcgroups"' \
   --no-default-features --features v1,v2,systemd,cgroupsv2_devices --lib -- seccomp_listener \
   rootfs::mount::tests::mount_point utils::tests::home_in_passwd utils::tests::read_passwd
-# The shim as it ships (`cargo build-shim`: size-optimised, statically linked) through
-# containerd and the CRI: the suite above runs the debug build.
+# The binaries as they ship (`cargo build-shim`: size-optimised, statically linked;
+# `cargo build-runtime`: a static PIE) through containerd and the CRI, and the runtime
+# alone where static glibc could differ (the CVE-2019-5736 re-exec, `list`'s owner
+# lookup): the suite above runs the debug builds.
 cargo build-shim
+cargo build-runtime
 shipped=$(mktemp -d)
 trap 'rm -rf "$shipped"' EXIT
-cp target/release-shim/containerd-shim-stockade-v2 target/debug/stockade "$shipped/"
+cp target/release-shim/containerd-shim-stockade-v2 target/release/stockade "$shipped/"
 STOCKADE_SHIM="$shipped/containerd-shim-stockade-v2" STOCKADE_TEST_RUNTIME="$shipped/stockade" \
   cargo test -p stockade-integration-tests --test containerd_shim --test cri_stockade \
-  -- --test-threads="${STOCKADE_TEST_THREADS:-4}"
+  --test runtime_escapes --test runc_parity -- --test-threads="${STOCKADE_TEST_THREADS:-4}"

@@ -16,6 +16,18 @@ use stockade::state_root::StateRoot;
 static LOG_TO_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn main() -> ExitCode {
+    // A verb that enters a container re-executes from a read-only binary
+    // (`enter_container_guard`). Doing it before anything else spares the image that
+    // is replaced its command-line parsing and logging setup (crun re-executes at the
+    // same point). A token equal to such a verb anywhere (even a container id) only
+    // costs that re-execution early. Best effort: `enter_container_guard` still
+    // enforces it, and reports a failure through the configured log.
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| ENTERING_VERBS.iter().any(|v| a == *v))
+    {
+        let _ = self_protect::run_from_read_only_binary();
+    }
     let cli = Cli::parse();
     LOG_TO_FILE.store(
         cli.global.log.is_some(),
@@ -349,6 +361,9 @@ fn man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
     cmd.build();
     write(cmd, "stockade", dir)
 }
+
+/// The verbs that call [`enter_container_guard`].
+const ENTERING_VERBS: [&str; 3] = ["create", "run", "exec"];
 
 /// Protections for verbs whose process enters a container.
 fn enter_container_guard() -> anyhow::Result<()> {
