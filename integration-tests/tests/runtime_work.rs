@@ -514,10 +514,19 @@ fn init_makes_mount_points_without_a_procfs_reopen() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no process executed /bin/true:\n{text}"))
         .to_string();
-    let calls: Vec<&str> = text
-        .lines()
+    // strace pads a pid shorter than five digits: match on the normalised
+    // "PID call" lines, or a short pid would find no re-open at all.
+    let merged = resumed_calls_merged(&text);
+    let calls: Vec<&str> = merged
+        .iter()
+        .map(String::as_str)
         .filter(|l| l.split_whitespace().next() == Some(init.as_str()) && l.contains('('))
         .collect();
+    assert!(
+        calls.iter().any(|l| l.contains("RESOLVE_IN_ROOT")),
+        "no in-root resolution found among the init's {} calls: the trace was misread",
+        calls.len()
+    );
     // Each re-open with the last in-root resolution before it (the mount point).
     let reopens: Vec<(&str, &str)> = calls
         .iter()
