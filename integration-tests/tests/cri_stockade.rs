@@ -700,3 +700,61 @@ fn containerds_runtime_default_filter_imports_and_lints_clean() {
         assert!(text.contains(": 0 errors"), "{profile}: {text}");
     }
 }
+
+/// A pod's Localhost seccomp profile that hands syscalls to a userspace agent
+/// (`SCMP_ACT_NOTIFY` with `listenerPath`, which containerd copies into the spec) is
+/// refused under every shipped handler (`seccomp.user_notification = "forbid"`),
+/// naming the rule; the pod stays usable and nothing is left behind.
+#[test]
+fn a_seccomp_agent_in_a_localhost_profile_is_refused() {
+    require_root!();
+    let mut cri = Cri::start(CriOptions::default());
+    let logs = tempfile::tempdir().unwrap();
+    let profile_dir = tempfile::tempdir().unwrap();
+    let profile = profile_dir.path().join("notify-agent.json");
+    let mut filter = runtime_default_like_profile();
+    filter["listenerPath"] = "/run/stockade-test-agent-never-used.sock".into();
+    filter["syscalls"]
+        .as_array_mut()
+        .expect("syscalls")
+        .push(serde_json::json!({"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}));
+    std::fs::write(&profile, filter.to_string()).unwrap();
+    for (n, (handler, _, profile_name)) in CRI_HANDLERS.iter().enumerate() {
+        let what = format!("seccomp agent under {handler} ({profile_name})");
+        let shape = PodShape::default();
+        let config = pod_config(&unique("agent", n), logs.path(), shape);
+        let pod = cri
+            .run_pod(handler, &config)
+            .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+        let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
+        if let Some(sc) = cc.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+            sc.seccomp = Some(SecurityProfile {
+                profile_type: ProfileType::Localhost as i32,
+                localhost_ref: profile.display().to_string(),
+            });
+        }
+        // containerd calls the runtime for a container at StartContainer.
+        let err = match cri.create(&pod, &config, cc) {
+            Err(e) => e,
+            Ok(cid) => {
+                let started = cri.start_container(&cid);
+                cri.stop_and_remove(&cid);
+                started
+                    .err()
+                    .unwrap_or_else(|| panic!("{what}: a seccomp agent was admitted"))
+            }
+        };
+        assert!(
+            err.contains(&format!("container refused by profile \"{profile_name}\""))
+                && err.contains("seccomp.user_notification")
+                && err.contains("linux.seccomp.listenerPath"),
+            "{what}: {err}"
+        );
+        // The pod still runs a container without the agent.
+        let cc = container_config("ok", &["/bin/sleep", "1000"], shape);
+        let cid = cri.create_started(&what, &pod, &config, cc);
+        cri.stop_and_remove(&cid);
+        cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+    }
+    cri.assert_nothing_left();
+}
