@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// How the freezer is exposed on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,18 +21,29 @@ pub enum Freezer {
     V2,
 }
 
-/// The freezer's mount point and kind on this host, or `None` when the host has no
-/// freezer (a v1 host without the controller).
-pub fn host_freezer() -> Option<(PathBuf, Freezer)> {
+/// The freezer's mount point and kind on this host (`None` when the host has no
+/// freezer: a v1 host without the controller), and on a v1 host the text of
+/// `/proc/self/mountinfo` it was found in. The create hands that text on to
+/// libcontainer, whose processes (forks of this one, a moment later) find the other
+/// cgroup v1 hierarchies in it instead of reading the table again.
+pub fn host_freezer() -> (Option<(PathBuf, Freezer)>, Option<Rc<str>>) {
     use libcgroups::common::{get_cgroup_setup, CgroupSetup, DEFAULT_CGROUP_ROOT};
-    match get_cgroup_setup().ok()? {
-        CgroupSetup::Unified => Some((PathBuf::from(DEFAULT_CGROUP_ROOT), Freezer::V2)),
-        CgroupSetup::Legacy | CgroupSetup::Hybrid => {
-            let mount = libcgroups::v1::util::get_subsystem_mount_point(
+    match get_cgroup_setup() {
+        Err(_) => (None, None),
+        Ok(CgroupSetup::Unified) => (
+            Some((PathBuf::from(DEFAULT_CGROUP_ROOT), Freezer::V2)),
+            None,
+        ),
+        Ok(CgroupSetup::Legacy | CgroupSetup::Hybrid) => {
+            let Ok(mountinfo) = libcgroups::v1::util::read_mountinfo() else {
+                return (None, None);
+            };
+            let mount = libcgroups::v1::util::subsystem_mount_point_in(
+                &mountinfo,
                 &libcgroups::v1::ControllerType::Freezer,
             )
-            .ok()?;
-            Some((mount, Freezer::V1))
+            .ok();
+            (mount.map(|m| (m, Freezer::V1)), Some(mountinfo.into()))
         }
     }
 }

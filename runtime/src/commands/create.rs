@@ -111,7 +111,8 @@ pub fn create_loaded(
     }
     // A process added to a frozen cgroup stops at once: the create would wait for
     // it forever. Refused as runc does, before anything is made.
-    if let Some((mount, kind)) = crate::cgroup_freeze::host_freezer() {
+    let (freezer, host_mountinfo) = crate::cgroup_freeze::host_freezer();
+    if let Some((mount, kind)) = freezer {
         if let Some(cgroup) =
             crate::cgroup_freeze::frozen(&mount, &admitted.placement.cgroup, kind)?
         {
@@ -134,6 +135,7 @@ pub fn create_loaded(
         systemd,
         started,
         audit: &admitted.audit,
+        host_mountinfo,
     };
     let result = make(g, opts, builder, plan, &decided);
     // Done: the container exists, or everything made was undone.
@@ -153,6 +155,10 @@ struct Decided<'a> {
     started: std::time::Instant,
     /// Audit settings of the node config admission read.
     audit: &'a crate::audit_log::AuditConfig,
+    /// The host's mountinfo as the freezer check read it (cgroup v1): the
+    /// container's processes find the cgroup hierarchies in it. This create's own,
+    /// never kept for a later command (a container may be deleted days later).
+    host_mountinfo: Option<std::rc::Rc<str>>,
 }
 
 /// The side effects of [`create`], in order; a failure undoes what was made.
@@ -246,6 +252,10 @@ fn make(
                 .with_systemd(decided.systemd)
                 .with_detach(opts.detach)
                 .with_no_pivot(opts.no_pivot)
+        })
+        .map(|b| match decided.host_mountinfo.clone() {
+            Some(text) => b.with_host_mountinfo(text),
+            None => b,
         })
         .and_then(|b| b.build());
     match result {

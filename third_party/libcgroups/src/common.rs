@@ -424,6 +424,25 @@ pub fn create_cgroup_manager_with_root(
     root_path: Option<&Path>,
     config: CgroupConfig,
 ) -> Result<AnyCgroupManager, CreateCgroupSetupError> {
+    create_cgroup_manager_in(root_path, config, None)
+}
+
+/// [stockade patch] [`create_cgroup_manager`] given the text of this process's
+/// `/proc/self/mountinfo` when the caller has just read it (the cgroup v1 manager
+/// takes its mount points from it instead of reading the file again; every other
+/// manager ignores it).
+pub fn create_cgroup_manager_with_mountinfo(
+    config: CgroupConfig,
+    mountinfo: Option<&str>,
+) -> Result<AnyCgroupManager, CreateCgroupSetupError> {
+    create_cgroup_manager_in(Some(Path::new(DEFAULT_CGROUP_ROOT)), config, mountinfo)
+}
+
+fn create_cgroup_manager_in(
+    root_path: Option<&Path>,
+    config: CgroupConfig,
+    mountinfo: Option<&str>,
+) -> Result<AnyCgroupManager, CreateCgroupSetupError> {
     let root = match root_path {
         Some(p) => p,
         None => Path::new(DEFAULT_CGROUP_ROOT),
@@ -446,7 +465,7 @@ pub fn create_cgroup_manager_with_root(
                     config.container_name.as_str(),
                 );
             }
-            Ok(create_v1_cgroup_manager(cgroup_path)?.any())
+            Ok(create_v1_cgroup_manager(cgroup_path, mountinfo)?.any())
         }
         CgroupSetup::Unified => {
             // ref https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#cgroups-path
@@ -470,14 +489,16 @@ pub fn create_cgroup_manager(
 #[cfg(feature = "v1")]
 fn create_v1_cgroup_manager(
     cgroup_path: &Path,
+    mountinfo: Option<&str>,
 ) -> Result<v1::manager::Manager, v1::manager::V1ManagerError> {
     tracing::info!("cgroup manager V1 will be used");
-    v1::manager::Manager::new(cgroup_path)
+    v1::manager::Manager::new_with_mountinfo(cgroup_path, mountinfo)
 }
 
 #[cfg(not(feature = "v1"))]
 fn create_v1_cgroup_manager(
     _cgroup_path: &Path,
+    _mountinfo: Option<&str>,
 ) -> Result<v1::manager::Manager, v1::manager::V1ManagerError> {
     Err(v1::manager::V1ManagerError::NotEnabled)
 }

@@ -105,11 +105,22 @@ pub enum V1ManagerError {
 impl Manager {
     /// Constructs a new cgroup manager with cgroups_path being relative to the root of the subsystem
     pub fn new(cgroup_path: &Path) -> Result<Self, V1ManagerError> {
+        Self::new_with_mountinfo(cgroup_path, None)
+    }
+
+    /// [stockade patch] [`Manager::new`] with the text of this process's mountinfo
+    /// when the caller has it already (`None`: read it here). The caller vouches
+    /// that the text is this mount namespace's, read a moment ago: libcontainer's
+    /// intermediate process gets the runtime's, read just before it forked.
+    pub fn new_with_mountinfo(
+        cgroup_path: &Path,
+        mountinfo: Option<&str>,
+    ) -> Result<Self, V1ManagerError> {
         let mut subsystems = HashMap::new();
         // [stockade patch] mountinfo and /proc/self/cgroup are read once for all
         // controllers, not once per controller (24 procfs reads per manager). A read
         // that fails leaves every controller unsupported, as it did one by one.
-        let proc_files = Self::read_proc_files();
+        let proc_files = Self::read_proc_files(mountinfo);
         for subsystem in CONTROLLERS {
             let found = match &proc_files {
                 Ok((mountinfo, cgroup)) => {
@@ -166,11 +177,15 @@ impl Manager {
     }
 
     /// [stockade patch] The text of /proc/self/mountinfo and /proc/self/cgroup.
-    fn read_proc_files() -> Result<(String, String), V1ManagerError> {
+    /// `mountinfo`, when given, is used instead of reading the file.
+    fn read_proc_files(mountinfo: Option<&str>) -> Result<(String, String), V1ManagerError> {
         // One procfs handle for both (each new one is validated again), each file
         // in one read.
         let procfs = ProcfsHandle::new()?;
-        let mountinfo = util::read_mountinfo_with(&procfs)?;
+        let mountinfo = match mountinfo {
+            Some(text) => text.to_owned(),
+            None => util::read_mountinfo_with(&procfs)?,
+        };
         let file = procfs.open(
             ProcfsBase::ProcSelf,
             "cgroup",

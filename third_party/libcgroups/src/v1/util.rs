@@ -34,7 +34,14 @@ pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> 
 pub fn list_subsystem_mount_points_with(
     procfs: &ProcfsHandle,
 ) -> Result<Vec<PathBuf>, V1MountPointError> {
-    let mountinfo = read_mountinfo_with(procfs)?;
+    list_subsystem_mount_points_in(&read_mountinfo_with(procfs)?)
+}
+
+/// [stockade patch] [`list_subsystem_mount_points`] in the text of this process's
+/// mountinfo, already read (see [`read_mountinfo`]).
+pub fn list_subsystem_mount_points_in(
+    mountinfo: &str,
+) -> Result<Vec<PathBuf>, V1MountPointError> {
     let mut mount_points = Vec::new();
     for line in mountinfo.lines() {
         let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;

@@ -69,6 +69,8 @@ pub(super) struct ContainerBuilderImpl {
     // TODO: youki does not support selinux yet
     #[allow(dead_code)]
     pub process_label: Option<String>,
+    /// [stockade patch] See `ContainerArgs::host_mountinfo`.
+    pub host_mountinfo: Option<Rc<str>>,
 }
 
 impl ContainerBuilderImpl {
@@ -221,6 +223,7 @@ impl ContainerBuilderImpl {
             pid_file: self.pid_file.to_owned(),
             namespace_fds: opened_namespaces.raw(),
             listener_state: self.listener_state.clone(),
+            host_mountinfo: self.host_mountinfo.clone(),
         };
 
         let init_pid = process::container_main_process::container_main_process(&container_args)

@@ -25,6 +25,7 @@ pub struct InitContainerBuilder {
     no_pivot: bool,
     as_sibling: bool,
     hook_bundle: Option<PathBuf>,
+    host_mountinfo: Option<Rc<str>>,
 }
 
 impl InitContainerBuilder {
@@ -39,7 +40,20 @@ impl InitContainerBuilder {
             no_pivot: false,
             as_sibling: false,
             hook_bundle: None,
+            host_mountinfo: None,
         }
+    }
+
+    /// [stockade patch] The text of this process's `/proc/self/mountinfo`, read by
+    /// the caller for this create a moment ago (e.g. to find the freezer's
+    /// hierarchy). The intermediate and init processes are forks of this one: the
+    /// cgroup v1 manager and the init's cgroup v1 mounts take the host's cgroup
+    /// mount points from it instead of reading the table again (~90 us each). Not
+    /// for a table read long before: a cgroup hierarchy mounted since would be
+    /// missed.
+    pub fn with_host_mountinfo(mut self, mountinfo: Rc<str>) -> Self {
+        self.host_mountinfo = Some(mountinfo);
+        self
     }
 
     /// [stockade patch] The bundle path hooks receive in the state on stdin, when
@@ -150,6 +164,7 @@ impl InitContainerBuilder {
             as_sibling: self.as_sibling,
             sub_cgroup_path: None,
             process_label: None,
+            host_mountinfo: self.host_mountinfo,
         };
 
         builder_impl.create()?;

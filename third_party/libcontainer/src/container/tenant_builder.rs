@@ -295,6 +295,7 @@ impl TenantContainerBuilder {
             as_sibling: self.as_sibling,
             sub_cgroup_path: self.sub_cgroup,
             process_label: self.process_label,
+            host_mountinfo: None,
         };
 
         let pid = builder_impl.create()?;

@@ -54,8 +54,14 @@ pub fn container_intermediate_process(
     let namespaces =
         Namespaces::try_from(linux.namespaces().as_ref())?.with_fds(&args.namespace_fds);
     let rootless = rootless_required(command.as_ref()).unwrap_or(false);
-    let cgroup_manager = libcgroups::common::create_cgroup_manager(args.cgroup_config.to_owned())
-        .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?
+    // [stockade patch] from the mountinfo the main process read before it forked
+    // this process: still this mount namespace (the intermediate joins or makes
+    // none), a moment later.
+    let cgroup_manager = libcgroups::common::create_cgroup_manager_with_mountinfo(
+        args.cgroup_config.to_owned(),
+        args.host_mountinfo.as_deref(),
+    )
+    .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?
         .with_rootless(rootless);
 
     let current_pid = Pid::this();

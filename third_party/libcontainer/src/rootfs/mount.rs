@@ -115,6 +115,10 @@ pub struct MountOptions<'a> {
     /// can refuse one that is not the object it admitted (a symlink swapped between
     /// its check and the mount).
     pub bind_check: Option<BindSourceCheck<'a>>,
+    /// [stockade patch] The text of the runtime's `/proc/self/mountinfo`, read
+    /// before it forked, when this process is in a new mount namespace copied from
+    /// the runtime's (see `ContainerArgs::host_mountinfo`).
+    pub host_mountinfo: Option<&'a str>,
 }
 
 /// [stockade patch] What a bind source check is given: the spec's mount and its
@@ -315,9 +319,19 @@ impl Mount {
         // [stockade patch] one procfs handle for mountinfo and the cgroup file
         // below (each new handle is validated again: a dozen syscalls).
         let procfs = ProcfsHandle::new()?;
-        let host_mounts: Vec<PathBuf> = libcgroups::v1::util::list_subsystem_mount_points_with(
-            &procfs,
-        )
+        // [stockade patch] The host's cgroup v1 mount points from the table the
+        // runtime read before it forked, not from this namespace's (~90 us). They
+        // cannot differ: this mount namespace is a copy of the runtime's made at
+        // unshare, and every mount this process has made since is inside the rootfs
+        // (each destination resolved in it), so none is at or under the host's
+        // `/sys/fs/cgroup` (a cgroup mount inside the rootfs is filtered out below
+        // in either table). A hierarchy the host mounts in between is missed as it
+        // would be a moment later.
+        let host_mounts = match options.host_mountinfo {
+            Some(text) => libcgroups::v1::util::list_subsystem_mount_points_in(text),
+            None => libcgroups::v1::util::list_subsystem_mount_points_with(&procfs),
+        };
+        let host_mounts: Vec<PathBuf> = host_mounts
             .map_err(|err| {
                 tracing::error!("failed to get subsystem mount points: {}", err);
                 MountError::Other(err.into())
@@ -1693,6 +1707,7 @@ mod tests {
             label: None,
             cgroup_ns: true,
             bind_check: None,
+            host_mountinfo: None,
         };
 
         let mounter = Mount::new();
@@ -1855,6 +1870,7 @@ mod tests {
             label: None,
             cgroup_ns: true,
             bind_check: None,
+            host_mountinfo: None,
         };
 
         let m = Mount::new();
@@ -1891,6 +1907,7 @@ mod tests {
             label: None,
             cgroup_ns: true,
             bind_check: None,
+            host_mountinfo: None,
         };
 
         let m = Mount::new();

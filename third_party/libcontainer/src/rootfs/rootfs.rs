@@ -122,8 +122,10 @@ impl RootFS {
         rootfs: &Path,
         cgroup_ns: bool,
         bind_check: Option<BindSourceCheck<'_>>,
+        host_mountinfo: Option<&str>,
     ) -> Result<()> {
-        let flags = RootPropagation::parse(linux.rootfs_propagation().as_deref())?.before_pivot();
+        let propagation = RootPropagation::parse(linux.rootfs_propagation().as_deref())?;
+        let flags = propagation.before_pivot();
 
         self.syscall
             .mount(None, Path::new("/"), None, flags, None)
@@ -139,7 +141,14 @@ impl RootFS {
 
         let mounter = Mount::new();
 
-        mounter.make_parent_mount_private(rootfs)?;
+        // [stockade patch] pivot_root needs the rootfs's parent mount not shared.
+        // After a recursive slave or private of `/` just above (every `rootfsPropagation`
+        // but the shared ones) no mount of this namespace is shared: the table
+        // would be read (~90 us: the kernel renders every mount) only to find that.
+        // A mount propagated in later from a master arrives as a slave.
+        if propagation.kind == MsFlags::MS_SHARED {
+            mounter.make_parent_mount_private(rootfs)?;
+        }
 
         tracing::debug!("mount root fs {:?}", rootfs);
         self.syscall
@@ -160,6 +169,7 @@ impl RootFS {
             label: linux.mount_label().as_deref(),
             cgroup_ns,
             bind_check,
+            host_mountinfo,
         };
 
         if let Some(mounts) = spec.mounts() {
@@ -188,11 +198,12 @@ impl RootFS {
         bind_devices: bool,
         cgroup_ns: bool,
         bind_check: Option<BindSourceCheck<'_>>,
+        host_mountinfo: Option<&str>,
     ) -> Result<()> {
         tracing::debug!(?rootfs, "prepare rootfs");
         let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
 
-        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_check)?;
+        self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_check, host_mountinfo)?;
         create_missing_cwd(spec, rootfs)?;
 
         let symlinker = Symlink::new();

@@ -93,6 +93,15 @@ pub fn container_init_process(
         // [stockade patch] Prepare the rootfs from inside it (runc's init also works
         // from the rootfs). See `WorkFromRootfs`.
         let from_rootfs = WorkFromRootfs::enter(ctx.spec, ctx.rootfs);
+        // [stockade patch] The host's mountinfo as the main process read it before
+        // it forked, for the cgroup v1 mounts: only in a new mount namespace (made
+        // by unshare, a copy of the runtime's), never in one joined by path (that
+        // namespace's table is its own).
+        let new_mount_ns = ctx
+            .ns
+            .get(LinuxNamespaceType::Mount)?
+            .is_some_and(|ns| ns.path().is_none());
+        let host_mountinfo = args.host_mountinfo.as_deref().filter(|_| new_mount_ns);
         rootfs
             .prepare_rootfs(
                 ctx.spec,
@@ -100,6 +109,7 @@ pub fn container_init_process(
                 bind_service,
                 ctx.ns.get(LinuxNamespaceType::Cgroup)?.is_some(),
                 Some(crate::rootfs::mount::BindSourceCheck(&check)),
+                host_mountinfo,
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to prepare rootfs");
