@@ -10,14 +10,16 @@ cargo test --workspace -- --test-threads="${STOCKADE_TEST_THREADS:-4}"
 # patched (third_party/PATCHES.md).
 cargo test --manifest-path third_party/libcgroups/Cargo.toml --target-dir target/vendored \
   --no-default-features --features v1,v2,systemd --lib -- v2::io systemd::legacy wait_unpopulated v1::devices::tests::whitelist v1::devices::tests::rule_writer join_only \
-  test_add_calling_thread get_all_pids_walks_sub_cgroups read_proc_text v1::cpuset
+  test_add_calling_thread get_all_pids_walks_sub_cgroups read_proc_text v1::cpuset \
+  new_with_mountinfo list_subsystem_mount_points_in
 # The vendored libcontainer likewise (it needs the patched libcgroups): the seccomp
 # listener hand-over of patch 28, the mount points of patch 30, the passwd reader of
 # patch 31.
 cargo test --manifest-path third_party/libcontainer/Cargo.toml --target-dir target/vendored \
   --config 'patch.crates-io.libcgroups.path="third_party/libcgroups"' \
   --no-default-features --features v1,v2,systemd,cgroupsv2_devices --lib -- seccomp_listener \
-  rootfs::mount::tests::mount_point utils::tests::home_in_passwd utils::tests::read_passwd
+  rootfs::mount::tests::mount_point utils::tests::home_in_passwd utils::tests::read_passwd \
+  propagation_only_shared
 # The binaries as they ship (`cargo build-shim`: size-optimised, statically linked;
 # `cargo build-runtime`: a static PIE) through containerd and the CRI, and the runtime
 # alone where static glibc could differ (the CVE-2019-5736 re-exec, `list`'s owner

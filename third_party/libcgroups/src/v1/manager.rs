@@ -395,3 +395,28 @@ impl CgroupManager for Manager {
         Ok(stats)
     }
 }
+
+#[cfg(test)]
+mod with_mountinfo_tests {
+    use super::*;
+
+    /// [stockade patch] A manager given the text of a mount table finds its
+    /// hierarchies there, not in the table of the process it runs in.
+    #[test]
+    fn new_with_mountinfo_finds_hierarchies_in_the_given_text() {
+        let text = "\
+35 25 0:30 / /fake/systemd rw,nosuid,nodev,noexec,relatime shared:9 - cgroup cgroup rw,xattr,name=systemd
+36 25 0:31 / /fake/cpuset rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup rw,cpuset
+";
+        let m = Manager::new_with_mountinfo(Path::new("/c"), Some(text)).unwrap();
+        assert_eq!(m.cpuset_mount, Some(PathBuf::from("/fake/cpuset")));
+        assert!(
+            m.named.contains(&PathBuf::from("/fake/systemd/c")),
+            "{:?}",
+            m.named
+        );
+        for dir in m.cgroup_dirs() {
+            assert!(dir.starts_with("/fake"), "{dir:?} is not in the given table");
+        }
+    }
+}

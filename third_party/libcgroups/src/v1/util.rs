@@ -205,4 +205,17 @@ mod join_only_tests {
             None
         );
     }
+
+    #[test]
+    fn list_subsystem_mount_points_in_the_text() {
+        let text = format!(
+            "{MOUNTINFO}42 25 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+        );
+        assert_eq!(
+            list_subsystem_mount_points_in(&text).unwrap(),
+            ["systemd", "misc", "rdma", "cpu,cpuacct"]
+                .map(|h| PathBuf::from("/sys/fs/cgroup").join(h))
+                .to_vec()
+        );
+    }
 }

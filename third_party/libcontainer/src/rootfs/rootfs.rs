@@ -63,6 +63,15 @@ impl RootPropagation {
         base | MsFlags::MS_REC
     }
 
+    /// [stockade patch] Whether a mount of the new namespace can still be shared
+    /// once `/` got [`Self::before_pivot`] (recursive): only for the shared kinds.
+    /// A recursive slave or private leaves no mount shared (a slave's peer group
+    /// copy becomes a slave, a lone one private; a mount propagated in later from
+    /// a master arrives as a slave), so pivot_root's parent mount needs no check.
+    pub fn leaves_mounts_shared(self) -> bool {
+        self.kind == MsFlags::MS_SHARED
+    }
+
     /// Flags for the container's `/` after pivot_root, if it needs more than the
     /// rootfs bind inherited (shared and unbindable are not inherited by a bind).
     pub fn after_pivot(self) -> Option<MsFlags> {
@@ -145,8 +154,7 @@ impl RootFS {
         // After a recursive slave or private of `/` just above (every `rootfsPropagation`
         // but the shared ones) no mount of this namespace is shared: the table
         // would be read (~90 us: the kernel renders every mount) only to find that.
-        // A mount propagated in later from a master arrives as a slave.
-        if propagation.kind == MsFlags::MS_SHARED {
+        if propagation.leaves_mounts_shared() {
             mounter.make_parent_mount_private(rootfs)?;
         }
 
@@ -248,3 +256,30 @@ impl RootFS {
     }
 }
 
+
+#[cfg(test)]
+mod propagation_tests {
+    use super::*;
+
+    /// [stockade patch] Only the shared `rootfsPropagation` values leave a mount
+    /// shared before pivot_root (the init then reads its mount table to make the
+    /// rootfs's parent mount private); the default (unset: `rslave`) does not.
+    #[test]
+    fn propagation_only_shared_leaves_mounts_shared() {
+        for (value, shared) in [
+            (None, false),
+            (Some(""), false),
+            (Some("rslave"), false),
+            (Some("slave"), false),
+            (Some("rprivate"), false),
+            (Some("private"), false),
+            (Some("runbindable"), false),
+            (Some("unbindable"), false),
+            (Some("rshared"), true),
+            (Some("shared"), true),
+        ] {
+            let p = RootPropagation::parse(value).unwrap();
+            assert_eq!(p.leaves_mounts_shared(), shared, "{value:?}");
+        }
+    }
+}
