@@ -1,15 +1,18 @@
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use libc;
-use nix::fcntl::{OFlag, open};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open, openat};
 use nix::mount::MsFlags;
 use nix::sys::stat::{FileStat, Mode, fstat, umask};
 use nix::unistd::{Gid, Uid, close};
 use oci_spec::runtime::LinuxDevice;
 
 use super::utils::to_sflag;
-use crate::syscall::Syscall;
+use crate::syscall::linux::{MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH};
+use crate::syscall::{Syscall, SyscallError};
 use crate::syscall::syscall::create_syscall;
 use crate::utils::PathBufExt;
 
@@ -84,6 +87,12 @@ impl Device {
         I: IntoIterator<Item = &'a LinuxDevice>,
     {
         let old_mode = umask(Mode::from_bits_truncate(0o000));
+        // [stockade patch] The container's /dev resolved once, in the rootfs (a
+        // symlink on the way resolves inside it, as `scoped_join` resolved it), and
+        // each node made by name in it without following a symlink there: the path
+        // code below resolved the rootfs again for every node (`scoped_join`
+        // canonicalizes its root: 18 readlinks for the 6 default nodes).
+        let dev_dir = open_dev_dir(rootfs);
         devices
             .into_iter()
             .map(|dev| {
@@ -93,6 +102,19 @@ impl Device {
                         dev.path()
                     );
                     return Err(DeviceError::InvalidDevicePath(dev.path().to_path_buf()));
+                }
+
+                // A node directly in /dev; anything else (a subdirectory, a name
+                // already taken in the image) is left to the path code, as before.
+                if let (Some(dir), Some(name)) = (&dev_dir, name_in_dev(dev.path())) {
+                    let made = if bind {
+                        self.bind_dev_at(dir.as_fd(), name, dev)?
+                    } else {
+                        self.mknod_dev_at(dir.as_fd(), name, dev)?
+                    };
+                    if made {
+                        return Ok(());
+                    }
                 }
 
                 if bind {
@@ -143,14 +165,84 @@ impl Device {
         Ok(())
     }
 
-    fn mknod_dev(&self, rootfs: &Path, dev: &LinuxDevice) -> Result<()> {
-        fn makedev(major: i64, minor: i64) -> u64 {
-            ((minor & 0xff)
-                | ((major & 0xfff) << 8)
-                | ((minor & !0xff) << 12)
-                | ((major & !0xfff) << 32)) as u64
-        }
+    /// [stockade patch] [`Self::bind_dev`] of `name` in the container's /dev
+    /// `dir`: the node is created (or opened) there without following a symlink,
+    /// and the host's device bound onto that very file. `false`: `name` is a
+    /// symlink in the image, left to the path code (which resolves it inside the
+    /// rootfs, as before).
+    fn bind_dev_at(&self, dir: BorrowedFd<'_>, name: &Path, dev: &LinuxDevice) -> Result<bool> {
+        let fd = match openat(
+            Some(dir.as_raw_fd()),
+            name,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP) => return Ok(false),
+            Err(err) => {
+                tracing::error!(?name, ?err, "failed to open bind dev in the container's /dev");
+                return Err(err.into());
+            }
+        };
+        // SAFETY: `fd` was just returned by openat(2) and is owned by nothing else.
+        let target = unsafe { OwnedFd::from_raw_fd(fd) };
+        let source = dev
+            .path()
+            .to_str()
+            .ok_or_else(|| DeviceError::InvalidDevicePath(dev.path().to_path_buf()))?;
+        // A non-recursive bind, as `mount(MS_BIND)` of the same source made it.
+        let tree = self.syscall.open_tree(
+            libc::AT_FDCWD,
+            Some(source),
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as u32,
+        )?;
+        self.syscall
+            .move_mount(
+                tree.as_fd(),
+                None,
+                target.as_fd(),
+                None,
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .inspect_err(|err| {
+                tracing::error!(?err, ?name, "failed to mount bind dev");
+            })?;
+        Ok(true)
+    }
 
+    /// [stockade patch] [`Self::mknod_dev`] of `name` in the container's /dev
+    /// `dir`, owned as the spec says without following a symlink. `false`: the
+    /// name is taken in the image (a symlink, a node), left to the path code as
+    /// before (a symlink resolved inside the rootfs, anything else refused).
+    fn mknod_dev_at(&self, dir: BorrowedFd<'_>, name: &Path, dev: &LinuxDevice) -> Result<bool> {
+        match self.syscall.mknodat(
+            dir,
+            name,
+            to_sflag(dev.typ()),
+            Mode::from_bits_truncate(dev.file_mode().unwrap_or(0o666)),
+            makedev(dev.major(), dev.minor()),
+        ) {
+            Ok(()) => {}
+            Err(SyscallError::Nix(Errno::EEXIST)) => return Ok(false),
+            Err(err) => {
+                tracing::error!(?err, ?name, "failed to mknod device in the container's /dev");
+                return Err(err.into());
+            }
+        }
+        self.syscall
+            .fchownat_nofollow(
+                dir,
+                name,
+                dev.uid().map(Uid::from_raw),
+                dev.gid().map(Gid::from_raw),
+            )
+            .inspect_err(|err| {
+                tracing::error!(?err, ?name, "failed to chown device");
+            })?;
+        Ok(true)
+    }
+
+    fn mknod_dev(&self, rootfs: &Path, dev: &LinuxDevice) -> Result<()> {
         let full_container_path = create_container_dev_path(rootfs, dev)?;
 
         self.syscall
@@ -190,6 +282,32 @@ impl Device {
             })?;
 
         Ok(())
+    }
+}
+
+fn makedev(major: i64, minor: i64) -> u64 {
+    ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32))
+        as u64
+}
+
+/// [stockade patch] The container's `/dev`: resolved in `rootfs` (`RESOLVE_IN_ROOT`:
+/// a symlink at `/dev` or above resolves inside the rootfs, never out of it), an
+/// `O_PATH` directory fd; `None` when it is missing or not a directory (the path
+/// code makes or refuses it, as before).
+fn open_dev_dir(rootfs: &Path) -> Option<OwnedFd> {
+    let root = pathrs::Root::open(rootfs).ok()?;
+    let dir: OwnedFd = root.resolve("/dev").ok()?.into();
+    let stat = fstat(dir.as_raw_fd()).ok()?;
+    (stat.st_mode & libc::S_IFMT == libc::S_IFDIR).then_some(dir)
+}
+
+/// [stockade patch] `NAME` of a device path `/dev/NAME` (one plain component).
+fn name_in_dev(path: &Path) -> Option<&Path> {
+    let rest = path.strip_prefix("/dev").ok()?;
+    let mut components = rest.components();
+    match (components.next(), components.next()) {
+        (Some(Component::Normal(name)), None) => Some(Path::new(name)),
+        _ => None,
     }
 }
 
@@ -316,6 +434,89 @@ mod tests {
         assert_eq!(want_chown, *got_chown);
 
         Ok(())
+    }
+
+    fn null_device() -> LinuxDevice {
+        LinuxDeviceBuilder::default()
+            .path(PathBuf::from("/dev/null"))
+            .major(1)
+            .minor(3)
+            .typ(LinuxDeviceType::C)
+            .file_mode(0o644u32)
+            .uid(1000u32)
+            .gid(1000u32)
+            .build()
+            .unwrap()
+    }
+
+    /// [stockade patch] A node directly in an existing /dev is made by name in
+    /// the directory resolved once (the helper records the fd's path joined).
+    #[test]
+    fn dev_node_is_made_in_the_resolved_dev_dir() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        std::fs::create_dir(tmp_dir.path().join("dev"))?;
+        let device = Device::new_with_syscall(Box::<TestHelperSyscall>::default());
+        device.create_devices(tmp_dir.path(), &[null_device()], false)?;
+        let helper = device
+            .syscall
+            .as_any()
+            .downcast_ref::<TestHelperSyscall>()
+            .unwrap();
+        let dev_dir = std::fs::canonicalize(tmp_dir.path().join("dev"))?;
+        assert_eq!(helper.get_mknod_args()[0].path, dev_dir.join("null"));
+        assert_eq!(helper.get_chown_args()[0].path, dev_dir.join("null"));
+        Ok(())
+    }
+
+    /// [stockade patch] A bind node is created in the resolved /dev and the host
+    /// device moved onto that very file.
+    #[test]
+    fn dev_bind_is_moved_onto_the_file_made_in_the_dev_dir() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        std::fs::create_dir(tmp_dir.path().join("dev"))?;
+        let device = Device::new_with_syscall(Box::<TestHelperSyscall>::default());
+        device.create_devices(tmp_dir.path(), &[null_device()], true)?;
+        let helper = device
+            .syscall
+            .as_any()
+            .downcast_ref::<TestHelperSyscall>()
+            .unwrap();
+        let dev_dir = std::fs::canonicalize(tmp_dir.path().join("dev"))?;
+        assert!(dev_dir.join("null").is_file());
+        let tree = helper.get_open_tree_args();
+        assert_eq!(tree[0].path.as_deref(), Some("/dev/null"));
+        let moved = helper.get_move_mount_args();
+        assert_eq!(moved[0].to_dirfd_path, Some(dev_dir.join("null")));
+        assert!(helper.get_mount_args().is_empty());
+        Ok(())
+    }
+
+    /// [stockade patch] A symlink planted at /dev/null in the image is not
+    /// followed out of the rootfs: it resolves inside it, as before.
+    #[test]
+    fn dev_symlink_in_the_image_resolves_inside_the_rootfs() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let root = std::fs::canonicalize(tmp_dir.path())?;
+        std::fs::create_dir(root.join("dev"))?;
+        std::os::unix::fs::symlink("/../../../escaped", root.join("dev/null"))?;
+        let device = Device::new_with_syscall(Box::<TestHelperSyscall>::default());
+        device.create_devices(&root, &[null_device()], true)?;
+        let helper = device
+            .syscall
+            .as_any()
+            .downcast_ref::<TestHelperSyscall>()
+            .unwrap();
+        assert_eq!(helper.get_mount_args()[0].target, root.join("escaped"));
+        assert!(helper.get_move_mount_args().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn dev_names_directly_in_dev_only() {
+        assert_eq!(name_in_dev(Path::new("/dev/null")), Some(Path::new("null")));
+        assert_eq!(name_in_dev(Path::new("/dev/net/tun")), None);
+        assert_eq!(name_in_dev(Path::new("/dev/../etc")), None);
+        assert_eq!(name_in_dev(Path::new("/dev")), None);
     }
 
     #[test]

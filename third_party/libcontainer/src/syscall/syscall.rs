@@ -69,6 +69,24 @@ pub trait Syscall {
     fn symlink(&self, original: &Path, link: &Path) -> Result<()>;
     fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> Result<()>;
     fn chown(&self, path: &Path, owner: Option<Uid>, group: Option<Gid>) -> Result<()>;
+    /// [stockade patch] mknod(2) of `name` in the directory `dirfd`.
+    fn mknodat(
+        &self,
+        dirfd: BorrowedFd<'_>,
+        name: &Path,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> Result<()>;
+    /// [stockade patch] chown(2) of `name` in the directory `dirfd`, never following
+    /// a symlink there.
+    fn fchownat_nofollow(
+        &self,
+        dirfd: BorrowedFd<'_>,
+        name: &Path,
+        owner: Option<Uid>,
+        group: Option<Gid>,
+    ) -> Result<()>;
     fn set_groups(&self, groups: &[Gid]) -> Result<()>;
     fn close_range(&self, preserve_fds: i32) -> Result<()>;
     fn mount_setattr(

@@ -455,6 +455,31 @@ impl Syscall for TestHelperSyscall {
         )
     }
 
+    /// Recorded as a [`MknodArgs`] with the directory's path joined to `name`.
+    fn mknodat(
+        &self,
+        dirfd: BorrowedFd<'_>,
+        name: &Path,
+        kind: SFlag,
+        perm: Mode,
+        dev: u64,
+    ) -> Result<()> {
+        let dir = read_link(format!("/proc/self/fd/{}", dirfd.as_raw_fd()))?;
+        self.mknod(&dir.join(name), kind, perm, dev)
+    }
+
+    /// Recorded as a [`ChownArgs`] with the directory's path joined to `name`.
+    fn fchownat_nofollow(
+        &self,
+        dirfd: BorrowedFd<'_>,
+        name: &Path,
+        owner: Option<Uid>,
+        group: Option<Gid>,
+    ) -> Result<()> {
+        let dir = read_link(format!("/proc/self/fd/{}", dirfd.as_raw_fd()))?;
+        self.chown(&dir.join(name), owner, group)
+    }
+
     fn set_groups(&self, groups: &[Gid]) -> Result<()> {
         self.mocks.act(ArgName::Groups, Box::new(groups.to_vec()))
     }
