@@ -496,12 +496,7 @@ fn seccomp_profile_with_a_newer_syscall_name_runs() {
             .run_pod(handler, &config)
             .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
         let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
-        if let Some(sc) = cc.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
-            sc.seccomp = Some(SecurityProfile {
-                profile_type: ProfileType::Localhost as i32,
-                localhost_ref: profile.display().to_string(),
-            });
-        }
+        use_localhost_seccomp(&mut cc, &profile);
         let cid = cri.create_started(&what, &pod, &config, cc);
         let (code, out, err) = cri.exec_sync(&cid, &["/usr/bin/probe"]);
         assert_eq!(code, 0, "{what}: {err}");
@@ -510,6 +505,17 @@ fn seccomp_profile_with_a_newer_syscall_name_runs() {
         cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
     }
     cri.assert_nothing_left();
+}
+
+/// The container's seccomp profile is the Localhost one at `profile` (kubelet's
+/// `seccompProfile: {type: Localhost}`, resolved to a path).
+fn use_localhost_seccomp(cc: &mut ContainerConfig, profile: &Path) {
+    if let Some(sc) = cc.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+        sc.seccomp = Some(SecurityProfile {
+            profile_type: ProfileType::Localhost as i32,
+            localhost_ref: profile.display().to_string(),
+        });
+    }
 }
 
 /// A deny-by-default profile in the shape of containerd's RuntimeDefault: the
@@ -727,12 +733,7 @@ fn a_seccomp_agent_in_a_localhost_profile_is_refused() {
             .run_pod(handler, &config)
             .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
         let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
-        if let Some(sc) = cc.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
-            sc.seccomp = Some(SecurityProfile {
-                profile_type: ProfileType::Localhost as i32,
-                localhost_ref: profile.display().to_string(),
-            });
-        }
+        use_localhost_seccomp(&mut cc, &profile);
         // containerd calls the runtime for a container at StartContainer.
         let err = match cri.create(&pod, &config, cc) {
             Err(e) => e,
