@@ -368,8 +368,10 @@ fn run_reads_mountinfo_whole_and_once_per_mount_table() {
             count(pid)
         );
     }
+    // On a cgroup v1 host the runtime reads it for the freezer check; on v2 no
+    // process of a `run` needs it.
     assert!(
-        !opens.is_empty(),
+        !cgroup_v1_controllers() || !opens.is_empty(),
         "no process read mountinfo: the trace was misread"
     );
     // Whole at a time: a read returns less than a page of text only at the end of
