@@ -486,3 +486,53 @@ fn a_dev_null_symlink_in_the_image_is_not_followed_out_of_the_rootfs() {
         assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
     }
 }
+
+/// An image whose `/dev` itself is a symlink to a host directory, run without a
+/// `/dev` tmpfs: the init's `/dev` symlinks (`fd`, `stdin`, `stdout`, `stderr`,
+/// `kcore`, `ptmx`) are made in the rootfs (the symlink resolved in it), never in
+/// the host directory the symlink names.
+#[test]
+fn a_dev_symlink_in_the_image_is_not_followed_out_of_the_rootfs() {
+    if skip_on_reference("Stockade's init") {
+        return;
+    }
+    let rt = runtime!(profile = "unconfined");
+    let bundle = BundleBuilder::new()
+        .args(&["/bin/true"])
+        .edit(|s| {
+            let mounts = s["mounts"].as_array_mut().expect("mounts");
+            mounts.retain(|m| {
+                !m["destination"]
+                    .as_str()
+                    .is_some_and(|d| d == "/dev" || d.starts_with("/dev/"))
+            });
+        })
+        .build();
+    let host_dir = tempfile::tempdir().expect("a host directory");
+    let dev = bundle.rootfs.join("dev");
+    if dev.is_dir() {
+        std::fs::remove_dir_all(&dev).expect("remove the image's /dev");
+    }
+    // The same path exists inside the rootfs, where the symlink must resolve.
+    let inside = bundle
+        .rootfs
+        .join(host_dir.path().strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).expect("the in-rootfs directory");
+    std::os::unix::fs::symlink(host_dir.path(), &dev).expect("plant the symlink");
+    let out = rt.run(&bundle);
+    let on_host: Vec<_> = std::fs::read_dir(host_dir.path())
+        .expect("list the host directory")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    assert!(
+        on_host.is_empty(),
+        "the init wrote into the host directory {}: {on_host:?}\n{out:?}",
+        host_dir.path().display()
+    );
+    out.expect_ok(&rt);
+    assert!(
+        inside.join("fd").is_symlink(),
+        "no /dev/fd symlink made in the rootfs"
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+}

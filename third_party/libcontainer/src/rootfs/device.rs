@@ -294,7 +294,7 @@ fn makedev(major: i64, minor: i64) -> u64 {
 /// a symlink at `/dev` or above resolves inside the rootfs, never out of it), an
 /// `O_PATH` directory fd; `None` when it is missing or not a directory (the path
 /// code makes or refuses it, as before).
-fn open_dev_dir(rootfs: &Path) -> Option<OwnedFd> {
+pub(crate) fn open_dev_dir(rootfs: &Path) -> Option<OwnedFd> {
     let root = pathrs::Root::open(rootfs).ok()?;
     let dir: OwnedFd = root.resolve("/dev").ok()?.into();
     let stat = fstat(dir.as_raw_fd()).ok()?;

@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
 use super::mount::{BindSourceCheck, Mount, MountOptions};
-use super::symlink::Symlink;
+use super::symlink::{Symlink, SymlinkError};
 use super::utils::default_devices;
 use super::{Result, RootfsError};
 use crate::error::MissingSpecError;
@@ -214,9 +215,19 @@ impl RootFS {
         self.mount_to_rootfs(linux, spec, rootfs, cgroup_ns, bind_check, host_mountinfo)?;
         create_missing_cwd(spec, rootfs)?;
 
+        // [stockade patch] The /dev symlinks are made by name in the container's
+        // /dev resolved in the rootfs: `rootfs.join("dev/...")` followed an image's
+        // `/dev` symlink (absolute, e.g. to `/etc`) to the host, where the init made
+        // them and removed `ptmx`. A /dev that is missing or not a directory failed
+        // here before too (ENOENT).
+        let dev = super::device::open_dev_dir(rootfs).ok_or_else(|| {
+            RootfsError::Symlink(SymlinkError::Other {
+                msg: "the container's /dev is missing or not a directory".into(),
+            })
+        })?;
         let symlinker = Symlink::new();
-        symlinker.setup_kcore_symlink(rootfs)?;
-        symlinker.setup_default_symlinks(rootfs)?;
+        symlinker.setup_kcore_symlink_in(dev.as_fd())?;
+        symlinker.setup_default_symlinks_in(dev.as_fd())?;
 
         let devicer = Device::new();
         if let Some(added_devices) = linux.devices() {
@@ -231,7 +242,7 @@ impl RootFS {
             devicer.create_devices(rootfs, &default_devices(), bind_devices)
         }?;
 
-        symlinker.setup_ptmx(rootfs)?;
+        symlinker.setup_ptmx_in(dev.as_fd())?;
         Ok(())
     }
 

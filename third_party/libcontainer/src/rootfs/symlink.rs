@@ -1,4 +1,4 @@
-use std::fs::remove_file;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use crate::syscall::Syscall;
@@ -70,69 +70,60 @@ impl Symlink {
         Ok(())
     }
 
-    pub fn setup_ptmx(&self, rootfs: &Path) -> Result<()> {
-        let ptmx = rootfs.join("dev/ptmx");
-        if let Err(e) = remove_file(&ptmx) {
-            if e.kind() != ::std::io::ErrorKind::NotFound {
+    /// [stockade patch] `/dev/kcore` -> `/proc/kcore` (where the host has it) in the container's `/dev`,
+    /// the directory `dev` resolved in the rootfs.
+    pub fn setup_kcore_symlink_in(&self, dev: BorrowedFd<'_>) -> Result<()> {
+        if Path::new("/proc/kcore").exists() {
+            self.symlink_in(dev, "/proc/kcore", "kcore")?;
+        }
+        Ok(())
+    }
+
+    /// [stockade patch] `/dev/fd`, `stdin`, `stdout`, `stderr` -> `/proc/self/fd/...` in the container's `/dev`,
+    /// the directory `dev` resolved in the rootfs.
+    pub fn setup_default_symlinks_in(&self, dev: BorrowedFd<'_>) -> Result<()> {
+        for (src, name) in [
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+        ] {
+            self.symlink_in(dev, src, name)?;
+        }
+        Ok(())
+    }
+
+    /// [stockade patch] `/dev/ptmx` -> `pts/ptmx` (whatever was there removed) in the
+    /// container's `/dev`, the directory `dev` resolved in the rootfs.
+    pub fn setup_ptmx_in(&self, dev: BorrowedFd<'_>) -> Result<()> {
+        match nix::unistd::unlinkat(
+            Some(dev.as_raw_fd()),
+            "ptmx",
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(errno) => {
                 return Err(SymlinkError::Remove {
                     path: "/dev/ptmx".into(),
-                    source: e,
+                    source: errno.into(),
                 });
             }
         }
+        self.symlink_in(dev, "pts/ptmx", "ptmx")
+    }
 
+    /// `/dev/NAME` -> `target`, made by name in `dev` (nothing followed there).
+    fn symlink_in(&self, dev: BorrowedFd<'_>, target: &str, name: &str) -> Result<()> {
         self.syscall
-            .symlink(Path::new("pts/ptmx"), &ptmx)
+            .symlinkat(Path::new(target), dev, Path::new(name))
             .map_err(|err| {
-                tracing::error!("failed to symlink ptmx");
+                tracing::error!(?err, name, "failed to symlink in /dev");
                 SymlinkError::Create {
-                    link: "/dev/ptmx".into(),
-                    target: "pts/ptmx".into(),
+                    link: Path::new("/dev").join(name),
+                    target: target.into(),
                     source: err,
                 }
-            })?;
-        Ok(())
-    }
-
-    // separating kcore symlink out from setup_default_symlinks for a better way to do the unit test,
-    // since not every architecture has /proc/kcore file.
-    pub fn setup_kcore_symlink(&self, rootfs: &Path) -> Result<()> {
-        if Path::new("/proc/kcore").exists() {
-            self.syscall
-                .symlink(Path::new("/proc/kcore"), &rootfs.join("dev/kcore"))
-                .map_err(|err| {
-                    tracing::error!("failed to symlink kcore");
-                    SymlinkError::Create {
-                        link: "/dev/kcore".into(),
-                        target: "/proc/kcore".into(),
-                        source: err,
-                    }
-                })?;
-        }
-        Ok(())
-    }
-
-    pub fn setup_default_symlinks(&self, rootfs: &Path) -> Result<()> {
-        let defaults = [
-            ("/proc/self/fd", "dev/fd"),
-            ("/proc/self/fd/0", "dev/stdin"),
-            ("/proc/self/fd/1", "dev/stdout"),
-            ("/proc/self/fd/2", "dev/stderr"),
-        ];
-        for (src, dst) in defaults {
-            self.syscall
-                .symlink(Path::new(src), &rootfs.join(dst))
-                .map_err(|err| {
-                    tracing::error!("failed to symlink defaults");
-                    SymlinkError::Create {
-                        link: Path::new("/").join(dst),
-                        target: src.into(),
-                        source: err,
-                    }
-                })?;
-        }
-
-        Ok(())
+            })
     }
 }
 
@@ -144,21 +135,30 @@ mod tests {
 
     #[cfg(feature = "v1")]
     use anyhow::{Context, Result};
-    use nix::fcntl::{OFlag, open};
-    use nix::sys::stat::Mode;
+    use std::os::fd::AsFd;
 
     use super::*;
     #[cfg(feature = "v1")]
     use crate::syscall::linux::LinuxSyscall;
     use crate::syscall::test::TestHelperSyscall;
 
+    /// A `dev` directory in a fresh temporary directory, opened as the container's
+    /// /dev is, and its resolved path.
+    fn dev_dir() -> (tempfile::TempDir, std::os::fd::OwnedFd, PathBuf) {
+        let tmp_dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp_dir.path().join("dev")).unwrap();
+        let fd = crate::rootfs::device::open_dev_dir(tmp_dir.path()).unwrap();
+        let path = std::fs::canonicalize(tmp_dir.path().join("dev")).unwrap();
+        (tmp_dir, fd, path)
+    }
+
     #[test]
     fn test_setup_ptmx() {
         {
-            let tmp_dir = tempfile::tempdir().unwrap();
+            let (_tmp, dev, path) = dev_dir();
             let symlink = Symlink::new();
-            assert!(symlink.setup_ptmx(tmp_dir.path()).is_ok());
-            let want = (PathBuf::from("pts/ptmx"), tmp_dir.path().join("dev/ptmx"));
+            assert!(symlink.setup_ptmx_in(dev.as_fd()).is_ok());
+            let want = (PathBuf::from("pts/ptmx"), path.join("ptmx"));
             let got = &symlink
                 .syscall
                 .as_any()
@@ -167,18 +167,12 @@ mod tests {
                 .get_symlink_args()[0];
             assert_eq!(want, *got)
         }
-        // make remove_file goes into the bail! path
+        // an existing ptmx that cannot be removed (a directory) fails the setup
         {
-            let tmp_dir = tempfile::tempdir().unwrap();
-            open(
-                &tmp_dir.path().join("dev"),
-                OFlag::O_RDWR | OFlag::O_CREAT,
-                Mode::from_bits_truncate(0o644),
-            )
-            .unwrap();
-
+            let (_tmp, dev, path) = dev_dir();
+            std::fs::create_dir(path.join("ptmx")).unwrap();
             let symlink = Symlink::new();
-            assert!(symlink.setup_ptmx(tmp_dir.path()).is_err());
+            assert!(symlink.setup_ptmx_in(dev.as_fd()).is_err());
             assert_eq!(
                 0,
                 symlink
@@ -194,26 +188,14 @@ mod tests {
 
     #[test]
     fn test_setup_default_symlinks() {
-        let tmp_dir = tempfile::tempdir().unwrap();
+        let (_tmp, dev, path) = dev_dir();
         let symlink = Symlink::new();
-        assert!(symlink.setup_default_symlinks(tmp_dir.path()).is_ok());
+        assert!(symlink.setup_default_symlinks_in(dev.as_fd()).is_ok());
         let want = vec![
-            (
-                PathBuf::from("/proc/self/fd"),
-                tmp_dir.path().join("dev/fd"),
-            ),
-            (
-                PathBuf::from("/proc/self/fd/0"),
-                tmp_dir.path().join("dev/stdin"),
-            ),
-            (
-                PathBuf::from("/proc/self/fd/1"),
-                tmp_dir.path().join("dev/stdout"),
-            ),
-            (
-                PathBuf::from("/proc/self/fd/2"),
-                tmp_dir.path().join("dev/stderr"),
-            ),
+            (PathBuf::from("/proc/self/fd"), path.join("fd")),
+            (PathBuf::from("/proc/self/fd/0"), path.join("stdin")),
+            (PathBuf::from("/proc/self/fd/1"), path.join("stdout")),
+            (PathBuf::from("/proc/self/fd/2"), path.join("stderr")),
         ];
         let got = symlink
             .syscall

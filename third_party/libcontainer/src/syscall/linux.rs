@@ -875,6 +875,11 @@ impl Syscall for LinuxSyscall {
         Ok(())
     }
 
+    fn symlinkat(&self, original: &Path, dirfd: BorrowedFd<'_>, name: &Path) -> Result<()> {
+        nix::unistd::symlinkat(original, Some(dirfd.as_raw_fd()), name)?;
+        Ok(())
+    }
+
     fn mknodat(
         &self,
         dirfd: BorrowedFd<'_>,

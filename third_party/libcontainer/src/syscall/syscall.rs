@@ -69,6 +69,9 @@ pub trait Syscall {
     fn symlink(&self, original: &Path, link: &Path) -> Result<()>;
     fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> Result<()>;
     fn chown(&self, path: &Path, owner: Option<Uid>, group: Option<Gid>) -> Result<()>;
+    /// [stockade patch] symlink(2) `name` in the directory `dirfd`, pointing to
+    /// `original`.
+    fn symlinkat(&self, original: &Path, dirfd: BorrowedFd<'_>, name: &Path) -> Result<()>;
     /// [stockade patch] mknod(2) of `name` in the directory `dirfd`.
     fn mknodat(
         &self,

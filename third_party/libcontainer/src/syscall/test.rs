@@ -455,6 +455,12 @@ impl Syscall for TestHelperSyscall {
         )
     }
 
+    /// Recorded as a symlink with the directory's path joined to `name`.
+    fn symlinkat(&self, original: &Path, dirfd: BorrowedFd<'_>, name: &Path) -> Result<()> {
+        let dir = read_link(format!("/proc/self/fd/{}", dirfd.as_raw_fd()))?;
+        self.symlink(original, &dir.join(name))
+    }
+
     /// Recorded as a [`MknodArgs`] with the directory's path joined to `name`.
     fn mknodat(
         &self,
