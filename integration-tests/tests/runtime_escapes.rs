@@ -430,6 +430,22 @@ fn the_home_lookup_runs_no_nss_module_from_the_image() {
     assert!(c.kill("KILL").success());
 }
 
+/// `/bin/true` with no mount on `/dev` or below it: the image's own `/dev` is what
+/// the init fills.
+fn true_without_dev_mounts() -> stockade_integration_tests::Bundle {
+    BundleBuilder::new()
+        .args(&["/bin/true"])
+        .edit(|s| {
+            let mounts = s["mounts"].as_array_mut().expect("mounts");
+            mounts.retain(|m| {
+                !m["destination"]
+                    .as_str()
+                    .is_some_and(|d| d == "/dev" || d.starts_with("/dev/"))
+            });
+        })
+        .build()
+}
+
 /// An image whose `/dev/null` is a symlink pointing out of the rootfs, run without
 /// a `/dev` tmpfs so the image's `/dev` is what the init fills: the device node is
 /// made inside the rootfs (the symlink resolved in it), never at the host path the
@@ -444,17 +460,7 @@ fn a_dev_null_symlink_in_the_image_is_not_followed_out_of_the_rootfs() {
     }
     for profile in ["unconfined", "default"] {
         let rt = runtime!(profile = profile);
-        let bundle = BundleBuilder::new()
-            .args(&["/bin/true"])
-            .edit(|s| {
-                let mounts = s["mounts"].as_array_mut().expect("mounts");
-                mounts.retain(|m| {
-                    !m["destination"]
-                        .as_str()
-                        .is_some_and(|d| d == "/dev" || d.starts_with("/dev/"))
-                });
-            })
-            .build();
+        let bundle = true_without_dev_mounts();
         let outside = PathBuf::from(format!("/tmp/stockade-escape-{}", bundle.id));
         let dev = bundle.rootfs.join("dev");
         std::fs::create_dir_all(&dev).expect("the image's /dev");
@@ -497,17 +503,7 @@ fn a_dev_symlink_in_the_image_is_not_followed_out_of_the_rootfs() {
         return;
     }
     let rt = runtime!(profile = "unconfined");
-    let bundle = BundleBuilder::new()
-        .args(&["/bin/true"])
-        .edit(|s| {
-            let mounts = s["mounts"].as_array_mut().expect("mounts");
-            mounts.retain(|m| {
-                !m["destination"]
-                    .as_str()
-                    .is_some_and(|d| d == "/dev" || d.starts_with("/dev/"))
-            });
-        })
-        .build();
+    let bundle = true_without_dev_mounts();
     let host_dir = tempfile::tempdir().expect("a host directory");
     let dev = bundle.rootfs.join("dev");
     if dev.is_dir() {
