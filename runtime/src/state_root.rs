@@ -237,28 +237,23 @@ impl StateRoot {
     pub fn refuse_runtime_state(&self, spec: &Spec, rootfs: &Path) -> Result<(), StateRootError> {
         let resolve = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let state_dirs = [resolve(&self.root), PathBuf::from("/run/stockade")];
-        let check = |field: String, path: &Path, holding: bool, resolved: bool| {
-            let real = match resolved {
-                true => path.to_path_buf(),
-                false => resolve(path),
-            };
-            match state_dirs
-                .iter()
-                .find(|s| real.starts_with(s) || (holding && s.starts_with(&real)))
-            {
-                Some(state) => Err(StateRootError::RuntimeStateSource {
-                    field,
-                    path: real,
-                    state: state.clone(),
-                }),
-                None => Ok(()),
-            }
+        // `real`: the path as resolved (the caller resolves it).
+        let check = |field: String, real: PathBuf, holding: bool| match state_dirs
+            .iter()
+            .find(|s| real.starts_with(s) || (holding && s.starts_with(&real)))
+        {
+            Some(state) => Err(StateRootError::RuntimeStateSource {
+                field,
+                path: real,
+                state: state.clone(),
+            }),
+            None => Ok(()),
         };
-        check("root.path".into(), rootfs, true, true)?;
+        check("root.path".into(), rootfs.to_path_buf(), true)?;
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             let bind = crate::bundle::is_bind_mount(m);
             if let Some(source) = m.source().as_ref().filter(|s| bind && s.is_absolute()) {
-                check(format!("mounts[{i}].source"), source, false, false)?;
+                check(format!("mounts[{i}].source"), resolve(source), false)?;
             }
         }
         Ok(())
