@@ -308,3 +308,52 @@ fn oom_score_adj_out_of_range_names_field_and_errno() {
     }
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
+
+/// A limit the kernel refuses (a CFS quota under its 1 ms minimum: EINVAL) fails
+/// the create naming the cgroup file and the errno, once, and leaves nothing:
+/// with a user namespace (the intermediate process joins the cgroup) and without
+/// one (the init joins it itself as its first step, libcontainer patch 40), there
+/// also with a prestart hook (the init's error reaches the runtime while it waits
+/// for the hook request; it used to read "received unexpected message").
+#[test]
+fn a_limit_the_kernel_refuses_names_the_cgroup_file_and_errno() {
+    if skip_on_reference("the error text is Stockade's") {
+        return;
+    }
+    for (profile, hook) in [
+        ("unconfined", false),
+        ("unconfined", true),
+        ("default", false),
+    ] {
+        let rt = runtime!(profile = profile);
+        let bundle = BundleBuilder::new()
+            .edit(|s| {
+                s["linux"]["resources"]["cpu"] = json!({"quota": 100, "period": 100000});
+                if hook {
+                    s["hooks"] = json!({"prestart": [{"path": "/bin/true"}]});
+                }
+            })
+            .args(&["true"])
+            .build();
+        let what = format!("{profile}, hook {hook}");
+        let failed = match rt.create(&bundle) {
+            Ok(c) => panic!("{what}: a quota of 100 us was admitted ({c:?})"),
+            Err(failed) => failed,
+        };
+        let err = &failed.out.stderr;
+        assert_eq!(failed.out.code, Some(1), "{what}: {err}");
+        let file = ["cpu.cfs_quota_us", "cpu.max"]
+            .into_iter()
+            .find(|f| err.contains(f))
+            .unwrap_or_else(|| panic!("{what}: no cgroup file named: {err}"));
+        for needle in [file, "Invalid argument"] {
+            assert_eq!(
+                err.matches(needle).count(),
+                1,
+                "{what}: {needle} once in: {err}"
+            );
+        }
+        assert!(!err.contains("unexpected message"), "{what}: {err}");
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    }
+}

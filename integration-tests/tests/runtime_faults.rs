@@ -82,9 +82,16 @@ fn assert_force_delete_cleans(rt: &Runtime, bundle: &Bundle, what: &str) {
     assert_nothing_left_behind(rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
 }
 
-/// The create process's channel read from its intermediate child fails (EINTR, as a
-/// signal would make it): the create fails, and the child, which goes on to create
-/// the cgroup, must not leave it (or itself) behind.
+/// The two process layouts of a create: with a user namespace (`default`) the
+/// runtime forks libcontainer's intermediate process, which forks the init; without
+/// one (`unconfined`) the runtime forks the init itself, which joins its cgroup
+/// first. Each profile with the reads of the runtime's channel that its create
+/// makes (user namespace mapping, intermediate ready, init ready; init ready).
+const LAYOUTS: [(&str, &[&str]); 2] = [("default", &["1", "2", "3"]), ("unconfined", &["1"])];
+
+/// The create process's channel read from its child fails (EINTR, as a signal
+/// would make it): the create fails, and the child, which goes on to create the
+/// cgroup, must not leave it (or itself) behind.
 #[test]
 fn create_whose_channel_read_fails_leaves_nothing() {
     let _gc = gc_shared();
@@ -92,26 +99,29 @@ fn create_whose_channel_read_fails_leaves_nothing() {
         return;
     }
     require_strace();
-    let rt = runtime!(profile = "default");
-    for when in ["1", "2", "3"] {
-        let bundle = BundleBuilder::new()
-            .args(&["/usr/bin/probe", "sleep", "600"])
-            .build();
-        let args = create_args(&bundle);
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        let code = run_injected(&rt, &[&format!("recvmsg:error=EINTR:when={when}")], &args);
-        let what = format!("recvmsg #{when} fails");
-        assert_ne!(code, Some(0), "{what}: create succeeded");
-        // Nothing to delete: the failed create must already have cleaned up.
-        std::thread::sleep(Duration::from_millis(300));
-        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
-        assert_force_delete_cleans(&rt, &bundle, &what);
+    for (profile, reads) in LAYOUTS {
+        let rt = runtime!(profile = profile);
+        for when in reads {
+            let bundle = BundleBuilder::new()
+                .args(&["/usr/bin/probe", "sleep", "600"])
+                .build();
+            let args = create_args(&bundle);
+            let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            let code = run_injected(&rt, &[&format!("recvmsg:error=EINTR:when={when}")], &args);
+            let what = format!("{profile}: recvmsg #{when} fails");
+            assert_ne!(code, Some(0), "{what}: create succeeded");
+            // Nothing to delete: the failed create must already have cleaned up.
+            std::thread::sleep(Duration::from_millis(300));
+            assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+            assert_force_delete_cleans(&rt, &bundle, &what);
+        }
     }
 }
 
-/// The same failure while the intermediate child is slow to create the cgroup
-/// (its mkdir delayed): the create's cleanup runs before the cgroup exists, so the
-/// child must be stopped before cleaning up, or it creates the cgroup afterwards.
+/// The same failure while the child (the intermediate, or the init forked
+/// directly) is slow to create the cgroup (its mkdir delayed): the create's
+/// cleanup runs before the cgroup exists, so the child must be stopped before
+/// cleaning up, or it creates the cgroup afterwards.
 #[test]
 fn create_failing_before_its_child_made_the_cgroup_leaves_nothing() {
     let _gc = gc_shared();
@@ -119,25 +129,27 @@ fn create_failing_before_its_child_made_the_cgroup_leaves_nothing() {
         return;
     }
     require_strace();
-    let rt = runtime!(profile = "default");
-    let bundle = BundleBuilder::new()
-        .args(&["/usr/bin/probe", "sleep", "600"])
-        .build();
-    let args = create_args(&bundle);
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let code = run_injected(
-        &rt,
-        &[
-            "-f",
-            "mkdir:delay_enter=500000",
-            "recvmsg:error=EINTR:when=1",
-        ],
-        &args,
-    );
-    assert_ne!(code, Some(0), "create succeeded");
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
-    assert_force_delete_cleans(&rt, &bundle, "slow cgroup");
+    for (profile, _) in LAYOUTS {
+        let rt = runtime!(profile = profile);
+        let bundle = BundleBuilder::new()
+            .args(&["/usr/bin/probe", "sleep", "600"])
+            .build();
+        let args = create_args(&bundle);
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let code = run_injected(
+            &rt,
+            &[
+                "-f",
+                "mkdir:delay_enter=500000",
+                "recvmsg:error=EINTR:when=1",
+            ],
+            &args,
+        );
+        assert_ne!(code, Some(0), "{profile}: create succeeded");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+        assert_force_delete_cleans(&rt, &bundle, &format!("{profile}: slow cgroup"));
+    }
 }
 
 /// Live processes (not zombies) whose command line names `id`: the runtime

@@ -722,6 +722,80 @@ fn delete_stats_no_cgroup_control_file() {
 }
 
 /// Whether the host's cgroup controllers are v1 hierarchies (legacy or hybrid).
+/// The process that created `child` in a merged trace, and the line of that fork.
+fn creator_of(merged: &[String], child: &str) -> Option<(String, String)> {
+    merged.iter().find_map(|l| {
+        let mut words = l.split_whitespace();
+        let pid = words.next()?;
+        let call = words.next()?;
+        let forks = ["clone(", "clone3(", "fork(", "vfork("]
+            .iter()
+            .any(|c| call.starts_with(c));
+        (forks && l.rsplit("= ").next()?.trim() == child).then(|| (pid.to_string(), l.clone()))
+    })
+}
+
+/// A container without a user namespace is forked by the runtime itself, straight
+/// into its new pid namespace: libcontainer's intermediate process, which only
+/// joined the cgroup and forked again, is gone there (libcontainer patch 40; the
+/// init joins its cgroup itself, which every cgroup test checks from inside). With
+/// a user namespace the intermediate stays: the pid namespace must be made inside
+/// the user namespace (the container's procfs), which takes a fork after entering
+/// it. Before: the runtime forked the intermediate, which forked the init, in both.
+#[test]
+fn only_a_container_with_a_user_namespace_takes_an_intermediate_process() {
+    require_root();
+    if skip_on_reference("Stockade's process layout") {
+        return;
+    }
+    for (profile, direct) in [("unconfined", true), ("default", false)] {
+        let rt = runtime!(profile = profile);
+        let traces = tempfile::tempdir().expect("trace dir");
+        let out = traces.path().join("forks");
+        let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+        traced_run(
+            &rt,
+            &bundle,
+            Path::new("/"),
+            "trace=clone,clone3,fork,vfork,execve",
+            &out,
+        );
+        let text = std::fs::read_to_string(&out).expect("read trace");
+        let merged = resumed_calls_merged(&text);
+        let main = merged[0]
+            .split_whitespace()
+            .next()
+            .expect("an empty trace")
+            .to_string();
+        let init = merged
+            .iter()
+            .find(|l| l.contains("execve(\"/bin/true\""))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{profile}: no process executed /bin/true:\n{text}"))
+            .to_string();
+        let (parent, fork) = creator_of(&merged, &init)
+            .unwrap_or_else(|| panic!("{profile}: no fork made the init {init}:\n{text}"));
+        assert!(
+            fork.contains("CLONE_NEWPID") == direct,
+            "{profile}: the init's fork {} its pid namespace: {fork}",
+            if direct { "does not make" } else { "makes" }
+        );
+        if direct {
+            assert_eq!(
+                parent, main,
+                "{profile}: the init was not forked by the runtime:\n{text}"
+            );
+        } else {
+            let (grandparent, _) = creator_of(&merged, &parent)
+                .unwrap_or_else(|| panic!("{profile}: no fork made {parent}:\n{text}"));
+            assert!(
+                parent != main && grandparent == main,
+                "{profile}: the init's parent {parent} is not an intermediate forked by the runtime {main}:\n{text}"
+            );
+        }
+    }
+}
+
 fn cgroup_v1_controllers() -> bool {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     mountinfo.lines().any(|l| {

@@ -241,6 +241,15 @@ fn wait_unpopulated(dir: &Path, limit: Duration) {
 impl CgroupManager for Manager {
     type Error = V2ManagerError;
 
+    /// [stockade patch] `0` in `cgroup.procs` is the writing process, whatever pid
+    /// namespace it is in: a container's init forked straight into its new pid
+    /// namespace joins as itself. Upstream wrote `getpid()`, 1 there; the kernel
+    /// reads a pid in the writer's namespace, so that too would name the init,
+    /// but only by that rule: `0` says what is meant.
+    fn add_calling_process(&self) -> Result<(), Self::Error> {
+        self.add_task(Pid::from_raw(0))
+    }
+
     fn add_task(&self, pid: Pid) -> Result<(), Self::Error> {
         if self.full_path.exists() {
             return self.attach_pid(pid);

@@ -37,10 +37,19 @@ pub enum ChannelError {
 }
 
 impl ChannelError {
+    /// [stockade patch] A child that failed sends its error instead of what was
+    /// expected, at whatever step the main process is waiting for: that is the
+    /// child's error, not an unexpected message (a cgroup limit the kernel
+    /// refused read "received unexpected message: OtherError(...), expected:
+    /// WriteMapping").
     fn unexpected(expected: &'static str, received: Message) -> Self {
-        Self::UnexpectedMessage {
-            expected,
-            received: Box::new(received),
+        match received {
+            Message::ExecFailed(err) => Self::ExecError(err),
+            Message::OtherError(err) => Self::OtherError(err),
+            received => Self::UnexpectedMessage {
+                expected,
+                received: Box::new(received),
+            },
         }
     }
 }

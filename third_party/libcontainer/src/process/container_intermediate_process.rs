@@ -53,17 +53,6 @@ pub fn container_intermediate_process(
     let linux = spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
     let namespaces =
         Namespaces::try_from(linux.namespaces().as_ref())?.with_fds(&args.namespace_fds);
-    let rootless = rootless_required(command.as_ref()).unwrap_or(false);
-    // [stockade patch] from the mountinfo the main process read before it forked
-    // this process: still this mount namespace (the intermediate joins or makes
-    // none), a moment later.
-    let cgroup_manager = libcgroups::common::create_cgroup_manager_with_mountinfo(
-        args.cgroup_config.to_owned(),
-        args.host_mountinfo.as_deref(),
-    )
-    .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?
-        .with_rootless(rootless);
-
     let current_pid = Pid::this();
     // setting CPU affinity for tenant container before cgroup move
     if matches!(args.container_type, ContainerType::TenantContainer { .. }) {
@@ -89,11 +78,7 @@ pub fn container_intermediate_process(
     // In addition this needs to be done before we enter the cgroup namespace as
     // the cgroup of the process will form the root of the cgroup hierarchy in
     // the cgroup namespace.
-    apply_cgroups(
-        &cgroup_manager,
-        linux.resources().as_ref(),
-        matches!(args.container_type, ContainerType::InitContainer),
-    )?;
+    join_cgroup(args, command.as_ref())?;
 
     // setting CPU affinity for tenant container after cgroup move
     if matches!(args.container_type, ContainerType::TenantContainer { .. }) {
@@ -152,15 +137,7 @@ pub fn container_intermediate_process(
     }
 
     // set limits and namespaces to the process
-    let proc = spec.process().as_ref().ok_or(MissingSpecError::Process)?;
-    if let Some(rlimits) = proc.rlimits() {
-        for rlimit in rlimits {
-            command.set_rlimit(rlimit).map_err(|err| {
-                tracing::error!(?err, ?rlimit, "failed to set rlimit");
-                err
-            })?;
-        }
-    }
+    set_rlimits(args, command.as_ref())?;
 
     if let Some(time_namespace) = namespaces.get(LinuxNamespaceType::Time)? {
         namespaces.unshare_or_setns(time_namespace)?;
@@ -179,59 +156,15 @@ pub fn container_intermediate_process(
         namespaces.unshare_or_setns(pid_namespace)?;
     }
 
-    let cb: CloneCb = {
-        Box::new(|| {
-            // [stockade patch] named for the runtime that runs it (ps, audit records).
-            if let Err(ret) = prctl::set_name("stockade-init") {
-                tracing::error!(?ret, "failed to set name for child process");
-                return ret;
-            }
-
-            // We are inside the forked process here. The first thing we have to do
-            // is to close any unused senders, since fork will make a dup for all
-            // the socket.
-            if let Err(err) = init_sender.close() {
-                tracing::error!(?err, "failed to close receiver in init process");
-                return -1;
-            }
-            if let Err(err) = inter_sender.close() {
-                tracing::error!(?err, "failed to close sender in the intermediate process");
-                return -1;
-            }
-            if let Err(err) = intermediate_main_sender.close() {
-                tracing::error!(
-                    ?err,
-                    "failed to close intermediate main sender in init process"
-                );
-                return -1;
-            }
-            match init_process::container_init_process(args, init_main_sender, init_receiver) {
-                Ok(_) => 0,
-                Err(e) => {
-                    // [stockade patch] the whole cause chain, not only the outermost
-                    // context, so the user learns which path and errno failed.
-                    let e = crate::utils::error_chain(&e);
-                    tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.clone()) {
-                        tracing::error!(?err, "failed sending error to main sender");
-                    }
-                    if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
-                        let buf = format!("{e}");
-                        let exec_notify_fd =
-                            unsafe { std::os::fd::OwnedFd::from_raw_fd(exec_notify_fd) };
-                        if let Err(err) = write(&exec_notify_fd, buf.as_bytes()) {
-                            tracing::error!(?err, "failed to write to exec notify fd");
-                        }
-
-                        // After sending the error through the exec_notify_fd,
-                        // we need to explicitly close the pipe.
-                        drop(exec_notify_fd);
-                    }
-                    -1
-                }
-            }
-        })
-    };
+    let cb: CloneCb = Box::new(|| {
+        init_entry(
+            args,
+            (init_sender, inter_sender, intermediate_main_sender),
+            init_main_sender,
+            init_receiver,
+            Entry::AfterIntermediate,
+        )
+    });
 
     // We have to record the pid of the init process. The init process will be
     // inside the pid namespace, so we can't rely on the init process to send us
@@ -282,6 +215,151 @@ pub fn container_intermediate_process(
         err
     })?;
 
+    Ok(())
+}
+
+/// [stockade patch] How the init process came to be, which decides what it does
+/// before `container_init_process`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// Forked by the intermediate process, which already joined the cgroup, set
+    /// the rlimits and entered the user, time and pid namespaces.
+    AfterIntermediate,
+    /// Forked by the main process itself (see `container_main_process`'s
+    /// `forks_init_directly`): no user or time namespace, and a new pid namespace
+    /// (if any) made by the fork. The init joins its cgroup and sets the rlimits
+    /// first, the intermediate's work in that case.
+    Direct,
+}
+
+/// The init process's entry point after the fork: closes the channel ends only
+/// the others may hold, does what `entry` leaves to it, and runs the init. Any
+/// failure goes to the main process as the init's error.
+pub(crate) fn init_entry(
+    args: &ContainerArgs,
+    unused: (
+        &mut channel::InitSender,
+        &mut channel::IntermediateSender,
+        &mut channel::MainSender,
+    ),
+    init_main_sender: &mut channel::MainSender,
+    init_receiver: &mut channel::InitReceiver,
+    entry: Entry,
+) -> i32 {
+    let (init_sender, inter_sender, intermediate_main_sender) = unused;
+    // [stockade patch] named for the runtime that runs it (ps, audit records).
+    if let Err(ret) = prctl::set_name("stockade-init") {
+        tracing::error!(?ret, "failed to set name for child process");
+        return ret;
+    }
+
+    // We are inside the forked process here. The first thing we have to do
+    // is to close any unused senders, since fork will make a dup for all
+    // the socket.
+    if let Err(err) = init_sender.close() {
+        tracing::error!(?err, "failed to close receiver in init process");
+        return -1;
+    }
+    if let Err(err) = inter_sender.close() {
+        tracing::error!(?err, "failed to close sender in the intermediate process");
+        return -1;
+    }
+    if let Err(err) = intermediate_main_sender.close() {
+        tracing::error!(
+            ?err,
+            "failed to close intermediate main sender in init process"
+        );
+        return -1;
+    }
+    match run_init(args, entry, init_main_sender, init_receiver) {
+        Ok(()) => 0,
+        Err(e) => {
+            // [stockade patch] the whole cause chain, not only the outermost
+            // context, so the user learns which path and errno failed.
+            tracing::error!("failed to initialize container process: {e}");
+            if let Err(err) = init_main_sender.exec_failed(e.clone()) {
+                tracing::error!(?err, "failed sending error to main sender");
+            }
+            if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
+                let buf = format!("{e}");
+                // SAFETY: the exec notify fd was handed to this process by the
+                // tenant builder and nothing else in this process owns it.
+                let exec_notify_fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(exec_notify_fd) };
+                if let Err(err) = write(&exec_notify_fd, buf.as_bytes()) {
+                    tracing::error!(?err, "failed to write to exec notify fd");
+                }
+
+                // After sending the error through the exec_notify_fd,
+                // we need to explicitly close the pipe.
+                drop(exec_notify_fd);
+            }
+            -1
+        }
+    }
+}
+
+/// The init's work: the intermediate's part first when it was forked directly.
+fn run_init(
+    args: &ContainerArgs,
+    entry: Entry,
+    init_main_sender: &mut channel::MainSender,
+    init_receiver: &mut channel::InitReceiver,
+) -> std::result::Result<(), String> {
+    if entry == Entry::Direct {
+        let command = args.syscall.create_syscall();
+        join_cgroup(args, command.as_ref())
+            .and_then(|()| set_rlimits(args, command.as_ref()))
+            .map_err(|e| crate::utils::error_chain(&e))?;
+    }
+    init_process::container_init_process(args, init_main_sender, init_receiver)
+        .map_err(|e| crate::utils::error_chain(&e))
+}
+
+/// [stockade patch] Joins the calling process to the container's cgroup (and, for
+/// an init container, applies the limits), before any namespace transition: the
+/// init must be in the cgroup before it exists as the container, and the cgroup
+/// namespace it may make later has this cgroup as its root.
+pub(crate) fn join_cgroup(
+    args: &ContainerArgs,
+    command: &dyn crate::syscall::Syscall,
+) -> Result<()> {
+    let linux = args.spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
+    let rootless = rootless_required(command).unwrap_or(false);
+    // [stockade patch] from the mountinfo the main process read before it forked
+    // this process: still this mount namespace (neither the intermediate nor the
+    // init joined or made one yet), a moment later.
+    let cgroup_manager = libcgroups::common::create_cgroup_manager_with_mountinfo(
+        args.cgroup_config.to_owned(),
+        args.host_mountinfo.as_deref(),
+    )
+    .map_err(|e| IntermediateProcessError::Cgroup(e.to_string()))?
+    .with_rootless(rootless);
+    apply_cgroups(
+        &cgroup_manager,
+        linux.resources().as_ref(),
+        matches!(args.container_type, ContainerType::InitContainer),
+    )
+}
+
+/// The process's rlimits, inherited by the init (set before it forks) or set by
+/// the init itself when it was forked directly.
+pub(crate) fn set_rlimits(
+    args: &ContainerArgs,
+    command: &dyn crate::syscall::Syscall,
+) -> Result<()> {
+    let proc = args
+        .spec
+        .process()
+        .as_ref()
+        .ok_or(MissingSpecError::Process)?;
+    if let Some(rlimits) = proc.rlimits() {
+        for rlimit in rlimits {
+            command.set_rlimit(rlimit).map_err(|err| {
+                tracing::error!(?err, ?rlimit, "failed to set rlimit");
+                err
+            })?;
+        }
+    }
     Ok(())
 }
 

@@ -33,6 +33,9 @@ pub enum ProcessError {
     IntelRdt(#[from] crate::process::intel_rdt::IntelRdtError),
     #[error("failed to create intermediate process")]
     IntermediateProcessFailed(#[source] fork::CloneError),
+    // [stockade patch] the init forked directly (no intermediate process).
+    #[error("failed to create the init process")]
+    InitProcessFailed(#[source] fork::CloneError),
     #[error(transparent)]
     SeccompListener(#[from] crate::process::seccomp_listener::SeccompListenerError),
     #[error("failed setup network device")]
@@ -66,58 +69,88 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let mut inter_chan = channel::intermediate_channel()?;
     let mut init_chan = channel::init_channel()?;
 
-    let cb: CloneCb = {
-        Box::new(|| {
-            // [stockade patch] named for the runtime that runs it (ps, audit records).
-            if let Err(ret) = prctl::set_name("stockade-inter") {
-                tracing::error!(?ret, "failed to set name for child process");
-                return ret;
-            }
+    // [stockade patch] Without a user or time namespace the init needs no
+    // intermediate process: this process forks the init itself, into its new pid
+    // namespace, and the init joins its cgroup first (`forks_init_directly`).
+    let direct = forks_init_directly(container_args);
+    let child = match direct {
+        Some(flags) => {
+            let cb: CloneCb = Box::new(|| {
+                let (init_sender, init_receiver) = &mut init_chan;
+                container_intermediate_process::init_entry(
+                    container_args,
+                    (
+                        init_sender,
+                        &mut inter_chan.0,
+                        &mut intermediate_main_sender,
+                    ),
+                    &mut init_main_sender,
+                    init_receiver,
+                    container_intermediate_process::Entry::Direct,
+                )
+            });
+            fork::container_clone_with_flags(cb, flags, container_args.as_sibling).map_err(
+                |err| {
+                    tracing::error!("failed to fork init process: {}", err);
+                    ProcessError::InitProcessFailed(err)
+                },
+            )?
+        }
+        None => {
+            let cb: CloneCb = {
+                Box::new(|| {
+                    // [stockade patch] named for the runtime that runs it (ps, audit records).
+                    if let Err(ret) = prctl::set_name("stockade-inter") {
+                        tracing::error!(?ret, "failed to set name for child process");
+                        return ret;
+                    }
 
-            match container_intermediate_process::container_intermediate_process(
-                container_args,
-                &mut inter_chan,
-                &mut init_chan,
-                &mut intermediate_main_sender,
-                &mut init_main_sender,
-            ) {
-                Ok(_) => 0,
-                Err(err) => {
-                    // [stockade patch] the whole cause chain crosses to the main process.
-                    let err = crate::utils::error_chain(&err);
-                    tracing::error!("failed to run intermediate process {}", err);
-                    match intermediate_main_sender.send_error(err.clone()) {
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(
-                                "error in sending intermediate error message {} to main: {}",
-                                err,
-                                e
-                            )
+                    match container_intermediate_process::container_intermediate_process(
+                        container_args,
+                        &mut inter_chan,
+                        &mut init_chan,
+                        &mut intermediate_main_sender,
+                        &mut init_main_sender,
+                    ) {
+                        Ok(_) => 0,
+                        Err(err) => {
+                            // [stockade patch] the whole cause chain crosses to the main process.
+                            let err = crate::utils::error_chain(&err);
+                            tracing::error!("failed to run intermediate process {}", err);
+                            match intermediate_main_sender.send_error(err.clone()) {
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::error!(
+                                        "error in sending intermediate error message {} to main: {}",
+                                        err,
+                                        e
+                                    )
+                                }
+                            }
+                            -1
                         }
                     }
-                    -1
-                }
-            }
-        })
-    };
+                })
+            };
 
-    let container_clone_fn = if container_args.as_sibling {
-        fork::container_clone_sibling
-    } else {
-        fork::container_clone
+            let container_clone_fn = if container_args.as_sibling {
+                fork::container_clone_sibling
+            } else {
+                fork::container_clone
+            };
+            container_clone_fn(cb).map_err(|err| {
+                tracing::error!("failed to fork intermediate process: {}", err);
+                ProcessError::IntermediateProcessFailed(err)
+            })?
+        }
     };
-
-    let intermediate_pid = container_clone_fn(cb).map_err(|err| {
-        tracing::error!("failed to fork intermediate process: {}", err);
-        ProcessError::IntermediateProcessFailed(err)
-    })?;
+    let intermediate_pid = direct.is_none().then_some(child);
 
     // [stockade patch] On any failure from here on, the intermediate process (and
     // the init, once forked) must be gone before our caller removes the cgroup:
     // left running, the intermediate creates the cgroup (and the init joins it)
     // after the cleanup, and both leak. Upstream returned and left them running.
-    let mut known_init: Option<Pid> = None;
+    let mut known_init: Option<Pid> = direct.is_some().then_some(child);
     let result = (|| -> Result<Pid> {
         // Close down unused fds. The corresponding fds are duplicated to the
         // child process during clone.
@@ -138,7 +171,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         // process enters into a new user namespace.
         if let Some(config) = &container_args.user_ns_config {
             intermediate_main_receiver.wait_for_mapping_request()?;
-            setup_mapping(config, intermediate_pid)?;
+            setup_mapping(config, child)?;
             inter_sender.mapping_written()?;
         }
 
@@ -152,17 +185,13 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
             .map(|time_offsets| -> Result<()> {
                 // This must be done from the parent process since CAP_SYS_TIME is required.
                 intermediate_main_receiver.wait_for_time_offset_request()?;
-                tracing::debug!("write time offsets for pid {intermediate_pid:?}: '{time_offsets}'");
-                std::fs::write(
-                    format!("/proc/{intermediate_pid}/timens_offsets"),
-                    &time_offsets,
-                )
-                .map_err(|err| {
-                    tracing::error!(
-                        "failed to write timens_offsets for pid {intermediate_pid:?}: {err}"
-                    );
-                    ProcessError::SyscallOther(SyscallError::IO(err))
-                })?;
+                tracing::debug!("write time offsets for pid {child:?}: '{time_offsets}'");
+                std::fs::write(format!("/proc/{child}/timens_offsets"), &time_offsets).map_err(
+                    |err| {
+                        tracing::error!("failed to write timens_offsets for pid {child:?}: {err}");
+                        ProcessError::SyscallOther(SyscallError::IO(err))
+                    },
+                )?;
                 inter_sender.time_offsets_written()?;
                 Ok(())
             })
@@ -177,8 +206,14 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
 
         // The intermediate process will send the init pid once it forks the init
         // process.  The intermediate process should exit after this point.
-        let init_pid = intermediate_main_receiver.wait_for_intermediate_ready()?;
-        known_init = Some(init_pid);
+        let init_pid = match known_init {
+            Some(pid) => pid,
+            None => {
+                let pid = intermediate_main_receiver.wait_for_intermediate_ready()?;
+                known_init = Some(pid);
+                pid
+            }
+        };
 
         // if file to write the pid to is specified, write pid of the child
         // [stockade patch] A pid file that cannot be written fails the create or
@@ -186,11 +221,9 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         // process it asked for. Upstream only warned. The failure path below ends
         // the processes, and the caller removes the rest.
         if let Some(pid_file) = &container_args.pid_file {
-            fs::write(pid_file, format!("{init_pid}")).map_err(|source| {
-                ProcessError::PidFile {
-                    path: pid_file.clone(),
-                    cause: source,
-                }
+            fs::write(pid_file, format!("{init_pid}")).map_err(|source| ProcessError::PidFile {
+                path: pid_file.clone(),
+                cause: source,
             })?;
         }
 
@@ -291,26 +324,28 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         // process is exit and reaped. By this point, the intermediate process
         // should already exited successfully. If intermediate process errors out,
         // the `init_ready` will not be sent.
-        match waitpid(intermediate_pid, None) {
-            Ok(WaitStatus::Exited(_, 0)) => (),
-            Ok(WaitStatus::Exited(_, s)) => {
+        // [stockade patch] There is none when the init was forked directly.
+        match intermediate_pid.map(|pid| waitpid(pid, None)) {
+            None => (),
+            Some(Ok(WaitStatus::Exited(_, 0))) => (),
+            Some(Ok(WaitStatus::Exited(_, s))) => {
                 tracing::warn!("intermediate process failed with exit status: {s}");
             }
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
+            Some(Ok(WaitStatus::Signaled(_, sig, _))) => {
                 tracing::warn!("intermediate process killed with signal: {sig}")
             }
-            Ok(_) => (),
-            Err(nix::errno::Errno::ECHILD) => {
+            Some(Ok(_)) => (),
+            Some(Err(nix::errno::Errno::ECHILD)) => {
                 // This is safe because intermediate_process and main_process check if the process is
                 // finished by piping instead of exit code.
                 tracing::warn!("intermediate process already reaped");
             }
-            Err(err) => return Err(ProcessError::WaitIntermediateProcess(err)),
+            Some(Err(err)) => return Err(ProcessError::WaitIntermediateProcess(err)),
         };
         Ok(init_pid)
     })();
     if result.is_err() {
-        for pid in [Some(intermediate_pid), known_init].into_iter().flatten() {
+        for pid in [intermediate_pid, known_init].into_iter().flatten() {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             // Reap it (ECHILD: not our child, e.g. already reaped): once waitpid
             // returns, it can create nothing more.
@@ -318,6 +353,43 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         }
     }
     result
+}
+
+/// [stockade patch] The clone flags with which this (the main) process may fork the
+/// container's init itself, or `None` when it takes libcontainer's intermediate
+/// process. The intermediate exists for what must happen between two forks: it
+/// enters a user namespace (the pid namespace must be made inside it, for the
+/// container's procfs) or a time namespace (both apply to children only), or
+/// joins a pid namespace by path (`setns` applies to children only); and it
+/// joins the cgroup from the host's pid namespace, which systemd's driver needs
+/// (it names the process to systemd by its host pid). Without any of these the
+/// intermediate only joins the cgroup and forks: here the init is forked straight
+/// into its new pid namespace (`CLONE_NEWPID`) and moves itself into its cgroup
+/// (`0`, itself in any pid namespace) as its first step, before it reads anything
+/// of the container. That saves a process (its fork, page-table copy, exit and
+/// two hand-offs) for every container without a user namespace; crun does the
+/// same.
+fn forks_init_directly(args: &ContainerArgs) -> Option<u64> {
+    if !matches!(args.container_type, ContainerType::InitContainer)
+        || args.user_ns_config.is_some()
+        || args.cgroup_config.systemd_cgroup
+    {
+        return None;
+    }
+    let linux = args.spec.linux().as_ref()?;
+    if linux.time_offsets().as_ref().is_some_and(|o| !o.is_empty()) {
+        return None;
+    }
+    let mut flags = 0;
+    for ns in linux.namespaces().iter().flatten() {
+        match ns.typ() {
+            LinuxNamespaceType::User | LinuxNamespaceType::Time => return None,
+            LinuxNamespaceType::Pid if ns.path().is_some() => return None,
+            LinuxNamespaceType::Pid => flags |= libc::CLONE_NEWPID as u64,
+            _ => {}
+        }
+    }
+    Some(flags)
 }
 
 fn setup_mapping(config: &UserNamespaceConfig, pid: Pid) -> Result<()> {
@@ -477,7 +549,11 @@ fn listener_process_state(
         .fds(vec![SECCOMP_FD_NAME.to_string()])
         .pid(pid.as_raw())
         .state(state);
-    if let Some(metadata) = seccomp.listener_metadata().as_ref().filter(|m| !m.is_empty()) {
+    if let Some(metadata) = seccomp
+        .listener_metadata()
+        .as_ref()
+        .filter(|m| !m.is_empty())
+    {
         builder = builder.metadata(metadata.clone());
     }
     builder

@@ -55,6 +55,22 @@ pub fn container_clone(cb: CloneCb) -> Result<Pid, CloneError> {
     clone_internal(cb, 0, Some(SIGCHLD as u64))
 }
 
+/// [stockade patch] Clones a child (or, with `sibling`, a sibling as
+/// `container_clone_sibling` does) with extra clone `flags`: the main process forks
+/// the container's init itself, into a new pid namespace, when no intermediate
+/// process is needed (see `container_main_process`).
+pub fn container_clone_with_flags(
+    cb: CloneCb,
+    flags: u64,
+    sibling: bool,
+) -> Result<Pid, CloneError> {
+    if sibling {
+        clone_internal(cb, flags | libc::CLONE_PARENT as u64, None)
+    } else {
+        clone_internal(cb, flags, Some(SIGCHLD as u64))
+    }
+}
+
 // An internal wrapper to manage the clone3 vs clone fallback logic.
 fn clone_internal(
     mut cb: CloneCb,
