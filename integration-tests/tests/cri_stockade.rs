@@ -95,6 +95,47 @@ impl Cri {
             .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
         (pod, config, dir)
     }
+
+    /// A container its profile should refuse, as a kubelet meets the refusal:
+    /// CreateContainer, then StartContainer (containerd calls the runtime for a
+    /// container at StartContainer). `Ok` is the CRI error, which must say
+    /// `container refused by profile "PROFILE"`, the container removed again; `Err`
+    /// is the id of a container that started, still there for the caller to judge.
+    fn refusal(
+        &self,
+        what: &str,
+        pod: &str,
+        config: &PodSandboxConfig,
+        cc: ContainerConfig,
+        profile: &str,
+    ) -> Result<String, String> {
+        let err = match self.create(pod, config, cc) {
+            Err(e) => e,
+            Ok(cid) => match self.start_container(&cid) {
+                Ok(()) => return Err(cid),
+                Err(e) => {
+                    self.stop_and_remove(&cid);
+                    e
+                }
+            },
+        };
+        assert_refused_by(what, &err, profile);
+        Ok(err)
+    }
+}
+
+/// `err` is a refusal by `profile`.
+fn assert_refused_by(what: &str, err: &str, profile: &str) {
+    assert!(
+        err.contains(&format!("container refused by profile \"{profile}\"")),
+        "{what}: {err}"
+    );
+}
+
+/// The profile the harness gives `handler` (see [`CRI_HANDLERS`]).
+fn profile_of(handler: &str) -> &'static str {
+    let entry = CRI_HANDLERS.iter().find(|(h, _, _)| *h == handler);
+    entry.expect("a handler the harness configures").2
 }
 
 impl Deref for Cri {
@@ -302,40 +343,35 @@ fn privileged_and_host_network_pods_are_refused_with_their_rules() {
             // The sandbox, or else the pod's container with the same shape, is
             // refused (containerd gives a privileged pause no host devices).
             let err = match cri.run_pod(handler, &config) {
-                Err(e) => e,
+                Err(e) => {
+                    assert_refused_by(&what, &e, profile);
+                    e
+                }
                 Ok(pod) => {
-                    // containerd calls the runtime for a container at StartContainer.
                     let cc = container_config("app", &["/bin/sleep", "1000"], *shape);
-                    let cid = cri
-                        .create(&pod, &config, cc)
-                        .unwrap_or_else(|e| panic!("{what}: CreateContainer: {e}"));
-                    let started = cri.start_container(&cid);
-                    if started.is_ok() {
+                    let refused = cri.refusal(&what, &pod, &config, cc, profile);
+                    if let Err(cid) = &refused {
                         // `default` may harden instead of refusing: the container
                         // then runs (never admitted-then-broken) without the host's
                         // privileges. The other profiles must refuse.
                         assert_eq!(*profile, "default", "{what}: admitted");
-                        let (code, out, err) = cri.exec_sync(&cid, &["/usr/bin/probe"]);
+                        let (code, out, err) = cri.exec_sync(cid, &["/usr/bin/probe"]);
                         assert_eq!(code, 0, "{what}: {err}");
                         let r = parse_report(&out);
                         assert_eq!(status_str(&r, "Seccomp"), "2", "{what}: {r}");
                         let admin = cap_mask(&["CAP_SYS_ADMIN"]);
                         assert_eq!(status_hex(&r, "CapBnd") & admin, 0, "{what}: {r}");
                         eprintln!("{what}: admitted, hardened");
+                        cri.stop_and_remove(cid);
                     }
-                    cri.stop_and_remove(&cid);
                     cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
-                    match started {
-                        Ok(()) => continue,
-                        Err(e) => e,
+                    match refused {
+                        Ok(e) => e,
+                        Err(_) => continue,
                     }
                 }
             };
             eprintln!("{what}: {err}");
-            assert!(
-                err.contains(&format!("container refused by profile \"{profile}\"")),
-                "{what}: {err}"
-            );
             let (rules, all) = rules;
             let named = |r: &&str| err.contains(*r);
             let ok = if *all {
@@ -527,17 +563,12 @@ fn host_to_container_propagation_reaches_the_pod() {
             propagation: MountPropagation::PropagationBidirectional as i32,
             ..Default::default()
         }];
-        // containerd creates the task (and so calls the runtime) at StartContainer.
-        let err = match cri.create(&pod, &config, cc) {
-            Err(e) => e,
-            Ok(cid) => {
-                let started = cri.start_container(&cid);
+        let err = cri
+            .refusal(&what, &pod, &config, cc, profile_of(handler))
+            .unwrap_or_else(|cid| {
                 cri.stop_and_remove(&cid);
-                started
-                    .err()
-                    .unwrap_or_else(|| panic!("{what}: a Bidirectional volume was admitted"))
-            }
-        };
+                panic!("{what}: a Bidirectional volume was admitted")
+            });
         assert!(
             err.contains("[mounts.propagation]") && err.contains("rshared"),
             "{what}: Bidirectional refused by rule: {err}"
@@ -835,21 +866,14 @@ fn a_seccomp_agent_in_a_localhost_profile_is_refused() {
             .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
         let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
         use_localhost_seccomp(&mut cc, &profile);
-        // containerd calls the runtime for a container at StartContainer.
-        let err = match cri.create(&pod, &config, cc) {
-            Err(e) => e,
-            Ok(cid) => {
-                let started = cri.start_container(&cid);
+        let err = cri
+            .refusal(&what, &pod, &config, cc, profile_name)
+            .unwrap_or_else(|cid| {
                 cri.stop_and_remove(&cid);
-                started
-                    .err()
-                    .unwrap_or_else(|| panic!("{what}: a seccomp agent was admitted"))
-            }
-        };
+                panic!("{what}: a seccomp agent was admitted")
+            });
         assert!(
-            err.contains(&format!("container refused by profile \"{profile_name}\""))
-                && err.contains("seccomp.user_notification")
-                && err.contains("linux.seccomp.listenerPath"),
+            err.contains("seccomp.user_notification") && err.contains("linux.seccomp.listenerPath"),
             "{what}: {err}"
         );
         // The pod still runs a container without the agent.
