@@ -15,12 +15,12 @@ cargo test --manifest-path third_party/libcgroups/Cargo.toml --target-dir target
 # The vendored libcontainer likewise (it needs the patched libcgroups): the seccomp
 # listener hand-over of patch 28, the mount points of patch 30, the passwd reader of
 # patch 31, the parent-mount check of patch 36, the device nodes and links of
-# patches 37-38.
+# patches 37-38, the user namespace check of patch 34 (its test fixed by patch 39).
 cargo test --manifest-path third_party/libcontainer/Cargo.toml --target-dir target/vendored \
   --config 'patch.crates-io.libcgroups.path="third_party/libcgroups"' \
   --no-default-features --features v1,v2,systemd,cgroupsv2_devices --lib -- seccomp_listener \
   rootfs::mount::tests::mount_point utils::tests::home_in_passwd utils::tests::read_passwd \
-  propagation_only_shared rootfs::device rootfs::symlink
+  propagation_only_shared rootfs::device rootfs::symlink utils::tests::test_userns_spec_validation
 # The binaries as they ship (`cargo build-shim`: size-optimised, statically linked;
 # `cargo build-runtime`: a static PIE) through containerd and the CRI, and the runtime
 # alone where static glibc could differ (the CVE-2019-5736 re-exec, `list`'s owner

@@ -340,20 +340,27 @@ impl Containerd {
         fs::create_dir_all(&work)?;
         let images = image::build_test_images(&work, IMAGE, PAUSE_IMAGE, WORKLOAD_IMAGE)?;
         for archive in [images.image, images.pause, images.workload] {
-            for ns in [NAMESPACE, "k8s.io"] {
-                let out = Command::new("ctr")
-                    .arg("-a")
-                    .arg(&self.socket)
-                    .args(["-n", ns, "images", "import"])
-                    .arg(&archive)
-                    .output()?;
-                if !out.status.success() {
-                    return Err(io::Error::other(format!(
-                        "import {}: {}",
-                        archive.display(),
-                        String::from_utf8_lossy(&out.stderr)
-                    )));
-                }
+            self.import_image(&archive)?;
+        }
+        Ok(())
+    }
+
+    /// Imports the OCI image archive `archive` (see [`image::oci_archive`]) into the
+    /// `ctr` tests' namespace and the CRI's (`k8s.io`).
+    pub fn import_image(&self, archive: &Path) -> io::Result<()> {
+        for ns in [NAMESPACE, "k8s.io"] {
+            let out = Command::new("ctr")
+                .arg("-a")
+                .arg(&self.socket)
+                .args(["-n", ns, "images", "import"])
+                .arg(archive)
+                .output()?;
+            if !out.status.success() {
+                return Err(io::Error::other(format!(
+                    "import {}: {}",
+                    archive.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                )));
             }
         }
         Ok(())

@@ -181,6 +181,13 @@ pub fn workload_rootfs(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Packs a [`workload_rootfs`] (possibly changed since) as the workload image
+/// `name`: `Cmd` `/bin/sh`, no `Env`.
+pub fn workload_archive(rootfs: &Path, name: &str, out: &Path) -> io::Result<()> {
+    let config = serde_json::json!({ "Cmd": ["/bin/sh"], "WorkingDir": "/" });
+    oci_archive_with_config(rootfs, name, config, out)
+}
+
 /// Image names and archives built by [`build_test_images`].
 pub struct TestImages {
     /// busybox + probe, `PATH` set: the `ctr` tests' image.
@@ -212,8 +219,7 @@ pub fn build_test_images(
     let workload_root = dir.join("workload-rootfs");
     workload_rootfs(&workload_root)?;
     let workload_tar = dir.join("workload.tar");
-    let config = serde_json::json!({ "Cmd": ["/bin/sh"], "WorkingDir": "/" });
-    oci_archive_with_config(&workload_root, workload, config, &workload_tar)?;
+    workload_archive(&workload_root, workload, &workload_tar)?;
     Ok(TestImages {
         image: img,
         pause: pause_tar,

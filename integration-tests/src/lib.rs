@@ -12,6 +12,7 @@ pub mod containerd;
 pub mod golden;
 pub mod image;
 pub mod installer;
+pub mod nss;
 pub mod profiles;
 pub mod rootfs;
 pub mod runtime;

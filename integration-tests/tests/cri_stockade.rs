@@ -20,15 +20,19 @@ use std::{
 };
 
 use cri_common::{
-    assert_confined, is_root, logged_report, pod_config, root_range, unique, CriClient, PodShape,
+    assert_confined, is_root, logged_report, logged_until, pod_config, root_range, unique,
+    CriClient, PodShape, APP_GID, APP_UID,
 };
 use k8s_cri::v1::{
-    security_profile::ProfileType, ContainerConfig, Mount, MountPropagation, SecurityProfile,
+    security_profile::ProfileType, ContainerConfig, Mount, MountPropagation, PodSandboxConfig,
+    SecurityProfile,
 };
 use serde_json::Value;
 use stockade_integration_tests::containerd::{
     cgroup_parent, skip_unless_stockade, Containerd, CriOptions, CRI_HANDLERS, WORKLOAD_IMAGE,
 };
+use stockade_integration_tests::image;
+use stockade_integration_tests::nss::{install_nss_module, module_loaders};
 use stockade_integration_tests::profiles::{cap_mask, status_hex, status_str};
 use stockade_integration_tests::runtime::parse_report;
 
@@ -36,6 +40,16 @@ macro_rules! require_root {
     () => {
         if !is_root() {
             eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+/// `require_root!()`, then skipped (saying why) unless the shims drive Stockade.
+macro_rules! require_stockade {
+    ($reason:expr) => {
+        require_root!();
+        if skip_unless_stockade($reason) {
             return;
         }
     };
@@ -63,6 +77,67 @@ impl Cri {
     }
 }
 
+impl Cri {
+    /// RunPodSandbox of a compliant pod `name` under `handler` whose containers log
+    /// into a directory of its own under `logs`: (pod id, pod config, that dir).
+    fn run_logged_pod(
+        &mut self,
+        what: &str,
+        handler: &str,
+        logs: &Path,
+        name: &str,
+    ) -> (String, PodSandboxConfig, PathBuf) {
+        let dir = logs.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = pod_config(name, &dir, PodShape::default());
+        let pod = self
+            .run_pod(handler, &config)
+            .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
+        (pod, config, dir)
+    }
+
+    /// A container its profile should refuse, as a kubelet meets the refusal:
+    /// CreateContainer, then StartContainer (containerd calls the runtime for a
+    /// container at StartContainer). `Ok` is the CRI error, which must say
+    /// `container refused by profile "PROFILE"`, the container removed again; `Err`
+    /// is the id of a container that started, still there for the caller to judge.
+    fn refusal(
+        &self,
+        what: &str,
+        pod: &str,
+        config: &PodSandboxConfig,
+        cc: ContainerConfig,
+        profile: &str,
+    ) -> Result<String, String> {
+        let err = match self.create(pod, config, cc) {
+            Err(e) => e,
+            Ok(cid) => match self.start_container(&cid) {
+                Ok(()) => return Err(cid),
+                Err(e) => {
+                    self.stop_and_remove(&cid);
+                    e
+                }
+            },
+        };
+        assert_refused_by(what, &err, profile);
+        Ok(err)
+    }
+}
+
+/// `err` is a refusal by `profile`.
+fn assert_refused_by(what: &str, err: &str, profile: &str) {
+    assert!(
+        err.contains(&format!("container refused by profile \"{profile}\"")),
+        "{what}: {err}"
+    );
+}
+
+/// The profile the harness gives `handler` (see [`CRI_HANDLERS`]).
+fn profile_of(handler: &str) -> &'static str {
+    let entry = CRI_HANDLERS.iter().find(|(h, _, _)| *h == handler);
+    entry.expect("a handler the harness configures").2
+}
+
 impl Deref for Cri {
     type Target = CriClient;
     fn deref(&self) -> &CriClient {
@@ -88,10 +163,7 @@ fn container_config(name: &str, cmd: &[&str], shape: PodShape) -> ContainerConfi
 /// range; nothing is left after RemovePodSandbox.
 #[test]
 fn compliant_pods_run_confined_under_every_handler_and_profile() {
-    require_root!();
-    if skip_unless_stockade("profile confinement and host id ranges are Stockade's") {
-        return;
-    }
+    require_stockade!("profile confinement and host id ranges are Stockade's");
     for under_state_dir in [false, true] {
         let mut cri = Cri::start(CriOptions {
             netns_mounts_under_state_dir: under_state_dir,
@@ -101,13 +173,8 @@ fn compliant_pods_run_confined_under_every_handler_and_profile() {
             let what = format!("{handler} ({profile}, netns under state dir: {under_state_dir})");
             eprintln!("--- {what}");
             let name = unique("pod", n + if under_state_dir { 100 } else { 0 });
-            let dir = logs.path().join(&name);
-            std::fs::create_dir_all(&dir).unwrap();
+            let (pod, config, dir) = cri.run_logged_pod(&what, handler, logs.path(), &name);
             let shape = PodShape::default();
-            let config = pod_config(&name, &dir, shape);
-            let pod = cri
-                .run_pod(handler, &config)
-                .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
             if under_state_dir {
                 let ns = cri.pod_netns(&pod).expect("pod netns");
                 assert!(
@@ -148,16 +215,94 @@ fn compliant_pods_run_confined_under_every_handler_and_profile() {
     }
 }
 
+/// The NSS test's image: the workload image with an NSS module named first for
+/// `passwd` in its nsswitch.conf (see `stockade_integration_tests::nss`) and an
+/// `/etc/passwd` entry for the pods' user, whose home is [`APP_HOME`].
+const NSS_IMAGE: &str = "docker.io/library/stockade-nss-workload:test";
+const APP_HOME: &str = "/home/app";
+
+/// Builds [`NSS_IMAGE`] and imports it into `c`.
+fn import_nss_image(c: &Containerd) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    image::workload_rootfs(&root).expect("workload rootfs");
+    install_nss_module(&root).expect("NSS module");
+    let passwd = root.join("etc/passwd");
+    let mut text = std::fs::read_to_string(&passwd).unwrap();
+    text.push_str(&format!(
+        "app:x:{APP_UID}:{APP_GID}:app:{APP_HOME}:/bin/sh\n"
+    ));
+    std::fs::write(&passwd, text).unwrap();
+    let archive = dir.path().join("nss-workload.tar");
+    image::workload_archive(&root, NSS_IMAGE, &archive).expect("pack the NSS image");
+    c.import_image(&archive).expect("import the NSS image");
+}
+
+/// The fix of libcontainer patch 31 through the CRI, under every handler: with no
+/// `HOME` in the image's or the pod's env, the runtime sets it from the pod user's
+/// entry in the image's /etc/passwd, which it must read itself: glibc's getpwuid_r
+/// would follow the image's nsswitch.conf and load the image's NSS module in the
+/// container's init and in an ExecSync's init, before Landlock and seccomp. The
+/// workload calling glibc itself proves the module loads in this pod; the module's
+/// line on stderr (the CRI log; ExecSync's stderr) names every binary that loaded it.
+#[test]
+fn the_home_lookup_runs_no_nss_module_from_the_image_through_the_cri() {
+    require_stockade!("the HOME lookup is libcontainer patch 31's");
+    let mut cri = Cri::start(CriOptions::default());
+    import_nss_image(&cri.c);
+    let logs = tempfile::tempdir().unwrap();
+    let uid = APP_UID.to_string();
+    let only_workload = ["/usr/bin/probe".to_string()];
+    for (n, (handler, _, profile)) in CRI_HANDLERS.iter().enumerate() {
+        let what = format!("NSS module in the image under {handler} ({profile})");
+        eprintln!("--- {what}");
+        let name = unique("nss", n);
+        let (pod, config, dir) = cri.run_logged_pod(&what, handler, logs.path(), &name);
+        let script = format!("/usr/bin/probe passwd-home {uid} >&2; exec /bin/sleep 1000");
+        let cmd = ["/bin/sh", "-c", script.as_str()];
+        let cc = cri_common::container_config("app", NSS_IMAGE, &cmd, PodShape::default());
+        let cid = cri.create_started(&what, &pod, &config, cc);
+
+        let stderr = logged_until(&dir.join("app.log"), &format!("\"uid\":{uid}"));
+        let init = parse_report(&stderr);
+        assert_eq!(
+            init["home"], APP_HOME,
+            "{what}: glibc in the workload: {stderr}"
+        );
+        assert_eq!(
+            init["HOME"], APP_HOME,
+            "{what}: HOME from /etc/passwd: {stderr}"
+        );
+        assert_eq!(
+            module_loaders(&stderr),
+            only_workload,
+            "{what}: only the workload's own glibc call may load the image's module: {stderr}"
+        );
+
+        let (code, out, err) = cri.exec_sync(&cid, &["/usr/bin/probe", "passwd-home", &uid]);
+        assert_eq!(code, 0, "{what}: exec passwd-home: {err}");
+        let exec = parse_report(&out);
+        assert_eq!(exec["home"], APP_HOME, "{what}: exec: {out}");
+        assert_eq!(exec["HOME"], APP_HOME, "{what}: exec: {out}");
+        assert_eq!(
+            module_loaders(&err),
+            only_workload,
+            "{what}: the exec's init loaded the image's module: {err}"
+        );
+
+        cri.stop_and_remove(&cid);
+        cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
+    }
+    cri.assert_nothing_left();
+}
+
 /// Privileged and hostNetwork pods are refused under every handler with the
 /// `baseline` and `restricted` profiles, with the rules they break named in the CRI
 /// error; `default` either refuses them the same way or hardens them into a
 /// container that runs without the host's privileges.
 #[test]
 fn privileged_and_host_network_pods_are_refused_with_their_rules() {
-    require_root!();
-    if skip_unless_stockade("refusals are Stockade's") {
-        return;
-    }
+    require_stockade!("refusals are Stockade's");
     let mut cri = Cri::start(CriOptions::default());
     let logs = tempfile::tempdir().unwrap();
     let cases = [
@@ -198,40 +343,35 @@ fn privileged_and_host_network_pods_are_refused_with_their_rules() {
             // The sandbox, or else the pod's container with the same shape, is
             // refused (containerd gives a privileged pause no host devices).
             let err = match cri.run_pod(handler, &config) {
-                Err(e) => e,
+                Err(e) => {
+                    assert_refused_by(&what, &e, profile);
+                    e
+                }
                 Ok(pod) => {
-                    // containerd calls the runtime for a container at StartContainer.
                     let cc = container_config("app", &["/bin/sleep", "1000"], *shape);
-                    let cid = cri
-                        .create(&pod, &config, cc)
-                        .unwrap_or_else(|e| panic!("{what}: CreateContainer: {e}"));
-                    let started = cri.start_container(&cid);
-                    if started.is_ok() {
+                    let refused = cri.refusal(&what, &pod, &config, cc, profile);
+                    if let Err(cid) = &refused {
                         // `default` may harden instead of refusing: the container
                         // then runs (never admitted-then-broken) without the host's
                         // privileges. The other profiles must refuse.
                         assert_eq!(*profile, "default", "{what}: admitted");
-                        let (code, out, err) = cri.exec_sync(&cid, &["/usr/bin/probe"]);
+                        let (code, out, err) = cri.exec_sync(cid, &["/usr/bin/probe"]);
                         assert_eq!(code, 0, "{what}: {err}");
                         let r = parse_report(&out);
                         assert_eq!(status_str(&r, "Seccomp"), "2", "{what}: {r}");
                         let admin = cap_mask(&["CAP_SYS_ADMIN"]);
                         assert_eq!(status_hex(&r, "CapBnd") & admin, 0, "{what}: {r}");
                         eprintln!("{what}: admitted, hardened");
+                        cri.stop_and_remove(cid);
                     }
-                    cri.stop_and_remove(&cid);
                     cri.stop_and_remove_pod(&pod, Duration::from_secs(30));
-                    match started {
-                        Ok(()) => continue,
-                        Err(e) => e,
+                    match refused {
+                        Ok(e) => e,
+                        Err(_) => continue,
                     }
                 }
             };
             eprintln!("{what}: {err}");
-            assert!(
-                err.contains(&format!("container refused by profile \"{profile}\"")),
-                "{what}: {err}"
-            );
             let (rules, all) = rules;
             let named = |r: &&str| err.contains(*r);
             let ok = if *all {
@@ -423,17 +563,12 @@ fn host_to_container_propagation_reaches_the_pod() {
             propagation: MountPropagation::PropagationBidirectional as i32,
             ..Default::default()
         }];
-        // containerd creates the task (and so calls the runtime) at StartContainer.
-        let err = match cri.create(&pod, &config, cc) {
-            Err(e) => e,
-            Ok(cid) => {
-                let started = cri.start_container(&cid);
+        let err = cri
+            .refusal(&what, &pod, &config, cc, profile_of(handler))
+            .unwrap_or_else(|cid| {
                 cri.stop_and_remove(&cid);
-                started
-                    .err()
-                    .unwrap_or_else(|| panic!("{what}: a Bidirectional volume was admitted"))
-            }
-        };
+                panic!("{what}: a Bidirectional volume was admitted")
+            });
         assert!(
             err.contains("[mounts.propagation]") && err.contains("rshared"),
             "{what}: Bidirectional refused by rule: {err}"
@@ -625,10 +760,7 @@ fn runtime_default_like_profile() -> Value {
 /// deny by name (io_uring, which containerd 1.6 still allows) are excluded.
 #[test]
 fn containerds_runtime_default_filter_imports_and_lints_clean() {
-    require_root!();
-    if skip_unless_stockade("profile tools are Stockade's") {
-        return;
-    }
+    require_stockade!("profile tools are Stockade's");
     let mut cri = Cri::start(CriOptions::default());
     let logs = tempfile::tempdir().unwrap();
     let name = unique("rtdefault", 0);
@@ -734,21 +866,14 @@ fn a_seccomp_agent_in_a_localhost_profile_is_refused() {
             .unwrap_or_else(|e| panic!("{what}: RunPodSandbox: {e}"));
         let mut cc = container_config("app", &["/bin/sleep", "1000"], shape);
         use_localhost_seccomp(&mut cc, &profile);
-        // containerd calls the runtime for a container at StartContainer.
-        let err = match cri.create(&pod, &config, cc) {
-            Err(e) => e,
-            Ok(cid) => {
-                let started = cri.start_container(&cid);
+        let err = cri
+            .refusal(&what, &pod, &config, cc, profile_name)
+            .unwrap_or_else(|cid| {
                 cri.stop_and_remove(&cid);
-                started
-                    .err()
-                    .unwrap_or_else(|| panic!("{what}: a seccomp agent was admitted"))
-            }
-        };
+                panic!("{what}: a seccomp agent was admitted")
+            });
         assert!(
-            err.contains(&format!("container refused by profile \"{profile_name}\""))
-                && err.contains("seccomp.user_notification")
-                && err.contains("linux.seccomp.listenerPath"),
+            err.contains("seccomp.user_notification") && err.contains("linux.seccomp.listenerPath"),
             "{what}: {err}"
         );
         // The pod still runs a container without the agent.

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use stockade_integration_tests::nss::{install_nss_module, module_loaders};
 use stockade_integration_tests::{
     assert_nothing_left_behind, runtime, runtime::parse_report, skip_on_reference, BundleBuilder,
     Runtime,
@@ -346,49 +347,6 @@ fn foreground_exec_binary_is_unwritable() {
     eprintln!("exec exited with {status:?}");
 }
 
-/// An NSS module that says, on stderr, that it was loaded and by which binary.
-const NSS_MODULE_C: &str = r#"
-#include <stdio.h>
-#include <unistd.h>
-#include <sys/prctl.h>
-__attribute__((constructor)) static void loaded(void) {
-    char exe[256] = {0};
-    readlink("/proc/self/exe", exe, sizeof exe - 1);
-    fprintf(stderr, "NSS-MODULE-LOADED exe=%s seccomp=%d\n", exe, prctl(PR_GET_SECCOMP, 0, 0, 0, 0));
-}
-"#;
-
-/// Puts an image-supplied NSS module into `rootfs` and names it first for `passwd`
-/// in its nsswitch.conf, as a Debian image names `systemd` ("passwd: files systemd").
-fn install_nss_module(rootfs: &Path) {
-    let src = tempfile::tempdir().expect("tempdir");
-    let c = src.path().join("module.c");
-    std::fs::write(&c, NSS_MODULE_C).unwrap();
-    let lib = rootfs.join("lib/x86_64-linux-gnu");
-    std::fs::create_dir_all(&lib).unwrap();
-    let out = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(lib.join("libnss_stockadetest.so.2"))
-        .arg(&c)
-        .output()
-        .expect("run cc");
-    assert!(out.status.success(), "cc: {out:?}");
-    std::fs::write(
-        rootfs.join("etc/nsswitch.conf"),
-        "passwd: stockadetest files\ngroup: files\n",
-    )
-    .unwrap();
-}
-
-/// The binaries that loaded the module, from its stderr lines.
-fn module_loaders(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(|l| l.split_once("NSS-MODULE-LOADED exe=")?.1.split(' ').next())
-        .map(str::to_string)
-        .collect()
-}
-
 /// With no `HOME` in the process's env, the runtime sets it from the user's entry in
 /// the container's /etc/passwd (`/` without one, as runc does). It must read the file
 /// itself: glibc's getpwuid_r follows the image's nsswitch.conf and loads the NSS
@@ -401,7 +359,7 @@ fn the_home_lookup_runs_no_nss_module_from_the_image() {
     let bundle = BundleBuilder::new()
         .shell("/usr/bin/probe passwd-home 0 >&2; exec /usr/bin/probe sleep 600")
         .build();
-    install_nss_module(&bundle.rootfs);
+    install_nss_module(&bundle.rootfs).expect("NSS module");
     let c = rt.create_started(&bundle);
     c.wait_status("running");
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -3,12 +3,14 @@
 //! A process added to a frozen cgroup stops at once, so libcontainer's intermediate
 //! process would never answer and `create` would wait forever. runc refuses such a
 //! cgroup ("container's cgroup unexpectedly frozen"); so does Stockade, before it
-//! makes anything. Read-only; the hierarchy's mount point is passed in, so the
-//! check runs on a fake tree in tests.
+//! makes anything. Read-only; the host's cgroup layout and mount table are passed
+//! in (the create reads the table once for all its processes), and so is the
+//! hierarchy's mount point, so the check runs on a fake tree in tests.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+
+use libcgroups::common::CgroupSetup;
 
 /// How the freezer is exposed on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,29 +23,23 @@ pub enum Freezer {
     V2,
 }
 
-/// The freezer's mount point and kind on this host (`None` when the host has no
-/// freezer: a v1 host without the controller), and on a v1 host the text of
-/// `/proc/self/mountinfo` it was found in. The create hands that text on to
-/// libcontainer, whose processes (forks of this one, a moment later) find the other
-/// cgroup v1 hierarchies in it instead of reading the table again.
-pub fn host_freezer() -> (Option<(PathBuf, Freezer)>, Option<Rc<str>>) {
-    use libcgroups::common::{get_cgroup_setup, CgroupSetup, DEFAULT_CGROUP_ROOT};
-    match get_cgroup_setup() {
-        Err(_) => (None, None),
-        Ok(CgroupSetup::Unified) => (
-            Some((PathBuf::from(DEFAULT_CGROUP_ROOT), Freezer::V2)),
-            None,
-        ),
-        Ok(CgroupSetup::Legacy | CgroupSetup::Hybrid) => {
-            let Ok(mountinfo) = libcgroups::v1::util::read_mountinfo() else {
-                return (None, None);
-            };
+/// The freezer's mount point and kind on a host whose cgroup layout is `setup`:
+/// v2's one hierarchy, or on v1 (legacy or hybrid) the freezer hierarchy found in
+/// `mountinfo`, the text of the host's `/proc/self/mountinfo`. `None` when the
+/// host has no freezer (a v1 host without the controller) or the v1 table was not
+/// read.
+pub fn host_freezer(setup: &CgroupSetup, mountinfo: Option<&str>) -> Option<(PathBuf, Freezer)> {
+    match setup {
+        CgroupSetup::Unified => Some((
+            PathBuf::from(libcgroups::common::DEFAULT_CGROUP_ROOT),
+            Freezer::V2,
+        )),
+        CgroupSetup::Legacy | CgroupSetup::Hybrid => {
             let mount = libcgroups::v1::util::subsystem_mount_point_in(
-                &mountinfo,
+                mountinfo?,
                 &libcgroups::v1::ControllerType::Freezer,
-            )
-            .ok();
-            (mount.map(|m| (m, Freezer::V1)), Some(mountinfo.into()))
+            );
+            mount.ok().map(|m| (m, Freezer::V1))
         }
     }
 }
@@ -150,6 +146,30 @@ mod tests {
         assert!(frozen(m, Path::new("/a/x"), Freezer::V2).unwrap().is_some());
         assert!(frozen(m, Path::new("/b"), Freezer::V2).unwrap().is_some());
         assert_eq!(frozen(m, Path::new("/c"), Freezer::V2).unwrap(), None);
+    }
+
+    /// Two lines of a hybrid host's mountinfo: the freezer and the v2 hugetlb mount.
+    const HYBRID_MOUNTINFO: &str = "\
+35 25 0:30 / /sys/fs/cgroup/freezer rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,freezer
+28 25 0:25 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:5 - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn the_freezer_is_v2s_hierarchy_or_found_in_the_v1_table_given() {
+        assert_eq!(
+            host_freezer(&CgroupSetup::Unified, None),
+            Some((PathBuf::from("/sys/fs/cgroup"), Freezer::V2))
+        );
+        for v1 in [CgroupSetup::Hybrid, CgroupSetup::Legacy] {
+            assert_eq!(
+                host_freezer(&v1, Some(HYBRID_MOUNTINFO)),
+                Some((PathBuf::from("/sys/fs/cgroup/freezer"), Freezer::V1))
+            );
+            // No freezer controller mounted, or no table read: no freezer known.
+            let without = HYBRID_MOUNTINFO.lines().nth(1).unwrap();
+            assert_eq!(host_freezer(&v1, Some(without)), None);
+            assert_eq!(host_freezer(&v1, None), None);
+        }
     }
 
     #[test]

@@ -401,22 +401,30 @@ pub fn container_config(name: &str, image: &str, cmd: &[&str], shape: PodShape) 
     }
 }
 
-/// The probe report an app container printed first thing into its CRI log
-/// (`<time> stdout F <line>`).
+/// The probe report an app container printed first thing into its CRI log.
 pub fn logged_report(log: &Path) -> Value {
+    let text = logged_until(log, "uid_map");
+    let line = text.lines().find(|l| l.contains("uid_map"));
+    parse_report(line.expect("a line with uid_map"))
+}
+
+/// The lines a container wrote to its CRI log (`<time> stdout|stderr F <line>`),
+/// both streams in the order containerd logged them, once one of them contains
+/// `needle`.
+pub fn logged_until(log: &Path, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        let line = text
+        let lines: Vec<&str> = text
             .lines()
             .filter_map(|l| l.splitn(4, ' ').nth(3))
-            .find(|l| l.contains("uid_map"));
-        if let Some(line) = line {
-            return parse_report(line);
+            .collect();
+        if lines.iter().any(|l| l.contains(needle)) {
+            return lines.join("\n");
         }
         assert!(
             Instant::now() < deadline,
-            "no probe report in {}: {text}",
+            "no {needle:?} in {}: {text}",
             log.display()
         );
         std::thread::sleep(Duration::from_millis(100));

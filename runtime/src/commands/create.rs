@@ -13,7 +13,9 @@
 //! A failure from step 4 on undoes what was made, in reverse order.
 
 use std::path::Path;
+use std::rc::Rc;
 
+use libcgroups::common::CgroupSetup;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
@@ -109,9 +111,13 @@ pub fn create_loaded(
     if g.root.exists(opts.id) {
         return Err(StateRootError::Exists(opts.id.to_string()).into());
     }
+    let cgroup_setup = libcgroups::common::get_cgroup_setup().ok();
+    let host_mountinfo = cgroup_setup.as_ref().and_then(host_mount_table);
     // A process added to a frozen cgroup stops at once: the create would wait for
     // it forever. Refused as runc does, before anything is made.
-    let (freezer, host_mountinfo) = crate::cgroup_freeze::host_freezer();
+    let freezer = cgroup_setup
+        .as_ref()
+        .and_then(|setup| crate::cgroup_freeze::host_freezer(setup, host_mountinfo.as_deref()));
     if let Some((mount, kind)) = freezer {
         if let Some(cgroup) =
             crate::cgroup_freeze::frozen(&mount, &admitted.placement.cgroup, kind)?
@@ -143,6 +149,27 @@ pub fn create_loaded(
     result
 }
 
+/// The host's `/proc/self/mountinfo`, read once per create and only where the
+/// cgroup hierarchies must be found in it: on cgroup v1 (legacy or hybrid; v2 has
+/// its one hierarchy at a fixed path, so nothing is read). The freezer check finds
+/// the freezer in it, and libcontainer's processes (the intermediate's cgroup
+/// manager, the init's cgroup v1 mounts: forks of this process a moment later) the
+/// other hierarchies, instead of reading the table again. `None` if it cannot be
+/// read: the freezer check then knows no freezer and libcontainer reads the table
+/// itself (and fails there, naming the cause, if it still cannot).
+fn host_mount_table(setup: &CgroupSetup) -> Option<Rc<str>> {
+    match setup {
+        CgroupSetup::Unified => None,
+        CgroupSetup::Legacy | CgroupSetup::Hybrid => match libcgroups::v1::util::read_mountinfo() {
+            Ok(text) => Some(text.into()),
+            Err(error) => {
+                tracing::debug!(%error, "host mount table unread; libcontainer reads its own");
+                None
+            }
+        },
+    }
+}
+
 /// What admission decided that [`make`] applies, besides the plan.
 struct Decided<'a> {
     /// The bind sources admission opened and judged, held open until the end.
@@ -155,10 +182,10 @@ struct Decided<'a> {
     started: std::time::Instant,
     /// Audit settings of the node config admission read.
     audit: &'a crate::audit_log::AuditConfig,
-    /// The host's mountinfo as the freezer check read it (cgroup v1): the
-    /// container's processes find the cgroup hierarchies in it. This create's own,
-    /// never kept for a later command (a container may be deleted days later).
-    host_mountinfo: Option<std::rc::Rc<str>>,
+    /// The host's mountinfo ([`host_mount_table`], cgroup v1): the container's
+    /// processes find the cgroup hierarchies in it. This create's own, never kept
+    /// for a later command (a container may be deleted days later).
+    host_mountinfo: Option<Rc<str>>,
 }
 
 /// The side effects of [`create`], in order; a failure undoes what was made.

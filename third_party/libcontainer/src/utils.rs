@@ -665,22 +665,45 @@ mod tests {
     #[serial]
     fn test_userns_spec_validation() -> Result<(), test_utils::TestError> {
         use nix::sched::{CloneFlags, unshare};
-        let syscall = create_syscall();
-        // default rootful spec
+        // [stockade patch] The checks outside a user namespace ran with the test
+        // process's own euid and expected it not to be root: run as root (as
+        // scripts/test.sh runs), the rootful spec is valid there and the test
+        // failed. Each case now sets the (mocked) euid it is about.
+        let as_euid = |uid: u32| {
+            let syscall = create_syscall();
+            syscall
+                .set_id(Uid::from_raw(uid), Gid::from_raw(uid))
+                .expect("mocked set_id");
+            syscall
+        };
+        assert!(
+            !is_in_new_userns().unwrap(),
+            "the test must start in the initial user namespace"
+        );
         let rootful_spec = Spec::default();
-        // as we are not in a user ns, and spec does not have user ns
-        // we should get error here
-        assert!(validate_spec_for_new_user_ns(&rootful_spec, &*syscall).is_err());
-
         let rootless_spec = Spec::rootless(1000, 1000);
+
+        // A non-root caller outside a user namespace needs one in the spec.
+        let user = as_euid(1000);
+        assert!(matches!(
+            validate_spec_for_new_user_ns(&rootful_spec, &*user),
+            Err(LibcontainerError::NoUserNamespace)
+        ));
         // because the spec contains user ns info, we should not get error
-        assert!(validate_spec_for_new_user_ns(&rootless_spec, &*syscall).is_ok());
+        assert!(validate_spec_for_new_user_ns(&rootless_spec, &*user).is_ok());
+
+        // Root outside a user namespace may run either.
+        let root = as_euid(0);
+        assert!(validate_spec_for_new_user_ns(&rootful_spec, &*root).is_ok());
+        assert!(validate_spec_for_new_user_ns(&rootless_spec, &*root).is_ok());
 
         test_utils::test_in_child_process(|| {
             unshare(CloneFlags::CLONE_NEWUSER).unwrap();
-            // here we are in a new user namespace
+            // here we are in a new user namespace, with no mapping: our euid is
+            // the overflow uid, not root
             let rootful_spec = Spec::default();
             let syscall = create_syscall();
+            assert!(!syscall.get_euid().is_root());
             // because we are already in a new user ns, it is fine if spec
             // does not have user ns, and because the test is running as
             // non root
