@@ -1,7 +1,8 @@
 //! Is the cgroup a container is about to be created in already frozen?
 //!
-//! A process added to a frozen cgroup stops at once, so libcontainer's intermediate
-//! process would never answer and `create` would wait forever. runc refuses such a
+//! A process added to a frozen cgroup stops at once, so the process that joins it
+//! (libcontainer's intermediate, or the init forked directly) would never answer
+//! and `create` would wait forever. runc refuses such a
 //! cgroup ("container's cgroup unexpectedly frozen"); so does Stockade, before it
 //! makes anything. Read-only; the host's cgroup layout and mount table are passed
 //! in (the create reads the table once for all its processes), and so is the

@@ -152,8 +152,9 @@ pub fn create_loaded(
 /// The host's `/proc/self/mountinfo`, read once per create and only where the
 /// cgroup hierarchies must be found in it: on cgroup v1 (legacy or hybrid; v2 has
 /// its one hierarchy at a fixed path, so nothing is read). The freezer check finds
-/// the freezer in it, and libcontainer's processes (the intermediate's cgroup
-/// manager, the init's cgroup v1 mounts: forks of this process a moment later) the
+/// the freezer in it, and libcontainer's processes (the cgroup manager of the
+/// process that joins the cgroup, the init's cgroup v1 mounts: forks of this
+/// process a moment later) the
 /// other hierarchies, instead of reading the table again. `None` if it cannot be
 /// read: the freezer check then knows no freezer and libcontainer reads the table
 /// itself (and fails there, naming the cause, if it still cannot).
