@@ -56,6 +56,10 @@ DEFAULT_V2=(
   runtime_lifecycle::pause_and_resume
   # How the container joins its cgroup (v2: cgroup.procs; v1 moves the one thread).
   runtime_work::run_joins_cgroup_v1_without_the_threadgroup_lock
+  # Without a user namespace the init is forked by the runtime and joins its cgroup
+  # itself (`0` in cgroup.procs); a limit the kernel refuses (cpu.max) is named.
+  runtime_work::only_a_container_with_a_user_namespace_takes_an_intermediate_process
+  runtime_bad_input::a_limit_the_kernel_refuses_names_the_cgroup_file_and_errno
   profile_injection::bare_spec_runs_hardened_under_the_node_default
   profile_injection::node_default_gives_a_silent_spec_its_own_cgroup_namespace
   profile_injection::bind_mounted_volume_is_idmapped_into_the_containers_range
