@@ -545,3 +545,78 @@ fn kill_whose_container_is_deleted_meanwhile_succeeds() {
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
     drop(c);
 }
+
+/// The same race caught half-way: a delete of the stopped container (it holds the
+/// id's lock) has begun removing the container's directory file by file when the
+/// kill writes its state there, so the write fails (ENOENT) while the directory
+/// still exists. Seen through containerd's CRI, which deletes a task as soon as
+/// its exit is published while StopContainer's kill is still returning: the kill
+/// failed with "failed to write container state file ... No such file or
+/// directory", which containerd reports as an unknown error. The kill waits for
+/// the delete in progress, then finds the container gone: its signal landed.
+#[test]
+fn kill_whose_container_a_delete_is_removing_succeeds() {
+    let _gc = gc_shared();
+    if skip_on_reference("fault injection targets Stockade's kill") {
+        return;
+    }
+    require_strace();
+    let rt = runtime!();
+    let bundle = BundleBuilder::new().args(&["sleep", "1000"]).build();
+    let c = rt.create_started(&bundle);
+    // The kill's state write fails as the delete's removal makes it fail, 2 s after
+    // the signal: by then the delete below holds the lock and is removing files.
+    let kill = rt
+        .command_via(
+            &[
+                STRACE,
+                "-o",
+                "/dev/null",
+                "-e",
+                "inject=rename,renameat,renameat2:error=ENOENT:delay_enter=2000000",
+            ],
+            &["kill", bundle.id.as_str(), "KILL"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strace");
+    assert_eq!(
+        c.wait(),
+        Some(128 + libc::SIGKILL),
+        "the init died of the kill"
+    );
+    // Each file of the container's directory is unlinked 1.5 s late: the directory
+    // is still there when the kill's write fails.
+    let delete = rt
+        .command_via(
+            &[
+                STRACE,
+                "-o",
+                "/dev/null",
+                "-e",
+                "inject=unlinkat:delay_enter=1500000",
+            ],
+            &["delete", bundle.id.as_str()],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strace");
+    let out = kill.wait_with_output().expect("wait for kill");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kill failed after its signal landed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deleted = delete.wait_with_output().expect("wait for delete");
+    assert_eq!(
+        deleted.status.code(),
+        Some(0),
+        "delete: {}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    drop(c);
+}

@@ -110,12 +110,26 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<(), Command
         // pod sandbox as soon as the exit is published, while StopPodSandbox's kill
         // is still returning): the kill did what it was asked, as under runc, which
         // records nothing after the signal.
-        Err(e) if !g.root.container_dir(id).exists() => {
+        Err(e) if deleted_meanwhile(g, id) => {
             tracing::debug!(error = %crate::error_chain(&e), "container deleted while it was killed");
             Ok(())
         }
         Err(e) => Err(CommandError::container(id, "kill")(e)),
     }
+}
+
+/// Whether the container was deleted while a verb that does not take the id's lock
+/// (kill) worked on it. A delete holds that lock from its start to the end, and
+/// removes the container's directory file by file: a write in it fails (ENOENT)
+/// while the directory itself is still there. So wait for a delete in progress to
+/// finish, then look (containerd's CRI deletes a task as soon as its exit is
+/// published, while the StopContainer kill that ended it is still returning).
+fn deleted_meanwhile(g: &Global, id: &str) -> bool {
+    if !g.root.container_dir(id).exists() {
+        return true;
+    }
+    let _lock = g.root.lock(id);
+    !g.root.container_dir(id).exists()
 }
 
 /// `kill ID 0`: exit 0 while the container's init lives (created, running or
