@@ -22,6 +22,19 @@ pub enum V1MountPointError {
     Pathrs(#[from] pathrs::error::Error),
 }
 
+/// [stockade patch] The lines of `mountinfo` that are cgroup v1 mounts (file system
+/// type `cgroup`), found without parsing the others: `MountInfo::from_line` splits
+/// every field and builds two hash maps per line, and a host's table has ~45 lines
+/// for ~13 hierarchies, searched once per controller when a manager is made. The
+/// type follows the ` - ` separator, which a path cannot contain (the kernel
+/// escapes a space in it as `\040`).
+pub fn cgroup_v1_lines(mountinfo: &str) -> impl Iterator<Item = &str> {
+    mountinfo.lines().filter(|line| {
+        line.split_once(" - ")
+            .is_some_and(|(_, fields)| fields.starts_with("cgroup "))
+    })
+}
+
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
@@ -39,11 +52,9 @@ pub fn list_subsystem_mount_points_with(
 
 /// [stockade patch] [`list_subsystem_mount_points`] in the text of this process's
 /// mountinfo, already read (see [`read_mountinfo`]).
-pub fn list_subsystem_mount_points_in(
-    mountinfo: &str,
-) -> Result<Vec<PathBuf>, V1MountPointError> {
+pub fn list_subsystem_mount_points_in(mountinfo: &str) -> Result<Vec<PathBuf>, V1MountPointError> {
     let mut mount_points = Vec::new();
-    for line in mountinfo.lines() {
+    for line in cgroup_v1_lines(mountinfo) {
         let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;
         if m.fs_type == "cgroup" {
             mount_points.push(m.mount_point);
@@ -67,7 +78,7 @@ pub fn named_hierarchy_mount_point_in(
     mountinfo: &str,
     name: &str,
 ) -> Result<Option<PathBuf>, V1MountPointError> {
-    for line in mountinfo.lines() {
+    for line in cgroup_v1_lines(mountinfo) {
         let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;
         if m.fs_type == "cgroup"
             && m.super_options.get("name").and_then(|v| v.as_deref()) == Some(name)
@@ -86,7 +97,7 @@ pub fn join_only_hierarchy_mount_point_in(
     mountinfo: &str,
     controller: &str,
 ) -> Result<Option<PathBuf>, V1MountPointError> {
-    for line in mountinfo.lines() {
+    for line in cgroup_v1_lines(mountinfo) {
         let m = MountInfo::from_line(line).map_err(V1MountPointError::MountInfo)?;
         if m.fs_type == "cgroup" && m.super_options.contains_key(controller) {
             return Ok(Some(m.mount_point));
@@ -139,8 +150,7 @@ pub fn subsystem_mount_point_in(
     subsystem: &ControllerType,
 ) -> Result<PathBuf, V1MountPointError> {
     let subsystem_name = subsystem.to_string();
-    mountinfo
-        .lines()
+    cgroup_v1_lines(mountinfo)
         .map(|line| MountInfo::from_line(line).map_err(V1MountPointError::MountInfo))
         .find_map(|r| match r {
             Err(e) => Some(Err(e)),
@@ -207,10 +217,25 @@ mod join_only_tests {
     }
 
     #[test]
-    fn list_subsystem_mount_points_in_the_text() {
+    fn cgroup_v1_lines_are_the_cgroup_mounts_only() {
         let text = format!(
-            "{MOUNTINFO}42 25 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+            "{MOUNTINFO}42 25 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+             43 25 0:38 / /mnt/a\\040-\\040cgroup\\040b rw - tmpfs cgroup rw\n\
+             44 25 0:39 / /mnt/c rw shared:1 - ext4 /dev/cgroup rw\n"
         );
+        let lines: Vec<&str> = cgroup_v1_lines(&text).collect();
+        let expected: Vec<&str> = MOUNTINFO
+            .lines()
+            .filter(|l| l.contains(" - cgroup "))
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn list_subsystem_mount_points_in_the_text() {
+        let text =
+            format!("{MOUNTINFO}42 25 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
         assert_eq!(
             list_subsystem_mount_points_in(&text).unwrap(),
             ["systemd", "misc", "rdma", "cpu,cpuacct"]
