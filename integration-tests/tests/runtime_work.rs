@@ -846,6 +846,46 @@ fn run_joins_cgroup_v1_without_the_threadgroup_lock() {
     }
 }
 
+/// Delete lists each directory of the container's cgroup tree once to remove it:
+/// it killed the tree's processes (a walk listing every directory for its
+/// `cgroup.procs`), then removed it deepest first (a second walk listing them all
+/// again), in every v1 hierarchy: ~50 syscalls per `run`. Now one walk collects
+/// the directories and kills, then removes them in reverse (libcgroups patch 19).
+/// Before the removal, the wait for an empty cgroup (libcontainer's
+/// `wait_for_empty_cgroup`: a pid namespace's teardown can take a while) lists the
+/// one hierarchy the manager counts processes in. That a tree with sub-cgroups and
+/// processes in them still goes is `runc_parity`'s `delete_force_removes_sub_cgroups`.
+#[test]
+fn delete_lists_each_cgroup_directory_once() {
+    require_root();
+    if skip_on_reference("Stockade's cgroup manager") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("delete");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(&rt, &bundle, Path::new("/"), "trace=openat", &out);
+    let leaf = format!("/{}\"", bundle.id);
+    let listed: Vec<String> = main_process_lines(&out)
+        .into_iter()
+        .filter(|l| l.contains("O_DIRECTORY") && l.contains("/sys/fs/cgroup/") && l.contains(&leaf))
+        .collect();
+    assert!(
+        !listed.is_empty(),
+        "delete listed no directory of the container's cgroup: the trace was misread"
+    );
+    let mut dirs: Vec<&str> = listed.iter().filter_map(|l| l.split('"').nth(1)).collect();
+    let all = dirs.len();
+    dirs.sort_unstable();
+    dirs.dedup();
+    assert!(
+        all <= dirs.len() + 1,
+        "{all} listings of {} cgroup directories: {listed:#?}",
+        dirs.len()
+    );
+}
+
 /// On cgroup v1 the container's device rules (a dozen: deny all, then each default
 /// device) are written to `devices.allow` through one open file, a write(2) per
 /// rule (the kernel parses one rule per write): each rule had its own open and

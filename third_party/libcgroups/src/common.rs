@@ -778,6 +778,63 @@ pub(crate) fn delete_tree_with_retry<P: AsRef<Path>, L: Into<Option<Duration>> +
     delete_with_retry(path, retries, limit_backoff)
 }
 
+/// [stockade patch] Kills every process of the cgroup tree at `path` (sub-cgroups
+/// included), then removes its directories deepest first, as `get_all_pids` and
+/// `delete_tree_with_retry` one after the other did, but listing each directory
+/// once: those two walked the tree each (on cgroup v1: every hierarchy listed
+/// twice at every delete, ~50 syscalls of a `run`). A directory that still cannot
+/// be removed (a sub-cgroup made by a process before it was killed) gets
+/// `delete_tree_with_retry`, which lists it again. A tree already gone is no error.
+pub(crate) fn kill_and_delete_tree<L: Into<Option<Duration>> + Copy>(
+    path: &Path,
+    retries: u32,
+    limit_backoff: L,
+) -> Result<(), WrappedIoError> {
+    let mut dirs = Vec::new();
+    collect_tree(path, &mut dirs)?;
+    for dir in &dirs {
+        let procs = dir.join(CGROUP_PROCS);
+        let text = match fs::read_to_string(&procs) {
+            Ok(text) => text,
+            // Removed meanwhile (a concurrent delete): no process there.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err).wrap_read(&procs),
+        };
+        for line in text.lines() {
+            let pid = line
+                .parse::<i32>()
+                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+                .wrap_other(&procs)?;
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    }
+    for dir in dirs.iter().rev() {
+        if delete_with_retry(dir, retries, limit_backoff).is_err() {
+            delete_tree_with_retry(dir, retries, limit_backoff)?;
+        }
+    }
+    Ok(())
+}
+
+/// `path` and every directory under it, parents before their children; one gone
+/// meanwhile (a concurrent delete) is left out. Only sub-cgroups are directories
+/// in a cgroup; a symlink is never followed.
+fn collect_tree(path: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), WrappedIoError> {
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).wrap_read(path),
+    };
+    dirs.push(path.to_path_buf());
+    for entry in entries {
+        let entry = entry.wrap_read(path)?;
+        if entry.file_type().wrap_read(entry.path())?.is_dir() {
+            collect_tree(&entry.path(), dirs)?;
+        }
+    }
+    Ok(())
+}
+
 /// Attempts to delete the path the requested number of times.
 pub(crate) fn delete_with_retry<P: AsRef<Path>, L: Into<Option<Duration>>>(
     path: P,

@@ -173,7 +173,11 @@ impl Manager {
 
     /// [stockade patch] The cgroup's directory in each hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        self.subsystems.values().chain(&self.named).cloned().collect()
+        self.subsystems
+            .values()
+            .chain(&self.named)
+            .cloned()
+            .collect()
     }
 
     /// [stockade patch] The text of /proc/self/mountinfo and /proc/self/cgroup.
@@ -347,16 +351,11 @@ impl CgroupManager for Manager {
 
     fn remove(&self) -> Result<(), Self::Error> {
         for cgroup_path in self.subsystems.values().chain(&self.named) {
-            if cgroup_path.exists() {
-                tracing::debug!("remove cgroup {:?}", cgroup_path);
-                // [stockade patch] Every process of the tree, sub-cgroups included,
-                // and every directory of it, deepest first (see delete_tree_with_retry).
-                for pid in common::get_all_pids(cgroup_path)? {
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
-                }
-
-                common::delete_tree_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
-            }
+            tracing::debug!("remove cgroup {:?}", cgroup_path);
+            // [stockade patch] Every process of the tree, sub-cgroups included,
+            // and every directory of it, deepest first, in one walk of the tree
+            // (see kill_and_delete_tree); a hierarchy without it is skipped.
+            common::kill_and_delete_tree(cgroup_path, 4, Duration::from_millis(100))?;
         }
 
         Ok(())
@@ -416,7 +415,10 @@ mod with_mountinfo_tests {
             m.named
         );
         for dir in m.cgroup_dirs() {
-            assert!(dir.starts_with("/fake"), "{dir:?} is not in the given table");
+            assert!(
+                dir.starts_with("/fake"),
+                "{dir:?} is not in the given table"
+            );
         }
     }
 }
