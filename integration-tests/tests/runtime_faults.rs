@@ -59,6 +59,19 @@ fn run_injected(rt: &Runtime, inject: &[&str], args: &[&std::ffi::OsStr]) -> Opt
         .code()
 }
 
+/// Start the runtime with `args` under strace with one `-e inject=` expression,
+/// without waiting: its stderr is piped for the caller's message.
+fn spawn_injected(rt: &Runtime, inject: &str, args: &[&str]) -> std::process::Child {
+    rt.command_via(
+        &[STRACE, "-o", "/dev/null", "-e", &format!("inject={inject}")],
+        args,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn strace")
+}
+
 fn create_args(bundle: &Bundle) -> Vec<std::ffi::OsString> {
     vec![
         "create".into(),
@@ -498,43 +511,23 @@ fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
 }
 
-/// A `kill` whose signal ended the init, and whose container was deleted before the
-/// kill recorded the stop (containerd deletes a pod sandbox as soon as its exit is
-/// published, racing StopPodSandbox's own kill): the kill did what it was asked and
-/// exits 0, as runc (which records nothing after signalling) does. strace holds the
-/// kill's state write (its rename) back until the delete is done.
-#[test]
-fn kill_whose_container_is_deleted_meanwhile_succeeds() {
+/// A started container is killed (SIGKILL) by a `kill` run under strace with
+/// `kill_inject`, which holds back or fails its state write after the signal;
+/// `delete` deletes the container meanwhile. The kill did what it was asked: it
+/// must exit 0, and nothing may be left.
+fn kill_racing_a_delete(kill_inject: &str, delete: impl FnOnce(&Runtime, &str)) {
     let _gc = gc_shared();
-    if skip_on_reference("fault injection targets Stockade's kill") {
-        return;
-    }
     require_strace();
     let rt = runtime!();
     let bundle = BundleBuilder::new().args(&["sleep", "1000"]).build();
     let c = rt.create_started(&bundle);
-    let kill = rt
-        .command_via(
-            &[
-                STRACE,
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=rename,renameat,renameat2:delay_enter=3000000",
-            ],
-            &["kill", bundle.id.as_str(), "KILL"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strace");
+    let kill = spawn_injected(&rt, kill_inject, &["kill", bundle.id.as_str(), "KILL"]);
     assert_eq!(
         c.wait(),
         Some(128 + libc::SIGKILL),
         "the init died of the kill"
     );
-    let deleted = rt.exec_cmd(&["delete", bundle.id.as_str()]);
-    assert!(deleted.success(), "{deleted:?}");
+    delete(&rt, &bundle.id);
     let out = kill.wait_with_output().expect("wait for kill");
     assert_eq!(
         out.status.code(),
@@ -544,6 +537,22 @@ fn kill_whose_container_is_deleted_meanwhile_succeeds() {
     );
     assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
     drop(c);
+}
+
+/// A `kill` whose signal ended the init, and whose container was deleted before the
+/// kill recorded the stop (containerd deletes a pod sandbox as soon as its exit is
+/// published, racing StopPodSandbox's own kill): the kill did what it was asked and
+/// exits 0, as runc (which records nothing after signalling) does. strace holds the
+/// kill's state write (its rename) back until the delete is done.
+#[test]
+fn kill_whose_container_is_deleted_meanwhile_succeeds() {
+    if skip_on_reference("fault injection targets Stockade's kill") {
+        return;
+    }
+    kill_racing_a_delete("rename,renameat,renameat2:delay_enter=3000000", |rt, id| {
+        let deleted = rt.exec_cmd(&["delete", id]);
+        assert!(deleted.success(), "{deleted:?}");
+    });
 }
 
 /// The same race caught half-way: a delete of the stopped container (it holds the
@@ -556,67 +565,25 @@ fn kill_whose_container_is_deleted_meanwhile_succeeds() {
 /// the delete in progress, then finds the container gone: its signal landed.
 #[test]
 fn kill_whose_container_a_delete_is_removing_succeeds() {
-    let _gc = gc_shared();
     if skip_on_reference("fault injection targets Stockade's kill") {
         return;
     }
-    require_strace();
-    let rt = runtime!();
-    let bundle = BundleBuilder::new().args(&["sleep", "1000"]).build();
-    let c = rt.create_started(&bundle);
     // The kill's state write fails as the delete's removal makes it fail, 2 s after
-    // the signal: by then the delete below holds the lock and is removing files.
-    let kill = rt
-        .command_via(
-            &[
-                STRACE,
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=rename,renameat,renameat2:error=ENOENT:delay_enter=2000000",
-            ],
-            &["kill", bundle.id.as_str(), "KILL"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strace");
-    assert_eq!(
-        c.wait(),
-        Some(128 + libc::SIGKILL),
-        "the init died of the kill"
+    // the signal: by then the delete below holds the lock and is removing files,
+    // each unlinked 1.5 s late, so the directory is still there at the failure.
+    kill_racing_a_delete(
+        "rename,renameat,renameat2:error=ENOENT:delay_enter=2000000",
+        |rt, id| {
+            let delete = spawn_injected(rt, "unlinkat:delay_enter=1500000", &["delete", id]);
+            // The kill's verdict is checked after this returns; the delete must
+            // finish (and succeed) first, as a node's would.
+            let deleted = delete.wait_with_output().expect("wait for delete");
+            assert_eq!(
+                deleted.status.code(),
+                Some(0),
+                "delete: {}",
+                String::from_utf8_lossy(&deleted.stderr)
+            );
+        },
     );
-    // Each file of the container's directory is unlinked 1.5 s late: the directory
-    // is still there when the kill's write fails.
-    let delete = rt
-        .command_via(
-            &[
-                STRACE,
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=unlinkat:delay_enter=1500000",
-            ],
-            &["delete", bundle.id.as_str()],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strace");
-    let out = kill.wait_with_output().expect("wait for kill");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "kill failed after its signal landed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deleted = delete.wait_with_output().expect("wait for delete");
-    assert_eq!(
-        deleted.status.code(),
-        Some(0),
-        "delete: {}",
-        String::from_utf8_lossy(&deleted.stderr)
-    );
-    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
-    drop(c);
 }

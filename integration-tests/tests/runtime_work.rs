@@ -274,6 +274,47 @@ fn resumed_calls_merged(text: &str) -> Vec<String> {
     lines
 }
 
+/// One traced `run` of `/bin/true` (every process), from the bundle directory or
+/// from `/`: the trace with resumed calls merged (`resumed_calls_merged`), the
+/// runtime's pid (the trace's first) and the init's (the pid that executed
+/// `/bin/true`). `filter` must trace `execve`.
+struct TrueRun {
+    text: String,
+    merged: Vec<String>,
+    main: String,
+    init: String,
+}
+
+fn traced_true_run(rt: &Runtime, from_bundle_dir: bool, filter: &str) -> TrueRun {
+    let traces = tempfile::tempdir().expect("trace dir");
+    let out = traces.path().join("trace");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    let cwd = match from_bundle_dir {
+        true => bundle.path().to_path_buf(),
+        false => "/".into(),
+    };
+    traced_run(rt, &bundle, &cwd, filter, &out);
+    let text = std::fs::read_to_string(&out).expect("read trace");
+    let merged = resumed_calls_merged(&text);
+    let main = merged[0]
+        .split_whitespace()
+        .next()
+        .expect("an empty trace")
+        .to_string();
+    let init = merged
+        .iter()
+        .find(|l| l.contains("execve(\"/bin/true\""))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no process executed /bin/true:\n{text}"))
+        .to_string();
+    TrueRun {
+        text,
+        merged,
+        main,
+        init,
+    }
+}
+
 /// Each `open` of `path_suffix` in a trace (`pid`, line index, fd) and the byte
 /// counts its `read`s returned until the fd was closed.
 fn reads_per_open(text: &str, path_suffix: &str) -> Vec<(String, Vec<usize>)> {
@@ -401,29 +442,9 @@ fn create_reads_mountinfo_once_for_all_its_processes() {
         return;
     }
     let rt = runtime!(profile = "default");
-    let traces = tempfile::tempdir().expect("trace dir");
-    let out = traces.path().join("mountinfo");
-    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
-    traced_run(
-        &rt,
-        &bundle,
-        Path::new("/"),
-        "trace=openat,openat2,execve",
-        &out,
-    );
-    let text = std::fs::read_to_string(&out).expect("read trace");
-    let merged = resumed_calls_merged(&text);
-    let main = merged[0]
-        .split_whitespace()
-        .next()
-        .expect("an empty trace")
-        .to_string();
-    let init = merged
-        .iter()
-        .find(|l| l.contains("execve(\"/bin/true\""))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no process executed /bin/true:\n{text}"))
-        .to_string();
+    let TrueRun {
+        merged, main, init, ..
+    } = traced_true_run(&rt, false, "trace=openat,openat2,execve");
     let reads: Vec<&String> = merged
         .iter()
         .filter(|l| l.contains("\"mountinfo\"") || l.contains("/mountinfo\""))
@@ -479,24 +500,8 @@ fn init_makes_device_nodes_without_resolving_the_rootfs_per_node() {
     }
     for profile in ["unconfined", "default"] {
         let rt = runtime!(profile = profile);
-        let traces = tempfile::tempdir().expect("trace dir");
-        let out = traces.path().join("readlink");
-        let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
-        traced_run(
-            &rt,
-            &bundle,
-            Path::new("/"),
-            "trace=readlink,readlinkat,execve",
-            &out,
-        );
-        let text = std::fs::read_to_string(&out).expect("read trace");
-        let merged = resumed_calls_merged(&text);
-        let init = merged
-            .iter()
-            .find(|l| l.contains("execve(\"/bin/true\""))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no process executed /bin/true:\n{text}"))
-            .to_string();
+        let TrueRun { merged, init, .. } =
+            traced_true_run(&rt, false, "trace=readlink,readlinkat,execve");
         let links: Vec<&String> = merged
             .iter()
             .filter(|l| {
@@ -635,20 +640,9 @@ fn init_makes_mount_points_without_a_procfs_reopen() {
         return;
     }
     let rt = runtime!(profile = "default");
-    let traces = tempfile::tempdir().expect("trace dir");
-    let out = traces.path().join("init");
-    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
-    traced_run(&rt, &bundle, bundle.path(), "trace=all", &out);
-    let text = std::fs::read_to_string(&out).expect("read trace");
-    let init = text
-        .lines()
-        .find(|l| l.contains("execve(\"/bin/true\""))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no process executed /bin/true:\n{text}"))
-        .to_string();
     // strace pads a pid shorter than five digits: match on the normalised
     // "PID call" lines, or a short pid would find no re-open at all.
-    let merged = resumed_calls_merged(&text);
+    let TrueRun { merged, init, .. } = traced_true_run(&rt, true, "trace=all");
     let calls: Vec<&str> = merged
         .iter()
         .map(String::as_str)
@@ -750,29 +744,13 @@ fn only_a_container_with_a_user_namespace_takes_an_intermediate_process() {
     }
     for (profile, direct) in [("unconfined", true), ("default", false)] {
         let rt = runtime!(profile = profile);
-        let traces = tempfile::tempdir().expect("trace dir");
-        let out = traces.path().join("forks");
-        let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
-        traced_run(
-            &rt,
-            &bundle,
-            Path::new("/"),
-            "trace=clone,clone3,fork,vfork,execve",
-            &out,
-        );
-        let text = std::fs::read_to_string(&out).expect("read trace");
-        let merged = resumed_calls_merged(&text);
-        let main = merged[0]
-            .split_whitespace()
-            .next()
-            .expect("an empty trace")
-            .to_string();
-        let init = merged
-            .iter()
-            .find(|l| l.contains("execve(\"/bin/true\""))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{profile}: no process executed /bin/true:\n{text}"))
-            .to_string();
+        let TrueRun {
+            text,
+            merged,
+            main,
+            init,
+            ..
+        } = traced_true_run(&rt, false, "trace=clone,clone3,fork,vfork,execve");
         let (parent, fork) = creator_of(&merged, &init)
             .unwrap_or_else(|| panic!("{profile}: no fork made the init {init}:\n{text}"));
         assert!(
