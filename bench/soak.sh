@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Soak test for releases (not run in CI): N full lifecycles under the hardened
-# `default` profile (user namespace, idmapped rootfs, host id range), every tenth
+# `default` profile (user namespace, idmapped rootfs, host id range; or the
+# profile named by SOAK_PROFILE, e.g. `unconfined`, whose init is forked without
+# libcontainer's intermediate process), every tenth
 # one interrupted (create or start killed with -9, then `delete --force`), with
 # leak accounting before and after: mounts, cgroups, host id ranges, state and plan
 # dirs, idmap dirs, lock and journal files, runtime processes, open fds of the
 # shell. Exit 1 on any leak.
 #
-#   bench/soak.sh [LIFECYCLES]      (default 1000; run as root)
+#   [SOAK_PROFILE=NAME] bench/soak.sh [LIFECYCLES]      (default 1000; run as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000}
@@ -48,7 +50,7 @@ PY
 cat > "$work/config.toml" <<TOML
 schema = 1
 profiles_dir = "$PWD/profiles"
-default_profile = "default"
+default_profile = "${SOAK_PROFILE:-default}"
 TOML
 export STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$db
 rt() { "$stockade" --root "$root" --log "$work/log.json" --log-format json "$@"; }
