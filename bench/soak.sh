@@ -54,6 +54,10 @@ default_profile = "${SOAK_PROFILE:-default}"
 TOML
 export STOCKADE_CONFIG=$work/config.toml STOCKADE_USERNS_DB=$db
 rt() { "$stockade" --root "$root" --log "$work/log.json" --log-format json "$@"; }
+# The runtime in the background as the very process `$!` names: `rt ... &` would be
+# a subshell running the function, and kill -9 would end that shell while the
+# runtime ran on.
+rt_bg() { "$stockade" --root "$root" --log "$work/log.json" --log-format json "$@" >/dev/null 2>&1 & }
 
 # What this soak may leave behind, counted; only things it made are counted.
 snapshot() {
@@ -79,12 +83,12 @@ for i in $(seq 1 "$n"); do
   id=soak-$i
   case $((i % 10)) in
     3) # create killed half-way (-9 after a random short delay)
-      rt create --bundle "$work/bundle" "$id" >/dev/null 2>&1 &
+      rt_bg create --bundle "$work/bundle" "$id"
       sleep "0.0$((RANDOM % 9 + 1))"; kill -9 $! 2>/dev/null || true; wait $! 2>/dev/null || true
       rt delete --force "$id" >/dev/null 2>&1 || failures=$((failures + 1)) ;;
     7) # start killed half-way
       rt create --bundle "$work/bundle" "$id" >/dev/null 2>&1 || failures=$((failures + 1))
-      rt start "$id" >/dev/null 2>&1 &
+      rt_bg start "$id"
       sleep "0.00$((RANDOM % 9 + 1))"; kill -9 $! 2>/dev/null || true; wait $! 2>/dev/null || true
       rt delete --force "$id" >/dev/null 2>&1 || failures=$((failures + 1)) ;;
     *)
