@@ -11,8 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use stockade_integration_tests::{
-    assert_nothing_left_behind, runtime, skip_on_reference, torn_journal_writes, Bundle,
-    BundleBuilder, Runtime,
+    assert_nothing_left_behind, runtime, skip_on_reference, Bundle, BundleBuilder, Runtime,
 };
 
 const STRACE: &str = "/usr/bin/strace";
@@ -510,42 +509,6 @@ fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
         assert_eq!(processes_naming(&id), Vec::<String>::new(), "{what}");
     }
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
-}
-
-/// A create killed inside its journal write, between the temporary file and its
-/// rename (a create's first rename once the state root has its idmap owner
-/// record, which a first container writes): `.ID.PID.tmp`
-/// stayed in the journal directory for good, named by no journal (bench/soak.sh
-/// counted them). `delete --force` of the id and `gc` remove it (never a live
-/// writer's).
-#[test]
-fn a_create_killed_in_its_journal_write_leaves_no_temporary_file() {
-    let _gc = gc_exclusive();
-    if skip_on_reference("fault injection targets Stockade's journal") {
-        return;
-    }
-    require_strace();
-    for recovery in ["delete --force", "gc"] {
-        let rt = runtime!(profile = "default");
-        let first = BundleBuilder::new().args(&["/bin/true"]).build();
-        let ran = rt.run(&first);
-        assert_eq!(ran.code, Some(0), "{recovery}: a first container: {ran:?}");
-        let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
-        let args = create_args(&bundle);
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        let code = run_injected(&rt, &["rename:signal=KILL:when=1"], &args);
-        assert_eq!(code, None, "{recovery}: the create was not killed");
-        assert!(
-            !torn_journal_writes(&rt, &bundle.id).is_empty(),
-            "{recovery}: the kill did not land in the journal write"
-        );
-        let out = match recovery {
-            "gc" => rt.exec_cmd(&["gc"]),
-            _ => rt.exec_cmd(&["delete", "--force", bundle.id.as_str()]),
-        };
-        assert!(out.success(), "{recovery}: {out:?}");
-        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
-    }
 }
 
 /// A `delete --force` while a `start` is under way (bench/soak.sh found it: its
