@@ -880,14 +880,6 @@ pub fn assert_nothing_left_behind(rt: &Runtime, id: &str, cgroup: &str, rootfs: 
     if plan.exists() {
         left.push(format!("hardened bundle {}", plan.display()));
     }
-    // The id's lock file and create journal: a verb that failed, or ran on a
-    // container deleted meanwhile, must not leave them.
-    for kind in ["locks", "journal"] {
-        let file = rt.state_root().join(".stockade").join(kind).join(id);
-        if file.exists() {
-            left.push(format!("{kind} file {}", file.display()));
-        }
-    }
     for (owner, start, members) in rt.userns_ranges() {
         if owner == id || members.iter().any(|m| m == id) {
             left.push(format!(

@@ -511,46 +511,6 @@ fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
 }
 
-/// A `delete --force` while a `start` is under way (bench/soak.sh found it: its
-/// kill -9 of a backgrounded start reached the shell, and the start ran on): the
-/// delete removed the container's directory file by file while start wrote its
-/// state there, failed with ENOTEMPTY and left the whole container behind. start
-/// now holds the id's lock, as delete does: the delete waits for the start (held
-/// here at its state write), then removes everything.
-#[test]
-fn delete_force_during_a_start_waits_for_it_and_leaves_nothing() {
-    let _gc = gc_shared();
-    if skip_on_reference("fault injection targets Stockade's start") {
-        return;
-    }
-    require_strace();
-    let rt = runtime!(profile = "default");
-    let bundle = BundleBuilder::new()
-        .args(&["/usr/bin/probe", "sleep", "600"])
-        .build();
-    let c = rt
-        .create(&bundle)
-        .unwrap_or_else(|failed| panic!("create failed: {:?}\nlog: {}", failed.out, rt.log_text()));
-    let start = spawn_injected(
-        &rt,
-        "rename,renameat,renameat2:delay_enter=2000000",
-        &["start", bundle.id.as_str()],
-    );
-    // The start has signalled the init and waits at its state write.
-    std::thread::sleep(Duration::from_millis(500));
-    let deleted = rt.exec_cmd(&["delete", "--force", bundle.id.as_str()]);
-    let started = start.wait_with_output().expect("wait for start");
-    assert_eq!(
-        started.status.code(),
-        Some(0),
-        "start, overtaken by the delete: {}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    assert!(deleted.success(), "delete --force: {deleted:?}");
-    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
-    drop(c);
-}
-
 /// A started container is killed (SIGKILL) by a `kill` run under strace with
 /// `kill_inject`, which holds back or fails its state write after the signal;
 /// `delete` deletes the container meanwhile. The kill did what it was asked: it

@@ -206,16 +206,15 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
     report.state_roots.push(g.root.path().to_path_buf());
     let journal_dir = g.root.path().join(".stockade").join("journal");
     for id in names(&journal_dir) {
-        let lock = g.root.lock(&id)?;
+        let _lock = g.root.lock(&id)?;
         if g.root.container_dir(&id).join("state.json").exists() {
             // The create got far enough: the container and its plan describe it all.
             end(g, &id);
         } else if pending(g, &id) {
             // (Unless another gc reclaimed it while we waited for the lock.)
             reclaim(g, &id)?;
-            report.reclaimed.push(id.clone());
+            report.reclaimed.push(id);
         }
-        remove_lock_of_missing(g, &id, lock);
     }
     let idmap = g.root.rootfs_dir();
     for sub in ["root", "binds", "layers"] {
@@ -223,7 +222,6 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
             let lock = g.root.lock(&id)?;
             let dir = idmap.join(sub).join(&id);
             if g.root.exists(&id) || !dir.exists() {
-                remove_lock_of_missing(g, &id, lock);
                 continue;
             }
             reclaim_intent(
@@ -239,16 +237,6 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
         }
     }
     Ok(())
-}
-
-/// The lock file of an id gc reclaimed, or found gone, goes as delete removes
-/// it (a killed create left it); a container's own stays.
-fn remove_lock_of_missing(g: &Global, id: &str, lock: crate::lockfile::FileLock) {
-    if !g.root.exists(id) {
-        if let Err(e) = lock.remove() {
-            tracing::warn!(error = %e, id, "failed to remove the lock file of a reclaimed create");
-        }
-    }
 }
 
 /// The idmap directory `dir` of `root`, a state root that no longer exists: no
