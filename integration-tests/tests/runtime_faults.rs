@@ -38,9 +38,8 @@ fn require_strace() {
     );
 }
 
-/// Run `args` under strace with `inject` (an `-e inject=` expression); returns the
-/// exit status code (None when killed by a signal).
-fn run_injected(rt: &Runtime, inject: &[&str], args: &[&std::ffi::OsStr]) -> Option<i32> {
+/// strace's command line for `inject` (`-e inject=` expressions; `-f` passed as is).
+fn strace_wrapper(inject: &[&str]) -> Vec<String> {
     let mut wrapper = vec![STRACE.to_string(), "-o".into(), "/dev/null".into()];
     for i in inject {
         if *i == "-f" {
@@ -50,6 +49,13 @@ fn run_injected(rt: &Runtime, inject: &[&str], args: &[&std::ffi::OsStr]) -> Opt
             wrapper.push(format!("inject={i}"));
         }
     }
+    wrapper
+}
+
+/// Run `args` under strace with `inject` (an `-e inject=` expression); returns the
+/// exit status code (None when killed by a signal).
+fn run_injected(rt: &Runtime, inject: &[&str], args: &[&std::ffi::OsStr]) -> Option<i32> {
+    let wrapper = strace_wrapper(inject);
     // Null stdio: a child the killed runtime leaks must not hold the test's pipes.
     rt.command_via(&wrapper, args)
         .stdout(Stdio::null())
@@ -62,14 +68,11 @@ fn run_injected(rt: &Runtime, inject: &[&str], args: &[&std::ffi::OsStr]) -> Opt
 /// Start the runtime with `args` under strace with one `-e inject=` expression,
 /// without waiting: its stderr is piped for the caller's message.
 fn spawn_injected(rt: &Runtime, inject: &str, args: &[&str]) -> std::process::Child {
-    rt.command_via(
-        &[STRACE, "-o", "/dev/null", "-e", &format!("inject={inject}")],
-        args,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn strace")
+    rt.command_via(&strace_wrapper(&[inject]), args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strace")
 }
 
 fn create_args(bundle: &Bundle) -> Vec<std::ffi::OsString> {
