@@ -31,7 +31,9 @@
 # $VM_DIR/out/<time>-<shell|systemd>-<pid>/ (one directory per boot).
 #
 # Environment: VM_DIR (default /var/tmp/stockade-vm-lane), VM_MEM (2G), VM_SMP (2),
-# VM_TIMEOUT seconds per boot (900), VM_TEST_THREADS (2), VM_OUT (the boot's output
+# VM_TIMEOUT seconds per boot (900), VM_SELECTION_TIMEOUT seconds per selection
+# (300: a hung selection is reported, with every process's kernel stack and the
+# file locks, and killed), VM_TEST_THREADS (2), VM_OUT (the boot's output
 # directory). Every STOCKADE_* variable (STOCKADE_TEST_CGROUP_PARENT, default
 # stockade-vm-lane; STOCKADE_TEST_RUNTIME, ...) is passed into the VM.
 set -euo pipefail
@@ -280,6 +282,48 @@ write_lane_script() {
     echo 'echo "VM-UP $(cut -d" " -f1 /proc/uptime)s kernel $(uname -r) pid1 $(cat /proc/1/comm)"'
     echo 'echo "cgroup: $(stat -fc %T /sys/fs/cgroup) controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || ls /sys/fs/cgroup)"'
     echo 'failed=0'
+    # A selection that hangs is reported, with what every process waits on and
+    # who holds which file lock, then killed: the boot goes on with the next
+    # selection instead of dying silently at VM_TIMEOUT.
+    cat <<'LANE_FUNCS'
+hang_report() {
+  echo "LANE HUNG $1: no result after $2 s; processes, kernel stacks, file locks:"
+  ps -eo pid,ppid,stat,etimes,wchan:28,args --forest | grep -v ' \[.*\]$'
+  local p
+  for p in $(pgrep -f 'stockade|containerd|ctr |runc|crun'); do
+    [ -r /proc/$p/cmdline ] || continue
+    echo "--- $p $(tr '\0' ' ' </proc/$p/cmdline | cut -c1-200)"
+    cat /proc/$p/stack 2>/dev/null
+  done
+  echo "--- /proc/locks"; cat /proc/locks
+  # The tests' containerds (ours, in this VM) log their goroutines on SIGUSR1.
+  for p in $(pgrep -x containerd); do kill -USR1 $p; done
+  sleep 2
+  local log
+  for log in /scratch/tmp/*/containerd.log; do
+    [ -f "$log" ] && { echo "--- $log (last 300 lines)"; tail -n 300 "$log"; }
+  done
+}
+# run_selection SELECTION LIMIT CMD...: CMD's output streams to the console.
+run_selection() {
+  local sel=$1 limit=$2 waited=0; shift 2
+  "$@" >/scratch/tmp/selection.log 2>&1 &
+  local pid=$!
+  tail -n +1 -f --pid=$pid /scratch/tmp/selection.log &
+  local tailer=$!
+  while kill -0 $pid 2>/dev/null; do
+    if ((waited >= limit)); then
+      hang_report "$sel" "$limit"
+      kill -KILL $pid
+      break
+    fi
+    sleep 1; waited=$((waited + 1))
+  done
+  wait $pid; local rc=$?
+  wait $tailer
+  return $rc
+}
+LANE_FUNCS
     local sel file filter bin exact
     for sel in "$@"; do
       file=${sel%%::*}
@@ -290,9 +334,9 @@ write_lane_script() {
       bin=$(test_binary "$file")
       printf 'echo "LANE START %s"; start=$(date +%%s)\n' "$sel"
       # A selection that matches no test is a failure, not a silent pass.
-      printf '%q --test-threads=%s %s %q 2>&1 | tee /scratch/tmp/selection.log\n' \
-        "$bin" "${VM_TEST_THREADS:-2}" "$exact" "$filter"
-      printf 'if [ "${PIPESTATUS[0]}" = 0 ] && ! grep -q "^running 0 tests" /scratch/tmp/selection.log; then r=PASS; else r=FAIL; failed=1; fi\n'
+      printf 'run_selection %q %s %q --test-threads=%s %s %q\n' \
+        "$sel" "${VM_SELECTION_TIMEOUT:-300}" "$bin" "${VM_TEST_THREADS:-2}" "$exact" "$filter"
+      printf 'if [ $? = 0 ] && ! grep -q "^running 0 tests" /scratch/tmp/selection.log; then r=PASS; else r=FAIL; failed=1; fi\n'
       printf 'echo "LANE $r %s ($(( $(date +%%s) - start ))s)"\n' "$sel"
     done
     echo 'exit $failed'

@@ -32,7 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::image;
+use crate::{bounded, image};
 
 pub const NAMESPACE: &str = "stockade-test";
 pub const IMAGE: &str = "docker.io/library/stockade-busybox:test";
@@ -40,6 +40,9 @@ pub const PAUSE_IMAGE: &str = "docker.io/library/stockade-pause:test";
 /// A distroless-style workload: busybox + probe, no `/tmp`, `/run`, no `PATH`.
 pub const WORKLOAD_IMAGE: &str = "docker.io/library/stockade-workload:test";
 pub const RUNTIME: &str = "io.containerd.stockade.v2";
+/// The longest any one `ctr` call may take, even in the VM lane (TCG runs a
+/// container start ~25x slower than the host): a hang fails the test instead.
+pub const CTR_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
 /// Parent of every test cgroup (absolute cgroupsPath), e.g. `/stockade-test`.
 pub fn cgroup_parent() -> String {
     format!("/{}", crate::bundle::cgroup_parent())
@@ -328,11 +331,19 @@ impl Containerd {
         cmd
     }
 
+    /// Runs `ctr <args>` to completion; fails the test, with containerd's log,
+    /// when it is still running after [`CTR_LIMIT`].
     pub fn ctr(&self, args: &[&str]) -> Output {
-        self.ctr_cmd(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ctr")
+        match bounded::output_within(self.ctr_cmd(args), CTR_LIMIT).expect("run ctr") {
+            Ok(out) => out,
+            Err(t) => panic!(
+                "ctr {args:?} still running after {:?} (killed)\nstdout: {}\nstderr: {}\ncontainerd log:\n{}",
+                t.limit,
+                t.stdout,
+                t.stderr,
+                self.log()
+            ),
+        }
     }
 
     fn import_images(&mut self) -> io::Result<()> {
@@ -678,14 +689,13 @@ impl Containerd {
 /// `namespaces` (a failed test's leftovers).
 pub fn remove_leftover_tasks(socket: &Path, namespaces: &[&str]) {
     for ns in namespaces {
+        // Best effort: a call that hangs is given up, not waited on forever.
         let ctr = |args: &[&str]| {
-            Command::new("ctr")
-                .arg("-a")
-                .arg(socket)
-                .args(["-n", ns])
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
+            let mut cmd = Command::new("ctr");
+            cmd.arg("-a").arg(socket).args(["-n", ns]).args(args);
+            bounded::output_within(cmd, CTR_LIMIT)
+                .ok()
+                .and_then(Result::ok)
         };
         let ids = |args: &[&str]| -> Vec<String> {
             ctr(args)

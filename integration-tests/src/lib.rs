@@ -6,6 +6,7 @@
 //! workspace's `target/debug/stockade`); set `STOCKADE_TEST_REFERENCE=1` when that
 //! binary is a reference runtime, which skips Stockade-specific scenarios loudly.
 
+pub mod bounded;
 pub mod bundle;
 pub mod console;
 pub mod containerd;
