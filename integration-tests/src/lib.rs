@@ -20,7 +20,8 @@ pub mod runtime;
 
 pub use bundle::{Bundle, BundleBuilder};
 pub use runtime::{
-    assert_nothing_left_behind, assert_refused, skip_on_reference, Container, Runtime,
+    assert_nothing_left_behind, assert_refused, skip_on_reference, torn_journal_writes, Container,
+    Runtime,
 };
 
 /// A [`Runtime`] for the runtime under test, with the probe binary cargo built for

@@ -848,6 +848,23 @@ pub fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
+/// The temporary files of `id`'s journal writes (`.ID.PID.tmp`) in `rt`'s state
+/// root: a create killed before renaming one leaves it.
+pub fn torn_journal_writes(rt: &Runtime, id: &str) -> Vec<PathBuf> {
+    let dir = rt.state_root().join(".stockade").join("journal");
+    let prefix = format!(".{id}.");
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&prefix) && name.ends_with(".tmp")
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Asserts that container `id` left no state dir, cgroup, process or mount behind.
 pub fn assert_nothing_left_behind(rt: &Runtime, id: &str, cgroup: &str, rootfs: &Path) {
     let mut left = Vec::new();
@@ -880,6 +897,19 @@ pub fn assert_nothing_left_behind(rt: &Runtime, id: &str, cgroup: &str, rootfs: 
     if plan.exists() {
         left.push(format!("hardened bundle {}", plan.display()));
     }
+    // The id's lock file and create journal: a verb that failed, or ran on a
+    // container deleted meanwhile, must not leave them.
+    for kind in ["locks", "journal"] {
+        let file = rt.state_root().join(".stockade").join(kind).join(id);
+        if file.exists() {
+            left.push(format!("{kind} file {}", file.display()));
+        }
+    }
+    left.extend(
+        torn_journal_writes(rt, id)
+            .into_iter()
+            .map(|f| format!("torn journal write {}", f.display())),
+    );
     for (owner, start, members) in rt.userns_ranges() {
         if owner == id || members.iter().any(|m| m == id) {
             left.push(format!(

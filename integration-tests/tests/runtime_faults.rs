@@ -11,7 +11,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use stockade_integration_tests::{
-    assert_nothing_left_behind, runtime, skip_on_reference, Bundle, BundleBuilder, Runtime,
+    assert_nothing_left_behind, runtime, skip_on_reference, torn_journal_writes, Bundle,
+    BundleBuilder, Runtime,
 };
 
 const STRACE: &str = "/usr/bin/strace";
@@ -512,6 +513,82 @@ fn verbs_killed_or_failed_at_side_effects_leave_nothing_after_delete_force() {
         assert_eq!(processes_naming(&id), Vec::<String>::new(), "{what}");
     }
     assert!(rt.userns_ranges().is_empty(), "{:?}", rt.userns_db());
+}
+
+/// A create killed inside its journal write, between the temporary file and its
+/// rename (a create's first rename once the state root has its idmap owner
+/// record, which a first container writes): `.ID.PID.tmp`
+/// stayed in the journal directory for good, named by no journal (bench/soak.sh
+/// counted them). `delete --force` of the id and `gc` remove it (never a live
+/// writer's).
+#[test]
+fn a_create_killed_in_its_journal_write_leaves_no_temporary_file() {
+    let _gc = gc_exclusive();
+    if skip_on_reference("fault injection targets Stockade's journal") {
+        return;
+    }
+    require_strace();
+    for recovery in ["delete --force", "gc"] {
+        let rt = runtime!(profile = "default");
+        let first = BundleBuilder::new().args(&["/bin/true"]).build();
+        let ran = rt.run(&first);
+        assert_eq!(ran.code, Some(0), "{recovery}: a first container: {ran:?}");
+        let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+        let args = create_args(&bundle);
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let code = run_injected(&rt, &["rename:signal=KILL:when=1"], &args);
+        assert_eq!(code, None, "{recovery}: the create was not killed");
+        assert!(
+            !torn_journal_writes(&rt, &bundle.id).is_empty(),
+            "{recovery}: the kill did not land in the journal write"
+        );
+        let out = match recovery {
+            "gc" => rt.exec_cmd(&["gc"]),
+            _ => rt.exec_cmd(&["delete", "--force", bundle.id.as_str()]),
+        };
+        assert!(out.success(), "{recovery}: {out:?}");
+        assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    }
+}
+
+/// A `delete --force` while a `start` is under way (bench/soak.sh found it: its
+/// kill -9 of a backgrounded start reached the shell, and the start ran on): the
+/// delete removed the container's directory file by file while start wrote its
+/// state there, failed with ENOTEMPTY and left the whole container behind. start
+/// now holds the id's lock, as delete does: the delete waits for the start (held
+/// here at its state write), then removes everything.
+#[test]
+fn delete_force_during_a_start_waits_for_it_and_leaves_nothing() {
+    let _gc = gc_shared();
+    if skip_on_reference("fault injection targets Stockade's start") {
+        return;
+    }
+    require_strace();
+    let rt = runtime!(profile = "default");
+    let bundle = BundleBuilder::new()
+        .args(&["/usr/bin/probe", "sleep", "600"])
+        .build();
+    let c = rt
+        .create(&bundle)
+        .unwrap_or_else(|failed| panic!("create failed: {:?}\nlog: {}", failed.out, rt.log_text()));
+    let start = spawn_injected(
+        &rt,
+        "rename,renameat,renameat2:delay_enter=2000000",
+        &["start", bundle.id.as_str()],
+    );
+    // The start has signalled the init and waits at its state write.
+    std::thread::sleep(Duration::from_millis(500));
+    let deleted = rt.exec_cmd(&["delete", "--force", bundle.id.as_str()]);
+    let started = start.wait_with_output().expect("wait for start");
+    assert_eq!(
+        started.status.code(),
+        Some(0),
+        "start, overtaken by the delete: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(deleted.success(), "delete --force: {deleted:?}");
+    assert_nothing_left_behind(&rt, &bundle.id, &bundle.cgroup_relative(), &bundle.rootfs);
+    drop(c);
 }
 
 /// A started container is killed (SIGKILL) by a `kill` run under strace with

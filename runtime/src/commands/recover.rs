@@ -35,8 +35,39 @@ pub struct Intent {
     pub idmap_dir: PathBuf,
 }
 
+fn journal_dir(g: &Global) -> PathBuf {
+    g.root.path().join(".stockade").join("journal")
+}
+
 fn journal_path(g: &Global, id: &str) -> PathBuf {
-    g.root.path().join(".stockade").join("journal").join(id)
+    journal_dir(g).join(id)
+}
+
+/// Removes the temporary files of journal writes killed before their rename
+/// (`.ID.PID.tmp`, `write_file_atomic`) that `owned` picks and whose writer is
+/// gone: a create killed there left one that no journal names. A live writer's
+/// (a create under way) is never touched.
+fn remove_torn_journal_writes(dir: &Path, owned: impl Fn(&str) -> bool) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) = name
+            .strip_suffix(".tmp")
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let writer_alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if name.starts_with('.') && owned(name) && !writer_alive {
+            if let Err(e) = fs::remove_file(entry.path()) {
+                tracing::warn!(error = %e, file = name, "failed to remove a torn journal write");
+            }
+        }
+    }
 }
 
 /// Record the intent to create `id`, durably, before the first side effect.
@@ -113,6 +144,12 @@ pub fn reclaim(g: &Global, id: &str) -> Result<(), CommandError> {
         .remove_plan(id)
         .map_err(CommandError::io("failed to remove the hardened bundle"))?;
     end(g, id);
+    remove_torn_journal_writes(&journal_dir(g), |name| {
+        name.strip_prefix('.')
+            .and_then(|n| n.strip_prefix(id))
+            .and_then(|n| n.strip_prefix('.'))
+            .is_some()
+    });
     tracing::info!("reclaimed what an interrupted create left");
     Ok(())
 }
@@ -204,7 +241,9 @@ pub fn gc(g: &Global) -> Result<GcReport, CommandError> {
 fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
     let _s = tracing::info_span!("gc_root", root = %g.root.path().display()).entered();
     report.state_roots.push(g.root.path().to_path_buf());
-    let journal_dir = g.root.path().join(".stockade").join("journal");
+    let journal_dir = journal_dir(g);
+    // Every id's torn journal writes whose writer is gone (see `reclaim`).
+    remove_torn_journal_writes(&journal_dir, |_| true);
     for id in names(&journal_dir) {
         let _lock = g.root.lock(&id)?;
         if g.root.container_dir(&id).join("state.json").exists() {
@@ -214,6 +253,15 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
             // (Unless another gc reclaimed it while we waited for the lock.)
             reclaim(g, &id)?;
             report.reclaimed.push(id);
+        }
+    }
+    // Lock files of ids with neither a container nor a journal: a create killed
+    // before its journal was written left one (delete --force of the id removes it
+    // too). Taken first, so a create under way is waited for, never undone.
+    for id in names(&g.root.path().join(".stockade").join("locks")) {
+        let lock = g.root.lock(&id)?;
+        if !pending(g, &id) {
+            remove_lock_of_missing(g, &id, lock);
         }
     }
     let idmap = g.root.rootfs_dir();
