@@ -227,6 +227,22 @@ impl StateRoot {
         FileLock::acquire(&path, Kind::Process).map_err(wrap)
     }
 
+    /// [`Self::lock`] for a verb on a container that must exist (`start`, `pause`,
+    /// `resume`; `kill` after a failed state write): `None` when the container is
+    /// gone once the lock is held (a delete finished meanwhile, or it never
+    /// existed). The lock file is then removed again, as delete removes it, so a
+    /// verb on a missing id leaves no file behind.
+    pub fn lock_existing(&self, id: &str) -> Result<Option<FileLock>, StateRootError> {
+        let lock = self.lock(id)?;
+        if self.exists(id) {
+            return Ok(Some(lock));
+        }
+        if let Err(e) = lock.remove() {
+            tracing::warn!(error = %e, id, "failed to remove the lock file of a missing container");
+        }
+        Ok(None)
+    }
+
     /// Refuse a rootfs that is, holds or lies inside the runtime's own state (this
     /// state root, or the node-wide `/run/stockade`: ranges, idmapped mounts,
     /// protected binaries), and a bind mount source inside it. Whatever the

@@ -107,45 +107,55 @@ pub fn create_loaded(
     // libcontainer has written the state or everything made here is undone: two
     // creates of one id can no longer both pass the check, so no create ever undoes
     // what another made. Released on return (not inherited by the init).
-    let _lock = g.root.lock(opts.id)?;
-    if g.root.exists(opts.id) {
-        return Err(StateRootError::Exists(opts.id.to_string()).into());
-    }
-    let cgroup_setup = libcgroups::common::get_cgroup_setup().ok();
-    let host_mountinfo = cgroup_setup.as_ref().and_then(host_mount_table);
-    // A process added to a frozen cgroup stops at once: the create would wait for
-    // it forever. Refused as runc does, before anything is made.
-    let freezer = cgroup_setup
-        .as_ref()
-        .and_then(|setup| crate::cgroup_freeze::host_freezer(setup, host_mountinfo.as_deref()));
-    if let Some((mount, kind)) = freezer {
-        if let Some(cgroup) =
-            crate::cgroup_freeze::frozen(&mount, &admitted.placement.cgroup, kind)?
-        {
-            return Err(CommandError::CgroupFrozen { cgroup });
+    let lock = g.root.lock(opts.id)?;
+    let result = (move || -> Result<(), CommandError> {
+        if g.root.exists(opts.id) {
+            return Err(StateRootError::Exists(opts.id.to_string()).into());
+        }
+        let cgroup_setup = libcgroups::common::get_cgroup_setup().ok();
+        let host_mountinfo = cgroup_setup.as_ref().and_then(host_mount_table);
+        // A process added to a frozen cgroup stops at once: the create would wait for
+        // it forever. Refused as runc does, before anything is made.
+        let freezer = cgroup_setup
+            .as_ref()
+            .and_then(|setup| crate::cgroup_freeze::host_freezer(setup, host_mountinfo.as_deref()));
+        if let Some((mount, kind)) = freezer {
+            if let Some(cgroup) =
+                crate::cgroup_freeze::frozen(&mount, &admitted.placement.cgroup, kind)?
+            {
+                return Err(CommandError::CgroupFrozen { cgroup });
+            }
+        }
+        if recover::pending(g, opts.id) {
+            // A create of this id was killed (its lock died with it): reclaim first.
+            recover::reclaim(g, opts.id)?;
+        }
+        // Intent before the first side effect, so a kill from here on leaks nothing.
+        recover::begin(g, opts.id)?;
+
+        // Side effects start here; each later failure runs `undo`.
+        let decided = Decided {
+            bind_sources: &admitted.bind_sources,
+            userns: admitted.userns.as_ref(),
+            profile: &admitted.profile,
+            policy: &admitted.policy,
+            systemd,
+            started,
+            audit: &admitted.audit,
+            host_mountinfo,
+        };
+        let result = make(g, opts, builder, plan, &decided);
+        // Done: the container exists, or everything made was undone.
+        recover::end(g, opts.id);
+        result
+    })();
+    // A failed create leaves no container, and then no lock file either (as a
+    // delete removes it); an id that exists keeps its lock file.
+    if result.is_err() && !g.root.exists(opts.id) {
+        if let Err(e) = lock.remove() {
+            tracing::warn!(error = %e, "failed to remove the lock file of a failed create");
         }
     }
-    if recover::pending(g, opts.id) {
-        // A create of this id was killed (its lock died with it): reclaim first.
-        recover::reclaim(g, opts.id)?;
-    }
-    // Intent before the first side effect, so a kill from here on leaks nothing.
-    recover::begin(g, opts.id)?;
-
-    // Side effects start here; each later failure runs `undo`.
-    let decided = Decided {
-        bind_sources: &admitted.bind_sources,
-        userns: admitted.userns.as_ref(),
-        profile: &admitted.profile,
-        policy: &admitted.policy,
-        systemd,
-        started,
-        audit: &admitted.audit,
-        host_mountinfo,
-    };
-    let result = make(g, opts, builder, plan, &decided);
-    // Done: the container exists, or everything made was undone.
-    recover::end(g, opts.id);
     result
 }
 

@@ -9,6 +9,10 @@ use crate::cgroup_placement::CgroupDriver;
 
 pub fn start(g: &Global, id: &str) -> Result<(), CommandError> {
     let _s = tracing::info_span!("start", id).entered();
+    // A verb that writes the container's state holds the id's lock: a `delete
+    // --force` meanwhile (it holds the lock) removed the state directory under
+    // start's write, failed with ENOTEMPTY and left the container behind.
+    let _lock = g.root.lock_existing(id)?;
     let mut c = load(g, id)?;
     c.start().map_err(CommandError::container(id, "start"))
 }
@@ -128,8 +132,10 @@ fn deleted_meanwhile(g: &Global, id: &str) -> bool {
     if !g.root.container_dir(id).exists() {
         return true;
     }
-    let _lock = g.root.lock(id);
-    !g.root.container_dir(id).exists()
+    match g.root.lock_existing(id) {
+        Ok(lock) => lock.is_none(),
+        Err(_) => !g.root.container_dir(id).exists(),
+    }
 }
 
 /// `kill ID 0`: exit 0 while the container's init lives (created, running or
@@ -151,12 +157,14 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
     let _s = tracing::info_span!("delete", id, force).entered();
     // Never tear down what a create of this id in progress is making.
     let lock = g.root.lock(id)?;
-    delete_locked(g, id, force)?;
-    // Gone: the lock file goes too (waiters retry on a fresh one).
-    if let Err(e) = lock.remove() {
-        tracing::warn!(error = %e, "failed to remove the container's lock file");
+    let result = delete_locked(g, id, force);
+    // Gone (or never there): the lock file goes too (waiters retry on a fresh one).
+    if result.is_ok() || !g.root.exists(id) {
+        if let Err(e) = lock.remove() {
+            tracing::warn!(error = %e, "failed to remove the container's lock file");
+        }
     }
-    Ok(())
+    result
 }
 
 fn delete_locked(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
@@ -267,6 +275,7 @@ fn remove_unloadable(g: &Global, id: &str) -> Result<(), CommandError> {
 
 pub fn pause(g: &Global, id: &str) -> Result<(), CommandError> {
     let _s = tracing::info_span!("pause", id).entered();
+    let _lock = g.root.lock_existing(id)?;
     load(g, id)?
         .pause()
         .map_err(CommandError::container(id, "pause"))
@@ -274,6 +283,7 @@ pub fn pause(g: &Global, id: &str) -> Result<(), CommandError> {
 
 pub fn resume(g: &Global, id: &str) -> Result<(), CommandError> {
     let _s = tracing::info_span!("resume", id).entered();
+    let _lock = g.root.lock_existing(id)?;
     load(g, id)?
         .resume()
         .map_err(CommandError::container(id, "resume"))

@@ -245,15 +245,16 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
     // Every id's torn journal writes whose writer is gone (see `reclaim`).
     remove_torn_journal_writes(&journal_dir, |_| true);
     for id in names(&journal_dir) {
-        let _lock = g.root.lock(&id)?;
+        let lock = g.root.lock(&id)?;
         if g.root.container_dir(&id).join("state.json").exists() {
             // The create got far enough: the container and its plan describe it all.
             end(g, &id);
         } else if pending(g, &id) {
             // (Unless another gc reclaimed it while we waited for the lock.)
             reclaim(g, &id)?;
-            report.reclaimed.push(id);
+            report.reclaimed.push(id.clone());
         }
+        remove_lock_of_missing(g, &id, lock);
     }
     // Lock files of ids with neither a container nor a journal: a create killed
     // before its journal was written left one (delete --force of the id removes it
@@ -270,6 +271,7 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
             let lock = g.root.lock(&id)?;
             let dir = idmap.join(sub).join(&id);
             if g.root.exists(&id) || !dir.exists() {
+                remove_lock_of_missing(g, &id, lock);
                 continue;
             }
             reclaim_intent(
@@ -285,6 +287,16 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
         }
     }
     Ok(())
+}
+
+/// The lock file of an id gc reclaimed, or found gone, goes as delete removes
+/// it (a killed create left it); a container's own stays.
+fn remove_lock_of_missing(g: &Global, id: &str, lock: crate::lockfile::FileLock) {
+    if !g.root.exists(id) {
+        if let Err(e) = lock.remove() {
+            tracing::warn!(error = %e, id, "failed to remove the lock file of a reclaimed create");
+        }
+    }
 }
 
 /// The idmap directory `dir` of `root`, a state root that no longer exists: no
