@@ -645,8 +645,10 @@ fn probe_sees_default_profile_confinement_and_stdout_reopens() {
     ]);
     assert!(
         text(&out.stdout).starts_with("reopened\n"),
-        "{}",
-        text(&out.stderr)
+        "exec stdout {:?}, stderr {:?}, {:?}",
+        text(&out.stdout),
+        text(&out.stderr),
+        out.status
     );
     let r = parse_report(&text(&out.stdout));
     assert_eq!(status_str(&r, "Seccomp"), "2", "{r}");

@@ -45,6 +45,11 @@ pub enum Error {
         #[source]
         source: nix::errno::Errno,
     },
+    #[error("nothing opened the output FIFO {path} for reading within {waited:?}; the client that asked for the output is gone")]
+    FifoNoReader {
+        path: String,
+        waited: std::time::Duration,
+    },
     #[error("collect cgroup metrics")]
     CgroupStats(#[source] crate::stats::CgroupFileError),
     #[error("encode protobuf")]
@@ -75,6 +80,7 @@ impl Error {
             Self::Runtime { .. }
             | Self::Io { .. }
             | Self::Sys { .. }
+            | Self::FifoNoReader { .. }
             | Self::CgroupStats(_)
             | Self::Protobuf(_) => Code::UNKNOWN,
         }

@@ -229,8 +229,21 @@ fn chown(fd: &OwnedFd, (uid, gid): (u32, u32)) -> Result<()> {
     .map_err(Error::sys("chown stdio pipe"))
 }
 
-/// Opens where output goes: a FIFO (read-write, so the open never blocks and a
-/// vanished reader does not turn writes into EPIPE) or a `file://` log.
+/// How long [`open_output`] waits for the client's reader of an output FIFO.
+/// ctr and containerd's CRI open theirs (asynchronously) as they ask for the
+/// task, so it is normally there already or within milliseconds.
+const READER_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens where output goes: a FIFO or a `file://` log.
+///
+/// A FIFO is opened only once the client's reader has it open. A FIFO's buffer
+/// lives only while some end is open: had the shim opened it while nobody read,
+/// a short-lived process could write, exit and have its copy close the FIFO
+/// before the client's (asynchronous) open came, and the output was lost (`ctr
+/// run` printed nothing; the client's open then waited for a writer that never
+/// came). containerd's runc shim waits the same way (a blocking write-only open).
+/// The fd kept is read-write, so a reader that goes away later does not turn the
+/// process's writes into EPIPE.
 fn open_output(path: &str) -> Result<File> {
     if let Some(file) = path.strip_prefix("file://") {
         return OpenOptions::new()
@@ -244,12 +257,45 @@ fn open_output(path: &str) -> Result<File> {
             "unsupported stdio URI {path}"
         )));
     }
-    OpenOptions::new()
+    let probe = wait_for_reader(path, READER_WAIT)?;
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(Error::io(format!("open {path}")))
+        .map_err(Error::io(format!("open {path}")));
+    // Only now: with no writer open for a moment, the reader's next read would
+    // return EOF and the client would stop reading before the first byte.
+    drop(probe);
+    file
+}
+
+/// Waits until `path` has a reader: a non-blocking write-only open of a FIFO
+/// fails with ENXIO until then (fifo(7)). Returns that write-only fd, which the
+/// caller keeps open until its own writer is: a reader woken by it and then left
+/// without any writer reads EOF. Anything that is not a FIFO returns at once.
+fn wait_for_reader(path: &str, limit: Duration) -> Result<File> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+        {
+            Ok(probe) => return Ok(probe),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+            Err(e) => return Err(Error::io(format!("open {path}"))(e)),
+        }
+        if started.elapsed() >= limit {
+            return Err(Error::FifoNoReader {
+                path: path.to_string(),
+                waited: limit,
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
 }
 
 fn spawn_copy_out(mut from: File, mut to: File, drain: Arc<Drain>) -> Result<()> {
@@ -389,6 +435,62 @@ mod tests {
         assert_eq!(container_root_owner(dir.path()), (100000, 200000));
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         assert_eq!(container_root_owner(dir.path()), (0, 0));
+    }
+
+    fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    /// A client whose reader opens only after the process wrote and exited (ctr
+    /// opens its FIFOs asynchronously): the output waits for it. Opened at once,
+    /// the shim's copy wrote into the FIFO and closed it unread, the buffer went
+    /// with it, and the late reader waited for a writer forever.
+    #[test]
+    fn output_of_a_quick_process_reaches_a_reader_that_opens_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdout");
+        mkfifo(&fifo);
+        let paths = StdioPaths {
+            stdout: fifo.display().to_string(),
+            ..Default::default()
+        };
+        let (got, read) = std::sync::mpsc::channel();
+        let reader_fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut out = String::new();
+            let _ = File::open(&reader_fifo).and_then(|mut f| f.read_to_string(&mut out));
+            let _ = got.send(out);
+        });
+        let (pending, stdio) = PendingIo::prepare(&paths, (0, 0)).unwrap();
+        let Stdio3::Given { stdout, .. } = stdio else {
+            panic!()
+        };
+        let status = std::process::Command::new("/bin/echo")
+            .arg("hello")
+            .stdout(stdout)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let io = pending.finish().unwrap();
+        io.drain.wait(Duration::from_secs(10));
+        drop(io);
+        let out = read
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the late reader got no writer: the output was lost");
+        assert_eq!(out, "hello\n");
+    }
+
+    #[test]
+    fn an_output_fifo_nobody_reads_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdout");
+        mkfifo(&fifo);
+        let err =
+            wait_for_reader(&fifo.display().to_string(), Duration::from_millis(100)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&fifo.display().to_string()), "{text}");
+        assert!(matches!(err, Error::FifoNoReader { .. }), "{err:?}");
     }
 
     #[test]
