@@ -412,40 +412,23 @@ impl Runtime {
         args: &[S],
         timeout: Duration,
     ) -> CmdOutput {
-        let dir = tempfile::tempdir().expect("tempdir for output");
-        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let mut child = self
-            .command(args)
-            .stdout(fs::File::create(&out_path).expect("stdout file"))
-            .stderr(fs::File::create(&err_path).expect("stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait runtime") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{:?} still running after {timeout:?}; stdout so far: {}",
-                    args.iter()
-                        .map(|a| a.as_ref().to_string_lossy())
-                        .collect::<Vec<_>>(),
-                    fs::read_to_string(&out_path).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        CmdOutput {
-            args: args
-                .iter()
-                .map(|a| a.as_ref().to_string_lossy().into_owned())
-                .collect(),
-            code: status.code(),
-            stdout: fs::read_to_string(&out_path).unwrap_or_default(),
-            stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        match crate::bounded::output_within(self.command(args), timeout)
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()))
+        {
+            Ok(out) => CmdOutput {
+                args: shown,
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            },
+            Err(t) => panic!(
+                "{shown:?} still running after {timeout:?}; stdout so far: {}",
+                t.stdout
+            ),
         }
     }
 
