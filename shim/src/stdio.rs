@@ -437,6 +437,24 @@ mod tests {
         assert_eq!(container_root_owner(dir.path()), (0, 0));
     }
 
+    /// A child writes `hello` through the stdout pipe, as the container would;
+    /// returns once the shim's copy has ended.
+    fn echo_hello_through(paths: &StdioPaths) -> ProcessIo {
+        let (pending, stdio) = PendingIo::prepare(paths, (0, 0)).unwrap();
+        let Stdio3::Given { stdout, .. } = stdio else {
+            panic!()
+        };
+        let status = std::process::Command::new("/bin/echo")
+            .arg("hello")
+            .stdout(stdout)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let io = pending.finish().unwrap();
+        io.drain.wait(Duration::from_secs(10));
+        io
+    }
+
     fn mkfifo(path: &Path) {
         nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     }
@@ -462,19 +480,7 @@ mod tests {
             let _ = File::open(&reader_fifo).and_then(|mut f| f.read_to_string(&mut out));
             let _ = got.send(out);
         });
-        let (pending, stdio) = PendingIo::prepare(&paths, (0, 0)).unwrap();
-        let Stdio3::Given { stdout, .. } = stdio else {
-            panic!()
-        };
-        let status = std::process::Command::new("/bin/echo")
-            .arg("hello")
-            .stdout(stdout)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let io = pending.finish().unwrap();
-        io.drain.wait(Duration::from_secs(10));
-        drop(io);
+        drop(echo_hello_through(&paths));
         let out = read
             .recv_timeout(Duration::from_secs(10))
             .expect("the late reader got no writer: the output was lost");
@@ -501,19 +507,7 @@ mod tests {
             stdout: format!("file://{}", log.display()),
             ..Default::default()
         };
-        let (pending, stdio) = PendingIo::prepare(&paths, (0, 0)).unwrap();
-        let Stdio3::Given { stdout, .. } = stdio else {
-            panic!()
-        };
-        // A child writes through the pipe, as the container would.
-        let status = std::process::Command::new("/bin/echo")
-            .arg("hello")
-            .stdout(stdout)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let io = pending.finish().unwrap();
-        io.drain.wait(Duration::from_secs(10));
+        let _io = echo_hello_through(&paths);
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n");
     }
 }
