@@ -301,8 +301,11 @@ fn exec_kill_pause_resume() {
         .expect("script");
     assert!(
         text(&out.stdout).contains("/dev/pts/"),
-        "{}",
-        text(&out.stdout)
+        "script's stdout {:?}, stderr {:?}, {:?}\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        out.status,
+        c.log()
     );
     assert_eq!(out.status.code(), Some(6));
 
