@@ -159,7 +159,11 @@ pub fn container_intermediate_process(
     let cb: CloneCb = Box::new(|| {
         init_entry(
             args,
-            (init_sender, inter_sender, intermediate_main_sender),
+            UnusedEnds {
+                init_sender,
+                inter_sender,
+                intermediate_main_sender,
+            },
             init_main_sender,
             init_receiver,
             Entry::AfterIntermediate,
@@ -218,6 +222,16 @@ pub fn container_intermediate_process(
     Ok(())
 }
 
+/// [stockade patch] The channel ends a forked init holds (fork duplicates every
+/// fd) but only the other processes use: [`init_entry`] closes them first, so
+/// that each receiver sees EOF, not a hang, once the process meant to send on
+/// it is gone.
+pub(crate) struct UnusedEnds<'a> {
+    pub init_sender: &'a mut channel::InitSender,
+    pub inter_sender: &'a mut channel::IntermediateSender,
+    pub intermediate_main_sender: &'a mut channel::MainSender,
+}
+
 /// [stockade patch] How the init process came to be, which decides what it does
 /// before `container_init_process`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,16 +251,16 @@ pub(crate) enum Entry {
 /// failure goes to the main process as the init's error.
 pub(crate) fn init_entry(
     args: &ContainerArgs,
-    unused: (
-        &mut channel::InitSender,
-        &mut channel::IntermediateSender,
-        &mut channel::MainSender,
-    ),
+    unused: UnusedEnds<'_>,
     init_main_sender: &mut channel::MainSender,
     init_receiver: &mut channel::InitReceiver,
     entry: Entry,
 ) -> i32 {
-    let (init_sender, inter_sender, intermediate_main_sender) = unused;
+    let UnusedEnds {
+        init_sender,
+        inter_sender,
+        intermediate_main_sender,
+    } = unused;
     // [stockade patch] named for the runtime that runs it (ps, audit records).
     if let Err(ret) = prctl::set_name("stockade-init") {
         tracing::error!(?ret, "failed to set name for child process");

@@ -79,11 +79,11 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 let (init_sender, init_receiver) = &mut init_chan;
                 container_intermediate_process::init_entry(
                     container_args,
-                    (
+                    container_intermediate_process::UnusedEnds {
                         init_sender,
-                        &mut inter_chan.0,
-                        &mut intermediate_main_sender,
-                    ),
+                        inter_sender: &mut inter_chan.0,
+                        intermediate_main_sender: &mut intermediate_main_sender,
+                    },
                     &mut init_main_sender,
                     init_receiver,
                     container_intermediate_process::Entry::Direct,
