@@ -237,10 +237,21 @@ impl StateRoot {
         if self.exists(id) {
             return Ok(Some(lock));
         }
-        if let Err(e) = lock.remove() {
-            tracing::warn!(error = %e, id, "failed to remove the lock file of a missing container");
-        }
+        self.release_lock(id, lock);
         Ok(None)
+    }
+
+    /// Releases `lock`, the lock of `id`, and removes its file when no container
+    /// of `id` exists: a lock file goes with its container, whichever verb held
+    /// it last (a delete, a failed create, gc's reclaim, a verb on a missing id).
+    /// Waiters on the removed file retry on a fresh one ([`FileLock::acquire`]).
+    pub fn release_lock(&self, id: &str, lock: FileLock) {
+        if self.exists(id) {
+            return;
+        }
+        if let Err(e) = lock.remove() {
+            tracing::warn!(error = %e, id, "failed to remove the lock file of an id with no container");
+        }
     }
 
     /// Refuse a rootfs that is, holds or lies inside the runtime's own state (this

@@ -149,13 +149,8 @@ pub fn create_loaded(
         recover::end(g, opts.id);
         result
     })();
-    // A failed create leaves no container, and then no lock file either (as a
-    // delete removes it); an id that exists keeps its lock file.
-    if result.is_err() && !g.root.exists(opts.id) {
-        if let Err(e) = lock.remove() {
-            tracing::warn!(error = %e, "failed to remove the lock file of a failed create");
-        }
-    }
+    // A failed create leaves no container, and then no lock file either.
+    g.root.release_lock(opts.id, lock);
     result
 }
 

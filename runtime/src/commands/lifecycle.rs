@@ -158,12 +158,8 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<(), CommandError> {
     // Never tear down what a create of this id in progress is making.
     let lock = g.root.lock(id)?;
     let result = delete_locked(g, id, force);
-    // Gone (or never there): the lock file goes too (waiters retry on a fresh one).
-    if result.is_ok() || !g.root.exists(id) {
-        if let Err(e) = lock.remove() {
-            tracing::warn!(error = %e, "failed to remove the container's lock file");
-        }
-    }
+    // Gone (or never there): the lock file goes too.
+    g.root.release_lock(id, lock);
     result
 }
 

@@ -61,8 +61,12 @@ fn remove_torn_journal_writes(dir: &Path, owned: impl Fn(&str) -> bool) {
         else {
             continue;
         };
+        if !name.starts_with('.') || !owned(name) {
+            continue;
+        }
+        // Signal 0: is the writer (a create under way) still there?
         let writer_alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        if name.starts_with('.') && owned(name) && !writer_alive {
+        if !writer_alive {
             if let Err(e) = fs::remove_file(entry.path()) {
                 tracing::warn!(error = %e, file = name, "failed to remove a torn journal write");
             }
@@ -254,7 +258,7 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
             reclaim(g, &id)?;
             report.reclaimed.push(id.clone());
         }
-        remove_lock_of_missing(g, &id, lock);
+        g.root.release_lock(&id, lock);
     }
     // Lock files of ids with neither a container nor a journal: a create killed
     // before its journal was written left one (delete --force of the id removes it
@@ -262,7 +266,7 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
     for id in names(&g.root.path().join(".stockade").join("locks")) {
         let lock = g.root.lock(&id)?;
         if !pending(g, &id) {
-            remove_lock_of_missing(g, &id, lock);
+            g.root.release_lock(&id, lock);
         }
     }
     let idmap = g.root.rootfs_dir();
@@ -271,7 +275,7 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
             let lock = g.root.lock(&id)?;
             let dir = idmap.join(sub).join(&id);
             if g.root.exists(&id) || !dir.exists() {
-                remove_lock_of_missing(g, &id, lock);
+                g.root.release_lock(&id, lock);
                 continue;
             }
             reclaim_intent(
@@ -283,20 +287,10 @@ fn gc_root(g: &Global, report: &mut GcReport) -> Result<(), CommandError> {
                 },
             );
             report.stale_mounts.push(dir);
-            let _ = lock.remove();
+            g.root.release_lock(&id, lock);
         }
     }
     Ok(())
-}
-
-/// The lock file of an id gc reclaimed, or found gone, goes as delete removes
-/// it (a killed create left it); a container's own stays.
-fn remove_lock_of_missing(g: &Global, id: &str, lock: crate::lockfile::FileLock) {
-    if !g.root.exists(id) {
-        if let Err(e) = lock.remove() {
-            tracing::warn!(error = %e, id, "failed to remove the lock file of a reclaimed create");
-        }
-    }
 }
 
 /// The idmap directory `dir` of `root`, a state root that no longer exists: no
