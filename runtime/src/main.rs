@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
 use stockade::cgroup_placement::CgroupDriver;
 use stockade::cli::{Cli, Command, ProfileCmd};
 use stockade::commands::{self, create::CreateOpts, Global};
@@ -28,7 +27,7 @@ fn main() -> ExitCode {
     {
         let _ = self_protect::run_from_read_only_binary();
     }
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     LOG_TO_FILE.store(
         cli.global.log.is_some(),
         std::sync::atomic::Ordering::Relaxed,
@@ -50,6 +49,20 @@ fn main() -> ExitCode {
                 .map_or(ExitCode::FAILURE, |c| ExitCode::from(c.exit_code()))
         }
     }
+}
+
+/// [`Cli::parse`], without freeing clap's command tree and matches afterwards:
+/// the process ends with the verb, and dropping every subcommand's arguments (each
+/// global flag is cloned into every verb) was a sixth of the instructions of a
+/// short verb such as `state`.
+fn parse_command_line() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let mut matches = cmd.get_matches_mut();
+    let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
+    std::mem::forget(matches);
+    std::mem::forget(cmd);
+    cli
 }
 
 /// Render a failed verb once: to the log (containerd's runc shim shows the last `error`
