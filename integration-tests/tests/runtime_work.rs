@@ -12,7 +12,9 @@
 //! - Admission reads the node config once, and runs the tmpfs idmap probe (a tmpfs
 //!   mount and a forked namespace holder) only for a spec with a bind volume on tmpfs.
 //! - The cgroup v1 manager reads mountinfo once, not once per controller; every
-//!   process reads it whole, and once where its mount table cannot have changed.
+//!   process reads it whole, and once where its mount table cannot have changed;
+//!   after the first `run`, none reads it until a cgroup mount changes (the state
+//!   root's snapshot of the cgroup lines, checked by unique mount ids).
 //! - `run` reads the bundle once and resolves its rootfs path once.
 //! - Device rules are written through one open `devices.allow` (cgroup v1).
 //! - The init makes its mount points without re-opening each through procfs.
@@ -483,6 +485,125 @@ fn create_reads_mountinfo_once_for_all_its_processes() {
         "mountinfo read {} times in the runtime's process: {in_main:#?}",
         in_main.len()
     );
+}
+
+/// On cgroup v1 the hierarchies' mount points come from the state root's snapshot
+/// of the mount table's cgroup lines once a `run` has taken it (`cgroup_mounts`):
+/// a second `run` in the same state root and mount namespace reads no mountinfo in
+/// any process (on a kernel with unique mount ids, 6.8 and later; on an older one
+/// it reads as the first). The snapshot is dropped as soon as one of its mounts is
+/// no longer where it was: here the first cgroup hierarchy is mounted again over
+/// its own mount point (in a private mount namespace), and the next `run` reads the
+/// table again. On cgroup v2 no `run` reads it at all.
+#[test]
+fn a_run_reads_the_mount_table_only_when_its_cgroup_mounts_changed() {
+    require_root();
+    if skip_on_reference("Stockade's cgroup mount snapshot") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let t = traces.path();
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    let v1_mount = first_cgroup_v1_mount_point();
+    let traced = |name: &str| {
+        format!(
+            "{STRACE} -f -qq -e trace=openat,openat2 -o {}/{name} \"$@\"",
+            t.display()
+        )
+    };
+    let remount = match &v1_mount {
+        Some(m) => format!("mount --bind {m} {m}"),
+        None => "true".to_string(),
+    };
+    let script = format!(
+        "set -e; {}; {}; {remount}; {}",
+        traced("first"),
+        traced("second"),
+        traced("third")
+    );
+    let wrapper = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ];
+    let out = rt
+        .command_via(
+            &wrapper,
+            &[
+                "run".as_ref(),
+                "--bundle".as_ref(),
+                bundle.path().as_os_str(),
+                bundle.id.as_ref(),
+            ],
+        )
+        .current_dir("/")
+        .output()
+        .expect("spawn unshare");
+    assert!(out.status.success(), "{out:?}\nlog: {}", rt.log_text());
+    let reads = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(t.join(name))
+            .expect("read trace")
+            .lines()
+            .filter(|l| l.contains("\"mountinfo\"") || l.contains("/mountinfo\""))
+            .map(str::to_string)
+            .collect()
+    };
+    let (first, second, third) = (reads("first"), reads("second"), reads("third"));
+    let Some(mount) = v1_mount else {
+        assert!(
+            first.is_empty() && second.is_empty() && third.is_empty(),
+            "a run on cgroup v2 read the mount table: {first:?} {second:?} {third:?}"
+        );
+        return;
+    };
+    assert!(
+        !first.is_empty(),
+        "the first run on cgroup v1 read no mount table: the trace was misread"
+    );
+    if kernel_at_least(6, 8) {
+        assert!(
+            second.is_empty(),
+            "the second run read the mount table again: {second:?}"
+        );
+    } else {
+        assert_eq!(
+            second.len(),
+            first.len(),
+            "without unique mount ids every run reads the table: {second:?}"
+        );
+    }
+    assert!(
+        !third.is_empty(),
+        "after {mount} was mounted over, the run trusted the old snapshot"
+    );
+}
+
+/// The mount point of the first cgroup v1 hierarchy in this process's mount table.
+fn first_cgroup_v1_mount_point() -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    mountinfo
+        .lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|fs| fs.starts_with("cgroup "))
+        })
+        .and_then(|l| l.split(' ').nth(4))
+        .map(str::to_string)
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("read the kernel release");
+    let mut parts = release.trim().split(['.', '-']);
+    let mut next = || -> u32 { parts.next().and_then(|p| p.parse().ok()).unwrap_or(0) };
+    (next(), next()) >= (major, minor)
 }
 
 /// The init makes its device nodes (the 6 defaults) by name in the container's

@@ -9,6 +9,7 @@ pub mod bind_source;
 pub mod bounded_read;
 pub mod bundle;
 pub mod cgroup_freeze;
+pub mod cgroup_mounts;
 pub mod cgroup_placement;
 pub mod cli;
 pub mod commands;

@@ -113,7 +113,9 @@ pub fn create_loaded(
             return Err(StateRootError::Exists(opts.id.to_string()).into());
         }
         let cgroup_setup = libcgroups::common::get_cgroup_setup().ok();
-        let host_mountinfo = cgroup_setup.as_ref().and_then(host_mount_table);
+        let host_mountinfo = cgroup_setup
+            .as_ref()
+            .and_then(|setup| host_mount_table(setup, g.root.path()));
         // A process added to a frozen cgroup stops at once: the create would wait for
         // it forever. Refused as runc does, before anything is made.
         let freezer = cgroup_setup
@@ -154,25 +156,20 @@ pub fn create_loaded(
     result
 }
 
-/// The host's `/proc/self/mountinfo`, read once per create and only where the
+/// The host's cgroup v1 mount table, found once per create and only where the
 /// cgroup hierarchies must be found in it: on cgroup v1 (legacy or hybrid; v2 has
 /// its one hierarchy at a fixed path, so nothing is read). The freezer check finds
 /// the freezer in it, and libcontainer's processes (the cgroup manager of the
 /// process that joins the cgroup, the init's cgroup v1 mounts: forks of this
-/// process a moment later) the
-/// other hierarchies, instead of reading the table again. `None` if it cannot be
-/// read: the freezer check then knows no freezer and libcontainer reads the table
-/// itself (and fails there, naming the cause, if it still cannot).
-fn host_mount_table(setup: &CgroupSetup) -> Option<Rc<str>> {
+/// process a moment later) the other hierarchies, instead of reading the table
+/// again. Its cgroup lines come from the state root's snapshot while that still
+/// describes this mount namespace ([`crate::cgroup_mounts`]). `None` if it cannot
+/// be read: the freezer check then knows no freezer and libcontainer reads the
+/// table itself (and fails there, naming the cause, if it still cannot).
+fn host_mount_table(setup: &CgroupSetup, state_root: &Path) -> Option<Rc<str>> {
     match setup {
         CgroupSetup::Unified => None,
-        CgroupSetup::Legacy | CgroupSetup::Hybrid => match libcgroups::v1::util::read_mountinfo() {
-            Ok(text) => Some(text.into()),
-            Err(error) => {
-                tracing::debug!(%error, "host mount table unread; libcontainer reads its own");
-                None
-            }
-        },
+        CgroupSetup::Legacy | CgroupSetup::Hybrid => crate::cgroup_mounts::host_table(state_root),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `start`, `state`, `kill`, `delete`, `pause`, `resume`.
 
+use libcgroups::common::CgroupSetup;
 use libcontainer::container::ContainerStatus;
 use libcontainer::signal::Signal;
 use serde::Serialize;
@@ -193,7 +194,15 @@ fn delete_locked(g: &Global, id: &str, force: bool) -> Result<(), CommandError> 
         Err(e) => return Err(e),
     };
     let record = g.root.read_plan(id);
-    c.delete(force)
+    // cgroup v1: the hierarchies' mount points from the state root's snapshot of
+    // the mount table rather than the whole table rendered again (cgroup_mounts).
+    let host_mountinfo = match libcgroups::common::get_cgroup_setup() {
+        Ok(CgroupSetup::Legacy | CgroupSetup::Hybrid) => {
+            crate::cgroup_mounts::host_table(g.root.path())
+        }
+        _ => None,
+    };
+    c.delete_with_host_mountinfo(force, host_mountinfo.as_deref())
         .map_err(CommandError::container(id, "delete"))?;
     // The idmapped rootfs and the host id range outlive the init; give them back
     // only once the container is gone.

@@ -32,6 +32,19 @@ impl Container {
     /// # }
     /// ```
     pub fn delete(&mut self, force: bool) -> Result<(), LibcontainerError> {
+        self.delete_with_host_mountinfo(force, None)
+    }
+
+    /// [stockade patch] [`Container::delete`], given the cgroup v1 mount table
+    /// (the text of this process's `/proc/self/mountinfo`, or at least its cgroup
+    /// lines) when the caller already has it: the cgroup v1 manager takes the
+    /// hierarchies' mount points from it instead of reading the whole table
+    /// (every mount of the host rendered by the kernel) again. Ignored on v2.
+    pub fn delete_with_host_mountinfo(
+        &mut self,
+        force: bool,
+        mountinfo: Option<&str>,
+    ) -> Result<(), LibcontainerError> {
         self.refresh_status()?;
 
         tracing::debug!("container status: {:?}", self.status());
@@ -86,12 +99,13 @@ impl Container {
                     // remove the cgroup created for the container
                     // check https://man7.org/linux/man-pages/man7/cgroups.7.html
                     // creating and removing cgroups section for more information on cgroups
-                    let cmanager = libcgroups::common::create_cgroup_manager(
+                    let cmanager = libcgroups::common::create_cgroup_manager_with_mountinfo(
                         libcgroups::common::CgroupConfig {
                             cgroup_path: config.cgroup_path.to_owned(),
                             systemd_cgroup: self.systemd(),
                             container_name: self.id().to_string(),
                         },
+                        mountinfo,
                     )?;
                     // [stockade patch] SIGKILLed processes take a while to exit under
                     // load (a pid namespace's teardown above all), and remove()'s own
