@@ -945,17 +945,17 @@ fn run_joins_cgroup_v1_without_the_threadgroup_lock() {
     }
 }
 
-/// Delete lists each directory of the container's cgroup tree once to remove it:
-/// it killed the tree's processes (a walk listing every directory for its
-/// `cgroup.procs`), then removed it deepest first (a second walk listing them all
-/// again), in every v1 hierarchy: ~50 syscalls per `run`. Now one walk collects
-/// the directories and kills, then removes them in reverse (libcgroups patch 19).
-/// Before the removal, the wait for an empty cgroup (libcontainer's
-/// `wait_for_empty_cgroup`: a pid namespace's teardown can take a while) lists the
-/// one hierarchy the manager counts processes in. That a tree with sub-cgroups and
+/// Delete removes the cgroup of a container whose processes have exited with one
+/// rmdir per hierarchy, as crun does (libcgroups patch 20): the kernel removes a
+/// cgroup only when no process and no sub-cgroup is left, all that killing and
+/// walking the tree would achieve. Before, every v1 hierarchy's directory was
+/// listed and its `cgroup.procs` read (~90 syscalls per `run`), and before patch 19
+/// each was listed twice. What is still listed is the one hierarchy the wait for
+/// an empty cgroup counts processes in (libcontainer's `wait_for_empty_cgroup`: a
+/// pid namespace's teardown can take a while). That a tree with sub-cgroups and
 /// processes in them still goes is `runc_parity`'s `delete_force_removes_sub_cgroups`.
 #[test]
-fn delete_lists_each_cgroup_directory_once() {
+fn delete_of_an_exited_container_removes_each_cgroup_with_one_rmdir() {
     require_root();
     if skip_on_reference("Stockade's cgroup manager") {
         return;
@@ -964,24 +964,37 @@ fn delete_lists_each_cgroup_directory_once() {
     let traces = tempfile::tempdir().expect("trace dir");
     let out = traces.path().join("delete");
     let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
-    traced_run(&rt, &bundle, Path::new("/"), "trace=openat", &out);
+    traced_run(&rt, &bundle, Path::new("/"), "trace=openat,rmdir", &out);
     let leaf = format!("/{}\"", bundle.id);
-    let listed: Vec<String> = main_process_lines(&out)
+    let of_the_container: Vec<String> = main_process_lines(&out)
         .into_iter()
-        .filter(|l| l.contains("O_DIRECTORY") && l.contains("/sys/fs/cgroup/") && l.contains(&leaf))
+        .filter(|l| l.contains("/sys/fs/cgroup/") && l.contains(&leaf))
+        .collect();
+    let rmdirs: Vec<&String> = of_the_container
+        .iter()
+        .filter(|l| l.contains("rmdir("))
         .collect();
     assert!(
-        !listed.is_empty(),
-        "delete listed no directory of the container's cgroup: the trace was misread"
+        !rmdirs.is_empty(),
+        "delete removed no cgroup of the container: the trace was misread"
     );
-    let mut dirs: Vec<&str> = listed.iter().filter_map(|l| l.split('"').nth(1)).collect();
-    let all = dirs.len();
-    dirs.sort_unstable();
-    dirs.dedup();
     assert!(
-        all <= dirs.len() + 1,
-        "{all} listings of {} cgroup directories: {listed:#?}",
-        dirs.len()
+        rmdirs.iter().all(|l| l.ends_with("= 0")),
+        "a cgroup of the exited container was not removed at the first rmdir: {rmdirs:#?}"
+    );
+    let mut removed: Vec<&str> = rmdirs.iter().filter_map(|l| l.split('"').nth(1)).collect();
+    let all = removed.len();
+    removed.sort_unstable();
+    removed.dedup();
+    assert_eq!(all, removed.len(), "a cgroup removed twice: {rmdirs:#?}");
+    let listed: Vec<&String> = of_the_container
+        .iter()
+        .filter(|l| l.contains("O_DIRECTORY"))
+        .collect();
+    assert!(
+        listed.len() <= 1,
+        "delete listed {} cgroup directories of an exited container: {listed:#?}",
+        listed.len()
     );
 }
 

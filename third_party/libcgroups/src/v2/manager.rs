@@ -287,6 +287,15 @@ impl CgroupManager for Manager {
     }
 
     fn remove(&self) -> Result<(), Self::Error> {
+        // [stockade patch] One rmdir first (see common::kill_and_delete_tree): it
+        // succeeds exactly when nothing is left to kill or remove below, the state an
+        // exited container leaves; anything else (EBUSY) goes through the kill, the
+        // wait and the tree removal below.
+        match fs::remove_dir(&self.full_path) {
+            Ok(()) => return Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
         if self.full_path.exists() {
             tracing::debug!("remove cgroup {:?}", self.full_path);
             let kill_file = self.full_path.join(CGROUP_KILL);
