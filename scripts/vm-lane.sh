@@ -61,6 +61,11 @@ DEFAULT_V2=(
   # Without a user namespace the init is forked by the runtime and joins its cgroup
   # itself (`0` in cgroup.procs); a limit the kernel refuses (cpu.max) is named.
   runtime_work::only_a_container_with_a_user_namespace_takes_an_intermediate_process
+  # Delete of an exited container: one rmdir of its v2 cgroup (no kill, no listing);
+  # no process of a run reads the mount table or makes a private procfs on v2.
+  runtime_work::delete_of_an_exited_container_removes_each_cgroup_with_one_rmdir
+  runtime_work::a_run_reads_the_mount_table_only_when_its_cgroup_mounts_changed
+  runtime_work::run_reads_proc_self_cgroup_without_a_private_procfs
   runtime_bad_input::a_limit_the_kernel_refuses_names_the_cgroup_file_and_errno
   profile_injection::bare_spec_runs_hardened_under_the_node_default
   profile_injection::node_default_gives_a_silent_spec_its_own_cgroup_namespace

@@ -584,6 +584,66 @@ fn a_run_reads_the_mount_table_only_when_its_cgroup_mounts_changed() {
     );
 }
 
+/// The cgroup manager of a `run` (the runtime's at delete, the init's at create)
+/// reads `/proc/self/cgroup` by path when it was handed the mount table: each made
+/// a private procfs instance for that one read (pathrs's `ProcfsHandle`: `fsopen`,
+/// `fsmount`, a dozen checks, ~40 syscalls; libcgroups patch 21). Their processes
+/// run in the host's mount namespace there, where no container can have mounted
+/// over `/proc`. The second `run` of a state root is traced (the first takes the
+/// snapshot of the cgroup mounts that delete hands over). The init still makes one
+/// for the container's cgroup v1 mounts, in its own mount namespace.
+#[test]
+fn run_reads_proc_self_cgroup_without_a_private_procfs() {
+    require_root();
+    if skip_on_reference("Stockade's cgroup manager") {
+        return;
+    }
+    let rt = runtime!(profile = "default");
+    let traces = tempfile::tempdir().expect("trace dir");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    traced_run(
+        &rt,
+        &bundle,
+        Path::new("/"),
+        "trace=execve",
+        &traces.path().join("first"),
+    );
+    let TrueRun {
+        merged, main, init, ..
+    } = traced_true_run(&rt, false, "trace=fsopen,execve");
+    // A ProcfsHandle's instance is made with FSOPEN_CLOEXEC; the init's mount of
+    // the container's /proc is an fsopen without it.
+    let handles: Vec<&String> = merged
+        .iter()
+        .filter(|l| l.contains("fsopen(\"proc\", FSOPEN_CLOEXEC"))
+        .collect();
+    let of = |pid: &str| {
+        handles
+            .iter()
+            .filter(|l| l.split_whitespace().next() == Some(pid))
+            .count()
+    };
+    assert_eq!(
+        of(&main),
+        0,
+        "the runtime made a private procfs: {handles:#?}"
+    );
+    assert!(
+        of(&init) <= usize::from(cgroup_v1_controllers()),
+        "the init made {} private procfs instances: {handles:#?}",
+        of(&init)
+    );
+    assert_eq!(
+        handles.len(),
+        of(&init),
+        "another process of the run (the intermediate) made a private procfs: {handles:#?}"
+    );
+    assert!(
+        merged.iter().any(|l| l.contains("fsopen(")),
+        "no process of the run called fsopen: the trace was misread"
+    );
+}
+
 /// The mount point of the first cgroup v1 hierarchy in this process's mount table.
 fn first_cgroup_v1_mount_point() -> Option<String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");

@@ -183,13 +183,23 @@ impl Manager {
     /// [stockade patch] The text of /proc/self/mountinfo and /proc/self/cgroup.
     /// `mountinfo`, when given, is used instead of reading the file.
     fn read_proc_files(mountinfo: Option<&str>) -> Result<(String, String), V1ManagerError> {
+        if let Some(text) = mountinfo {
+            // [stockade patch] A caller that hands over the mount table runs in the
+            // mount namespace it was read in, the host's (the runtime, or a fork of
+            // it that has not made its own yet), where /proc is the host's procfs:
+            // /proc/self/cgroup is read by path. A ProcfsHandle, a private procfs
+            // instance made and checked for the one read (~40 syscalls, a
+            // superblock made and torn down), guards against a /proc that a
+            // container could have mounted over, which this namespace cannot have.
+            let cgroup = fs::File::open("/proc/self/cgroup")
+                .and_then(common::read_proc_text)
+                .map_err(V1MountPointError::Io)?;
+            return Ok((text.to_owned(), cgroup));
+        }
         // One procfs handle for both (each new one is validated again), each file
         // in one read.
         let procfs = ProcfsHandle::new()?;
-        let mountinfo = match mountinfo {
-            Some(text) => text.to_owned(),
-            None => util::read_mountinfo_with(&procfs)?,
-        };
+        let mountinfo = util::read_mountinfo_with(&procfs)?;
         let file = procfs.open(
             ProcfsBase::ProcSelf,
             "cgroup",
