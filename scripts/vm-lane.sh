@@ -112,6 +112,12 @@ DEFAULT_SYSTEMD_V1=(
   runtime_confinement::memory_and_pids_limits_are_visible
   # a hybrid host with misc and rdma hierarchies: the container's own cgroup in each
   runc_parity_spec::cgroup_v1_ro_mount_is_read_only_and_the_containers_own
+  # cgroup v1 on a kernel without unique mount ids (6.1): every run reads the mount
+  # table (no snapshot), by path; comounted cpu,cpuacct removed once at delete.
+  runtime_work::a_run_reads_the_mount_table_only_when_its_cgroup_mounts_changed
+  runtime_work::run_reads_proc_self_cgroup_without_a_private_procfs
+  runtime_work::delete_of_an_exited_container_removes_each_cgroup_with_one_rmdir
+  runc_parity::delete_force_removes_sub_cgroups
 )
 
 log() { echo "vm-lane: $*" >&2; }

@@ -820,12 +820,16 @@ fn reap(pid: i32) {
     }
 }
 
-/// Every place the cgroup `rel` may exist: v1 controller hierarchies and the v2 root.
+/// Every place the cgroup `rel` may exist: v1 controller hierarchies and the v2 root,
+/// each once (systemd's layout links `cpu` and `cpuacct` to the comounted
+/// `cpu,cpuacct`: the links are skipped).
 pub fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
     let mut dirs = vec![Path::new("/sys/fs/cgroup").join(rel)];
     if let Ok(entries) = fs::read_dir("/sys/fs/cgroup") {
         for e in entries.flatten() {
-            dirs.push(e.path().join(rel));
+            if e.file_type().is_ok_and(|t| !t.is_symlink()) {
+                dirs.push(e.path().join(rel));
+            }
         }
     }
     dirs.into_iter().filter(|d| d.is_dir()).collect()
