@@ -49,21 +49,23 @@ fn traced(rt: &Runtime, bundle: &Bundle, cwd: &Path, filter: &str, out: &Path) -
         "-o",
         out.to_str().expect("utf-8 trace path"),
     ];
-    rt.command_via(
-        &wrapper,
-        &[
-            "run".as_ref(),
-            "--bundle".as_ref(),
-            bundle.path().as_os_str(),
-            bundle.id.as_ref(),
-        ],
-    )
-    .current_dir(cwd)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .status()
-    .expect("spawn strace")
-    .success()
+    rt.command_via(&wrapper, &bundle_verb("run", bundle))
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn strace")
+        .success()
+}
+
+/// `VERB --bundle DIR ID` for `bundle`, the runtime's arguments after the globals.
+fn bundle_verb<'a>(verb: &'a str, bundle: &'a Bundle) -> [&'a std::ffi::OsStr; 4] {
+    [
+        verb.as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        bundle.id.as_ref(),
+    ]
 }
 
 /// [`traced`], which must succeed.
@@ -534,15 +536,7 @@ fn a_run_reads_the_mount_table_only_when_its_cgroup_mounts_changed() {
         "sh",
     ];
     let out = rt
-        .command_via(
-            &wrapper,
-            &[
-                "run".as_ref(),
-                "--bundle".as_ref(),
-                bundle.path().as_os_str(),
-                bundle.id.as_ref(),
-            ],
-        )
+        .command_via(&wrapper, &bundle_verb("run", &bundle))
         .current_dir("/")
         .output()
         .expect("spawn unshare");
@@ -1133,15 +1127,7 @@ fn create_instructions(rt: &Runtime, bundle: &Bundle) -> u64 {
         "sh",
     ];
     let out = rt
-        .command_via(
-            &wrapper,
-            &[
-                "create".as_ref(),
-                "--bundle".as_ref(),
-                bundle.path().as_os_str(),
-                bundle.id.as_ref(),
-            ],
-        )
+        .command_via(&wrapper, &bundle_verb("create", bundle))
         .output()
         .expect("spawn valgrind");
     let stderr = String::from_utf8_lossy(&out.stderr);
