@@ -8,8 +8,9 @@
 //! the `cgroup` lines are used. crun reads no mount table at all (it assumes
 //! `/sys/fs/cgroup/<controller>`).
 //!
-//! So the cgroup lines are kept in the state root's cache ([`FileCache`], with its
-//! ownership and integrity checks), one entry per mount namespace, each line with
+//! So the cgroup lines are kept under the state root, in `.stockade/mounts` (a
+//! [`FileCache`] of their own, with its ownership and integrity checks, apart from
+//! the parse cache), one entry per mount namespace, each line with
 //! the unique id of the mount it describes (`statx` `STATX_MNT_ID_UNIQUE`, Linux
 //! 6.8: never reused until reboot). A snapshot is used only while it still
 //! describes this namespace:
@@ -44,7 +45,7 @@ const MAGIC: &str = "stockade cgroup v1 mounts 1";
 /// `/proc/self/mountinfo`; the whole table when it was just read), or `None` when
 /// it cannot be read. `state_root` holds the cache.
 pub fn host_table(state_root: &Path) -> Option<Rc<str>> {
-    let cache = FileCache::for_state_root(state_root);
+    let cache = FileCache::of_this_binary(state_root.join(".stockade").join("mounts"));
     let namespace = std::fs::read_link("/proc/self/ns/mnt").ok();
     let hierarchies = std::fs::read_to_string("/proc/self/cgroup")
         .ok()

@@ -65,9 +65,16 @@ pub struct FileCache {
 }
 
 impl FileCache {
-    /// The cache of `state_root`, or `None` when the running binary cannot be
+    /// The parse cache of `state_root`, or `None` when the running binary cannot be
     /// identified (its entries could not be told from another binary's).
     pub fn for_state_root(state_root: &Path) -> Option<Self> {
+        Self::of_this_binary(dir_of(state_root))
+    }
+
+    /// A cache of the running binary's entries in `dir`, a directory directly under
+    /// a state root's `.stockade/` (made only once that state root exists), or
+    /// `None` as [`FileCache::for_state_root`].
+    pub fn of_this_binary(dir: PathBuf) -> Option<Self> {
         let exe = match std::fs::metadata("/proc/self/exe") {
             Ok(m) => m,
             Err(e) => {
@@ -84,7 +91,7 @@ impl FileCache {
             exe.mtime(),
             exe.mtime_nsec()
         );
-        Some(Self::new(dir_of(state_root), binary))
+        Some(Self::new(dir, binary))
     }
 
     /// A cache in `path` for entries of the binary identified by `binary`.

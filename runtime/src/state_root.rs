@@ -7,6 +7,8 @@
 //! <root>/.stockade/plans/<id>/config.json  the hardened spec libcontainer runs
 //! <root>/.stockade/plans/<id>/plan.json    landlock domains, original bundle, the admitting profile
 //! <root>/.stockade/locks/<id>              flock held by create and delete of <id>
+//! <root>/.stockade/cache/                  parses of profiles (`file_cache`)
+//! <root>/.stockade/mounts/                 snapshots of the cgroup v1 mounts (`cgroup_mounts`)
 //! /run/stockade/rootfs/<hash(root)>/root/<id>       idmapped rootfs (see `rootfs_dir`)
 //! /run/stockade/rootfs/<hash(root)>/binds/<id>/<n>  idmapped bind mount sources
 //! /run/stockade/rootfs/<hash(root)>/.owner          the state root that made it
