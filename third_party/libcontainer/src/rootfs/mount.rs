@@ -317,8 +317,11 @@ impl Mount {
 
         // get all cgroup mounts on the host system
         // [stockade patch] one procfs handle for mountinfo and the cgroup file
-        // below (each new handle is validated again: a dozen syscalls).
-        let procfs = ProcfsHandle::new()?;
+        // below (each new handle is validated again: a dozen syscalls), and none
+        // when the runtime handed over its table: this namespace is then a copy of
+        // the host's (see below), whose /proc no container can have mounted over,
+        // and the cgroup file is read by path (a handle is a private procfs
+        // instance made and checked for the one read: ~40 syscalls).
         // [stockade patch] The host's cgroup v1 mount points from the table the
         // runtime read before it forked, not from this namespace's (~90 us). They
         // cannot differ: this mount namespace is a copy of the runtime's made at
@@ -327,9 +330,18 @@ impl Mount {
         // `/sys/fs/cgroup` (a cgroup mount inside the rootfs is filtered out below
         // in either table). A hierarchy the host mounts in between is missed as it
         // would be a moment later.
-        let host_mounts = match options.host_mountinfo {
-            Some(text) => libcgroups::v1::util::list_subsystem_mount_points_in(text),
-            None => libcgroups::v1::util::list_subsystem_mount_points_with(&procfs),
+        let (host_mounts, procfs) = match options.host_mountinfo {
+            Some(text) => (
+                libcgroups::v1::util::list_subsystem_mount_points_in(text),
+                None,
+            ),
+            None => {
+                let procfs = ProcfsHandle::new()?;
+                (
+                    libcgroups::v1::util::list_subsystem_mount_points_with(&procfs),
+                    Some(procfs),
+                )
+            }
         };
         let host_mounts: Vec<PathBuf> = host_mounts
             .map_err(|err| {
@@ -346,12 +358,15 @@ impl Mount {
         // The non-zero ppid means that the PID Namespace is not separated.
         let ppid = if ppid == 0 { std::process::id() } else { ppid };
         let root_cgroups = Process::new(ppid as i32)?.cgroups()?.0;
-        let process_cgroups: HashMap<String, String> =
-            ProcessCGroups::from_read(procfs.open(
+        let self_cgroup = match &procfs {
+            Some(procfs) => procfs.open(
                 ProcfsBase::ProcSelf,
                 "cgroup",
                 OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )?)?
+            )?,
+            None => fs::File::open("/proc/self/cgroup")?,
+        };
+        let process_cgroups: HashMap<String, String> = ProcessCGroups::from_read(self_cgroup)?
             .into_iter()
             .map(|c| {
                 let hierarchy = c.hierarchy;
@@ -1966,7 +1981,9 @@ mod tests {
         let made = existing_dir_or_mkdir_all(&root, Path::new("/data/var/lib"), &perm);
         assert!(!tmp.path().join("host/var/lib").exists());
         if let std::result::Result::Ok(Some(fd)) = made {
-            let inside = rootfs.join(tmp.path().strip_prefix("/")?).join("host/var/lib");
+            let inside = rootfs
+                .join(tmp.path().strip_prefix("/")?)
+                .join("host/var/lib");
             assert!(same_dir(&fd, &inside));
         }
         Ok(())
