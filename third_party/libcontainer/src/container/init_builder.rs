@@ -44,13 +44,14 @@ impl InitContainerBuilder {
         }
     }
 
-    /// [stockade patch] The text of this process's `/proc/self/mountinfo`, read by
-    /// the caller for this create a moment ago (e.g. to find the freezer's
-    /// hierarchy). The intermediate and init processes are forks of this one: the
-    /// cgroup v1 manager and the init's cgroup v1 mounts take the host's cgroup
-    /// mount points from it instead of reading the table again (~90 us each). Not
-    /// for a table read long before: a cgroup hierarchy mounted since would be
-    /// missed.
+    /// [stockade patch] The text of this process's `/proc/self/mountinfo` (or at
+    /// least its cgroup lines), as it is now: read by the caller for this create a
+    /// moment ago, or a snapshot the caller has just checked against the live
+    /// mounts (Stockade's `cgroup_mounts`; e.g. to find the freezer's hierarchy).
+    /// The intermediate and init processes are forks of this one: the cgroup v1
+    /// manager and the init's cgroup v1 mounts take the host's cgroup mount points
+    /// from it instead of reading the table again (~90 us each). Not for a table
+    /// nobody checked since: a cgroup hierarchy mounted meanwhile would be missed.
     pub fn with_host_mountinfo(mut self, mountinfo: Rc<str>) -> Self {
         self.host_mountinfo = Some(mountinfo);
         self

@@ -61,8 +61,8 @@ pub struct ContainerArgs {
     /// [stockade patch] Namespace files opened by the main process, inherited by
     /// the intermediate and init processes.
     pub namespace_fds: crate::namespaces::NamespaceFds,
-    /// [stockade patch] The text of the runtime's `/proc/self/mountinfo`, read by
-    /// the main process for this create just before it forked (see
+    /// [stockade patch] The text of the runtime's `/proc/self/mountinfo` (or its
+    /// cgroup lines), as it was just before the main process forked (see
     /// `InitContainerBuilder::with_host_mountinfo`): the intermediate's cgroup
     /// manager and the init's cgroup v1 mounts take the host's cgroup mount points
     /// from it instead of reading the table again.

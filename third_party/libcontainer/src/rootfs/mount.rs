@@ -115,9 +115,9 @@ pub struct MountOptions<'a> {
     /// can refuse one that is not the object it admitted (a symlink swapped between
     /// its check and the mount).
     pub bind_check: Option<BindSourceCheck<'a>>,
-    /// [stockade patch] The text of the runtime's `/proc/self/mountinfo`, read
-    /// before it forked, when this process is in a new mount namespace copied from
-    /// the runtime's (see `ContainerArgs::host_mountinfo`).
+    /// [stockade patch] The text of the runtime's `/proc/self/mountinfo` (or its
+    /// cgroup lines) as it was before it forked, when this process is in a new
+    /// mount namespace copied from the runtime's (see `ContainerArgs::host_mountinfo`).
     pub host_mountinfo: Option<&'a str>,
 }
 
