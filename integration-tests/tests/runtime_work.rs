@@ -480,9 +480,11 @@ fn create_reads_mountinfo_once_for_all_its_processes() {
         elsewhere.is_empty(),
         "the intermediate (or another fork) read mountinfo: {elsewhere:#?}"
     );
-    // Create once (on a v1 host: the freezer check, then the cgroup manager and
-    // the init's cgroup mounts from its text), delete once (the cgroup manager
-    // that removes the cgroup).
+    // On a v1 host: create reads it for the freezer check, the cgroup manager and
+    // the init's cgroup mounts, and twice where it takes the state root's snapshot
+    // of the cgroup mounts (the second read checks that none changed while their
+    // ids were taken); delete then reads nothing. On a kernel without unique mount
+    // ids (no snapshot) create and delete read it once each.
     assert!(
         in_main.len() <= 2,
         "mountinfo read {} times in the runtime's process: {in_main:#?}",

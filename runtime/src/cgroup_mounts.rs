@@ -24,7 +24,9 @@
 //!
 //! Anything else (no cache, an unusable entry, a kernel without unique mount ids, a
 //! mount point the table escapes) reads the table as before, and the fresh
-//! snapshot replaces the entry. Not seen: a second mount of an already mounted
+//! snapshot replaces the entry. It is stored only if a second read of the table,
+//! after the mount ids were taken, has the same cgroup lines: a mount replaced in
+//! between is never paired with another mount's id. Not seen: a second mount of an already mounted
 //! hierarchy added later (its first mount point, the one the manager uses, is
 //! unchanged), and a remount changing a hierarchy mount's flags (not its
 //! controllers, which v1 cannot change while mounted).
@@ -60,12 +62,7 @@ pub fn host_table(state_root: &Path) -> Option<Rc<str>> {
             tracing::debug!("cgroup v1 mount snapshot outdated: reading the mount table");
         }
     }
-    // By path, in one read: the runtime runs in the host's mount namespace, whose
-    // /proc no container can mount over (libcgroups' own read makes and checks a
-    // private procfs instance for it, ~40 syscalls; libcgroups patch 21).
-    let text = match std::fs::File::open("/proc/self/mountinfo")
-        .and_then(libcgroups::common::read_proc_text)
-    {
+    let text = match read_mount_table() {
         Ok(text) => text,
         Err(error) => {
             tracing::debug!(%error, "host mount table unread; libcontainer reads its own");
@@ -73,12 +70,33 @@ pub fn host_table(state_root: &Path) -> Option<Rc<str>> {
         }
     };
     if let (Some(cache), Some(key), Some(hierarchies)) = (&cache, &key, hierarchies) {
-        match Snapshot::take(&text, hierarchies, unique_mount_id) {
+        let reread = || read_mount_table().ok();
+        match Snapshot::take_stable(&text, hierarchies, unique_mount_id, reread) {
             Some(snapshot) => cache.put(KIND, key, &snapshot.encode()),
-            None => tracing::debug!("cgroup v1 mount points not cached (no unique mount ids)"),
+            None => tracing::debug!(
+                "cgroup v1 mount points not cached (no unique mount ids, or a mount changed)"
+            ),
         }
     }
     Some(text.into())
+}
+
+/// This namespace's mount table, by path, in one read: the runtime runs in the
+/// host's mount namespace, whose /proc no container can mount over (libcgroups'
+/// own read makes and checks a private procfs instance for it, ~40 syscalls;
+/// libcgroups patch 21).
+fn read_mount_table() -> std::io::Result<String> {
+    std::fs::File::open("/proc/self/mountinfo").and_then(libcgroups::common::read_proc_text)
+}
+
+/// The cgroup v1 lines of a mount table, as a mount table text.
+fn cgroup_lines(mountinfo: &str) -> String {
+    let mut text = String::new();
+    for line in libcgroups::v1::util::cgroup_v1_lines(mountinfo) {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
 }
 
 /// The cgroup v1 mounts of a mount table, each with its unique mount id, and the
@@ -104,6 +122,22 @@ impl Snapshot {
             hierarchies,
             mounts,
         })
+    }
+
+    /// [`Snapshot::take`], kept only if the table read again (`reread`) after the
+    /// ids were taken has the same cgroup lines: a mount replaced between the first
+    /// read and the `statx` would pair its old line with the new mount's id, and
+    /// be trusted as long as that mount stays. (One replaced after the second read
+    /// has a new id, which the next use sees.)
+    fn take_stable(
+        mountinfo: &str,
+        hierarchies: String,
+        mount_id: impl Fn(&Path) -> Option<u64>,
+        reread: impl FnOnce() -> Option<String>,
+    ) -> Option<Self> {
+        let snapshot = Self::take(mountinfo, hierarchies, mount_id)?;
+        let again = reread()?;
+        (cgroup_lines(&again) == snapshot.lines()).then_some(snapshot)
     }
 
     /// Whether this namespace still has these mounts, each where it was, and the
@@ -261,6 +295,29 @@ mod tests {
         // A hierarchy mounted since the snapshot.
         let more = hierarchies_of("12:memory:/a\n3:cpu,cpuacct:/a\n5:pids:/a\n0::/a\n");
         assert!(!s.describes(&more, ids));
+    }
+
+    #[test]
+    fn no_snapshot_is_kept_when_the_cgroup_mounts_changed_while_it_was_taken() {
+        let hierarchies = || hierarchies_of(HIERARCHIES);
+        let same = Snapshot::take_stable(TABLE, hierarchies(), ids, || Some(TABLE.into()));
+        assert_eq!(same, Some(snapshot()));
+        // Another mount of the memory hierarchy (another root) by the second read.
+        let moved = TABLE.replace(
+            "0:27 / /sys/fs/cgroup/memory",
+            "0:27 /a /sys/fs/cgroup/memory",
+        );
+        assert_eq!(
+            Snapshot::take_stable(TABLE, hierarchies(), ids, || Some(moved)),
+            None
+        );
+        assert_eq!(
+            Snapshot::take_stable(TABLE, hierarchies(), ids, || None),
+            None
+        );
+        // A change elsewhere in the table does not matter.
+        let other = TABLE.replace("/dev/vda1 rw", "/dev/vda1 ro");
+        assert!(Snapshot::take_stable(TABLE, hierarchies(), ids, || Some(other)).is_some());
     }
 
     #[test]
