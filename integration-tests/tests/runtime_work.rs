@@ -68,6 +68,21 @@ fn bundle_verb<'a>(verb: &'a str, bundle: &'a Bundle) -> [&'a std::ffi::OsStr; 4
     ]
 }
 
+/// A wrapper for [`Runtime::command_via`]: `script` run by `sh` in a private mount
+/// namespace, with the runtime and its arguments as `"$@"`.
+fn in_private_mount_ns(script: &str) -> [&str; 8] {
+    [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ]
+}
+
 /// [`traced`], which must succeed.
 fn traced_run(rt: &Runtime, bundle: &Bundle, cwd: &Path, filter: &str, out: &Path) {
     assert!(
@@ -527,16 +542,7 @@ fn a_run_reads_the_mount_table_only_when_its_cgroup_mounts_changed() {
         traced("second"),
         traced("third")
     );
-    let wrapper = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-        "sh",
-    ];
+    let wrapper = in_private_mount_ns(&script);
     let out = rt
         .command_via(&wrapper, &bundle_verb("run", &bundle))
         .current_dir("/")
@@ -1113,16 +1119,7 @@ fn create_instructions(rt: &Runtime, bundle: &Bundle) -> u64 {
          mount -o remount,bind,ro {VALGRIND_TOOLS} && \
          exec {VALGRIND} --tool=callgrind --callgrind-out-file=/dev/null \"$@\""
     );
-    let wrapper = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script.as_str(),
-        "sh",
-    ];
+    let wrapper = in_private_mount_ns(&script);
     let out = rt
         .command_via(&wrapper, &bundle_verb("create", bundle))
         .output()
