@@ -13,6 +13,14 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    // The binary starts at `early_reexec`'s entry point, which re-executes an
+    // entering verb from the read-only copy before the C library starts, then
+    // continues at the C library's `_start` (runtime/src/early_reexec.rs).
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if arch == "x86_64" && os == "linux" {
+        println!("cargo:rustc-link-arg-bin=stockade=-Wl,--entry=stockade_entry");
+    }
     println!("cargo:rerun-if-env-changed=STOCKADE_COMMIT");
     let commit = std::env::var("STOCKADE_COMMIT").ok().or_else(|| {
         // Rebuild when HEAD moves: HEAD itself, the branch it points at, packed refs.

@@ -309,6 +309,14 @@ impl Runtime {
         &self.bin
     }
 
+    /// The read-only bind mount an entering verb of this binary re-executes from
+    /// (`self_protect::PROTECTED_BINARY_DIR`, keyed by the binary's identity).
+    pub fn protected_copy(&self) -> String {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.bin).expect("stat the runtime binary");
+        format!("/run/stockade/bin/{:x}-{:x}/stockade", m.dev(), m.ino())
+    }
+
     pub fn state_root(&self) -> &Path {
         &self.state_root
     }

@@ -306,6 +306,63 @@ fn create_init_binary_is_unwritable_and_init_is_non_dumpable_until_exec() {
     );
 }
 
+/// The read-only path under /run/stockade/bin is trusted only while it holds the
+/// very binary that runs: with another file mounted read-only there (a stale or
+/// planted mount), neither the entry point (`early_reexec`) nor `main` executes it.
+/// The run re-executes from a sealed copy instead and still succeeds.
+#[test]
+fn a_foreign_file_at_the_protected_path_is_never_executed() {
+    if skip_on_reference("Stockade's CVE-2019-5736 re-execution") {
+        return;
+    }
+    let rt = runtime!();
+    let traces = tempfile::tempdir().expect("trace dir");
+    let trace = traces.path().join("trace");
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    let protected = rt.protected_copy();
+    let script = format!(
+        "set -e; mkdir -p \"$(dirname {protected})\"; umount -l {protected} 2>/dev/null || true; \
+         touch {protected}; mount --bind -o ro /bin/true {protected}; \
+         strace -f -qq -e trace=execve,execveat -o {} \"$@\"",
+        trace.display()
+    );
+    let wrapper = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ];
+    let out = rt
+        .command_via(
+            &wrapper,
+            &[
+                "run",
+                "--bundle",
+                bundle.path().to_str().unwrap(),
+                &bundle.id,
+            ],
+        )
+        .current_dir("/")
+        .output()
+        .expect("spawn unshare");
+    assert!(out.status.success(), "{out:?}\nlog: {}", rt.log_text());
+    let text = std::fs::read_to_string(&trace).expect("read trace");
+    assert!(
+        !text.contains(&format!("\"{protected}\"")),
+        "the foreign file at {protected} was executed:\n{text}"
+    );
+    // pentacle executes its sealed memfd through /proc/self/fd (or execveat).
+    assert!(
+        text.lines()
+            .any(|l| l.contains("execve(\"/proc/self/fd/") || l.contains("execveat(")),
+        "the run did not re-execute from a sealed copy:\n{text}"
+    );
+}
+
 /// CVE-2019-5736 for `exec`: while a foreground `exec` waits for its process, the
 /// runtime process's /proc/<pid>/exe cannot be opened for writing.
 /// (runc's `exec` process stays on the host and runs from disk; only its

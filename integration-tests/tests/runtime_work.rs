@@ -1165,3 +1165,80 @@ fn a_second_create_parses_no_profile_toml() {
         "instructions: first {first}, second {second}, third {third}"
     );
 }
+
+/// The calls of the runtime's first image: its process's lines from the trace's
+/// first `execve` up to the next one, which must re-execute from `protected`.
+fn calls_before_reexec(trace: &Path, protected: &str) -> Vec<String> {
+    let lines = main_process_lines(trace);
+    let calls: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let call = l.split_once(' ').map_or("", |(_, c)| c.trim_start());
+            call.split('(').next().unwrap_or_default().to_string()
+        })
+        .collect();
+    let second = calls
+        .iter()
+        .skip(1)
+        .position(|c| c == "execve")
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("the run never re-executed:\n{}", lines.join("\n")));
+    assert!(
+        lines[second].contains(&format!("execve(\"{protected}\"")),
+        "the run re-executed from elsewhere than {protected}: {}",
+        lines[second]
+    );
+    calls[1..second].to_vec()
+}
+
+/// An entering verb re-executes from the read-only copy of the binary before Rust's
+/// runtime and `main` start (x86-64: the binary's entry point, `early_reexec`); in
+/// the static binary as shipped, also before the C library and the relocation.
+/// The first image makes no call but the four that find and check the copy, where
+/// it set up everything only to re-execute from `main` (~1 ms of a ~8 ms `run`).
+/// Without the copy mounted (a private mount namespace with it unmounted), the
+/// first run starts normally, and `main` mounts the copy and re-executes from it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn an_entering_verb_re_executes_from_the_protected_copy_before_main() {
+    require_root();
+    if skip_on_reference("Stockade's CVE-2019-5736 re-execution") {
+        return;
+    }
+    let rt = runtime!();
+    let traces = tempfile::tempdir().expect("trace dir");
+    let t = traces.path();
+    let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
+    let protected = rt.protected_copy();
+    let script = format!(
+        "umount -l {protected} 2>/dev/null; \
+         for n in first second; do {STRACE} -f -qq -o {}/$n \"$@\" || exit 1; done",
+        t.display()
+    );
+    let out = rt
+        .command_via(&in_private_mount_ns(&script), &bundle_verb("run", &bundle))
+        .current_dir("/")
+        .output()
+        .expect("spawn unshare");
+    assert!(out.status.success(), "{out:?}\nlog: {}", rt.log_text());
+
+    // Calls of Rust's runtime set-up (stack guard, SIGPIPE, stdio check) and of
+    // `main`'s mount of the copy; none is the dynamic loader's (a debug build).
+    let after_entry = ["sigaltstack", "rt_sigaction", "poll", "mount"];
+    let first = calls_before_reexec(&t.join("first"), &protected);
+    assert!(
+        first.iter().any(|c| c == "sigaltstack") && first.iter().any(|c| c == "mount"),
+        "without the copy the first image starts normally and mounts it: {first:?}"
+    );
+    let second = calls_before_reexec(&t.join("second"), &protected);
+    let (loader, checks) = second.split_at(second.len().saturating_sub(4));
+    assert_eq!(
+        checks,
+        ["statfs", "stat", "stat", "statfs"],
+        "with the copy mounted, the first image only checks it and re-executes: {second:?}"
+    );
+    assert!(
+        loader.iter().all(|c| !after_entry.contains(&c.as_str())),
+        "the first image ran Rust's runtime or main before re-executing: {second:?}"
+    );
+}

@@ -3,6 +3,9 @@
 
 use std::process::ExitCode;
 
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod early_reexec;
+
 use anyhow::Context as _;
 use stockade::cgroup_placement::CgroupDriver;
 use stockade::cli::{Cli, Command, ProfileCmd};

@@ -18,6 +18,15 @@ use crate::lockfile::{FileLock, Kind};
 /// binary other than the one it was started as.
 pub const PROTECTED_BINARY_DIR: &str = "/run/stockade/bin";
 
+/// The file name of the bind mount in its `<dev>-<ino>` directory.
+pub const PROTECTED_BINARY_NAME: &str = "stockade";
+
+/// The directory of the protected copy of the binary with this identity. The
+/// binary's entry point (`early_reexec`, x86-64) builds the same path.
+fn protected_dir(exe: &fs::Metadata) -> PathBuf {
+    Path::new(PROTECTED_BINARY_DIR).join(format!("{:x}-{:x}", exe.dev(), exe.ino()))
+}
+
 /// Make sure this process runs from a binary nothing can open for writing.
 ///
 /// CVE-2019-5736: a process inside the container could open `/proc/<pid>/exe` of a
@@ -30,7 +39,10 @@ pub const PROTECTED_BINARY_DIR: &str = "/run/stockade/bin";
 /// [`PROTECTED_BINARY_DIR`]; every
 /// container-entering invocation then re-executes from there, which costs one execve
 /// instead of copying the binary into a sealed memfd each time (runc, crun). Where a
-/// mount is impossible we fall back to that sealed copy.
+/// mount is impossible we fall back to that sealed copy. On x86-64 the binary's
+/// entry point re-executes from an existing mount before the C library starts
+/// (`early_reexec` in the binary), so this finds the work done, unless the mount is
+/// not there yet.
 pub fn run_from_read_only_binary() -> Result<(), CommandError> {
     if runs_from_unwritable_binary() {
         return Ok(());
@@ -58,23 +70,29 @@ fn runs_from_unwritable_binary() -> bool {
 /// that mount exists already; returns its path.
 fn prepare_protected_binary() -> std::io::Result<PathBuf> {
     let exe = fs::metadata("/proc/self/exe")?;
-    let dir = Path::new(PROTECTED_BINARY_DIR).join(format!("{:x}-{:x}", exe.dev(), exe.ino()));
-    let target = dir.join("stockade");
+    let dir = protected_dir(&exe);
+    let target = dir.join(PROTECTED_BINARY_NAME);
     fs::create_dir_all(&dir)?;
     // Serialise concurrent first invocations: one mounts, the others see it done.
     let _guard = FileLock::acquire(&dir.join(".lock"), Kind::Shared)?;
 
+    // The mount must hold this very binary: the bind follows the path, which an
+    // upgrade may have replaced between our exec and the mount.
+    let same_file = fs::metadata(&target)
+        .map(|m| m.dev() == exe.dev() && m.ino() == exe.ino())
+        .unwrap_or(false);
     let mounted = statvfs(&target)
         .map(|s| s.flags().contains(FsFlags::ST_RDONLY))
         .unwrap_or(false);
-    if mounted {
+    if same_file && mounted {
         return Ok(target);
     }
     remove_stale_mounts(&dir);
     File::create(&target)?;
-    let src = fs::read_link("/proc/self/exe")?;
+    // Bind the file we run, through the magic link, not the path it was started
+    // from: the path may name another file by now.
     mount(
-        Some(&src),
+        Some("/proc/self/exe"),
         &target,
         None::<&str>,
         MsFlags::MS_BIND,
@@ -97,8 +115,7 @@ pub fn remove_replaced_binaries() {
     let Ok(exe) = fs::metadata("/proc/self/exe") else {
         return;
     };
-    let keep = Path::new(PROTECTED_BINARY_DIR).join(format!("{:x}-{:x}", exe.dev(), exe.ino()));
-    remove_stale_mounts(&keep);
+    remove_stale_mounts(&protected_dir(&exe));
 }
 
 fn remove_stale_mounts(keep: &Path) {
@@ -107,7 +124,7 @@ fn remove_stale_mounts(keep: &Path) {
     };
     for entry in entries.flatten() {
         let dir = entry.path();
-        let bin = dir.join("stockade");
+        let bin = dir.join(PROTECTED_BINARY_NAME);
         let deleted = fs::metadata(&bin).map(|m| m.nlink() == 0).unwrap_or(false);
         if dir != keep && deleted && umount2(&bin, MntFlags::MNT_DETACH).is_ok() {
             let _ = fs::remove_dir_all(&dir);
