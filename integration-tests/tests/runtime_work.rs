@@ -1242,3 +1242,65 @@ fn an_entering_verb_re_executes_from_the_protected_copy_before_main() {
         "the first image ran Rust's runtime or main before re-executing: {second:?}"
     );
 }
+
+/// The thread ids a process created (its `clone`/`clone3` calls with
+/// `CLONE_THREAD`), from a trace with resumed calls merged.
+fn threads_of(merged: &[String], pid: &str) -> Vec<String> {
+    merged
+        .iter()
+        .filter(|l| l.split_whitespace().next() == Some(pid) && l.contains("CLONE_THREAD"))
+        .filter_map(|l| l.rsplit("= ").next())
+        .map(|tid| tid.trim().to_string())
+        .collect()
+}
+
+/// A new network namespace is the slowest one to make (~0.6 ms of kernel work).
+/// Without a user namespace (`unconfined`), a thread of the runtime's process makes
+/// it while `create` does the rest, and the init joins it (`netns_ahead`,
+/// libcontainer patch 43); with one (`default`), the container must own its
+/// network namespace and its init still makes it. Either way the container has a
+/// network namespace of its own: only a loopback device, whatever the host has.
+#[test]
+fn a_new_network_namespace_is_made_ahead_only_without_a_user_namespace() {
+    require_root();
+    if skip_on_reference("Stockade's netns_ahead") {
+        return;
+    }
+    for (profile, ahead) in [("unconfined", true), ("default", false)] {
+        let rt = runtime!(profile = profile);
+        let run = traced_true_run(&rt, false, "trace=unshare,setns,clone,clone3,execve");
+        let threads = threads_of(&run.merged, &run.main);
+        let calls = |pid: &str, call: &str| {
+            run.merged.iter().any(|l| {
+                l.split_whitespace().next() == Some(pid)
+                    && l.contains(&format!("{call}("))
+                    && l.contains("CLONE_NEWNET")
+            })
+        };
+        let made_by_thread = threads.iter().any(|t| calls(t, "unshare"));
+        let joined_by_init = calls(&run.init, "setns");
+        let made_by_init = calls(&run.init, "unshare");
+        assert_eq!(
+            (made_by_thread, joined_by_init, made_by_init),
+            (ahead, ahead, !ahead),
+            "{profile}: (a runtime thread made it, the init joined it, the init made it)\n{}",
+            run.text
+        );
+
+        let bundle = BundleBuilder::new()
+            .args(&["/usr/bin/probe", "cat", "/proc/net/dev"])
+            .build();
+        let report = rt.run_report(&bundle);
+        let text = report["text"].as_str().expect("/proc/net/dev read");
+        let devices: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(dev, _)| dev.trim()))
+            .filter(|d| !d.contains('|'))
+            .collect();
+        assert_eq!(
+            devices,
+            ["lo"],
+            "{profile}: the container's network devices"
+        );
+    }
+}

@@ -296,6 +296,7 @@ impl TenantContainerBuilder {
             sub_cgroup_path: self.sub_cgroup,
             process_label: self.process_label,
             host_mountinfo: None,
+            prepared_network: None,
         };
 
         let pid = builder_impl.create()?;
