@@ -24,7 +24,6 @@ pub mod host_probe;
 pub mod landlock;
 pub mod lockfile;
 pub mod logging;
-pub mod netns_ahead;
 pub mod netns_sysctl;
 pub mod profile;
 pub mod seccomp;

@@ -101,9 +101,6 @@ pub fn create_loaded(
         admitted.landlock_abi,
     )?;
     tracing::debug!("hardening plan compiled");
-    // Made on another thread while the rest of the create runs; joined before the
-    // init is forked, or dropped (and freed) if the create fails first.
-    let network = crate::netns_ahead::start(&plan.spec, admitted.userns.is_some());
 
     g.root.ensure()?;
     // One create or delete of this id at a time, from the existence check until
@@ -149,7 +146,7 @@ pub fn create_loaded(
             audit: &admitted.audit,
             host_mountinfo,
         };
-        let result = make(g, opts, builder, plan, &decided, network);
+        let result = make(g, opts, builder, plan, &decided);
         // Done: the container exists, or everything made was undone.
         recover::end(g, opts.id);
         result
@@ -201,7 +198,6 @@ fn make(
     builder: ContainerBuilder,
     mut plan: hardening::Plan,
     decided: &Decided<'_>,
-    network: Option<libcontainer::namespaces::PreparedNetwork>,
 ) -> Result<(), CommandError> {
     // What the init must find behind each bind source: the objects admitted.
     let mut binds = decided.bind_sources.identities();
@@ -289,10 +285,6 @@ fn make(
         })
         .map(|b| match decided.host_mountinfo.clone() {
             Some(text) => b.with_host_mountinfo(text),
-            None => b,
-        })
-        .map(|b| match network {
-            Some(prepared) => b.with_prepared_network(prepared),
             None => b,
         })
         .and_then(|b| b.build());

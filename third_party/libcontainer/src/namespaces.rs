@@ -96,57 +96,6 @@ impl OpenedNamespaces {
     pub fn raw(&self) -> NamespaceFds {
         NamespaceFds(self.fds.iter().map(|(f, fd)| (*f, fd.as_raw_fd())).collect())
     }
-
-    /// [stockade patch] A new namespace of the spec (no `path`) made ahead of the
-    /// container's processes ([`PreparedNetwork`]): they join it instead of
-    /// unsharing one. The caller checks that the spec asks for a new one.
-    pub fn add_made_ahead(&mut self, flag: CloneFlags, fd: OwnedFd) {
-        self.fds.retain(|(f, _)| *f != flag);
-        self.fds.push((flag, fd));
-    }
-}
-
-/// [stockade patch] A new network namespace made on a thread of the runtime's
-/// process, while that process does the rest of a create (the container's state,
-/// its cgroup), instead of by the init afterwards: the kernel takes ~0.6 ms to make
-/// one (its loopback device, per-namespace sysctls and netfilter tables), the
-/// longest step of an unconfined container's start. The init then joins it with
-/// setns(2), as it joins a namespace given by path.
-///
-/// Only for a container without a user namespace: the namespace belongs to the
-/// user namespace of the thread that made it, the host's here, as it does when a
-/// root init with no user namespace unshares it; a container with a user namespace
-/// must own its network namespace, so its init still makes it. Like crun's, the
-/// namespace's memory is charged to the runtime's cgroup rather than the
-/// container's. Dropped unjoined (a create that fails first), it is freed.
-pub struct PreparedNetwork(std::thread::JoinHandle<std::io::Result<OwnedFd>>);
-
-impl PreparedNetwork {
-    /// Start making the namespace. The thread only unshares its own network
-    /// namespace and opens it: the process's other threads keep theirs.
-    pub fn spawn() -> std::io::Result<Self> {
-        let thread = std::thread::Builder::new()
-            .name("netns".into())
-            .stack_size(64 * 1024)
-            .spawn(|| -> std::io::Result<OwnedFd> {
-                nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
-                let fd = fcntl::open(
-                    "/proc/thread-self/ns/net",
-                    fcntl::OFlag::O_RDONLY | fcntl::OFlag::O_CLOEXEC,
-                    stat::Mode::empty(),
-                )?;
-                // SAFETY: open(2) just returned this descriptor; nothing else owns it.
-                Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-            })?;
-        Ok(Self(thread))
-    }
-
-    /// The namespace, once made; the thread has ended when this returns.
-    pub fn join(self) -> std::io::Result<OwnedFd> {
-        self.0.join().map_err(|_| {
-            std::io::Error::other("the thread making the network namespace panicked")
-        })?
-    }
 }
 
 fn get_clone_flag(namespace_type: LinuxNamespaceType) -> Result<CloneFlags> {
@@ -246,23 +195,12 @@ impl Namespaces {
                 close(fd)?;
             }
             None => {
-                let flag = get_clone_flag(namespace.typ())?;
-                // [stockade patch] A new namespace made ahead (`PreparedNetwork`).
-                if let Some(fd) = self.fds.get(&flag) {
-                    self.command.set_ns(*fd, flag).map_err(|err| {
-                        tracing::error!(
-                            ?err,
-                            ?namespace,
-                            "failed to join the namespace made ahead"
-                        );
+                self.command
+                    .unshare(get_clone_flag(namespace.typ())?)
+                    .map_err(|err| {
+                        tracing::error!(?err, ?namespace, "failed to unshare namespace");
                         err
                     })?;
-                    return Ok(());
-                }
-                self.command.unshare(flag).map_err(|err| {
-                    tracing::error!(?err, ?namespace, "failed to unshare namespace");
-                    err
-                })?;
             }
         }
 

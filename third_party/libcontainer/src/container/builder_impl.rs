@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use libcgroups::common::CgroupManager;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 use super::{Container, ContainerStatus};
 use crate::error::{CreateContainerError, LibcontainerError, MissingSpecError};
@@ -71,9 +71,6 @@ pub(super) struct ContainerBuilderImpl {
     pub process_label: Option<String>,
     /// [stockade patch] See `ContainerArgs::host_mountinfo`.
     pub host_mountinfo: Option<Rc<str>>,
-    /// [stockade patch] The container's new network namespace, being made ahead
-    /// (`InitContainerBuilder::with_prepared_network`).
-    pub prepared_network: Option<crate::namespaces::PreparedNetwork>,
 }
 
 impl ContainerBuilderImpl {
@@ -194,35 +191,13 @@ impl ContainerBuilderImpl {
         // with its capabilities, before any process enters the container's user
         // namespace (see `OpenedNamespaces`). Kept open until the container's
         // processes have joined them.
-        let mut opened_namespaces = crate::namespaces::OpenedNamespaces::open(
+        let opened_namespaces = crate::namespaces::OpenedNamespaces::open(
             linux.namespaces().as_ref(),
         )
         .map_err(|err| {
             tracing::error!(?err, "failed to open the namespace paths of the spec");
             LibcontainerError::Other(format!("failed to open a namespace path: {err}"))
         })?;
-        // [stockade patch] Joined here, before the first fork: no other thread may
-        // run while this process forks. Used only where the spec asks for a new
-        // network namespace and no user namespace; otherwise, or if making it
-        // failed, the init unshares its own as before.
-        if let Some(prepared) = self.prepared_network.take() {
-            let namespaces = linux.namespaces().as_deref().unwrap_or_default();
-            let wants_new = namespaces
-                .iter()
-                .any(|ns| ns.typ() == LinuxNamespaceType::Network && ns.path().is_none());
-            let has_userns = namespaces
-                .iter()
-                .any(|ns| ns.typ() == LinuxNamespaceType::User);
-            match prepared.join() {
-                Ok(fd) if wants_new && !has_userns => {
-                    opened_namespaces.add_made_ahead(nix::sched::CloneFlags::CLONE_NEWNET, fd);
-                }
-                Ok(_) => tracing::debug!("network namespace made ahead not used by this spec"),
-                Err(err) => {
-                    tracing::debug!(?err, "no network namespace made ahead; the init makes it")
-                }
-            }
-        }
 
         // This container_args will be passed to the container processes,
         // therefore we will have to move all the variable by value. Since self

@@ -26,7 +26,6 @@ pub struct InitContainerBuilder {
     as_sibling: bool,
     hook_bundle: Option<PathBuf>,
     host_mountinfo: Option<Rc<str>>,
-    prepared_network: Option<crate::namespaces::PreparedNetwork>,
 }
 
 impl InitContainerBuilder {
@@ -42,7 +41,6 @@ impl InitContainerBuilder {
             as_sibling: false,
             hook_bundle: None,
             host_mountinfo: None,
-            prepared_network: None,
         }
     }
 
@@ -56,14 +54,6 @@ impl InitContainerBuilder {
     /// nobody checked since: a cgroup hierarchy mounted meanwhile would be missed.
     pub fn with_host_mountinfo(mut self, mountinfo: Rc<str>) -> Self {
         self.host_mountinfo = Some(mountinfo);
-        self
-    }
-
-    /// [stockade patch] The container's new network namespace, being made on
-    /// another thread (`PreparedNetwork`); joined before the init is forked, and
-    /// used only if the spec asks for a new network namespace and no user namespace.
-    pub fn with_prepared_network(mut self, prepared: crate::namespaces::PreparedNetwork) -> Self {
-        self.prepared_network = Some(prepared);
         self
     }
 
@@ -176,7 +166,6 @@ impl InitContainerBuilder {
             sub_cgroup_path: None,
             process_label: None,
             host_mountinfo: self.host_mountinfo,
-            prepared_network: self.prepared_network,
         };
 
         builder_impl.create()?;

@@ -296,7 +296,6 @@ impl TenantContainerBuilder {
             sub_cgroup_path: self.sub_cgroup,
             process_label: self.process_label,
             host_mountinfo: None,
-            prepared_network: None,
         };
 
         let pid = builder_impl.create()?;
