@@ -66,6 +66,11 @@ DEFAULT_V2=(
   runtime_work::delete_of_an_exited_container_removes_each_cgroup_with_one_rmdir
   runtime_work::a_run_reads_the_mount_table_only_when_its_cgroup_mounts_changed
   runtime_work::run_reads_proc_self_cgroup_without_a_private_procfs
+  # Another kernel: the entry point re-executes from the read-only copy of the binary
+  # (a writable copy of the build, which the VM shares read-only), never from a
+  # foreign file at that path.
+  runtime_work::an_entering_verb_re_executes_from_the_protected_copy_before_main
+  runtime_escapes::a_foreign_file_at_the_protected_path_is_never_executed
   runtime_bad_input::a_limit_the_kernel_refuses_names_the_cgroup_file_and_errno
   profile_injection::bare_spec_runs_hardened_under_the_node_default
   profile_injection::node_default_gives_a_silent_spec_its_own_cgroup_namespace

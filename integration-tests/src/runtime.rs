@@ -309,6 +309,26 @@ impl Runtime {
         &self.bin
     }
 
+    /// This runtime started from a writable copy of its binary in `dir`, if its
+    /// binary is on a read-only mount (the VM lane shares the build read-only):
+    /// only a binary started from a writable file re-executes (CVE-2019-5736).
+    pub fn from_writable_binary(mut self, dir: &Path) -> Self {
+        let path = std::ffi::CString::new(self.bin.as_os_str().as_encoded_bytes())
+            .expect("a runtime path without NUL");
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is NUL-terminated and `st` has room for one statvfs.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+        assert_eq!(rc, 0, "statvfs {}", self.bin.display());
+        // SAFETY: statvfs returned 0, so it filled `st`.
+        let read_only = unsafe { st.assume_init() }.f_flag & libc::ST_RDONLY != 0;
+        if read_only {
+            let copy = dir.join("stockade");
+            std::fs::copy(&self.bin, &copy).expect("copy the runtime binary");
+            self.bin = copy;
+        }
+        self
+    }
+
     /// The read-only bind mount an entering verb of this binary re-executes from
     /// (`self_protect::PROTECTED_BINARY_DIR`, keyed by the binary's identity).
     pub fn protected_copy(&self) -> String {

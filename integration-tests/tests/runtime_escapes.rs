@@ -315,9 +315,9 @@ fn a_foreign_file_at_the_protected_path_is_never_executed() {
     if skip_on_reference("Stockade's CVE-2019-5736 re-execution") {
         return;
     }
-    let rt = runtime!();
     let traces = tempfile::tempdir().expect("trace dir");
     let trace = traces.path().join("trace");
+    let rt = runtime!().from_writable_binary(traces.path());
     let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
     let protected = rt.protected_copy();
     let script = format!(

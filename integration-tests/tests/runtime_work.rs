@@ -1205,9 +1205,9 @@ fn an_entering_verb_re_executes_from_the_protected_copy_before_main() {
     if skip_on_reference("Stockade's CVE-2019-5736 re-execution") {
         return;
     }
-    let rt = runtime!();
     let traces = tempfile::tempdir().expect("trace dir");
     let t = traces.path();
+    let rt = runtime!().from_writable_binary(t);
     let bundle = BundleBuilder::new().args(&["/bin/true"]).build();
     let protected = rt.protected_copy();
     let script = format!(
