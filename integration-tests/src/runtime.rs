@@ -66,6 +66,21 @@ fn become_subreaper() {
     });
 }
 
+/// A wrapper for [`Runtime::command_via`]: `script` run by `sh` in a private mount
+/// namespace, with the runtime and its arguments as `"$@"`.
+pub fn in_private_mount_ns(script: &str) -> [&str; 8] {
+    [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ]
+}
+
 /// The runtime binary: `$STOCKADE_TEST_RUNTIME`, else the workspace's debug
 /// `stockade` (next to our probe binary, then `$CARGO_TARGET_DIR/debug`, then
 /// `<workspace>/target/debug`).

@@ -326,16 +326,7 @@ fn a_foreign_file_at_the_protected_path_is_never_executed() {
          strace -f -qq -e trace=execve,execveat -o {} \"$@\"",
         trace.display()
     );
-    let wrapper = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-        "sh",
-    ];
+    let wrapper = runtime::in_private_mount_ns(&script);
     let out = rt
         .command_via(
             &wrapper,

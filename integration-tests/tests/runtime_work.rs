@@ -28,7 +28,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use stockade_integration_tests::runtime::require_root;
+use stockade_integration_tests::runtime::{in_private_mount_ns, require_root};
 use stockade_integration_tests::{runtime, skip_on_reference, Bundle, BundleBuilder, Runtime};
 
 const STRACE: &str = "/usr/bin/strace";
@@ -65,21 +65,6 @@ fn bundle_verb<'a>(verb: &'a str, bundle: &'a Bundle) -> [&'a std::ffi::OsStr; 4
         "--bundle".as_ref(),
         bundle.path().as_os_str(),
         bundle.id.as_ref(),
-    ]
-}
-
-/// A wrapper for [`Runtime::command_via`]: `script` run by `sh` in a private mount
-/// namespace, with the runtime and its arguments as `"$@"`.
-fn in_private_mount_ns(script: &str) -> [&str; 8] {
-    [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-        "sh",
     ]
 }
 
