@@ -99,6 +99,7 @@ const fn c_string<const N: usize>(parts: &[&str]) -> [u8; N] {
 // st_dev/st_ino. The frame (`PATH`, `STAT`, `STATFS`) lies below the entry stack.
 // System calls clobber only rax, rcx and r11. Labels are named: numeric ones made of
 // 0s and 1s read as binary literals in Intel syntax.
+//
 // SAFETY: this code runs before anything else and hands the process to `_start`
 // exactly as the kernel (or the dynamic loader) started it: rsp and rdx restored,
 // every other register being undefined at an ELF entry. It reads the initial stack
@@ -117,6 +118,7 @@ std::arch::global_asm!(
     "    lea r13, [rsp + 8]",
     "    sub rsp, {FRAME}",
     "    and rsp, -16",
+    // Any argument equal to an entering verb (`main`'s rule), from argv[1] on.
     "    mov r12, 1",
     ".Lstockade_next_arg:",
     "    cmp r12, rbx",
@@ -133,7 +135,8 @@ std::arch::global_asm!(
     "    je .Lstockade_entering",
     "    inc r12",
     "    jmp .Lstockade_next_arg",
-    // Already on a read-only mount (or statfs failed): nothing to do here.
+    // Nothing to do if the binary already runs from a read-only mount (the second
+    // image), or if statfs fails.
     ".Lstockade_entering:",
     "    mov eax, {SYS_statfs}",
     "    lea rdi, [rip + {self_exe}]",
