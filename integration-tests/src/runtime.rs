@@ -66,6 +66,16 @@ fn become_subreaper() {
     });
 }
 
+/// `VERB --bundle DIR ID` for `bundle`, the runtime's arguments after the globals.
+pub fn bundle_verb<'a>(verb: &'a str, bundle: &'a Bundle) -> [&'a std::ffi::OsStr; 4] {
+    [
+        verb.as_ref(),
+        "--bundle".as_ref(),
+        bundle.path().as_os_str(),
+        bundle.id.as_ref(),
+    ]
+}
+
 /// A wrapper for [`Runtime::command_via`]: `script` run by `sh` in a private mount
 /// namespace, with the runtime and its arguments as `"$@"`.
 pub fn in_private_mount_ns(script: &str) -> [&str; 8] {
@@ -570,13 +580,7 @@ impl Runtime {
     /// Foreground `run --bundle B ID`: returns when the container exits, with its
     /// exit code and output. The container is deleted by the runtime (no `--detach`).
     pub fn run(&self, bundle: &Bundle) -> CmdOutput {
-        let path = bundle.path().to_path_buf();
-        let out = self.exec_cmd(&[
-            "run".as_ref(),
-            "--bundle".as_ref(),
-            path.as_os_str(),
-            bundle.id.as_ref(),
-        ]);
+        let out = self.exec_cmd(&bundle_verb("run", bundle));
         // In case the run failed half-way, make sure nothing outlives the test.
         cleanup_container(self, &bundle.id, &bundle.cgroup_relative(), None);
         out

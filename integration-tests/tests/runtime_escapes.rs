@@ -328,15 +328,7 @@ fn a_foreign_file_at_the_protected_path_is_never_executed() {
     );
     let wrapper = runtime::in_private_mount_ns(&script);
     let out = rt
-        .command_via(
-            &wrapper,
-            &[
-                "run",
-                "--bundle",
-                bundle.path().to_str().unwrap(),
-                &bundle.id,
-            ],
-        )
+        .command_via(&wrapper, &runtime::bundle_verb("run", &bundle))
         .current_dir("/")
         .output()
         .expect("spawn unshare");

@@ -28,7 +28,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use stockade_integration_tests::runtime::{in_private_mount_ns, require_root};
+use stockade_integration_tests::runtime::{bundle_verb, in_private_mount_ns, require_root};
 use stockade_integration_tests::{runtime, skip_on_reference, Bundle, BundleBuilder, Runtime};
 
 const STRACE: &str = "/usr/bin/strace";
@@ -56,16 +56,6 @@ fn traced(rt: &Runtime, bundle: &Bundle, cwd: &Path, filter: &str, out: &Path) -
         .status()
         .expect("spawn strace")
         .success()
-}
-
-/// `VERB --bundle DIR ID` for `bundle`, the runtime's arguments after the globals.
-fn bundle_verb<'a>(verb: &'a str, bundle: &'a Bundle) -> [&'a std::ffi::OsStr; 4] {
-    [
-        verb.as_ref(),
-        "--bundle".as_ref(),
-        bundle.path().as_os_str(),
-        bundle.id.as_ref(),
-    ]
 }
 
 /// [`traced`], which must succeed.

@@ -1,7 +1,7 @@
 //! Protections of the runtime process itself, applied before it touches a container.
 
 use std::ffi::{CString, OsString};
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -76,19 +76,32 @@ fn prepare_protected_binary() -> std::io::Result<PathBuf> {
     // Serialise concurrent first invocations: one mounts, the others see it done.
     let _guard = FileLock::acquire(&dir.join(".lock"), Kind::Shared)?;
 
-    // The mount must hold this very binary: the bind follows the path, which an
-    // upgrade may have replaced between our exec and the mount.
+    // A mount there must hold this very binary: an older runtime bound the path it
+    // was started from, which may have named another file by then, and anything
+    // else mounted there is not ours to execute (nor to mount over).
     let same_file = fs::metadata(&target)
         .map(|m| m.dev() == exe.dev() && m.ino() == exe.ino())
         .unwrap_or(false);
     let mounted = statvfs(&target)
         .map(|s| s.flags().contains(FsFlags::ST_RDONLY))
         .unwrap_or(false);
-    if same_file && mounted {
-        return Ok(target);
+    match (mounted, same_file) {
+        (true, true) => return Ok(target),
+        (true, false) => {
+            return Err(std::io::Error::other(format!(
+                "{} is a read-only mount of another file than this binary",
+                target.display()
+            )))
+        }
+        (false, _) => {}
     }
     remove_stale_mounts(&dir);
-    File::create(&target)?;
+    // The mount point; never truncate what the path holds.
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&target)?;
     // Bind the file we run, through the magic link, not the path it was started
     // from: the path may name another file by now.
     mount(

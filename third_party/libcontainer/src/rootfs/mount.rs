@@ -1981,9 +1981,7 @@ mod tests {
         let made = existing_dir_or_mkdir_all(&root, Path::new("/data/var/lib"), &perm);
         assert!(!tmp.path().join("host/var/lib").exists());
         if let std::result::Result::Ok(Some(fd)) = made {
-            let inside = rootfs
-                .join(tmp.path().strip_prefix("/")?)
-                .join("host/var/lib");
+            let inside = rootfs.join(tmp.path().strip_prefix("/")?).join("host/var/lib");
             assert!(same_dir(&fd, &inside));
         }
         Ok(())
