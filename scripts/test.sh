@@ -11,7 +11,7 @@ cargo test --workspace -- --test-threads="${STOCKADE_TEST_THREADS:-4}"
 cargo test --manifest-path third_party/libcgroups/Cargo.toml --target-dir target/vendored \
   --no-default-features --features v1,v2,systemd --lib -- v2::io systemd::legacy wait_unpopulated v1::devices::tests::whitelist v1::devices::tests::rule_writer join_only \
   test_add_calling_thread get_all_pids_walks_sub_cgroups read_proc_text v1::cpuset \
-  new_with_mountinfo list_subsystem_mount_points_in cgroup_v1_lines
+  new_with_mountinfo list_subsystem_mount_points_in cgroup_v1_lines v1_mounts_parsed_once
 # The vendored libcontainer likewise (it needs the patched libcgroups): the seccomp
 # listener hand-over of patch 28, the mount points of patch 30, the passwd reader of
 # patch 31, the parent-mount check of patch 36, the device nodes and links of

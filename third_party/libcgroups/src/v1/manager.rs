@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::unistd::Pid;
 use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle};
-use procfs::{FromRead, ProcError, ProcessCGroups};
+use procfs::{FromRead, ProcError, ProcessCGroup, ProcessCGroups};
 
 use super::blkio::{Blkio, V1BlkioStatsError};
 use super::controller::{Controller, Member};
@@ -118,13 +118,18 @@ impl Manager {
     ) -> Result<Self, V1ManagerError> {
         let mut subsystems = HashMap::new();
         // [stockade patch] mountinfo and /proc/self/cgroup are read once for all
-        // controllers, not once per controller (24 procfs reads per manager). A read
-        // that fails leaves every controller unsupported, as it did one by one.
-        let proc_files = Self::read_proc_files(mountinfo);
+        // controllers, not once per controller (24 procfs reads per manager), and
+        // each is parsed once (`util::V1Mounts`). A read or parse that fails leaves
+        // every controller unsupported, as it did one by one.
+        let parsed = Self::read_proc_files(mountinfo).and_then(|(mountinfo, cgroup)| {
+            let mounts = util::V1Mounts::parse(&mountinfo)?;
+            let cgroups = ProcessCGroups::from_read(cgroup.as_bytes())?.0;
+            Ok((mounts, cgroups))
+        });
         for subsystem in CONTROLLERS {
-            let found = match &proc_files {
-                Ok((mountinfo, cgroup)) => {
-                    Self::subsystem_path_in(mountinfo, cgroup, cgroup_path, subsystem)
+            let found = match &parsed {
+                Ok((mounts, cgroups)) => {
+                    Self::subsystem_path_in(mounts, cgroups, cgroup_path, subsystem)
                 }
                 Err(_) => Err(V1ManagerError::SubsystemDoesNotExist),
             };
@@ -140,27 +145,25 @@ impl Manager {
         if !cgroup_path.as_os_str().is_empty() {
             for name in NAMED_HIERARCHIES {
                 // [stockade patch] from the mountinfo read above.
-                let found = match &proc_files {
-                    Ok((mountinfo, _)) => util::named_hierarchy_mount_point_in(mountinfo, name)?,
+                let found = match &parsed {
+                    Ok((mounts, _)) => mounts.named_hierarchy_mount_point(name),
                     Err(_) => util::named_hierarchy_mount_point(name)?,
                 };
                 if let Some(mount_point) = found {
                     named.push(mount_point.join_safely(cgroup_path)?);
                 }
             }
-            if let Ok((mountinfo, _)) = &proc_files {
+            if let Ok((mounts, _)) = &parsed {
                 for controller in JOIN_ONLY_CONTROLLERS {
-                    if let Some(mount_point) =
-                        util::join_only_hierarchy_mount_point_in(mountinfo, controller)?
-                    {
+                    if let Some(mount_point) = mounts.join_only_hierarchy_mount_point(controller) {
                         named.push(mount_point.join_safely(cgroup_path)?);
                     }
                 }
             }
         }
 
-        let cpuset_mount = match &proc_files {
-            Ok((mountinfo, _)) => util::subsystem_mount_point_in(mountinfo, &CtrlType::CpuSet).ok(),
+        let cpuset_mount = match &parsed {
+            Ok((mounts, _)) => mounts.subsystem_mount_point(&CtrlType::CpuSet).ok(),
             Err(_) => None,
         };
 
@@ -209,20 +212,21 @@ impl Manager {
         Ok((mountinfo, cgroup))
     }
 
-    /// `subsystem`'s directory for `cgroup_path`, from the text of this process's
-    /// mountinfo and cgroup files.
+    /// `subsystem`'s directory for `cgroup_path`, from this process's cgroup mounts
+    /// and its cgroups (`/proc/self/cgroup`).
     fn subsystem_path_in(
-        mountinfo: &str,
-        proc_cgroup: &str,
+        mounts: &util::V1Mounts,
+        proc_cgroups: &[ProcessCGroup],
         cgroup_path: &Path,
         subsystem: &CtrlType,
     ) -> Result<PathBuf, V1ManagerError> {
         tracing::debug!("Get path for subsystem: {}", subsystem);
-        let mount_point = util::subsystem_mount_point_in(mountinfo, subsystem)?;
+        let mount_point = mounts.subsystem_mount_point(subsystem)?;
 
-        let cgroup = ProcessCGroups::from_read(proc_cgroup.as_bytes())?
-            .into_iter()
-            .find(|c| c.controllers.contains(&subsystem.to_string()))
+        let name = subsystem.to_string();
+        let cgroup = proc_cgroups
+            .iter()
+            .find(|c| c.controllers.contains(&name))
             .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
 
         let p = if cgroup_path.as_os_str().is_empty() {
