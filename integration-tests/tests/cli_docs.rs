@@ -1,5 +1,5 @@
-//! `stockade --version` / `-v` (runc's shape, with the commit), shell completions and
-//! man pages generated from the CLI definition, tried the way a user uses them.
+//! `stockade --version` / `-v` (runc's shape, with the commit), each verb's help, shell
+//! completions and man pages generated from the CLI definition, tried the way a user uses them.
 
 use std::process::{Command, Stdio};
 
@@ -77,6 +77,59 @@ fn bash_completion_completes_verbs_and_profile_subcommands() {
     for verb in ["check", "lint", "explain"] {
         assert!(profile.split(' ').any(|w| w == verb), "{profile}");
     }
+    // A verb's arguments are built only when it is invoked (`defer`): completion
+    // still offers each verb's own flags and the global ones.
+    for (words, cword, flags) in [
+        (
+            "stockade create --",
+            2,
+            &[
+                "--bundle",
+                "--console-socket",
+                "--no-pivot",
+                "--root",
+                "--default-profile",
+            ][..],
+        ),
+        ("stockade kill --", 2, &["--all", "--log-format"][..]),
+        ("stockade profile check --", 3, &["--sarif", "--root"][..]),
+    ] {
+        let offered = complete(words, cword);
+        for flag in flags {
+            assert!(
+                offered.split(' ').any(|w| w == *flag),
+                "{words}: {flag} not in {offered}"
+            );
+        }
+    }
+}
+
+/// Each verb's help shows the verb's own about text and help texts (not those of
+/// the liboci-cli struct its arguments come from) and the global flags, whichever
+/// way help is asked for.
+#[test]
+fn verb_help_shows_our_texts_and_the_global_flags() {
+    const KILL: &str = "Send a signal to the container's init process (or all its processes)";
+    for args in [
+        &["kill", "--help"][..],
+        &["help", "kill"][..],
+        &["kill", "-h"][..],
+    ] {
+        let out = stockade(args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().next(), Some(KILL), "{args:?}: {text}");
+        assert!(text.contains("--root <ROOT>"), "{args:?}: {text}");
+    }
+    let out = stockade(&["create", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Do not use pivot root to jail the process inside the rootfs"),
+        "{text}"
+    );
+    let out = stockade(&["list", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Output format: table or json"), "{text}");
 }
 
 #[test]
@@ -96,6 +149,8 @@ fn man_pages_cover_every_verb() {
             "Run a new process inside a running container",
         ),
         ("stockade-doctor.8", "Check this node"),
+        ("stockade-kill.8", "Send a signal to the container"),
+        ("stockade-update.8", "Change the cgroup resources"),
         ("stockade-profile-lint.8", "Lint a profile"),
     ] {
         let text = std::fs::read_to_string(dir.path().join(page))

@@ -81,49 +81,44 @@ pub struct GlobalOpts {
     pub userns_db: PathBuf,
 }
 
+/// The verbs. Each verb's arguments are built only when that verb is invoked
+/// (`defer`): every container start runs the runtime, and building the arguments of
+/// all ~20 verbs and `profile`'s subcommands, with the global flags copied into each,
+/// was most of clap's work (bench/README.md, "The arguments of the invoked verb
+/// only"). `--help`, `help VERB`, completions and man pages build what they show.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container from a bundle (does not start the user process)
-    // liboci-cli's help texts have typos; ours are corrected here.
-    #[command(
-        mut_arg("no_pivot", |a| a.help(NO_PIVOT_HELP)),
-        mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
-    )]
-    Create(liboci_cli::Create),
+    Create(Verb<liboci_cli::Create>),
     /// Start the user process of a created container
-    Start(liboci_cli::Start),
+    Start(Verb<liboci_cli::Start>),
     /// Print the state of a container as JSON
-    State(liboci_cli::State),
+    State(Verb<liboci_cli::State>),
     /// Send a signal to the container's init process (or all its processes)
-    Kill(liboci_cli::Kill),
+    Kill(Verb<liboci_cli::Kill>),
     /// Delete a container and everything it holds on the host
-    Delete(liboci_cli::Delete),
+    Delete(Verb<liboci_cli::Delete>),
     /// Create and start a container, and wait for it unless detached
-    #[command(
-        mut_arg("container_id", |a| a.help("Name of the container instance to be started")),
-        mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
-    )]
-    Run(liboci_cli::Run),
+    Run(Verb<liboci_cli::Run>),
     /// Run a new process inside a running container
-    #[command(mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP)))]
-    Exec(liboci_cli::Exec),
+    Exec(Verb<liboci_cli::Exec>),
     /// List the processes of a container
-    Ps(liboci_cli::Ps),
+    Ps(Verb<liboci_cli::Ps>),
     /// Freeze all processes of a container
-    Pause(liboci_cli::Pause),
+    Pause(Verb<liboci_cli::Pause>),
     /// Thaw all processes of a container
-    Resume(liboci_cli::Resume),
+    Resume(Verb<liboci_cli::Resume>),
     /// Change the cgroup resources of a running container
-    Update(UpdateArgs),
+    Update(Verb<UpdateArgs>),
     /// List containers under the state root
-    #[command(mut_arg("format", |a| a.help("Output format: table or json")))]
-    List(liboci_cli::List),
+    List(Verb<liboci_cli::List>),
     /// Print container events (stats)
-    Events(EventsArgs),
+    Events(Verb<EventsArgs>),
     /// Print the OCI features this runtime supports, as JSON
-    Features(liboci_cli::Features),
+    Features(Verb<liboci_cli::Features>),
     /// Write a hardened default config.json
-    Spec(SpecArgs),
+    Spec(Verb<SpecArgs>),
     /// Tools for security teams: check, lint, explain and import hardening profiles
     #[command(subcommand)]
     Profile(ProfileCmd),
@@ -144,7 +139,7 @@ pub enum Command {
     Gc,
     /// Check this node: kernel features, cgroups, idmapped mounts, the node config and
     /// every profile, containerd's runtime handlers (exit 1 when something fails)
-    Doctor(DoctorArgs),
+    Doctor(Verb<DoctorArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +159,108 @@ pub struct DoctorArgs {
 const NO_PIVOT_HELP: &str = "Do not use pivot root to jail the process inside the rootfs";
 const CONSOLE_SOCKET_HELP: &str =
     "Unix socket (file) path which will receive the file descriptor of the pseudoterminal's master end";
+
+/// A verb's arguments, as the verb's variant of [`Command`] holds them. The verbs'
+/// arguments are built only for the verb invoked (`defer` on [`Command`]), after the
+/// attributes of the verb's variant applied: this wrapper keeps the about texts they
+/// set, which building a documented struct's arguments would replace with its doc
+/// comment, and applies the verb's own help texts ([`VerbHelp`]).
+#[derive(Debug)]
+pub struct Verb<T>(pub T);
+
+/// Help texts of a verb's arguments that replace those of the struct they come
+/// from (liboci-cli's have typos). They are applied where the arguments are built:
+/// a `mut_arg` attribute on a deferred verb's variant would find no argument yet.
+pub trait VerbHelp {
+    fn help(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+}
+
+impl VerbHelp for liboci_cli::Create {
+    fn help(cmd: clap::Command) -> clap::Command {
+        cmd.mut_arg("no_pivot", |a| a.help(NO_PIVOT_HELP))
+            .mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
+    }
+}
+
+impl VerbHelp for liboci_cli::Run {
+    fn help(cmd: clap::Command) -> clap::Command {
+        cmd.mut_arg("container_id", |a| {
+            a.help("Name of the container instance to be started")
+        })
+        .mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
+    }
+}
+
+impl VerbHelp for liboci_cli::Exec {
+    fn help(cmd: clap::Command) -> clap::Command {
+        cmd.mut_arg("console_socket", |a| a.help(CONSOLE_SOCKET_HELP))
+    }
+}
+
+impl VerbHelp for liboci_cli::List {
+    fn help(cmd: clap::Command) -> clap::Command {
+        cmd.mut_arg("format", |a| a.help("Output format: table or json"))
+    }
+}
+
+impl VerbHelp for liboci_cli::Start {}
+impl VerbHelp for liboci_cli::State {}
+impl VerbHelp for liboci_cli::Kill {}
+impl VerbHelp for liboci_cli::Delete {}
+impl VerbHelp for liboci_cli::Ps {}
+impl VerbHelp for liboci_cli::Pause {}
+impl VerbHelp for liboci_cli::Resume {}
+impl VerbHelp for liboci_cli::Features {}
+impl VerbHelp for UpdateArgs {}
+impl VerbHelp for EventsArgs {}
+impl VerbHelp for SpecArgs {}
+impl VerbHelp for DoctorArgs {}
+
+impl<T> Verb<T> {
+    /// `build` applied to `cmd`, keeping the about texts the verb's variant gave it.
+    fn keeping_about(
+        cmd: clap::Command,
+        build: impl FnOnce(clap::Command) -> clap::Command,
+    ) -> clap::Command {
+        let about = cmd.get_about().cloned();
+        let long_about = cmd.get_long_about().cloned();
+        let cmd = build(cmd);
+        let cmd = match about {
+            Some(text) => cmd.about(text),
+            None => cmd.about(None::<&str>),
+        };
+        match long_about {
+            Some(text) => cmd.long_about(text),
+            None => cmd.long_about(None::<&str>),
+        }
+    }
+}
+
+impl<T: clap::Args + VerbHelp> clap::Args for Verb<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Self::keeping_about(cmd, |cmd| T::help(T::augment_args(cmd)))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::keeping_about(cmd, |cmd| T::help(T::augment_args_for_update(cmd)))
+    }
+}
+
+impl<T: clap::FromArgMatches> clap::FromArgMatches for Verb<T> {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Self)
+    }
+    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(m).map(Self)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+    fn update_from_arg_matches_mut(&mut self, m: &mut clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(m)
+    }
+}
 
 /// `update`'s flags, as runc spells them. liboci-cli's struct types `--cpu-quota`
 /// unsigned, so runc's `--cpu-quota -1` (no limit, what tools pass to lift one) would
@@ -238,6 +335,7 @@ pub struct SpecArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ProfileCmd {
     /// Check a config.json, or the containers of Kubernetes manifests (.yaml/.yml:
     /// Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob), against a

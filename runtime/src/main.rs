@@ -8,7 +8,7 @@ mod early_reexec;
 
 use anyhow::Context as _;
 use stockade::cgroup_placement::CgroupDriver;
-use stockade::cli::{Cli, Command, ProfileCmd};
+use stockade::cli::{Cli, Command, ProfileCmd, Verb};
 use stockade::commands::{self, create::CreateOpts, Global};
 use stockade::logging::{self, Format};
 use stockade::self_protect;
@@ -99,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         },
     };
     match &cli.command {
-        Command::Create(a) => {
+        Command::Create(Verb(a)) => {
             enter_container_guard()?;
             commands::create::create(
                 &g,
@@ -114,32 +114,32 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 },
             )?;
         }
-        Command::Run(a) => {
+        Command::Run(Verb(a)) => {
             enter_container_guard()?;
             return Ok(clamp(commands::run::run(&g, a)?));
         }
-        Command::Exec(a) => {
+        Command::Exec(Verb(a)) => {
             enter_container_guard()?;
             let opts = commands::exec::ExecOpts { args: a };
             return Ok(clamp(commands::exec::exec(&g, &opts)?));
         }
-        Command::Start(a) => commands::lifecycle::start(&g, &a.container_id)?,
-        Command::State(a) => {
+        Command::Start(Verb(a)) => commands::lifecycle::start(&g, &a.container_id)?,
+        Command::State(Verb(a)) => {
             let s = commands::lifecycle::state(&g, &a.container_id)?;
             print_out(&serde_json::to_string_pretty(&s)?)?;
         }
-        Command::Kill(a) => commands::lifecycle::kill(&g, &a.container_id, &a.signal, a.all)?,
-        Command::Delete(a) => commands::lifecycle::delete(&g, &a.container_id, a.force)?,
-        Command::Pause(a) => commands::lifecycle::pause(&g, &a.container_id)?,
-        Command::Resume(a) => commands::lifecycle::resume(&g, &a.container_id)?,
-        Command::Ps(a) => print_out(&commands::info::ps(&g, a)?)?,
-        Command::List(a) => print_out(&commands::info::list(&g, a)?)?,
-        Command::Events(a) => commands::info::events(&g, a)?,
-        Command::Update(a) => commands::info::update(&g, a)?,
+        Command::Kill(Verb(a)) => commands::lifecycle::kill(&g, &a.container_id, &a.signal, a.all)?,
+        Command::Delete(Verb(a)) => commands::lifecycle::delete(&g, &a.container_id, a.force)?,
+        Command::Pause(Verb(a)) => commands::lifecycle::pause(&g, &a.container_id)?,
+        Command::Resume(Verb(a)) => commands::lifecycle::resume(&g, &a.container_id)?,
+        Command::Ps(Verb(a)) => print_out(&commands::info::ps(&g, a)?)?,
+        Command::List(Verb(a)) => print_out(&commands::info::list(&g, a)?)?,
+        Command::Events(Verb(a)) => commands::info::events(&g, a)?,
+        Command::Update(Verb(a)) => commands::info::update(&g, a)?,
         Command::Features(_) => {
             print_out(&serde_json::to_string_pretty(&commands::info::features())?)?
         }
-        Command::Spec(a) => {
+        Command::Spec(Verb(a)) => {
             let spec = match &a.profile {
                 Some(p) => commands::profile_cmd::compliant_spec(g.config.as_deref(), p)?,
                 None => stockade::default_spec::hardened_default(),
@@ -154,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Profile(p) => return profile(&g, p),
-        Command::Doctor(a) => return doctor(&g, a),
+        Command::Doctor(Verb(a)) => return doctor(&g, a),
         Command::Gc => {
             let report = commands::recover::gc(&g)?;
             print_out(&serde_json::to_string_pretty(&report)?)?;
