@@ -91,6 +91,18 @@ pub fn in_private_mount_ns(script: &str) -> [&str; 8] {
     ]
 }
 
+/// Whether `path` is on a read-only mount (`statvfs`'s `ST_RDONLY`).
+pub fn on_read_only_mount(path: &Path) -> bool {
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is NUL-terminated and `st` has room for one statvfs.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
+    assert_eq!(rc, 0, "statvfs {}", path.display());
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    unsafe { st.assume_init() }.f_flag & libc::ST_RDONLY != 0
+}
+
 /// The runtime binary: `$STOCKADE_TEST_RUNTIME`, else the workspace's debug
 /// `stockade` (next to our probe binary, then `$CARGO_TARGET_DIR/debug`, then
 /// `<workspace>/target/debug`).
@@ -338,15 +350,7 @@ impl Runtime {
     /// binary is on a read-only mount (the VM lane shares the build read-only):
     /// only a binary started from a writable file re-executes (CVE-2019-5736).
     pub fn from_writable_binary(mut self, dir: &Path) -> Self {
-        let path = std::ffi::CString::new(self.bin.as_os_str().as_encoded_bytes())
-            .expect("a runtime path without NUL");
-        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-        // SAFETY: `path` is NUL-terminated and `st` has room for one statvfs.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
-        assert_eq!(rc, 0, "statvfs {}", self.bin.display());
-        // SAFETY: statvfs returned 0, so it filled `st`.
-        let read_only = unsafe { st.assume_init() }.f_flag & libc::ST_RDONLY != 0;
-        if read_only {
+        if on_read_only_mount(&self.bin) {
             let copy = dir.join("stockade");
             std::fs::copy(&self.bin, &copy).expect("copy the runtime binary");
             self.bin = copy;

@@ -11,7 +11,7 @@ use std::{
 use stockade_integration_tests::installer::repo_root;
 
 use serde_json::Value;
-use stockade_integration_tests::runtime::runtime_binary;
+use stockade_integration_tests::runtime::{on_read_only_mount, runtime_binary};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -128,6 +128,18 @@ fn doctor_reports_this_machine_and_passes_with_shipped_profiles() {
     assert_eq!(v["facts"]["cgroup"], layout);
     let abi = stockade::profile::host::probe_landlock_abi();
     assert_eq!(v["facts"]["landlock_abi"], serde_json::json!(abi));
+    // Containers are entered from a read-only mount of the runtime binary: its bind
+    // mount under /run/stockade/bin here (made by the doctor if no create made it),
+    // or the binary itself where it is on a read-only mount (the VM lane's share).
+    let protected = findings(&v, "runtime binary");
+    assert_eq!(protected.len(), 1, "{v:#}");
+    assert_eq!(protected[0].0, "ok", "{protected:?}");
+    let path = v["facts"]["protected_binary"]["Ok"].as_str().unwrap();
+    assert!(protected[0].1.contains(path), "{protected:?}");
+    assert!(
+        on_read_only_mount(Path::new(path)),
+        "{path} is not on a read-only mount"
+    );
     // Without CAP_SYS_RESOURCE (this machine's bounding set lacks it) the runtime
     // cannot lower oom_score_adj below its own: a warning, with the value.
     let status = fs::read_to_string("/proc/self/status").unwrap();
@@ -294,4 +306,74 @@ fn nix_release() -> (u32, u32) {
     let r = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     let mut it = r.trim().split(['.', '-']).map(|x| x.parse().unwrap_or(0));
     (it.next().unwrap(), it.next().unwrap())
+}
+
+/// Where the runtime cannot bind its binary read-only (here: a read-only
+/// /run/stockade/bin in a private mount namespace), the doctor says that every
+/// start copies the binary into a sealed memfd instead, with the reason and a fix,
+/// and warns without failing.
+#[test]
+fn doctor_warns_when_the_runtime_binary_cannot_be_bound_read_only() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let node = Node::new(&repo_root().join("profiles"), HANDLERS);
+    let bin = runtime_binary();
+    let dir = node.dir.path();
+    let script = format!(
+        "mkdir -p /run/stockade/bin && mount -t tmpfs -o ro stockade-test /run/stockade/bin && exec {} --config {} doctor --containerd-config {} --idmap-dir {} --json",
+        bin.display(),
+        dir.join("config.toml").display(),
+        dir.join("containerd.toml").display(),
+        dir.join("ext").display()
+    );
+    let args = stockade_integration_tests::runtime::in_private_mount_ns(&script);
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .expect("run doctor in a private mount namespace");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json: {e}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let protected = findings(&v, "runtime binary");
+    if on_read_only_mount(&bin) {
+        // A binary on a read-only mount (the VM lane's share) needs no bind mount.
+        assert_eq!(protected[0].0, "ok", "{protected:?}");
+        return;
+    }
+    assert_eq!(protected.len(), 1, "{v:#}");
+    assert_eq!(protected[0].0, "warn", "{protected:?}");
+    assert!(protected[0].1.contains("sealed memfd"), "{protected:?}");
+    assert!(
+        protected[0].1.contains("Read-only file system"),
+        "{protected:?}"
+    );
+    let finding = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "runtime binary")
+        .unwrap();
+    assert!(finding["fix"]
+        .as_str()
+        .unwrap()
+        .contains("/run/stockade/bin"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning is not a failure: {v:#}"
+    );
 }

@@ -58,6 +58,19 @@ pub fn run_from_read_only_binary() -> Result<(), CommandError> {
     }
 }
 
+/// The read-only mount of this binary that containers are entered from, as
+/// `stockade doctor` reports it: the binary itself when it is on a read-only mount
+/// already, else its bind mount under [`PROTECTED_BINARY_DIR`] (made now if it is
+/// not there yet, as the next create would make it). Or why there is none: then
+/// every create, run and exec copies the binary into a sealed memfd and executes
+/// the copy (still protected, but each start copies the whole binary).
+pub fn protected_binary() -> Result<PathBuf, String> {
+    if runs_from_unwritable_binary() {
+        return fs::read_link("/proc/self/exe").map_err(|e| e.to_string());
+    }
+    prepare_protected_binary().map_err(|e| e.to_string())
+}
+
 /// True when `/proc/self/exe` is on a read-only mount or is a sealed memfd.
 fn runs_from_unwritable_binary() -> bool {
     let on_ro_mount = statvfs("/proc/self/exe")

@@ -38,6 +38,9 @@ pub struct NodeFacts {
     pub containerd: ContainerdFacts,
     /// `containerd-shim-stockade-v2` found on PATH (containerd looks it up there).
     pub shim: Option<PathBuf>,
+    /// The read-only bind mount containers are entered from (CVE-2019-5736), or why
+    /// this binary cannot have one (`self_protect::protected_binary`).
+    pub protected_binary: Result<PathBuf, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +140,7 @@ pub fn assess(f: &NodeFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     kernel(f, &mut out);
     oom_score_adj(f, &mut out);
+    protected_binary(f, &mut out);
     cgroups(f, &mut out);
     idmap(f, &mut out);
     profiles(f, &mut out);
@@ -241,6 +245,28 @@ fn oom_score_adj(f: &NodeFacts, out: &mut Vec<Finding>) {
                 "no CAP_SYS_RESOURCE: an oomScoreAdj below {floor} (containerd's -998 for pod sandboxes, the kubelet's -997 for Guaranteed pods) is raised to {floor}, noted in each container's audit record"
             ),
             Some("run containerd (and so the runtime) with CAP_SYS_RESOURCE in its bounding set; where the node cannot grant it, pods run less protected from the OOM killer"),
+        ),
+    });
+}
+
+fn protected_binary(f: &NodeFacts, out: &mut Vec<Finding>) {
+    out.push(match &f.protected_binary {
+        Ok(path) => finding(
+            "runtime binary",
+            Status::Ok,
+            format!(
+                "containers are entered from a read-only mount of this binary, {} (CVE-2019-5736)",
+                path.display()
+            ),
+            None,
+        ),
+        Err(e) => finding(
+            "runtime binary",
+            Status::Warn,
+            format!(
+                "no read-only bind mount of this binary ({e}): every create, run and exec first copies the binary into a sealed memfd and executes the copy (protected, but slower)"
+            ),
+            Some("let the runtime mount under /run/stockade/bin: run it as root in the host's (or containerd's) mount namespace, with /run writable"),
         ),
     });
 }

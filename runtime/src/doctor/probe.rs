@@ -1,6 +1,7 @@
 //! Gathers [`NodeFacts`] from the running node. Read-only, except that the idmapped
 //! mount check makes a detached idmapped clone of each directory and drops it again
-//! (never attached anywhere).
+//! (never attached anywhere), and that the runtime binary's read-only bind mount is
+//! made if it is not there yet, as the next create would make it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,7 @@ pub fn probe(inputs: &ProbeInputs) -> NodeFacts {
         node_config: node_config(inputs.node_config.as_deref()),
         containerd: containerd(&inputs.containerd_config),
         shim: which("containerd-shim-stockade-v2"),
+        protected_binary: crate::self_protect::protected_binary(),
     }
 }
 

@@ -49,6 +49,7 @@ fn healthy() -> NodeFacts {
             }],
         },
         shim: Some("/usr/local/bin/containerd-shim-stockade-v2".into()),
+        protected_binary: Ok("/run/stockade/bin/fe00-1a2b/stockade".into()),
     }
 }
 
@@ -111,6 +112,12 @@ fn each_defect_is_reported_with_its_fix() {
             Status::Warn,
             "oom_score_adj",
             "raised to 1",
+        ),
+        (
+            |f| f.protected_binary = Err("Read-only file system (os error 30)".into()),
+            Status::Warn,
+            "runtime binary",
+            "sealed memfd",
         ),
         (
             |f| f.cgroup_controllers = vec!["cpu".into()],
