@@ -84,8 +84,9 @@ pub struct GlobalOpts {
 /// The verbs. Each verb's arguments are built only when that verb is invoked
 /// (`defer`): every container start runs the runtime, and building the arguments of
 /// all ~20 verbs and `profile`'s subcommands, with the global flags copied into each,
-/// was most of clap's work (bench/README.md, "The arguments of the invoked verb
-/// only"). `--help`, `help VERB`, completions and man pages build what they show.
+/// was most of clap's work (bench/README.md, "The cgroup mounts parsed once; the
+/// arguments of the invoked verb only"). `--help`, `help VERB`, completions and man
+/// pages build what they show.
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum Command {
